@@ -1,0 +1,135 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let strictSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "pop",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "ZooKeeperNIO", targets: ["ZooKeeperNIO"]),
+        .library(name: "ZooKeeperTestSupport", targets: ["ZooKeeperTestSupport"]),
+        .library(name: "PopState", targets: ["PopState"]),
+        .library(name: "PopTemplates", targets: ["PopTemplates"]),
+        .library(name: "PopAgent", targets: ["PopAgent"]),
+        .executable(name: "pop", targets: ["pop"]),
+        .executable(name: "pop-bench", targets: ["pop-bench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/swiftlang/swift-subprocess.git", from: "1.0.2"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+    ],
+    targets: [
+        // A native ZooKeeper client on SwiftNIO.
+        .target(
+            name: "ZooKeeperNIO",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "DequeModule", package: "swift-collections"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // Starts real ZooKeeper servers (standalone or an ensemble) for tests and benchmarks.
+        .target(
+            name: "ZooKeeperTestSupport",
+            dependencies: [
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // pop's domain model, the CoordinationStore protocol, and its ZooKeeper and embedded implementations.
+        .target(
+            name: "PopState",
+            dependencies: [
+                "ZooKeeperNIO",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // Template manifests, plugin discovery, the built-in templates.
+        .target(
+            name: "PopTemplates",
+            dependencies: [
+                "PopState",
+                .product(name: "Yams", package: "Yams"),
+            ],
+            resources: [.copy("BuiltinPlugins")],
+            swiftSettings: strictSettings
+        ),
+        // The machine agent: reconciler, process supervisor, task runner, health checks.
+        .target(
+            name: "PopAgent",
+            dependencies: [
+                "PopState",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Subprocess", package: "swift-subprocess"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // The command line.
+        .executableTarget(
+            name: "pop",
+            dependencies: [
+                "PopState", "PopTemplates", "PopAgent",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // Benchmarks that print the figures recorded in docs/benchmarks.md.
+        .executableTarget(
+            name: "pop-bench",
+            dependencies: [
+                "ZooKeeperNIO", "ZooKeeperTestSupport", "PopState",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "ZooKeeperNIOTests",
+            dependencies: [
+                "ZooKeeperNIO", "ZooKeeperTestSupport",
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOTestUtils", package: "swift-nio"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "PopStateTests",
+            dependencies: ["PopState", "ZooKeeperTestSupport"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "PopTemplatesTests",
+            dependencies: ["PopTemplates"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "PopAgentTests",
+            dependencies: ["PopAgent", "PopTemplates", "ZooKeeperTestSupport"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "PopCLITests",
+            dependencies: ["PopState", "ZooKeeperTestSupport"],
+            swiftSettings: strictSettings
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

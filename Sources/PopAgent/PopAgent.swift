@@ -1,0 +1,2 @@
+/// The machine agent.
+public enum PopAgent {}

@@ -1,0 +1,82 @@
+import Crypto
+import Foundation
+
+/// A service's desired configuration: the template resolved at `add` time plus every option's value.
+///
+/// It is stored whole with the service, so an agent needs no copy of the plugin that defined the template.
+/// Its ``signature`` identifies the configuration; an instance running another signature is restarted.
+public struct ServiceSpec: Hashable, Sendable, Codable {
+    /// The service's name.
+    public var name: ServiceName
+    /// The resolved template.
+    public var template: ResolvedTemplate
+    /// Every option's value, defaults included.
+    public var options: [String: OptionValue]
+
+    /// Creates a spec.
+    public init(name: ServiceName, template: ResolvedTemplate, options: [String: OptionValue]) {
+        self.name = name
+        self.template = template
+        self.options = options
+    }
+
+    /// The canonical encoding the signature is computed from: JSON with sorted keys and no whitespace.
+    public func canonicalEncoding() -> [UInt8] {
+        // Encoding these plain value types cannot fail.
+        Array(try! PopJSON.canonicalEncoder().encode(self))
+    }
+
+    /// The configuration signature: hex-encoded SHA-1 of ``canonicalEncoding()``.
+    public var signature: ConfigSignature {
+        ConfigSignature(digest: Insecure.SHA1.hash(data: canonicalEncoding()))
+    }
+}
+
+/// A configuration signature: the hex-encoded SHA-1 digest of a canonical service spec.
+public struct ConfigSignature: Hashable, Sendable, Codable, CustomStringConvertible {
+    /// 40 lower-case hex digits.
+    public let hex: String
+
+    /// Wraps a hex digest, as read back from the store.
+    public init(hex: String) {
+        self.hex = hex
+    }
+
+    init(digest: Insecure.SHA1.Digest) {
+        self.hex = digest.map { byte in
+            let digits = Array("0123456789abcdef".utf8)
+            return String(decoding: [digits[Int(byte >> 4)], digits[Int(byte & 0x0f)]], as: UTF8.self)
+        }.joined()
+    }
+
+    public init(from decoder: any Decoder) throws {
+        self.hex = try decoder.singleValueContainer().decode(String.self)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(hex)
+    }
+
+    /// The first 8 digits, as shown in tables.
+    public var short: String { String(hex.prefix(8)) }
+    public var description: String { hex }
+}
+
+/// The JSON coders pop uses for every record it stores.
+public enum PopJSON {
+    /// The canonical encoder: sorted keys, no whitespace, slashes unescaped, dates as epoch milliseconds.
+    public static func canonicalEncoder() -> JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        encoder.dateEncodingStrategy = .millisecondsSince1970
+        return encoder
+    }
+
+    /// The decoder matching ``canonicalEncoder()``.
+    public static func decoder() -> JSONDecoder {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .millisecondsSince1970
+        return decoder
+    }
+}

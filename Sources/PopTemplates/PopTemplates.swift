@@ -1,0 +1,2 @@
+/// Template manifests, plugin discovery and the built-in templates.
+public enum PopTemplates {}

@@ -1,0 +1,2 @@
+/// A native Apache ZooKeeper client on SwiftNIO.
+public enum ZooKeeperNIO {}

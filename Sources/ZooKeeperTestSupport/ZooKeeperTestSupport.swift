@@ -1,0 +1,2 @@
+/// Starts real ZooKeeper servers for tests and benchmarks.
+public enum ZooKeeperTestSupport {}

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Sets up what a fresh Debian machine with Swift lacks, then builds and runs pop's whole test suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+[ -f /usr/share/java/zookeeper.jar ] || missing+=(zookeeper)
+[ -f /usr/include/sqlite3.h ] || missing+=(libsqlite3-dev)
+command -v ip >/dev/null || missing+=(iproute2)
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "==> installing ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+fi
+# kazoo is the peer client the cross-client tests compare against; supervisor is the benchmarks' peer.
+python3 -c 'import kazoo' 2>/dev/null || python3 -m pip install -q kazoo
+python3 -c 'import supervisor' 2>/dev/null || python3 -m pip install -q supervisor
+
+swift build --build-tests
+swift test
