@@ -1,0 +1,35 @@
+import NIOCore
+
+extension ZooKeeperClient {
+    /// Adds a persistent watch and returns its events, in order and never dropped (unbounded buffering).
+    ///
+    /// `.persistent` reports every change to the node itself (including children changes);
+    /// `.persistentRecursive` reports creations, deletions and data changes of the node and all descendants.
+    /// The watch survives reconnects and fires until `removeWatches(_:type:)` removes it. Stopping iteration
+    /// removes the local registration.
+    public func addWatch(_ path: String, mode: ZooKeeperAddWatchMode) async throws -> ZooKeeperWatchStream {
+        let serverPath = try self.serverPath(path)
+        let (stream, continuation) = ZooKeeperWatchStream.makeStream(bufferingPolicy: .unbounded)
+        let id = self.makeStreamID()
+        let controller = self.controller
+        continuation.onTermination = { _ in
+            controller.eventLoop.execute { controller.streamTerminated(id: id) }
+        }
+        _ = try await self.execute(.addWatch, path: path, watch: .persistent(serverPath: serverPath, mode, id: id, continuation)) {
+            $0.writeJuteString(serverPath)
+            $0.writeInteger(mode.rawValue)
+        }
+        return stream
+    }
+
+    /// Removes watches of `type` on `path` from the server and tells their local waiters: one-shot watches
+    /// complete with a `dataWatchRemoved`/`childWatchRemoved` event, persistent streams get
+    /// `persistentWatchRemoved` and finish. Throws `.noWatcher` if there is no such watch.
+    public func removeWatches(_ path: String, type: ZooKeeperWatcherType) async throws {
+        let serverPath = try self.serverPath(path)
+        _ = try await self.execute(.removeWatches, path: path, watch: .removal(serverPath: serverPath, type)) {
+            $0.writeJuteString(serverPath)
+            $0.writeInteger(type.rawValue)
+        }
+    }
+}

@@ -1,2 +1,0 @@
-/// A native Apache ZooKeeper client on SwiftNIO.
-public enum ZooKeeperNIO {}
