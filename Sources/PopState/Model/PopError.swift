@@ -26,12 +26,18 @@ public struct PopError: Error, Hashable, Sendable, CustomStringConvertible {
     public var message: String
     /// What the user can do about it, if anything.
     public var hint: String?
+    /// The store path (node) the error is about, when there is one.
+    public var path: String?
+    /// For a failed atomic multi-operation, the index of the operation that failed.
+    public var operationIndex: Int?
 
-    /// Creates an error with a message and an optional hint.
-    public init(_ code: Code, _ message: String, hint: String? = nil) {
+    /// Creates an error with a message and an optional hint, store path and failed operation index.
+    public init(_ code: Code, _ message: String, hint: String? = nil, path: String? = nil, operationIndex: Int? = nil) {
         self.code = code
         self.message = message
         self.hint = hint
+        self.path = path
+        self.operationIndex = operationIndex
     }
 
     public var description: String {

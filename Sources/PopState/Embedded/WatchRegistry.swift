@@ -1,0 +1,193 @@
+import Synchronization
+
+/// One row of the embedded store's change log.
+package struct ChangeRecord: Hashable, Sendable {
+    /// The change's position in the log (strictly increasing, without gaps, in commit order).
+    package var id: Int64
+    /// What happened.
+    package var kind: NodeEvent.Kind
+    /// The node it happened to.
+    package var path: String
+
+    package init(id: Int64, kind: NodeEvent.Kind, path: String) {
+        self.id = id
+        self.kind = kind
+        self.path = path
+    }
+}
+
+/// The watches of one embedded store handle, fed with change-log rows in order.
+///
+/// A watch is registered *before* the read that sets it, so that changes the dispatcher sees while the read runs are
+/// buffered; the read then activates it with the log position of its snapshot, and buffered changes at or before that
+/// position are discarded. So no change is missed and none is reported twice, whatever the timing.
+package final class WatchRegistry: Sendable {
+    package enum OneShotKind: Sendable { case data, children }
+
+    private struct OneShot {
+        var kind: OneShotKind
+        var path: String
+        var watch: OneShotWatch
+        /// The log position of the snapshot the watch was set on; `nil` while the read runs.
+        var since: Int64?
+        /// Matching changes seen while the read ran.
+        var pending: [(Int64, WatchEvent)] = []
+    }
+
+    private struct Subtree {
+        var root: String
+        var continuation: NodeEvents.Continuation
+        var since: Int64?
+        var pending: [(Int64, NodeEvent)] = []
+    }
+
+    private struct State {
+        var position: Int64
+        var nextToken = 0
+        var oneShots: [Int: OneShot] = [:]
+        var subtrees: [Int: Subtree] = [:]
+        var ended: PopError?
+    }
+
+    private let state: Mutex<State>
+
+    /// Creates a registry whose dispatcher has read the log up to `position`.
+    package init(position: Int64) {
+        state = Mutex(State(position: position))
+    }
+
+    /// The log position the dispatcher has read up to.
+    package var position: Int64 { state.withLock { $0.position } }
+
+    /// Registers a one-shot watch, pending until ``activate(_:since:)``.
+    package func registerOneShot(_ kind: OneShotKind, path: String) throws(PopError) -> (Int, OneShotWatch) {
+        try state.withLock { (state) throws(PopError) -> (Int, OneShotWatch) in
+            if let ended = state.ended { throw ended }
+            let token = state.nextToken
+            state.nextToken += 1
+            let watch = OneShotWatch(onCancel: { [weak self] in self?.discard(token) })
+            state.oneShots[token] = OneShot(kind: kind, path: path, watch: watch)
+            return (token, watch)
+        }
+    }
+
+    /// Registers a subtree watch, pending until ``activate(_:since:)``.
+    package func registerSubtree(root: String) throws(PopError) -> (Int, NodeEvents) {
+        let (stream, continuation) = NodeEvents.makeStream(bufferingPolicy: .unbounded)
+        let token = try state.withLock { (state) throws(PopError) -> Int in
+            if let ended = state.ended { throw ended }
+            let token = state.nextToken
+            state.nextToken += 1
+            state.subtrees[token] = Subtree(root: root, continuation: continuation)
+            return token
+        }
+        continuation.onTermination = { [weak self] _ in self?.discard(token) }
+        return (token, stream)
+    }
+
+    /// Activates a watch set by a read of the snapshot at log position `since`.
+    package func activate(_ token: Int, since: Int64) {
+        var fire: (OneShotWatch, WatchEvent)?
+        var deliver: (NodeEvents.Continuation, [NodeEvent])?
+        state.withLock { state in
+            if var oneShot = state.oneShots[token] {
+                if let first = oneShot.pending.first(where: { $0.0 > since }) {
+                    state.oneShots[token] = nil
+                    fire = (oneShot.watch, first.1)
+                } else {
+                    oneShot.since = since
+                    oneShot.pending = []
+                    state.oneShots[token] = oneShot
+                }
+            } else if var subtree = state.subtrees[token] {
+                deliver = (subtree.continuation, subtree.pending.filter { $0.0 > since }.map(\.1))
+                subtree.since = since
+                subtree.pending = []
+                state.subtrees[token] = subtree
+            }
+        }
+        if let (watch, event) = fire { watch.fire(.success(event)) }
+        if let (continuation, events) = deliver {
+            for event in events { continuation.yield(event) }
+        }
+    }
+
+    /// Forgets a watch (its read failed, or its owner dropped it).
+    package func discard(_ token: Int) {
+        let removed = state.withLock { state -> NodeEvents.Continuation? in
+            state.oneShots[token] = nil
+            return state.subtrees.removeValue(forKey: token)?.continuation
+        }
+        removed?.finish()
+    }
+
+    /// Feeds change-log rows read after ``position``, in order; rows at or before it are ignored.
+    package func dispatch(_ changes: [ChangeRecord]) {
+        var fires: [(OneShotWatch, WatchEvent)] = []
+        var deliveries: [(NodeEvents.Continuation, NodeEvent)] = []
+        state.withLock { state in
+            for change in changes where change.id > state.position {
+                state.position = change.id
+                for (token, var oneShot) in state.oneShots {
+                    guard let event = Self.match(oneShot, change) else { continue }
+                    if let since = oneShot.since {
+                        if change.id > since {
+                            state.oneShots[token] = nil
+                            fires.append((oneShot.watch, event))
+                        }
+                    } else {
+                        oneShot.pending.append((change.id, event))
+                        state.oneShots[token] = oneShot
+                    }
+                }
+                for (token, var subtree) in state.subtrees where NodePath.isWithin(change.path, subtree.root) {
+                    let event = NodeEvent(change.kind, path: change.path)
+                    if let since = subtree.since {
+                        if change.id > since { deliveries.append((subtree.continuation, event)) }
+                    } else {
+                        subtree.pending.append((change.id, event))
+                        state.subtrees[token] = subtree
+                    }
+                }
+            }
+        }
+        for (watch, event) in fires { watch.fire(.success(event)) }
+        for (continuation, event) in deliveries { continuation.yield(event) }
+    }
+
+    /// Ends every watch with `error` (the session ended); later registrations fail with it too.
+    package func end(_ error: PopError) {
+        let (oneShots, subtrees) = state.withLock { state -> ([OneShotWatch], [NodeEvents.Continuation]) in
+            guard state.ended == nil else { return ([], []) }
+            state.ended = error
+            defer {
+                state.oneShots = [:]
+                state.subtrees = [:]
+            }
+            return (state.oneShots.values.map(\.watch), state.subtrees.values.map(\.continuation))
+        }
+        for watch in oneShots { watch.fire(.failure(error)) }
+        for continuation in subtrees { continuation.finish(throwing: error) }
+    }
+
+    /// How many watches are registered (for tests and diagnostics).
+    package var count: Int { state.withLock { $0.oneShots.count + $0.subtrees.count } }
+
+    private static func match(_ oneShot: OneShot, _ change: ChangeRecord) -> WatchEvent? {
+        switch oneShot.kind {
+        case .data:
+            guard change.path == oneShot.path else { return nil }
+            switch change.kind {
+            case .created: return WatchEvent(.nodeCreated, path: oneShot.path)
+            case .deleted: return WatchEvent(.nodeDeleted, path: oneShot.path)
+            case .dataChanged: return WatchEvent(.nodeDataChanged, path: oneShot.path)
+            }
+        case .children:
+            if change.path == oneShot.path {
+                return change.kind == .deleted ? WatchEvent(.nodeDeleted, path: oneShot.path) : nil
+            }
+            guard change.kind != .dataChanged, NodePath.parent(change.path) == oneShot.path else { return nil }
+            return WatchEvent(.nodeChildrenChanged, path: oneShot.path)
+        }
+    }
+}

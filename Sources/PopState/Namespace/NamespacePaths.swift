@@ -1,0 +1,42 @@
+/// Where each of pop's records lives under a namespace prefix (see docs/state.md).
+public struct NamespacePaths: Hashable, Sendable {
+    /// The namespace root, such as `/pop`. Its data holds the layout version.
+    public let root: String
+
+    /// Paths under `root`, which must be a valid absolute store path.
+    public init(root: String) throws(PopError) {
+        try NodePath.validate(root)
+        self.root = root
+    }
+
+    private func under(_ relative: String) -> String { root == "/" ? "/" + relative : root + "/" + relative }
+
+    /// `<root>/machines`: one ephemeral node per running agent.
+    public var machines: String { under("machines") }
+    /// `<root>/machines/<id>`: the machine's ``MachineRecord``.
+    public func machine(_ id: MachineID) -> String { machines + "/" + id.rawValue }
+    /// `<root>/services`.
+    public var services: String { under("services") }
+    /// `<root>/services/<name>`: the ``ServiceSpec``; its node version is the configuration version.
+    public func service(_ name: ServiceName) -> String { services + "/" + name.rawValue }
+    /// `<root>/services/<name>/packages`: packages added by `pop run NAME install`.
+    public func packages(_ name: ServiceName) -> String { service(name) + "/packages" }
+    /// `<root>/services/<name>/machines`: the service's placements.
+    public func placements(_ name: ServiceName) -> String { service(name) + "/machines" }
+    /// `<root>/services/<name>/machines/<id>`: a ``Placement``.
+    public func placement(_ name: ServiceName, _ machine: MachineID) -> String {
+        placements(name) + "/" + machine.rawValue
+    }
+    /// `<root>/services/<name>/machines/<id>/instance`: the agent's ephemeral ``InstanceRecord``.
+    public func instance(_ name: ServiceName, _ machine: MachineID) -> String {
+        placement(name, machine) + "/instance"
+    }
+    /// `<root>/services/<name>/tasks`.
+    public func tasks(_ name: ServiceName) -> String { service(name) + "/tasks" }
+    /// `<root>/services/<name>/tasks/<task-id>`: a ``TaskRequest``.
+    public func task(_ name: ServiceName, _ id: TaskID) -> String { tasks(name) + "/" + id.rawValue }
+    /// `<root>/services/<name>/tasks/<task-id>/<machine-id>`: that machine's ``TaskResult``.
+    public func taskResult(_ name: ServiceName, _ id: TaskID, _ machine: MachineID) -> String {
+        task(name, id) + "/" + machine.rawValue
+    }
+}

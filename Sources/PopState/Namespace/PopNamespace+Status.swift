@@ -1,0 +1,68 @@
+extension PopNamespace {
+    /// Reads everything `pop status` shows in three batched round trips: the root and the lists of machines and
+    /// services; then every machine record, service spec and placement list; then every placement and instance.
+    ///
+    /// Nodes deleted between the rounds are left out; malformed ones fail with `.corruptState` naming them.
+    public func status() async throws -> StatusSnapshot {
+        let first = try await store.read([.get(prefix), .children(paths.machines), .children(paths.services)])
+        guard let root = try first[0].nodeIfExists() else { throw notInitialized() }
+        try verifyLayout(root)
+        layoutChecked.set()
+        let machineIDs = try (first[1].childrenIfExists() ?? []).map { (name) throws(PopError) in
+            try parseName(name, under: paths.machines, MachineID.init)
+        }
+        let serviceNames = try (first[2].childrenIfExists() ?? []).map { (name) throws(PopError) in
+            try parseName(name, under: paths.services, ServiceName.init)
+        }
+
+        var second: [ReadOperation] = machineIDs.map { .get(paths.machine($0)) }
+        for name in serviceNames {
+            second.append(.get(paths.service(name)))
+            second.append(.children(paths.placements(name)))
+        }
+        let secondResults = try await store.read(second)
+        var machines: [MachineRecord] = []
+        for result in secondResults[..<machineIDs.count] {
+            guard let node = try result.nodeIfExists() else { continue }
+            machines.append(try decode(MachineRecord.self, node))
+        }
+        var services: [(VersionedService, [MachineID])] = []
+        for (index, name) in serviceNames.enumerated() {
+            let base = machineIDs.count + index * 2
+            guard let node = try secondResults[base].nodeIfExists(),
+                let placed = try secondResults[base + 1].childrenIfExists()
+            else { continue }  // Removed meanwhile.
+            let service = try decodeService(node, name)
+            let ids = try placed.map { (machine) throws(PopError) in
+                try parseName(machine, under: paths.placements(name), MachineID.init)
+            }
+            services.append((service, ids))
+        }
+
+        var third: [ReadOperation] = []
+        for (service, ids) in services {
+            for id in ids {
+                third.append(.get(paths.placement(service.spec.name, id)))
+                third.append(.get(paths.instance(service.spec.name, id)))
+            }
+        }
+        let thirdResults = third.isEmpty ? [] : try await store.read(third)
+        var index = 0
+        var statuses: [StatusSnapshot.ServiceStatus] = []
+        for (service, ids) in services {
+            var placements: [StatusSnapshot.PlacementStatus] = []
+            for id in ids {
+                defer { index += 2 }
+                guard let placementNode = try thirdResults[index].nodeIfExists() else { continue }
+                let instance = try thirdResults[index + 1].nodeIfExists().map { (node) throws(PopError) in
+                    try decode(InstanceRecord.self, node)
+                }
+                placements.append(
+                    .init(machine: id, placement: try decode(Placement.self, placementNode), instance: instance))
+            }
+            statuses.append(
+                .init(spec: service.spec, version: service.version, signature: service.spec.signature, placements: placements))
+        }
+        return StatusSnapshot(store: store.description, machines: machines, services: statuses)
+    }
+}

@@ -1,0 +1,31 @@
+/// Everything `pop status` shows, read in three round trips.
+public struct StatusSnapshot: Hashable, Sendable {
+    /// One placement of a service, with what its machine's agent reports.
+    public struct PlacementStatus: Hashable, Sendable {
+        /// The machine.
+        public var machine: MachineID
+        /// The placement.
+        public var placement: Placement
+        /// What the agent publishes, or `nil` when no agent runs the instance.
+        public var instance: InstanceRecord?
+    }
+
+    /// One service.
+    public struct ServiceStatus: Hashable, Sendable {
+        /// The desired configuration.
+        public var spec: ServiceSpec
+        /// The configuration version.
+        public var version: Int32
+        /// The desired configuration's signature.
+        public var signature: ConfigSignature
+        /// The placements, by machine id.
+        public var placements: [PlacementStatus]
+    }
+
+    /// The store the snapshot was read from.
+    public var store: String
+    /// The registered machines (running agents), by id.
+    public var machines: [MachineRecord]
+    /// The services, by name.
+    public var services: [ServiceStatus]
+}

@@ -1,0 +1,74 @@
+/// A hierarchical coordination store with ZooKeeper's semantics, so that pop's CLI and agent are written once.
+///
+/// The model is ZooKeeper's: nodes named by absolute paths (`/pop/services/plone`), each with data, a data version
+/// bumped by every set, a children version bumped by every child create or delete, and an optional ephemeral owner
+/// (the session that created it). Writes can be made conditional on a version (compare-and-set) and grouped into an
+/// atomic ``multi(_:)``. Reads can leave one-shot watches, and ``watchSubtree(_:)`` follows a whole subtree.
+///
+/// A store handle owns one session. Ephemeral nodes created through the handle belong to that session and vanish
+/// when it is closed or expires. Once the session has expired or been closed, every operation fails; open a new
+/// handle to continue (as with a ZooKeeper client).
+///
+/// Every method throws ``PopError``: `.notFound` (with ``PopError/path``) for a missing node, `.conflict` for a
+/// version mismatch, an existing node or a node that still has children, `.invalidInput` for a malformed path,
+/// `.storeUnreachable` when the store cannot be reached or the session has ended, and `.corruptState` when the
+/// store's own files are damaged.
+public protocol CoordinationStore: Sendable, CustomStringConvertible {
+    /// Which store this is and where, for people: `embedded store /root/.local/state/pop/store.sqlite` or
+    /// `ZooKeeper 127.0.0.1:2181 prefix /pop`.
+    var description: String { get }
+
+    /// The id of the session this handle owns; it is the ``NodeStat/ephemeralOwner`` of its ephemeral nodes.
+    var sessionID: Int64 { get }
+
+    /// Creates a node and returns its path (which, for sequential modes, carries the `%010d` suffix).
+    ///
+    /// Fails with `.notFound` when the parent is missing and `.conflict` when the node exists.
+    func create(_ path: String, data: [UInt8], mode: CreateMode) async throws -> String
+
+    /// Reads a node's data and stat; `.notFound` when it does not exist.
+    func get(_ path: String) async throws -> StoreNode
+
+    /// Reads a node's stat, or `nil` when it does not exist.
+    func exists(_ path: String) async throws -> NodeStat?
+
+    /// The names (not paths) of a node's children, sorted; `.notFound` when the node does not exist.
+    func children(_ path: String) async throws -> [String]
+
+    /// Replaces a node's data, if its version is `version` (any version when `nil`), and returns its new stat.
+    func set(_ path: String, data: [UInt8], version: Int32?) async throws -> NodeStat
+
+    /// Deletes a node, if its version is `version` (any version when `nil`); `.conflict` when it has children.
+    func delete(_ path: String, version: Int32?) async throws
+
+    /// Applies every operation or none. When one fails, the error's ``PopError/operationIndex`` says which.
+    func multi(_ operations: [StoreOperation]) async throws -> [OperationResult]
+
+    /// Runs several reads in one round trip. Each read succeeds or fails on its own (as ZooKeeper's `multiRead`);
+    /// the reads are not one atomic snapshot on every store.
+    func read(_ operations: [ReadOperation]) async throws -> [ReadResult]
+
+    /// Reads a node and leaves a one-shot watch that fires on its next change (data set or delete).
+    func getAndWatch(_ path: String) async throws -> (StoreNode, OneShotWatch)
+
+    /// Reads a node's stat (or `nil`) and leaves a one-shot watch that fires on its next create, set or delete.
+    func existsAndWatch(_ path: String) async throws -> (NodeStat?, OneShotWatch)
+
+    /// Lists a node's children and leaves a one-shot watch that fires on the next child create or delete, or when
+    /// the node itself is deleted.
+    func childrenAndWatch(_ path: String) async throws -> ([String], OneShotWatch)
+
+    /// Follows every create, delete and data change at `path` and below, from now until the sequence is dropped.
+    ///
+    /// Events are never dropped (the buffer is unbounded). The sequence ends with an error when the session ends.
+    func watchSubtree(_ path: String) async throws -> NodeEvents
+
+    /// The session's events from now on, starting with its current state.
+    func sessionEvents() -> AsyncStream<SessionEvent>
+
+    /// Closes the session: its ephemeral nodes are deleted at once, and its watches end.
+    func close() async
+}
+
+/// The events of a subtree watch.
+public typealias NodeEvents = AsyncThrowingStream<NodeEvent, any Error>
