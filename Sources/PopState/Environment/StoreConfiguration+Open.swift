@@ -1,18 +1,17 @@
 /// Opens the store a configuration names, with a new session.
 ///
-/// The embedded store is opened in its folder (created private if missing). The ZooKeeper store is not part of
-/// this build yet: asking for it fails with `.invalidInput` saying so.
+/// The embedded store is opened in its folder (created private if missing); the ZooKeeper store connects to the
+/// ensemble, failing with `.storeUnreachable` when no member answers within `connectTimeout`.
 public func openStore(
-    _ configuration: StoreConfiguration, sessionTimeout: Duration = .seconds(10)
+    _ configuration: StoreConfiguration, sessionTimeout: Duration = .seconds(10),
+    connectTimeout: Duration = .seconds(5)
 ) async throws -> any CoordinationStore {
     switch configuration.kind {
     case .embedded(let folder):
         return try await EmbeddedStore.open(folder: folder, options: .init(sessionTimeout: sessionTimeout))
-    case .zooKeeper(let servers, _):
-        throw PopError(
-            .invalidInput,
-            "The ZooKeeper store (\(servers.map(\.description).joined(separator: ","))) is not available in this build yet.",
-            hint: "Leave out --host and POP_HOST to use the embedded store on this machine.")
+    case .zooKeeper(let servers, let chroot):
+        return try await ZooKeeperStore.open(
+            servers: servers, chroot: chroot, sessionTimeout: sessionTimeout, connectTimeout: connectTimeout)
     }
 }
 

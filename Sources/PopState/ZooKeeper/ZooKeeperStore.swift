@@ -1,0 +1,328 @@
+import Foundation
+import Logging
+import ZooKeeperNIO
+
+/// The coordination store on a ZooKeeper ensemble: a thin mapping of ``CoordinationStore`` onto ``ZooKeeperClient``.
+///
+/// One store handle is one ZooKeeper session. The client moves between ensemble members with the same session when a
+/// member fails; only when the session expires is the handle dead, and its owner opens a new one deliberately.
+public final class ZooKeeperStore: CoordinationStore {
+    /// The ZooKeeper client carrying this store's session.
+    public let client: ZooKeeperClient
+    /// ACLs given to every node this handle creates.
+    let acl: [ZooKeeperACL]
+    private let label: String
+
+    private init(client: ZooKeeperClient, acl: [ZooKeeperACL], label: String) {
+        self.client = client
+        self.acl = acl
+        self.label = label
+    }
+
+    /// Connects to the ensemble and establishes a session.
+    ///
+    /// - Parameters:
+    ///   - servers: the ensemble members; the client starts at a random one.
+    ///   - chroot: an optional chroot every path is relative to.
+    ///   - credentials: digest credentials (`user:password`) added to the session before it is used.
+    ///   - protectWithCredentials: when true, nodes are created readable and writable only by the credentials' user.
+    public static func open(
+        servers: [StoreConfiguration.Server], chroot: String?, sessionTimeout: Duration = .seconds(10),
+        connectTimeout: Duration = .seconds(10), credentials: [(user: String, password: String)] = [],
+        protectWithCredentials: Bool = false, logger: Logger = Logger(label: "pop.zookeeper")
+    ) async throws -> ZooKeeperStore {
+        let configuration = ZooKeeperConfiguration(
+            servers: servers.map { ZooKeeperConfiguration.Server(host: $0.host, port: $0.port) }, chroot: chroot,
+            sessionTimeout: sessionTimeout, connectTimeout: connectTimeout,
+            credentials: credentials.map { ZooKeeperCredential.digest(user: $0.user, password: $0.password) },
+            logger: logger)
+        let label = "ZooKeeper " + servers.map(\.description).joined(separator: ",") + (chroot ?? "")
+        let client: ZooKeeperClient
+        do {
+            client = try await ZooKeeperClient.connect(configuration)
+        } catch let error as ZooKeeperError {
+            throw Self.translate(error, path: nil, label: label)
+        }
+        let acl: [ZooKeeperACL]
+        if protectWithCredentials, let first = credentials.first {
+            acl = ZooKeeperACL.digestAll(user: first.user, password: first.password)
+        } else {
+            acl = ZooKeeperACL.open
+        }
+        return ZooKeeperStore(client: client, acl: acl, label: label)
+    }
+
+    public var description: String { label }
+
+    public var sessionID: Int64 { client.sessionID }
+
+    public func create(_ path: String, data: [UInt8], mode: CreateMode) async throws -> String {
+        try await translating(path) {
+            try await client.create(path, data: data, acl: acl, mode: mode.zooKeeper).path
+        }
+    }
+
+    public func get(_ path: String) async throws -> StoreNode {
+        try await translating(path) {
+            let (data, stat) = try await client.getData(path)
+            return StoreNode(path: path, data: data, stat: NodeStat(stat))
+        }
+    }
+
+    public func exists(_ path: String) async throws -> NodeStat? {
+        try await translating(path) {
+            try await client.exists(path).map(NodeStat.init)
+        }
+    }
+
+    public func children(_ path: String) async throws -> [String] {
+        try await translating(path) {
+            try await client.getChildren(path).children.sorted()
+        }
+    }
+
+    public func set(_ path: String, data: [UInt8], version: Int32?) async throws -> NodeStat {
+        try await translating(path) {
+            NodeStat(try await client.setData(path, data: data, version: version ?? -1))
+        }
+    }
+
+    public func delete(_ path: String, version: Int32?) async throws {
+        try await translating(path) {
+            try await client.delete(path, version: version ?? -1)
+        }
+    }
+
+    public func multi(_ operations: [StoreOperation]) async throws -> [OperationResult] {
+        guard !operations.isEmpty else { return [] }
+        let mapped: [ZooKeeperOperation] = operations.map { operation in
+            switch operation {
+            case .create(let path, let data, let mode):
+                .create(path: path, data: data, acl: acl, mode: mode.zooKeeper)
+            case .set(let path, let data, let version):
+                .setData(path: path, data: data, version: version ?? -1)
+            case .delete(let path, let version):
+                .delete(path: path, version: version ?? -1)
+            case .check(let path, let version):
+                .check(path: path, version: version ?? -1)
+            }
+        }
+        do {
+            let results = try await client.multi(mapped)
+            return results.map { result in
+                switch result {
+                case .create(let path, _): .created(path)
+                case .setData(let stat): .set(NodeStat(stat))
+                case .delete: .deleted
+                case .check: .checked
+                }
+            }
+        } catch let error as ZooKeeperError {
+            let index = error.failedOperationIndex
+            let path = index.flatMap { operations.indices.contains($0) ? operations[$0].path : nil } ?? error.path
+            var translated = Self.translate(error, path: path, label: label)
+            translated.operationIndex = index
+            if let index, operations.indices.contains(index) {
+                translated.message = "\(operations[index]): " + translated.message
+            }
+            throw translated
+        }
+    }
+
+    public func read(_ operations: [ReadOperation]) async throws -> [ReadResult] {
+        guard !operations.isEmpty else { return [] }
+        let mapped: [ZooKeeperReadOperation] = operations.map { operation in
+            switch operation {
+            case .get(let path): .getData(path: path)
+            case .children(let path): .getChildren(path: path)
+            }
+        }
+        let results = try await translating(nil) { try await client.multiRead(mapped) }
+        return zip(operations, results).map { operation, result in
+            switch result {
+            case .data(let data, let stat):
+                .node(StoreNode(path: operation.path, data: data, stat: NodeStat(stat)))
+            case .children(let names):
+                .children(names.sorted())
+            case .failure(let error):
+                .failed(Self.translate(error, path: operation.path, label: label))
+            }
+        }
+    }
+
+    public func getAndWatch(_ path: String) async throws -> (StoreNode, OneShotWatch) {
+        try await translating(path) {
+            let (data, stat, watch) = try await client.getData(path, watch: true)
+            return (StoreNode(path: path, data: data, stat: NodeStat(stat)), bridge(watch, path: path))
+        }
+    }
+
+    public func existsAndWatch(_ path: String) async throws -> (NodeStat?, OneShotWatch) {
+        try await translating(path) {
+            let (stat, watch) = try await client.exists(path, watch: true)
+            return (stat.map(NodeStat.init), bridge(watch, path: path))
+        }
+    }
+
+    public func childrenAndWatch(_ path: String) async throws -> ([String], OneShotWatch) {
+        try await translating(path) {
+            let (names, _, watch) = try await client.getChildren(path, watch: true)
+            return (names.sorted(), bridge(watch, path: path))
+        }
+    }
+
+    public func watchSubtree(_ path: String) async throws -> NodeEvents {
+        let stream = try await translating(path) {
+            try await client.addWatch(path, mode: .persistentRecursive)
+        }
+        let label = self.label
+        return NodeEvents { continuation in
+            let task = Task {
+                do {
+                    for try await event in stream {
+                        if let mapped = NodeEvent(event) {
+                            continuation.yield(mapped)
+                        }
+                    }
+                    continuation.finish()
+                } catch let error as ZooKeeperError {
+                    continuation.finish(throwing: Self.translate(error, path: path, label: label))
+                } catch {
+                    continuation.finish(throwing: error)
+                }
+            }
+            continuation.onTermination = { _ in task.cancel() }
+        }
+    }
+
+    public func sessionEvents() -> AsyncStream<SessionEvent> {
+        let events = client.sessionEvents
+        return AsyncStream { continuation in
+            let task = Task {
+                for await event in events {
+                    switch event {
+                    case .connected: continuation.yield(.connected)
+                    case .disconnected: continuation.yield(.disconnected)
+                    case .reconnected: continuation.yield(.reconnected)
+                    case .expired:
+                        continuation.yield(.expired)
+                        continuation.finish()
+                        return
+                    case .closed, .authFailed:
+                        continuation.yield(.closed)
+                        continuation.finish()
+                        return
+                    }
+                }
+                continuation.finish()
+            }
+            continuation.onTermination = { _ in task.cancel() }
+        }
+    }
+
+    public func close() async {
+        await client.close()
+    }
+
+    /// Turns the client's one-shot watch into the store's, firing it from the watch's completion.
+    private func bridge(_ watch: ZooKeeperWatch, path: String) -> OneShotWatch {
+        let label = self.label
+        let oneShot = OneShotWatch()
+        // The watch completes exactly once (with its event, or an error when the session ends), so this task ends.
+        Task {
+            do {
+                let event = try await watch.event
+                let kind: WatchEvent.Kind
+                switch event.type {
+                case .nodeCreated: kind = .nodeCreated
+                case .nodeDeleted: kind = .nodeDeleted
+                case .nodeDataChanged: kind = .nodeDataChanged
+                default: kind = .nodeChildrenChanged
+                }
+                oneShot.fire(.success(WatchEvent(kind, path: event.path)))
+            } catch let error as ZooKeeperError {
+                oneShot.fire(.failure(Self.translate(error, path: path, label: label)))
+            } catch {
+                oneShot.fire(.failure(PopError(.system, "The watch on \(path) ended: \(error)", path: path)))
+            }
+        }
+        return oneShot
+    }
+
+    private func translating<T>(_ path: String?, _ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch let error as ZooKeeperError {
+            throw Self.translate(error, path: path ?? error.path, label: label)
+        }
+    }
+
+    /// Maps a ZooKeeper error onto pop's error codes, with a message a person can act on.
+    static func translate(_ error: ZooKeeperError, path: String?, label: String) -> PopError {
+        let at = path.map { " at \($0)" } ?? ""
+        switch error.code {
+        case .noNode:
+            return PopError(.notFound, "No node\(at).", path: path)
+        case .nodeExists:
+            return PopError(.conflict, "A node exists\(at) already.", path: path)
+        case .badVersion:
+            return PopError(
+                .conflict, "The node\(at) changed meanwhile (version mismatch).", hint: "Read it again and retry.",
+                path: path)
+        case .notEmpty:
+            return PopError(.conflict, "The node\(at) still has children.", path: path)
+        case .noChildrenForEphemerals:
+            return PopError(.invalidInput, "An ephemeral node cannot have children\(at).", path: path)
+        case .noAuth:
+            return PopError(
+                .permissionDenied, "\(label) refused access\(at): these credentials may not do that.",
+                hint: "Give pop the namespace's credentials with POP_AUTH=user:password or a credentials file.",
+                path: path)
+        case .authFailed:
+            return PopError(
+                .permissionDenied, "\(label) rejected pop's credentials.",
+                hint: "Check POP_AUTH or the credentials file.", path: path)
+        case .invalidPath, .badArguments, .invalidACL:
+            return PopError(.invalidInput, "\(label) refused the request\(at): \(error.message)", path: path)
+        case .connectionLoss, .connectTimeout, .operationTimeout, .requestTimeout, .sessionExpired, .clientClosed,
+            .sessionMoved:
+            return PopError(
+                .storeUnreachable, "\(label) is unreachable: \(error.message)",
+                hint: "Check that ZooKeeper runs and that --host (or POP_HOST) names its members.", path: path)
+        default:
+            return PopError(.system, "\(label) failed\(at): \(error.message)", path: path)
+        }
+    }
+}
+
+extension CreateMode {
+    var zooKeeper: ZooKeeperCreateMode {
+        switch self {
+        case .persistent: .persistent
+        case .ephemeral: .ephemeral
+        case .persistentSequential: .persistentSequential
+        case .ephemeralSequential: .ephemeralSequential
+        }
+    }
+}
+
+extension NodeStat {
+    init(_ stat: ZooKeeperStat) {
+        self.init(
+            version: stat.version, childrenVersion: stat.cversion, ephemeralOwner: stat.ephemeralOwner,
+            dataLength: stat.dataLength, numChildren: stat.numChildren,
+            created: Date(timeIntervalSince1970: Double(stat.ctime) / 1000),
+            modified: Date(timeIntervalSince1970: Double(stat.mtime) / 1000))
+    }
+}
+
+extension NodeEvent {
+    init?(_ event: ZooKeeperWatchEvent) {
+        switch event.type {
+        case .nodeCreated: self.init(.created, path: event.path)
+        case .nodeDeleted: self.init(.deleted, path: event.path)
+        case .nodeDataChanged: self.init(.dataChanged, path: event.path)
+        default: return nil
+        }
+    }
+}
