@@ -204,7 +204,8 @@ struct PopNamespaceTests {
             #expect(duplicate?.message.contains("pid 99") == true)
 
             // An instance can only be published where the service is placed.
-            let instance = InstanceRecord(machine: m1, pid: 5, signature: web.signature, state: .starting, since: Date())
+            let instance = InstanceRecord(
+                machine: m1, pid: 5, signature: web.signature, state: .starting, since: Date(timeIntervalSince1970: 3))
             let unplaced = await #expect(throws: PopError.self) { try await agent.publishInstance(instance, service: web.name) }
             #expect(unplaced?.code == .notFound)
             try await namespace.deploy(web.name, machines: [m1])
