@@ -239,16 +239,16 @@ package enum NodeTable {
         return expired
     }
 
-    /// Drops change-log rows written before `cutoff` (wall-clock milliseconds).
-    static func trimChanges(_ db: Database, before cutoff: Int64) throws {
+    /// Drops change-log rows written before `cutoff` (wall-clock milliseconds), up to row `position` at most.
+    static func trimChanges(_ db: Database, before cutoff: Int64, upTo position: Int64) throws {
         // Rows are in time order, so this stops at the first young row instead of scanning the whole log.
         try db.execute(
             sql: """
-                DELETE FROM change WHERE id < coalesce(
+                DELETE FROM change WHERE id <= ? AND id < coalesce(
                     (SELECT id FROM change WHERE time >= ? ORDER BY id LIMIT 1),
                     (SELECT max(id) + 1 FROM change), 0)
                 """,
-            arguments: [cutoff])
+            arguments: [position, cutoff])
     }
 
     // MARK: Helpers
