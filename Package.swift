@@ -46,6 +46,8 @@ let package = Package(
             name: "ZooKeeperTestSupport",
             dependencies: [
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: strictSettings
         ),
@@ -112,7 +114,17 @@ let package = Package(
         ),
         .testTarget(
             name: "PopStateTests",
-            dependencies: ["PopState", "ZooKeeperTestSupport"],
+            dependencies: [
+                "PopState", "ZooKeeperTestSupport", "PopStateProbe",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // A small program the state tests run as a separate process against a shared embedded store.
+        .executableTarget(
+            name: "PopStateProbe",
+            dependencies: ["PopState"],
+            path: "Tests/PopStateProbe",
             swiftSettings: strictSettings
         ),
         .testTarget(

@@ -25,11 +25,15 @@ extension ZooKeeperClient {
     /// Removes watches of `type` on `path` from the server and tells their local waiters: one-shot watches
     /// complete with a `dataWatchRemoved`/`childWatchRemoved` event, persistent streams get
     /// `persistentWatchRemoved` and finish. Throws `.noWatcher` if there is no such watch.
+    ///
+    /// ZooKeeper 3.8 servers know no removal type for persistent watches alone, so `.persistent` and
+    /// `.persistentRecursive` remove every watch this session holds on `path` (as `.any` does).
     public func removeWatches(_ path: String, type: ZooKeeperWatcherType) async throws {
         let serverPath = try self.serverPath(path)
-        _ = try await self.execute(.removeWatches, path: path, watch: .removal(serverPath: serverPath, type)) {
+        let wireType: ZooKeeperWatcherType = type == .persistent || type == .persistentRecursive ? .any : type
+        _ = try await self.execute(.removeWatches, path: path, watch: .removal(serverPath: serverPath, wireType)) {
             $0.writeJuteString(serverPath)
-            $0.writeInteger(type.rawValue)
+            $0.writeInteger(wireType.rawValue)
         }
     }
 }

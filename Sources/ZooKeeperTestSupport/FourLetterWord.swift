@@ -1,0 +1,31 @@
+import NIOCore
+import NIOPosix
+
+/// Sends a four-letter command (`ruok`, `srvr`, `mntr`) to a ZooKeeper server and returns its answer.
+public func zooKeeperFourLetterWord(_ command: String, host: String, port: Int, timeout: TimeAmount = .seconds(2)) async throws -> String {
+    let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        .connectTimeout(timeout)
+        .connect(host: host, port: port) { channel in
+            channel.eventLoop.makeCompletedFuture {
+                try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+            }
+        }
+    return try await withThrowingTaskGroup(of: String.self) { group in
+        group.addTask {
+            try await channel.executeThenClose { inbound, outbound in
+                try await outbound.write(ByteBuffer(string: command))
+                var answer = ""
+                for try await buffer in inbound { answer += String(buffer: buffer) }
+                return answer
+            }
+        }
+        group.addTask {
+            try await Task.sleep(for: .nanoseconds(timeout.nanoseconds))
+            channel.channel.close(promise: nil)
+            throw ZooKeeperTestSupportError("\(host):\(port) did not answer '\(command)' within \(timeout)")
+        }
+        let answer = try await group.next()!
+        group.cancelAll()
+        return answer
+    }
+}

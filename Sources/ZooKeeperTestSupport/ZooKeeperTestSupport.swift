@@ -1,2 +1,0 @@
-/// Starts real ZooKeeper servers for tests and benchmarks.
-public enum ZooKeeperTestSupport {}

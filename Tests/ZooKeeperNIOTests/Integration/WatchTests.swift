@@ -1,0 +1,92 @@
+import Testing
+import ZooKeeperNIO
+import ZooKeeperTestSupport
+
+@Suite("Watches against a real server")
+struct WatchTests {
+    @Test func oneShotWatchesFireExactlyOnce() async throws {
+        let root = try await TestServer.uniqueRoot()
+        try await withClient { client in
+            try await withClient { writer in
+                let path = "\(root)/w"
+                _ = try await client.create(path, data: [0])
+                let (_, _, first) = try await client.getData(path, watch: true)
+                let (_, _, second) = try await client.getData(path, watch: true)
+                let (_, childWatch) = try await { () async throws -> ([String], ZooKeeperWatch) in
+                    let (children, _, watch) = try await client.getChildren(path, watch: true)
+                    return (children, watch)
+                }()
+                _ = try await writer.setData(path, data: [1])
+                _ = try await writer.setData(path, data: [2])
+                #expect(try await first.event == ZooKeeperWatchEvent(type: .nodeDataChanged, path: path))
+                #expect(try await second.event == ZooKeeperWatchEvent(type: .nodeDataChanged, path: path))
+
+                // The watch was consumed: a new one sees only the next change.
+                let (data, _, third) = try await client.getData(path, watch: true)
+                #expect(data == [2])
+                _ = try await writer.create("\(path)/child")
+                #expect(try await childWatch.event == ZooKeeperWatchEvent(type: .nodeChildrenChanged, path: path))
+                try await writer.delete("\(path)/child")
+                try await writer.delete(path)
+                #expect(try await third.event == ZooKeeperWatchEvent(type: .nodeDeleted, path: path))
+
+                // exists on a missing node watches for its creation.
+                let (stat, created) = try await client.exists(path, watch: true)
+                #expect(stat == nil)
+                _ = try await writer.create(path)
+                #expect(try await created.event == ZooKeeperWatchEvent(type: .nodeCreated, path: path))
+
+                // Without watch: true there is nothing to await.
+                let (_, _, none) = try await client.getData(path, watch: false)
+                await #expect(throws: ZooKeeperError.self) { try await none.event }
+            }
+        }
+    }
+
+    @Test func persistentWatchesDeliverEveryEvent() async throws {
+        let root = try await TestServer.uniqueRoot()
+        try await withClient { client in
+            try await withClient { writer in
+                let path = "\(root)/p"
+                _ = try await writer.create(path)
+                let events = try await client.addWatch(path, mode: .persistent)
+                let recursive = try await client.addWatch(root, mode: .persistentRecursive)
+                let count = 300
+                for index in 0..<count { _ = try await writer.setData(path, data: Array("\(index)".utf8)) }
+                _ = try await writer.create("\(path)/child")
+                try await client.removeWatches(path, type: .persistent)
+
+                var received: [ZooKeeperWatchEvent] = []
+                for try await event in events { received.append(event) }
+                #expect(received.count == count + 2)
+                #expect(received.prefix(count).allSatisfy { $0 == ZooKeeperWatchEvent(type: .nodeDataChanged, path: path) })
+                #expect(received[count] == ZooKeeperWatchEvent(type: .nodeChildrenChanged, path: path))
+                #expect(received[count + 1] == ZooKeeperWatchEvent(type: .persistentWatchRemoved, path: path))
+
+                // The recursive watch saw the data changes and the grandchild's creation, not children changes.
+                var recursiveEvents: [ZooKeeperWatchEvent] = []
+                for try await event in recursive {
+                    recursiveEvents.append(event)
+                    if recursiveEvents.count == count + 1 { break }
+                }
+                #expect(recursiveEvents.last == ZooKeeperWatchEvent(type: .nodeCreated, path: "\(path)/child"))
+                #expect(recursiveEvents.filter { $0.type == .nodeDataChanged }.count == count)
+            }
+        }
+    }
+
+    @Test func removeWatchesCompletesOneShotWatches() async throws {
+        let root = try await TestServer.uniqueRoot()
+        try await withClient { client in
+            let (_, _, watch) = try await client.getData(root, watch: true)
+            try await client.removeWatches(root, type: .data)
+            #expect(try await watch.event == ZooKeeperWatchEvent(type: .dataWatchRemoved, path: root))
+            do {
+                try await client.removeWatches(root, type: .children)
+                Issue.record("removing a watch that does not exist must fail")
+            } catch let error as ZooKeeperError {
+                #expect(error.code == .noWatcher)
+            }
+        }
+    }
+}
