@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Logging
 import ZooKeeperNIO
 
@@ -12,6 +13,8 @@ public final class ZooKeeperStore: CoordinationStore {
     /// ACLs given to every node this handle creates.
     let acl: [ZooKeeperACL]
     private let label: String
+    /// How the session ended, once it has: later subscribers get just this.
+    private let ending = SessionEnding()
 
     private init(client: ZooKeeperClient, acl: [ZooKeeperACL], label: String) {
         self.client = client
@@ -57,8 +60,16 @@ public final class ZooKeeperStore: CoordinationStore {
     public var sessionID: Int64 { client.sessionID }
 
     public func create(_ path: String, data: [UInt8], mode: CreateMode) async throws -> String {
-        try await translating(path) {
-            try await client.create(path, data: data, acl: acl, mode: mode.zooKeeper).path
+        do {
+            return try await translating(path) {
+                try await client.create(path, data: data, acl: acl, mode: mode.zooKeeper).path
+            }
+        } catch var error as PopError where error.code == .notFound {
+            // ZooKeeper says NONODE about the created path; what is missing is its parent.
+            let parent = NodePath.parent(path) ?? "/"
+            error.path = parent
+            error.message = "No node at \(parent), the parent of \(path)."
+            throw error
         }
     }
 
@@ -197,21 +208,31 @@ public final class ZooKeeperStore: CoordinationStore {
 
     public func sessionEvents() -> AsyncStream<SessionEvent> {
         let events = client.sessionEvents
+        let ending = self.ending
+        if let ended = ending.event {
+            return AsyncStream { continuation in
+                continuation.yield(ended)
+                continuation.finish()
+            }
+        }
+        let current: SessionEvent = client.connectedServer == nil ? .disconnected : .connected
         return AsyncStream { continuation in
+            continuation.yield(current)
             let task = Task {
                 for await event in events {
+                    let mapped: SessionEvent
                     switch event {
-                    case .connected: continuation.yield(.connected)
-                    case .disconnected: continuation.yield(.disconnected)
-                    case .reconnected: continuation.yield(.reconnected)
-                    case .expired:
-                        continuation.yield(.expired)
-                        continuation.finish()
-                        return
-                    case .closed, .authFailed:
-                        continuation.yield(.closed)
-                        continuation.finish()
-                        return
+                    case .connected: mapped = .connected
+                    case .disconnected: mapped = .disconnected
+                    case .reconnected: mapped = .reconnected
+                    case .expired: mapped = .expired
+                    case .closed, .authFailed: mapped = .closed
+                    }
+                    if mapped == .connected && current == .connected { continue }
+                    continuation.yield(mapped)
+                    if mapped == .expired || mapped == .closed {
+                        ending.end(mapped)
+                        break
                     }
                 }
                 continuation.finish()
@@ -221,6 +242,7 @@ public final class ZooKeeperStore: CoordinationStore {
     }
 
     public func close() async {
+        ending.end(.closed)
         await client.close()
     }
 
@@ -324,5 +346,16 @@ extension NodeEvent {
         case .nodeDataChanged: self.init(.dataChanged, path: event.path)
         default: return nil
         }
+    }
+}
+
+/// How a session ended, set once.
+private final class SessionEnding: Sendable {
+    private let state = Mutex<SessionEvent?>(nil)
+
+    var event: SessionEvent? { state.withLock { $0 } }
+
+    func end(_ event: SessionEvent) {
+        state.withLock { $0 = $0 ?? event }
     }
 }

@@ -1,30 +1,72 @@
 import Foundation
+import Synchronization
 import Logging
 @testable import PopState
+import ZooKeeperNIO
+import ZooKeeperTestSupport
 
-/// The stores the conformance suite runs against. The ZooKeeper store joins this list when it exists.
+/// The stores the conformance suite runs against: the embedded store, and a real ZooKeeper server.
 enum StoreKind: String, CaseIterable, Sendable, CustomStringConvertible {
     case embedded
+    case zooKeeper
 
     var description: String { rawValue }
 
-    func makeFixture() throws -> StoreFixture {
+    func makeFixture() async throws -> StoreFixture {
         switch self {
-        case .embedded: try StoreFixture(folder: TemporaryFolder.make())
+        case .embedded:
+            return StoreFixture(.embedded(folder: try TemporaryFolder.make()))
+        case .zooKeeper:
+            // One server for the whole test process; each fixture works in its own chroot.
+            let server = try await ZooKeeperServer.shared()
+            let chroot = "/pop-state-tests-" + UUID().uuidString
+            let setup = try await ZooKeeperClient.connect(ZooKeeperConfiguration(connectString: server.connectString))
+            _ = try await setup.create(chroot, data: [])
+            await setup.close()
+            return StoreFixture(.zooKeeper(host: server.host, port: server.clientPort, chroot: chroot))
         }
     }
 }
 
 /// One backing store for a test; each ``open(sessionTimeout:)`` is a new handle with its own session.
 final class StoreFixture: Sendable {
-    let folder: String
+    enum Backing: Sendable {
+        case embedded(folder: String)
+        case zooKeeper(host: String, port: Int, chroot: String)
+    }
 
-    init(folder: String) {
-        self.folder = folder
+    let backing: Backing
+    /// For ZooKeeper, each handle connects through its own proxy, so one handle can be cut off alone.
+    private let proxies = Mutex<[Int64: ZooKeeperTestProxy]>([:])
+
+    init(_ backing: Backing) {
+        self.backing = backing
+    }
+
+    convenience init(folder: String) {
+        self.init(.embedded(folder: folder))
+    }
+
+    /// The embedded store's folder (empty for ZooKeeper).
+    var folder: String {
+        if case .embedded(let folder) = backing { return folder }
+        return ""
     }
 
     func open(sessionTimeout: Duration = .seconds(10)) async throws -> any CoordinationStore {
-        try await EmbeddedStore.open(folder: folder, options: Self.options(sessionTimeout: sessionTimeout))
+        switch backing {
+        case .embedded(let folder):
+            return try await EmbeddedStore.open(folder: folder, options: Self.options(sessionTimeout: sessionTimeout))
+        case .zooKeeper(let host, let port, let chroot):
+            var logger = Logger(label: "pop.store.test")
+            logger.logLevel = .critical
+            let proxy = try await ZooKeeperTestProxy.start(forwardingTo: host, port: port)
+            let store = try await ZooKeeperStore.open(
+                servers: [StoreConfiguration.Server(host: "127.0.0.1", port: proxy.port)], chroot: chroot,
+                sessionTimeout: sessionTimeout, logger: logger)
+            proxies.withLock { $0[store.sessionID] = proxy }
+            return store
+        }
     }
 
     static func options(sessionTimeout: Duration = .seconds(10)) -> EmbeddedStore.Options {
@@ -33,13 +75,34 @@ final class StoreFixture: Sendable {
         return EmbeddedStore.Options(sessionTimeout: sessionTimeout, logger: logger)
     }
 
-    /// Makes `store`'s session expire as if its process hung: its heartbeats stop.
-    func stopHeartbeats(_ store: any CoordinationStore) {
-        (store as! EmbeddedStore).suspendHeartbeats()
+    /// Makes `store`'s session expire as if its process hung.
+    ///
+    /// The embedded store's heartbeats stop. A ZooKeeper handle's proxy swallows everything (a partition), so the
+    /// server hears nothing from it and expires its session; the handle learns it once the partition heals.
+    func stopHeartbeats(_ store: any CoordinationStore) async throws {
+        switch backing {
+        case .embedded:
+            (store as! EmbeddedStore).suspendHeartbeats()
+        case .zooKeeper:
+            guard let proxy = proxies.withLock({ $0[store.sessionID] }) else { return }
+            proxy.setMode(.blackhole)
+            // Heal the partition after the session has certainly expired, so the client hears of it.
+            Task {
+                try? await Task.sleep(for: .seconds(3))
+                proxy.setMode(.refusing)
+                proxy.setMode(.forwarding)
+            }
+        }
     }
 
-    func remove() {
-        try? FileManager.default.removeItem(atPath: folder)
+    func remove() async {
+        switch backing {
+        case .embedded(let folder):
+            try? FileManager.default.removeItem(atPath: folder)
+        case .zooKeeper:
+            // Each chroot is unique; the shared server's data folder is removed with it.
+            for proxy in proxies.withLock({ Array($0.values) }) { await proxy.stop() }
+        }
     }
 }
 
@@ -77,9 +140,15 @@ func within<T: Sendable>(
 func withStores<T>(
     _ kind: StoreKind, _ body: (StoreFixture) async throws -> T
 ) async throws -> T {
-    let fixture = try kind.makeFixture()
-    defer { fixture.remove() }
-    return try await body(fixture)
+    let fixture = try await kind.makeFixture()
+    do {
+        let result = try await body(fixture)
+        await fixture.remove()
+        return result
+    } catch {
+        await fixture.remove()
+        throw error
+    }
 }
 
 func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
