@@ -91,8 +91,7 @@ func waitFor(
 
 /// Every process whose process group is `group`, zombies included, read from /proc.
 func processes(inGroup group: Int32) -> [Int32] {
-    guard let names = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return [] }
-    return names.compactMap(Int32.init).filter { ProcessTable.stat($0)?.processGroup == group }
+    ProcessTable.processes(inGroup: group)
 }
 
 /// Zombie children of this process.

@@ -325,3 +325,34 @@ struct SupervisorTests {
 final class PidBox: @unchecked Sendable {
     var pid: Int32 = 0
 }
+
+@Suite("Supervisor adoption of dead instances", .serialized)
+struct SupervisorLeftoverTests {
+    @Test func deadLeaderLeftoversAreKilledAndNothingIsAdopted() async throws {
+        let fixture = try SupervisorFixture()
+        defer { fixture.remove() }
+        let configuration = try fixture.configuration("orphaned", ["sh", "-c", "sleep 1000 & sleep 1000"])
+        let pidBox = PidBox()
+        try await fixture.withSupervisor(leaveRunning: true) { supervisor in
+            supervisor.start(configuration)
+            pidBox.pid = try await waitFor(supervisor, "orphaned") { $0.state == .running }?.pid ?? 0
+            #expect(await eventually { processes(inGroup: pidBox.pid).count == 3 })
+        }
+        let leader = pidBox.pid
+        // The leader dies while no agent runs; its background child lives on in the group.
+        kill(leader, SIGKILL)
+        #expect(await eventually { ProcessTable.stat(leader) == nil || ProcessTable.stat(leader)?.isZombie == true })
+        var status: Int32 = 0
+        waitpid(leader, &status, 0)
+        #expect(processes(inGroup: leader).count >= 1)
+        try await fixture.withSupervisor { supervisor in
+            let outcome = supervisor.adopt(stateDirectory: configuration.stateDirectory)
+            guard case .gone(_, let reason) = outcome else {
+                Issue.record("expected the dead instance not to be adopted, got \(outcome)")
+                return
+            }
+            #expect(reason.contains("killed"), "\(reason)")
+            #expect(await eventually(within: .seconds(2)) { processes(inGroup: leader).isEmpty })
+        }
+    }
+}
