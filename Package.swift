@@ -72,11 +72,14 @@ let package = Package(
             resources: [.copy("BuiltinPlugins")],
             swiftSettings: strictSettings
         ),
+        // Linux system calls the process supervisor needs that Glibc does not export (epoll, inotify, pidfd, prctl).
+        .target(name: "CPopAgentLinux"),
         // The machine agent: reconciler, process supervisor, task runner, health checks.
         .target(
             name: "PopAgent",
             dependencies: [
                 "PopState",
+                .target(name: "CPopAgentLinux", condition: .when(platforms: [.linux])),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Subprocess", package: "swift-subprocess"),
