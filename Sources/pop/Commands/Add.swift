@@ -1,0 +1,43 @@
+import ArgumentParser
+import PopState
+import PopTemplates
+
+/// `pop add NAME --template T [--OPTION VALUE ...]`: creates a service from a template.
+struct Add: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Add a service built from a template.",
+        discussion: """
+            Every --OPTION VALUE is checked against the template's declared options (see `pop describe TEMPLATE`).
+            The template is resolved now and stored with the service, so agents need no copy of its plugin.
+            Example: pop add plone --template plone4 --port 8081
+            """)
+
+    @OptionGroup var global: GlobalOptions
+
+    @Argument(help: "The service's name: lower-case letters, digits and dashes, starting with a letter.")
+    var name: String
+
+    @Option(name: .long, help: "The template to build the service from (see `pop list`).")
+    var template: String
+
+    @Argument(parsing: .allUnrecognized, help: ArgumentHelp("Template options.", valueName: "--OPTION VALUE"))
+    var templateOptions: [String] = []
+
+    func run() async throws {
+        let serviceName = try ServiceName(name)
+        let pairs = try TemplateOptionArguments.parse(templateOptions)
+        let catalog = TemplateCatalog.discover()
+        let resolved = try catalog.resolve(named: template)
+        let values = try OptionResolver(template: resolved).resolve(pairs)
+        let spec = ServiceSpec(name: serviceName, template: resolved, options: values)
+        try await CommandContext.with(global) { context in
+            try await context.namespace.addService(spec)
+            if context.json {
+                try context.printJSON(
+                    ["service": serviceName.rawValue, "template": resolved.name, "signature": spec.signature.hex])
+            }
+            context.done(
+                "added service \(serviceName) from template \(resolved.name) (signature \(spec.signature.short))")
+        }
+    }
+}

@@ -1,0 +1,24 @@
+import ArgumentParser
+import PopState
+
+/// `pop remove NAME`: undeploys a service everywhere and removes it.
+struct Remove: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Undeploy a service from every machine and remove it.")
+
+    @OptionGroup var global: GlobalOptions
+
+    @Argument(help: "The service to remove.")
+    var name: String
+
+    func run() async throws {
+        let service = try ServiceName(name)
+        try await CommandContext.with(global) { context in
+            try await context.namespace.removeService(service)
+            if context.json {
+                try context.printJSON(["removed": service.rawValue])
+            }
+            context.done("removed \(service); agents stop its instances")
+        }
+    }
+}

@@ -1,0 +1,207 @@
+import ArgumentParser
+import Foundation
+import PopState
+
+/// `pop status [NAME]`: every service, where it should run, and what each machine reports.
+struct Status: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show services, their machines, and each instance's state, PID, signature, uptime and restarts.",
+        discussion: """
+            A machine whose agent is not registered shows as 'down' and its instances as 'unknown'.
+            A signature marked with * differs from the service's current configuration (a restart is under way).
+            --wait STATE waits (using watches) until every instance shown is in STATE with the current signature.
+            """)
+
+    @OptionGroup var global: GlobalOptions
+
+    @Argument(help: "Show only this service.")
+    var name: String?
+
+    @Option(name: .long, help: ArgumentHelp("Wait until every instance is in this state (e.g. running).", valueName: "state"))
+    var wait: String?
+
+    @Option(name: .long, help: "How long --wait waits, in seconds, before failing.")
+    var timeout: Double = 60
+
+    func run() async throws {
+        let service = try name.map { try ServiceName($0) }
+        let waitState = try wait.map { raw in
+            guard let state = InstanceState(rawValue: raw) else {
+                throw PopError(
+                    .invalidInput, "Unknown instance state '\(raw)'.",
+                    hint: "States: \(InstanceState.allCases.map(\.rawValue).joined(separator: ", ")).")
+            }
+            return state
+        }
+        try await CommandContext.with(global) { context in
+            var snapshot = try await context.namespace.status()
+            if let service, !snapshot.services.contains(where: { $0.spec.name == service }) {
+                throw PopError(
+                    .notFound, "There is no service named '\(service)'.",
+                    hint: "`pop status` lists every service; `pop add` creates one.")
+            }
+            if let waitState {
+                snapshot = try await Status.wait(
+                    for: waitState, service: service, timeout: timeout, context: context, first: snapshot)
+            }
+            let report = StatusReport(snapshot: snapshot, only: service)
+            if context.json {
+                try context.printJSON(report)
+            } else {
+                context.out.write(report.render(for: context.out))
+            }
+        }
+    }
+
+    /// Waits until every placement shown has an instance in `state` with the desired signature.
+    static func wait(
+        for state: InstanceState, service: ServiceName?, timeout: Double, context: CommandContext,
+        first: StatusSnapshot
+    ) async throws -> StatusSnapshot {
+        func satisfied(_ snapshot: StatusSnapshot) -> Bool {
+            let services = snapshot.services.filter { service == nil || $0.spec.name == service }
+            return services.allSatisfy { status in
+                status.placements.allSatisfy { placement in
+                    guard let instance = placement.instance else { return false }
+                    return instance.state == state && instance.signature == status.signature
+                }
+            }
+        }
+        if satisfied(first) { return first }
+        let events = try await context.store.watchSubtree(context.namespace.prefix)
+        let deadline = ContinuousClock.now + .milliseconds(Int(timeout * 1000))
+        return try await withThrowingTaskGroup(of: StatusSnapshot?.self) { group in
+            group.addTask {
+                // Re-read after each burst of changes; the watch wakes us, nothing polls.
+                var latest = try await context.namespace.status()
+                if satisfied(latest) { return latest }
+                for try await _ in events {
+                    latest = try await context.namespace.status()
+                    if satisfied(latest) { return latest }
+                }
+                return nil
+            }
+            group.addTask {
+                try await Task.sleep(until: deadline)
+                return nil
+            }
+            let result = try await group.next() ?? nil
+            group.cancelAll()
+            if let result { return result }
+            let latest = try await context.namespace.status()
+            context.out.write(StatusReport(snapshot: latest, only: service).render(for: context.out))
+            throw PopError(
+                .system,
+                "Timed out after \(Int(timeout)) s waiting for \(service.map { "\($0)'s instances" } ?? "every instance") to be \(state.rawValue).",
+                hint: "See the table above; `pop logs NAME` shows an instance's output.")
+        }
+    }
+}
+
+/// The data `pop status` shows, as a table or as JSON.
+struct StatusReport: Encodable {
+    struct Row: Encodable {
+        var machine: String
+        var hostname: String?
+        var machineUp: Bool
+        var state: String
+        var pid: Int32?
+        var signature: String?
+        var current: Bool
+        var started: Date?
+        var since: Date?
+        var restarts: Int?
+        var lastError: String?
+    }
+
+    struct Service: Encodable {
+        var service: String
+        var template: String
+        var signature: String
+        var version: Int32
+        var instances: [Row]
+    }
+
+    var store: String
+    var machinesUp: [String]
+    var services: [Service]
+
+    init(snapshot: StatusSnapshot, only: ServiceName?) {
+        store = snapshot.store
+        let machines = Dictionary(snapshot.machines.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        machinesUp = snapshot.machines.map(\.id.rawValue).sorted()
+        services = snapshot.services.filter { only == nil || $0.spec.name == only }.map { status in
+            let rows = status.placements.sorted { $0.machine < $1.machine }.map { placement -> Row in
+                let machine = machines[placement.machine]
+                let up = machine != nil
+                let instance = placement.instance
+                let state = !up ? "unknown" : instance?.state.rawValue ?? "pending"
+                return Row(
+                    machine: placement.machine.rawValue, hostname: machine?.hostname, machineUp: up, state: state,
+                    pid: up ? instance?.pid : nil, signature: instance?.signature.hex,
+                    current: instance?.signature == status.signature, started: instance?.started,
+                    since: instance?.since, restarts: instance?.restarts, lastError: instance?.lastError)
+            }
+            return Service(
+                service: status.spec.name.rawValue, template: status.spec.template.name,
+                signature: status.signature.hex, version: status.version, instances: rows)
+        }
+    }
+
+    func render(for terminal: Terminal, now: Date = Date()) -> String {
+        var table = Table("SERVICE", "MACHINE", "STATE", "PID", "SIGNATURE", "UPTIME", "RESTARTS", "LAST ERROR")
+        var counts: [String: Int] = [:]
+        for service in services {
+            if service.instances.isEmpty {
+                table.append([
+                    Table.Cell(service.service, .bold), Table.Cell("-"), Table.Cell("not deployed", .dim),
+                    Table.Cell("-"), Table.Cell(String(service.signature.prefix(8))), Table.Cell("-"),
+                    Table.Cell("-"), Table.Cell(""),
+                ])
+            }
+            for (index, row) in service.instances.enumerated() {
+                counts[row.state, default: 0] += 1
+                let machineText =
+                    shortMachine(row.machine) + (row.hostname.map { " (\($0))" } ?? "") + (row.machineUp ? "" : " down")
+                let signature = row.signature.map { String($0.prefix(8)) + (row.current ? "" : "*") } ?? "-"
+                let uptime = row.state == "running" || row.state == "starting" ? row.started.map { Duration.short(since: $0, now: now) } : nil
+                table.append([
+                    Table.Cell(index == 0 ? service.service : "", .bold),
+                    Table.Cell(machineText, row.machineUp ? nil : .red),
+                    Table.Cell(row.state, StatusReport.color(row.state)),
+                    Table.Cell(row.pid.map(String.init) ?? "-"),
+                    Table.Cell(signature, row.current ? nil : .yellow),
+                    Table.Cell(uptime ?? "-"),
+                    Table.Cell(row.restarts.map(String.init) ?? "-"),
+                    Table.Cell(row.lastError.map { $0.count > 60 ? String($0.prefix(57)) + "..." : $0 } ?? "", .red),
+                ])
+            }
+        }
+        var out = ""
+        if services.isEmpty {
+            out += "No services. Add one with `pop add NAME --template TEMPLATE` (`pop list` shows templates).\n"
+        } else {
+            out += table.render(for: terminal)
+        }
+        let instanceCount = counts.values.reduce(0, +)
+        let summary = counts.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
+        out += terminal.paint(
+            "\(services.count) service\(services.count == 1 ? "" : "s"), \(instanceCount) instance\(instanceCount == 1 ? "" : "s")"
+                + (summary.isEmpty ? "" : " (\(summary))")
+                + " · \(machinesUp.count) machine\(machinesUp.count == 1 ? "" : "s") up · \(store)", .dim) + "\n"
+        return out
+    }
+
+    private func shortMachine(_ id: String) -> String {
+        id.count > 12 ? String(id.prefix(12)) : id
+    }
+
+    static func color(_ state: String) -> Terminal.Color? {
+        switch state {
+        case "running": .green
+        case "starting", "installing", "pending", "stopping", "backoff": .yellow
+        case "fatal", "unknown": .red
+        default: nil
+        }
+    }
+}

@@ -1,0 +1,50 @@
+import ArgumentParser
+import PopState
+
+/// `pop undeploy NAME [MACHINE ...]`: takes a service off machines.
+struct Undeploy: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Take a service off machines (by default this machine; --all for every machine).")
+
+    @OptionGroup var global: GlobalOptions
+
+    @Argument(help: "The service to undeploy.")
+    var name: String
+
+    @Argument(help: "Machine ids; default: this machine.")
+    var machines: [String] = []
+
+    @Flag(name: .long, help: "Undeploy from every machine.")
+    var all = false
+
+    func validate() throws {
+        if all && !machines.isEmpty {
+            throw ValidationError("Give machine ids or --all, not both.")
+        }
+    }
+
+    func run() async throws {
+        let service = try ServiceName(name)
+        try await CommandContext.with(global) { context in
+            let placed = try await context.namespace.placements(service)
+            let targets = all ? Array(placed.keys).sorted() : try MachineArguments.resolve(machines)
+            let missing = targets.filter { placed[$0] == nil }
+            if !missing.isEmpty && !all {
+                throw PopError(
+                    .notFound,
+                    "\(service) is not deployed to \(missing.map(\.rawValue).joined(separator: ", ")).",
+                    hint: placed.isEmpty
+                        ? "It is not deployed anywhere."
+                        : "It is deployed to: \(placed.keys.sorted().map(\.rawValue).joined(separator: ", ")).")
+            }
+            let removed = try await context.namespace.undeploy(service, machines: targets)
+            if context.json {
+                try context.printJSON(["service": service.rawValue, "undeployed": removed.map(\.rawValue).joined(separator: ",")])
+            }
+            context.done(
+                removed.isEmpty
+                    ? "\(service) was not deployed anywhere"
+                    : "undeployed \(service) from \(removed.map(\.rawValue).joined(separator: ", "))")
+        }
+    }
+}
