@@ -70,11 +70,14 @@ let package = Package(
             resources: [.copy("BuiltinPlugins")],
             swiftSettings: strictSettings
         ),
+        // Linux system calls the process supervisor needs that Glibc does not export (epoll, inotify, pidfd, prctl).
+        .target(name: "CPopAgentLinux"),
         // The machine agent: reconciler, process supervisor, task runner, health checks.
         .target(
             name: "PopAgent",
             dependencies: [
                 "PopState",
+                .target(name: "CPopAgentLinux", condition: .when(platforms: [.linux])),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Subprocess", package: "swift-subprocess"),
@@ -112,7 +115,17 @@ let package = Package(
         ),
         .testTarget(
             name: "PopStateTests",
-            dependencies: ["PopState", "ZooKeeperTestSupport"],
+            dependencies: [
+                "PopState", "ZooKeeperTestSupport", "PopStateProbe",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // A small program the state tests run as a separate process against a shared embedded store.
+        .executableTarget(
+            name: "PopStateProbe",
+            dependencies: ["PopState"],
+            path: "Tests/PopStateProbe",
             swiftSettings: strictSettings
         ),
         .testTarget(

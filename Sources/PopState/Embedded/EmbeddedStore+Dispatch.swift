@@ -10,7 +10,7 @@ extension EmbeddedStore {
             let wake = monitor.wait(timeoutMilliseconds: Int(max(0, nextHeartbeat - SessionClock.now())))
             guard isOpen else { break }
             if SessionClock.now() >= nextHeartbeat {
-                heartbeat()
+                if !lifecycle.withLock({ $0.heartbeatsSuspended }) { heartbeat() }
                 nextHeartbeat = SessionClock.now() + interval
             }
             switch wake {

@@ -63,6 +63,7 @@ public final class EmbeddedStore: CoordinationStore {
         var subscribers: [Int: AsyncStream<SessionEvent>.Continuation] = [:]
         var nextSubscriber = 0
         var loopExited = false
+        var heartbeatsSuspended = false
         var exitWaiters: [CheckedContinuation<Void, Never>] = []
     }
 
@@ -233,6 +234,11 @@ public final class EmbeddedStore: CoordinationStore {
                 hint: "Open the store again.")
         }
         return PopError(.storeUnreachable, "The session \(sessionID) of the \(description) is closed.")
+    }
+
+    /// Stops this handle's heartbeats, as if its process hung, so that its session expires (for tests).
+    package func suspendHeartbeats() {
+        lifecycle.withLock { $0.heartbeatsSuspended = true }
     }
 
     func checkOpen() throws(PopError) {

@@ -1,0 +1,70 @@
+#if os(Linux)
+import CPopAgentLinux
+import Glibc
+import Synchronization
+
+/// Reaps orphaned descendants that were reparented to this process (it is a child subreaper), without ever taking
+/// the exit status of a child someone else waits for.
+///
+/// A zombie child is reaped here only when (1) no supervisor tracks its pid, and (2) it is in another session than
+/// the agent. Every instance runs in its own session, so its orphans qualify, while children started by other code
+/// in the agent (such as swift-subprocess, which waits on its own pidfds) stay in the agent's session and are left
+/// alone. Spawning holds the same lock as the reaping decision, so a child is tracked before the reaper can see it.
+enum ChildReaper {
+    private static let tracked = Mutex<Set<Int32>>([])
+
+    /// An eventfd that the SIGCHLD handler bumps; event loops watch it.
+    static let wakeDescriptor: Int32 = eventfd(0, Int32(EFD_CLOEXEC | EFD_NONBLOCK))
+
+    private static let installation: Void = {
+        ProcessTable.becomeSubreaper()
+        _ = cpop_install_sigchld_wake(wakeDescriptor)
+    }()
+
+    /// Makes this process a subreaper and installs the SIGCHLD wake-up (once per process).
+    static func install() {
+        _ = installation
+    }
+
+    /// Runs `spawn` under the reaper's lock and tracks the pid it returns, so the reaper never takes its status.
+    static func spawnTracked<Failure: Error>(_ spawn: () throws(Failure) -> Int32) throws(Failure) -> Int32 {
+        let result: Result<Int32, Failure> = tracked.withLock { set in
+            do throws(Failure) {
+                let pid = try spawn()
+                set.insert(pid)
+                return .success(pid)
+            } catch {
+                return .failure(error)
+            }
+        }
+        return try result.get()
+    }
+
+    /// Tracks a child that was not spawned through ``spawnTracked(_:)`` (an adopted process that is our child).
+    static func track(_ pid: Int32) {
+        _ = tracked.withLock { $0.insert(pid) }
+    }
+
+    /// Stops tracking a pid once its supervisor has reaped it, or has let go of it.
+    static func untrack(_ pid: Int32) {
+        _ = tracked.withLock { $0.remove(pid) }
+    }
+
+    /// Reaps every untracked zombie child in another session; returns how many were reaped.
+    @discardableResult
+    static func sweep() -> Int {
+        let ownSession = getsid(0)
+        var reaped = 0
+        for pid in ProcessTable.children() {
+            guard let stat = ProcessTable.stat(pid), stat.isZombie, stat.session != ownSession else { continue }
+            let done = tracked.withLock { set -> Bool in
+                guard !set.contains(pid) else { return false }
+                var status: Int32 = 0
+                return waitpid(pid, &status, WNOHANG) == pid
+            }
+            if done { reaped += 1 }
+        }
+        return reaped
+    }
+}
+#endif

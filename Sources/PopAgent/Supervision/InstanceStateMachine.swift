@@ -1,0 +1,430 @@
+import Foundation
+import PopState
+
+/// The lifecycle of one instance as a pure value: each event is a mutating function that returns what to do.
+///
+/// Nothing here touches a process, a file or a clock; the ``Supervisor`` feeds events in (with the time they happened)
+/// and carries out the returned ``Action``. Timers are identified by a generation number, so a timer that fires after
+/// the machine has moved on is recognised as stale and ignored instead of being cancelled.
+struct InstanceStateMachine: Sendable {
+    /// What the machine needs to know from the instance's configuration.
+    struct Parameters: Hashable, Sendable {
+        struct Health: Hashable, Sendable {
+            var interval: Duration
+            var gracePeriod: Duration
+        }
+
+        var setupSteps: Int
+        var health: Health?
+        var stopSignal: StopSignal
+        var stopTimeout: Duration
+        var restart: RestartPolicy
+    }
+
+    /// Which process is being spawned or runs.
+    enum ProcessKind: Hashable, Sendable {
+        case setup(step: Int)
+        case command
+    }
+
+    /// What happens once the current process has stopped.
+    enum AfterStop: Hashable, Sendable {
+        /// Stay stopped.
+        case stay
+        /// Start again (a deliberate restart or a configuration change).
+        case start
+        /// Count the stop as a failure with this message (an instance that stayed unhealthy).
+        case fail(String)
+        /// Forget the instance.
+        case remove
+    }
+
+    enum Phase: Hashable, Sendable {
+        case stopped
+        case fatal
+        /// A process is being spawned; `stopRequested` remembers a stop that arrived meanwhile.
+        case spawning(ProcessKind, stopRequested: Bool)
+        /// A setup step runs.
+        case installing(step: Int, pid: Int32, started: Moment)
+        /// The command runs but has not passed its health check yet.
+        case starting(pid: Int32, started: Moment)
+        /// The command runs (and is healthy, if it has a check); `healthySince` is the last healthy probe.
+        case running(pid: Int32, started: Moment, lastHealthy: Moment?)
+        /// Waiting to restart after an unexpected exit.
+        case backoff
+        /// The stop signal was sent; `killed` once SIGKILL followed.
+        case stopping(pid: Int32, killed: Bool)
+    }
+
+    /// What the ``Supervisor`` must do after an event.
+    enum Action: Hashable, Sendable {
+        case none
+        /// Run setup step `index` (or report it finished at once if its `creates` path exists).
+        case runSetupStep(index: Int)
+        /// Spawn the instance's command.
+        case spawnCommand
+        /// Fire ``timerFired(generation:at:)`` after `delay`.
+        case scheduleTimer(after: Duration, generation: UInt64)
+        /// Send `signal` to the process group led by `pid`, then fire the timer `generation` after `killAfter`.
+        case signalGroup(pid: Int32, signal: StopSignal, killAfter: Duration, generation: UInt64)
+        /// Send SIGKILL to the process group led by `pid`.
+        case killGroup(pid: Int32)
+        /// Probe the instance's health and report with ``probeFinished(healthy:detail:at:)``.
+        case probe
+        /// Stop supervising the instance (it has stopped and was asked to be removed).
+        case forget
+    }
+
+    private(set) var parameters: Parameters
+    /// Parameters of a new configuration, applied when the next process starts (the current one stops as it was told).
+    private var pendingParameters: Parameters?
+    private(set) var phase: Phase = .stopped
+    private(set) var afterStop: AfterStop = .stay
+    /// Quick failures in a row.
+    private(set) var quickFailures = 0
+    /// Unexpected exits since the last deliberate (re)start.
+    private(set) var restarts = 0
+    private(set) var lastError: String?
+    /// When the public state last changed.
+    private(set) var since: Date
+    /// The generation of the one timer that is still meaningful.
+    private(set) var timerGeneration: UInt64 = 0
+    private var pendingTimer: TimerPurpose?
+    /// How long to wait for the next probe while starting (doubles up to the interval).
+    private var startingProbeDelay: Duration = .zero
+
+    private enum TimerPurpose: Hashable, Sendable {
+        case backoff, stopTimeout, probe
+    }
+
+    init(parameters: Parameters, at now: Moment) {
+        self.parameters = parameters
+        self.since = now.date
+    }
+
+    // MARK: Derived status
+
+    /// The state as published.
+    var state: InstanceState {
+        switch phase {
+        case .stopped: .stopped
+        case .fatal: .fatal
+        case .spawning(.setup, _), .installing: .installing
+        case .spawning(.command, _), .starting: .starting
+        case .running: .running
+        case .backoff: .backoff
+        case .stopping: .stopping
+        }
+    }
+
+    /// The pid of the process that exists now, if any.
+    var pid: Int32? {
+        switch phase {
+        case .installing(_, let pid, _), .starting(let pid, _), .running(let pid, _, _), .stopping(let pid, _): pid
+        case .stopped, .fatal, .spawning, .backoff: nil
+        }
+    }
+
+    /// Whether the machine is at rest with no process and nothing pending (stopped or FATAL).
+    var isSettled: Bool {
+        switch phase {
+        case .stopped, .fatal: true
+        default: false
+        }
+    }
+
+    /// Whether a stop was asked for and the process has not exited yet.
+    var isStopInProgress: Bool {
+        switch phase {
+        case .stopping, .spawning(_, stopRequested: true): true
+        default: false
+        }
+    }
+
+    // MARK: Requests
+
+    /// Start the instance if it is not running or on its way; a FATAL instance stays FATAL (use ``restart(with:at:)``).
+    mutating func start(at now: Moment) -> Action {
+        switch phase {
+        case .stopped:
+            return begin(at: now)
+        case .stopping:
+            if afterStop != .remove { afterStop = .start }
+            return .none
+        case .spawning(let kind, stopRequested: true):
+            phase = .spawning(kind, stopRequested: false)
+            return .none
+        case .fatal, .spawning, .installing, .starting, .running, .backoff:
+            return .none
+        }
+    }
+
+    /// A deliberate restart: clears FATAL and the failure counts, adopts `parameters`, and starts afresh.
+    mutating func restart(with parameters: Parameters, at now: Moment) -> Action {
+        pendingParameters = parameters
+        quickFailures = 0
+        restarts = 0
+        switch phase {
+        case .stopped, .fatal, .backoff:
+            return begin(at: now)
+        case .spawning(let kind, _):
+            // The process being spawned runs the old configuration: stop it as soon as it exists, then start.
+            phase = .spawning(kind, stopRequested: true)
+            afterStop = .start
+            return .none
+        case .stopping:
+            if afterStop != .remove { afterStop = .start }
+            return .none
+        case .installing(_, let pid, _), .starting(let pid, _), .running(let pid, _, _):
+            return beginStop(pid: pid, then: .start, at: now)
+        }
+    }
+
+    /// Stop the instance and keep it stopped.
+    mutating func stop(at now: Moment) -> Action {
+        stop(then: .stay, at: now)
+    }
+
+    /// Stop the instance, then forget it.
+    mutating func remove(at now: Moment) -> Action {
+        stop(then: .remove, at: now)
+    }
+
+    private mutating func stop(then next: AfterStop, at now: Moment) -> Action {
+        switch phase {
+        case .stopped, .fatal, .backoff:
+            setPhase(.stopped, at: now)
+            return next == .remove ? .forget : .none
+        case .spawning(let kind, _):
+            phase = .spawning(kind, stopRequested: true)
+            afterStop = next
+            return .none
+        case .stopping:
+            if afterStop != .remove { afterStop = next }
+            return .none
+        case .installing(_, let pid, _), .starting(let pid, _), .running(let pid, _, _):
+            return beginStop(pid: pid, then: next, at: now)
+        }
+    }
+
+    /// The instance's process was found alive by a new agent and is supervised again.
+    mutating func adopted(pid: Int32, started: Moment, restarts: Int, at now: Moment) -> Action {
+        self.restarts = restarts
+        if parameters.health != nil {
+            // Healthy enough to be running when the last agent left it; the grace period counts from now.
+            setPhase(.running(pid: pid, started: started, lastHealthy: now), at: now)
+            return scheduleProbe(after: parameters.health!.interval)
+        }
+        setPhase(.running(pid: pid, started: started, lastHealthy: nil), at: now)
+        return .none
+    }
+
+    // MARK: Process events
+
+    /// The process that was being spawned exists now.
+    mutating func spawned(pid: Int32, at now: Moment) -> Action {
+        guard case .spawning(let kind, let stopRequested) = phase else { return .none }
+        switch kind {
+        case .setup(let step):
+            setPhase(.installing(step: step, pid: pid, started: now), at: now)
+        case .command:
+            if let health = parameters.health {
+                setPhase(.starting(pid: pid, started: now), at: now)
+                startingProbeDelay = min(.milliseconds(10), health.interval)
+                if !stopRequested { return scheduleProbe(after: .zero) }
+            } else {
+                setPhase(.running(pid: pid, started: now, lastHealthy: nil), at: now)
+            }
+        }
+        if stopRequested {
+            return beginStop(pid: pid, then: afterStop, at: now)
+        }
+        return .none
+    }
+
+    /// Spawning failed before any process existed (missing executable, unusable folder).
+    mutating func spawnFailed(_ message: String, at now: Moment) -> Action {
+        guard case .spawning(let kind, let stopRequested) = phase else { return .none }
+        if stopRequested {
+            return settleAfterStop(at: now)
+        }
+        if case .setup(let step) = kind {
+            return fail("setup step \(step + 1): \(message)", uptime: .zero, at: now)
+        }
+        return fail(message, uptime: .zero, at: now)
+    }
+
+    /// A setup step was skipped because its `creates` path exists, or finished successfully.
+    mutating func setupStepSucceeded(step: Int, at now: Moment) -> Action {
+        switch phase {
+        case .spawning(.setup(step), let stopRequested):
+            if stopRequested { return settleAfterStop(at: now) }
+        case .installing(step, _, _):
+            break
+        default:
+            return .none
+        }
+        return continueAfterSetupStep(step, at: now)
+    }
+
+    /// The process `pid` ended with `status`. `stepName` names the setup step, for the error message.
+    mutating func processExited(pid: Int32, status: ExitStatus, stepName: String? = nil, at now: Moment) -> Action {
+        switch phase {
+        case .stopping(pid, _):
+            return settleAfterStop(at: now)
+        case .installing(let step, pid, let started):
+            if status.isSuccess {
+                return continueAfterSetupStep(step, at: now)
+            }
+            let name = stepName.map { "'\($0)'" } ?? "\(step + 1)"
+            return fail("setup step \(name) \(status)", uptime: now.instant - started.instant, at: now)
+        case .starting(pid, let started), .running(pid, let started, _):
+            return fail(status.description, uptime: now.instant - started.instant, at: now)
+        default:
+            return .none
+        }
+    }
+
+    /// The timer `generation` fired.
+    mutating func timerFired(generation: UInt64, at now: Moment) -> Action {
+        guard generation == timerGeneration, let purpose = pendingTimer else { return .none }
+        pendingTimer = nil
+        switch (purpose, phase) {
+        case (.backoff, .backoff):
+            return begin(at: now)
+        case (.stopTimeout, .stopping(let pid, killed: false)):
+            phase = .stopping(pid: pid, killed: true)
+            return .killGroup(pid: pid)
+        case (.probe, .starting), (.probe, .running):
+            return .probe
+        default:
+            return .none
+        }
+    }
+
+    /// A health probe finished.
+    mutating func probeFinished(healthy: Bool, detail: String, at now: Moment) -> Action {
+        guard let health = parameters.health else { return .none }
+        switch phase {
+        case .starting(let pid, let started):
+            if healthy {
+                setPhase(.running(pid: pid, started: started, lastHealthy: now), at: now)
+                return scheduleProbe(after: health.interval)
+            }
+            if now.instant - started.instant > health.gracePeriod {
+                return beginStop(
+                    pid: pid, then: .fail("not healthy within the grace period: \(detail)"), at: now)
+            }
+            let delay = startingProbeDelay
+            startingProbeDelay = min(startingProbeDelay * 2, health.interval)
+            return scheduleProbe(after: delay)
+        case .running(let pid, let started, let lastHealthy):
+            if healthy {
+                phase = .running(pid: pid, started: started, lastHealthy: now)
+                return scheduleProbe(after: health.interval)
+            }
+            let unhealthySince = lastHealthy ?? started
+            if now.instant - unhealthySince.instant > health.gracePeriod {
+                return beginStop(pid: pid, then: .fail("unhealthy for longer than the grace period: \(detail)"), at: now)
+            }
+            return scheduleProbe(after: health.interval)
+        default:
+            return .none
+        }
+    }
+
+    // MARK: Transitions
+
+    private mutating func begin(at now: Moment) -> Action {
+        if let pending = pendingParameters {
+            parameters = pending
+            pendingParameters = nil
+        }
+        afterStop = .stay
+        pendingTimer = nil
+        if parameters.setupSteps > 0 {
+            setPhase(.spawning(.setup(step: 0), stopRequested: false), at: now)
+            return .runSetupStep(index: 0)
+        }
+        setPhase(.spawning(.command, stopRequested: false), at: now)
+        return .spawnCommand
+    }
+
+    private mutating func continueAfterSetupStep(_ step: Int, at now: Moment) -> Action {
+        if step + 1 < parameters.setupSteps {
+            setPhase(.spawning(.setup(step: step + 1), stopRequested: false), at: now)
+            return .runSetupStep(index: step + 1)
+        }
+        setPhase(.spawning(.command, stopRequested: false), at: now)
+        return .spawnCommand
+    }
+
+    private mutating func beginStop(pid: Int32, then next: AfterStop, at now: Moment) -> Action {
+        afterStop = next
+        setPhase(.stopping(pid: pid, killed: parameters.stopSignal == .kill), at: now)
+        timerGeneration += 1
+        pendingTimer = .stopTimeout
+        return .signalGroup(
+            pid: pid, signal: parameters.stopSignal, killAfter: parameters.stopTimeout, generation: timerGeneration)
+    }
+
+    /// The process stopped (or never started) after a stop was requested: do what was asked next.
+    private mutating func settleAfterStop(at now: Moment) -> Action {
+        let next = afterStop
+        afterStop = .stay
+        pendingTimer = nil
+        switch next {
+        case .stay:
+            setPhase(.stopped, at: now)
+            return .none
+        case .remove:
+            setPhase(.stopped, at: now)
+            return .forget
+        case .start:
+            return begin(at: now)
+        case .fail(let message):
+            // The uptime is irrelevant: an instance that never became healthy failed quickly by definition.
+            return fail(message, uptime: .zero, at: now)
+        }
+    }
+
+    private mutating func fail(_ message: String, uptime: Duration, at now: Moment) -> Action {
+        lastError = message
+        restarts += 1
+        if uptime >= .milliseconds(parameters.restart.stableAfterMilliseconds) {
+            quickFailures = 0
+        }
+        quickFailures += 1
+        if quickFailures >= parameters.restart.maximumQuickFailures {
+            setPhase(.fatal, at: now)
+            pendingTimer = nil
+            return .none
+        }
+        setPhase(.backoff, at: now)
+        timerGeneration += 1
+        pendingTimer = .backoff
+        return .scheduleTimer(after: parameters.restart.backoff(afterFailures: quickFailures), generation: timerGeneration)
+    }
+
+    private mutating func scheduleProbe(after delay: Duration) -> Action {
+        timerGeneration += 1
+        pendingTimer = .probe
+        return .scheduleTimer(after: delay, generation: timerGeneration)
+    }
+
+    private mutating func setPhase(_ newPhase: Phase, at now: Moment) {
+        let before = state
+        phase = newPhase
+        if state != before { since = now.date }
+    }
+
+    /// When the current process started, if one exists.
+    var started: Date? {
+        switch phase {
+        case .installing(_, _, let started), .starting(_, let started), .running(_, let started, _):
+            started.date
+        default:
+            nil
+        }
+    }
+}

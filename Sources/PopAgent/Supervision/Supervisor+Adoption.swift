@@ -1,0 +1,70 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Logging
+import PopState
+
+extension Supervisor {
+    /// Supervises again the process recorded in `stateDirectory` by an earlier agent, if it is still the same process.
+    ///
+    /// The record's pid must be alive, its start time (from `/proc`) must equal the recorded one, so that a pid
+    /// reused by another process is never mistaken for the instance, and it must still lead its process group.
+    /// An adopted process keeps its pid and is not restarted; it is watched through a pidfd like any other, though
+    /// its exit status cannot be known (it is not this process's child). When the process is gone, nothing is
+    /// adopted and the record is left for ``start(_:)`` to replace.
+    public func adopt(stateDirectory: String) -> AdoptionOutcome {
+        let record: LocalInstanceRecord
+        do {
+            guard let found = try LocalInstanceRecord.read(from: stateDirectory) else { return .noRecord }
+            record = found
+        } catch {
+            logger.warning("unreadable instance record", metadata: ["error": "\(error)"])
+            return .noRecord
+        }
+        let name = record.configuration.name
+        let pid = record.pid
+        if state.withLock({ $0.instances[name] != nil }) { return .alreadySupervised(name) }
+        guard let stat = ProcessTable.stat(pid), !stat.isZombie else {
+            return gone(name, "process \(pid) no longer exists")
+        }
+        guard stat.startTime == record.processStartTime else {
+            return gone(name, "pid \(pid) now belongs to another process (its start time differs)")
+        }
+        guard stat.processGroup == record.processGroup else {
+            return gone(name, "process \(pid) no longer leads process group \(record.processGroup)")
+        }
+        let handle: Int32
+        do { handle = try ProcessTable.openHandle(pid) } catch {
+            return gone(name, "process \(pid) cannot be watched: \(error.message)")
+        }
+        let isChild = stat.parent == getpid()
+        if isChild { ChildReaper.track(pid) }
+        let token = makeToken()
+        let watched = WatchedProcess(pid: pid, handle: handle, token: token, isChild: isChild, stepName: nil)
+        let now = Moment.now()
+        let age = now.date.timeIntervalSince(record.started)
+        let started = Moment(instant: now.instant - .milliseconds(Int64(max(age, 0) * 1000)), date: record.started)
+        let configuration = record.configuration
+        state.withLock { $0.registrations[token] = .process(name, pid: pid) }
+        let outcome = mutate(name, now: now, create: configuration) { entry in
+            entry.process = watched
+            entry.processSignature = configuration.signature
+            return entry.machine.adopted(pid: pid, started: started, restarts: record.restarts, at: now)
+        }
+        loop.add(handle, mask: ProcessEventLoop.readable, token: token)
+        watchLogs(name, configuration)
+        logger.info(
+            "adopted running instance",
+            metadata: ["service": "\(name)", "pid": "\(pid)", "signature": "\(configuration.signature)"])
+        let status = outcome?.changed
+        finish(outcome, name: name)
+        return status.map { .adopted($0) } ?? .alreadySupervised(name)
+    }
+
+    private func gone(_ name: ServiceName, _ reason: String) -> AdoptionOutcome {
+        logger.info("recorded instance is gone; not adopting", metadata: ["service": "\(name)", "reason": "\(reason)"])
+        return .gone(name, reason: reason)
+    }
+}

@@ -1,0 +1,153 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Logging
+import PopState
+
+extension Supervisor {
+    /// Handles one event on the event thread.
+    func handle(_ event: ProcessEventLoop.Event) {
+        switch event {
+        case .childSignal:
+            let reaped = ChildReaper.sweep()
+            if reaped > 0 { logger.debug("reaped orphaned processes", metadata: ["count": "\(reaped)"]) }
+        case .folderModified(let watch):
+            logFolderModified(watch)
+        case .ready(let token, _), .timer(let token):
+            let registration = state.withLock { state -> Registration? in
+                switch state.registrations[token] {
+                case .probeSocket?: return state.registrations[token]
+                default: return state.registrations.removeValue(forKey: token)
+                }
+            }
+            switch registration {
+            case .process(let name, let pid)?:
+                processExited(name, pid: pid, token: token)
+            case .timer(let name, let generation)?:
+                feed(name) { machine, now in machine.timerFired(generation: generation, at: now) }
+            case .probeSocket(let name)?:
+                continueProbe(name, token: token)
+            case .probeTimeout(let name, let socketToken)?:
+                probeTimedOut(name, socketToken: socketToken)
+            case .logRearm(let name)?:
+                rearmLogWatch(name)
+            case nil:
+                return
+            }
+        }
+    }
+
+    /// The process behind `token` exited: kill what is left of its group, reap it, and tell the machine.
+    private func processExited(_ name: ServiceName, pid: Int32, token: UInt64) {
+        let watched = state.withLock { state -> WatchedProcess? in
+            guard var entry = state.instances[name], let process = entry.process, process.token == token else {
+                return nil
+            }
+            entry.process = nil
+            state.instances[name] = entry
+            return process
+        }
+        guard let watched else { return }
+        loop.remove(watched.handle)
+        // The exited leader is not reaped yet, so its pid (the group id) cannot have been reused: this SIGKILL
+        // reaches only what is left of the instance's own group, such as background grandchildren.
+        kill(-pid, SIGKILL)
+        var status = ExitStatus.unknown
+        if watched.isChild, case .exited(let exit) = ProcessTable.reap(handle: watched.handle) {
+            status = exit
+        }
+        close(watched.handle)
+        ChildReaper.untrack(pid)
+        logger.info(
+            "process exited",
+            metadata: ["service": "\(name)", "pid": "\(pid)", "status": "\(status)"])
+        let stepName = watched.stepName
+        feed(name) { machine, now in machine.processExited(pid: pid, status: status, stepName: stepName, at: now) }
+    }
+
+    // MARK: Health probes
+
+    func startProbe(_ name: ServiceName, _ configuration: InstanceConfiguration) {
+        guard let health = configuration.health else { return }
+        let (connection, step) = HealthProbeConnection.start(health.target)
+        let token = makeToken()
+        if case .finished = step {
+            probeStepped(name, token: token, connection: connection, step: step)
+            return
+        }
+        schedule(.probeTimeout(name, socketToken: token), after: .milliseconds(health.timeoutMilliseconds))
+        probeStepped(name, token: token, connection: connection, step: step)
+    }
+
+    private func continueProbe(_ name: ServiceName, token: UInt64) {
+        guard var connection = state.withLock({ $0.probes[token] }) else { return }
+        let step = connection.resume()
+        probeStepped(name, token: token, connection: connection, step: step)
+    }
+
+    private func probeStepped(
+        _ name: ServiceName, token: UInt64, connection: HealthProbeConnection, step: HealthProbeConnection.Step
+    ) {
+        switch step {
+        case .finished(let healthy, let detail):
+            state.withLock { state in
+                state.probes[token] = nil
+                state.registrations[token] = nil
+            }
+            if !healthy { logger.debug("health probe failed", metadata: ["service": "\(name)", "detail": "\(detail)"]) }
+            feed(name) { machine, now in machine.probeFinished(healthy: healthy, detail: detail, at: now) }
+        case .waitWritable, .waitReadable:
+            state.withLock { state in
+                state.probes[token] = connection
+                state.registrations[token] = .probeSocket(name)
+            }
+            let mask = step == .waitWritable ? ProcessEventLoop.writable : ProcessEventLoop.readable
+            loop.add(connection.socket, mask: mask, token: token)
+        }
+    }
+
+    private func probeTimedOut(_ name: ServiceName, socketToken: UInt64) {
+        let connection = state.withLock { state -> HealthProbeConnection? in
+            state.registrations[socketToken] = nil
+            return state.probes.removeValue(forKey: socketToken)
+        }
+        guard var connection else { return }
+        loop.remove(connection.socket)
+        connection.cancel()
+        let timeout = state.withLock { $0.instances[name]?.configuration.health?.timeoutMilliseconds } ?? 0
+        let detail = "no answer within \(timeout) ms"
+        feed(name) { machine, now in machine.probeFinished(healthy: false, detail: detail, at: now) }
+    }
+
+    // MARK: Log rotation
+
+    /// A log folder changed: check sizes now, and leave the folder unwatched for a quiet period so a chatty
+    /// instance costs at most a few checks a second.
+    private func logFolderModified(_ watch: Int32) {
+        let target = state.withLock { state -> (ServiceName, InstanceConfiguration)? in
+            guard let name = state.logWatches.removeValue(forKey: watch), var entry = state.instances[name] else {
+                return nil
+            }
+            entry.logWatch = nil
+            state.instances[name] = entry
+            return (name, entry.configuration)
+        }
+        loop.unwatchFolder(watch)
+        guard let (name, configuration) = target else { return }
+        rotate(name, configuration)
+        schedule(.logRearm(name), after: options.logCheckQuietPeriod)
+    }
+
+    private func rearmLogWatch(_ name: ServiceName) {
+        guard let configuration = state.withLock({ $0.instances[name]?.configuration }) else { return }
+        watchLogs(name, configuration)
+    }
+
+    private func rotate(_ name: ServiceName, _ configuration: InstanceConfiguration) {
+        for path in LogRotator.rotateIfNeeded(in: configuration.logDirectory, rotation: configuration.logRotation) {
+            logger.debug("rotated log file", metadata: ["service": "\(name)", "file": "\(path)"])
+        }
+    }
+}

@@ -1,0 +1,297 @@
+import Foundation
+import Logging
+import PopState
+import ServiceLifecycle
+import Synchronization
+
+/// Runs instances as supervised processes on this machine and reports every change of their state.
+///
+/// It takes concrete instructions (``start(_:)``, ``stop(_:)``, ``restart(_:)``, ``remove(_:)``, ``adopt(stateDirectory:)``)
+/// and knows nothing of the coordination store. Each instance runs in its own session and process group, writes its
+/// output to log files (never to pipes held here), is watched through a pidfd, restarted with backoff when it exits
+/// unexpectedly, health-checked if it has a check, and recorded on disk so a later agent can adopt it.
+///
+/// One event thread, owned by ``run()``, waits on every process handle, probe socket and log folder at once; it
+/// uses no CPU while nothing happens. Call ``run()`` (or put the supervisor in a `ServiceGroup`) before expecting
+/// exits, restarts or health checks to be handled. When ``run()`` ends, instances keep running unless
+/// ``Options/stopInstancesOnShutdown`` is set, so the next agent can adopt them.
+public final class Supervisor: Service, Sendable {
+    /// How the supervisor behaves as a whole.
+    public struct Options: Sendable {
+        /// Stop every instance when ``run()`` ends (by default they keep running, to be adopted).
+        public var stopInstancesOnShutdown: Bool
+        /// How long a busy log folder is left unwatched after a size check, bounding the work chatty logs cause.
+        public var logCheckQuietPeriod: Duration
+
+        /// Creates options.
+        public init(stopInstancesOnShutdown: Bool = false, logCheckQuietPeriod: Duration = .milliseconds(250)) {
+            self.stopInstancesOnShutdown = stopInstancesOnShutdown
+            self.logCheckQuietPeriod = logCheckQuietPeriod
+        }
+    }
+
+    /// What ``adopt(stateDirectory:)`` found.
+    public enum AdoptionOutcome: Hashable, Sendable {
+        /// The recorded process is alive and is supervised again, with the same pid.
+        case adopted(InstanceStatus)
+        /// There is no record in the folder.
+        case noRecord
+        /// The recorded process is gone (or its pid now belongs to another process); nothing was adopted.
+        case gone(ServiceName, reason: String)
+        /// The instance is already supervised here.
+        case alreadySupervised(ServiceName)
+    }
+
+    /// A process the supervisor waits on.
+    struct WatchedProcess: Sendable {
+        var pid: Int32
+        var handle: Int32
+        var token: UInt64
+        /// Whether it is our child, so its exit status can be collected.
+        var isChild: Bool
+        /// The setup step's name, for a setup process.
+        var stepName: String?
+    }
+
+    struct Entry: Sendable {
+        var configuration: InstanceConfiguration
+        var machine: InstanceStateMachine
+        /// The signature of the configuration the current process runs.
+        var processSignature: ConfigSignature?
+        var process: WatchedProcess?
+        var stopWaiters: [CheckedContinuation<Void, Never>] = []
+        var logWatch: Int32?
+        var lastStatus: InstanceStatus?
+    }
+
+    /// What a loop token stands for.
+    enum Registration: Sendable {
+        case process(ServiceName, pid: Int32)
+        case timer(ServiceName, generation: UInt64)
+        case probeSocket(ServiceName)
+        case probeTimeout(ServiceName, socketToken: UInt64)
+        case logRearm(ServiceName)
+    }
+
+    struct State: Sendable {
+        var instances: [ServiceName: Entry] = [:]
+        var registrations: [UInt64: Registration] = [:]
+        var probes: [UInt64: HealthProbeConnection] = [:]
+        var logWatches: [Int32: ServiceName] = [:]
+        var subscribers: [Int: AsyncStream<InstanceEvent>.Continuation] = [:]
+        var nextSubscriber = 0
+        var lifecycle: Lifecycle = .idle
+    }
+
+    enum Lifecycle: Sendable {
+        case idle
+        case running(shutdown: CheckedContinuation<Void, Never>?, requested: Bool)
+        case finished
+    }
+
+    let options: Options
+    let logger: Logger
+    let loop: ProcessEventLoop
+    let state = Mutex(State())
+    private let tokens = Atomic<UInt64>(ProcessEventLoop.firstUserToken)
+
+    /// Creates a supervisor; this process becomes a child subreaper so orphaned grandchildren are reaped here.
+    public init(options: Options = Options(), logger: Logger) throws(SupervisorError) {
+        self.options = options
+        self.logger = logger
+        ChildReaper.install()
+        self.loop = try ProcessEventLoop()
+    }
+
+    func makeToken() -> UInt64 {
+        tokens.wrappingAdd(1, ordering: .relaxed).newValue
+    }
+
+    // MARK: Instructions
+
+    /// Makes sure the instance runs with `configuration`.
+    ///
+    /// A new instance is started. An instance with the same configuration is left as it is (running, on its way,
+    /// or FATAL: use ``restart(_:)`` to retry a FATAL one); a stopped one is started again. An instance whose
+    /// configuration differs is stopped and started with the new one, which also clears FATAL.
+    public func start(_ configuration: InstanceConfiguration) {
+        let name = configuration.name
+        let now = Moment.now()
+        let outcome = mutate(name, now: now, create: configuration) { entry in
+            if entry.configuration == configuration {
+                return entry.machine.start(at: now)
+            }
+            logger.info(
+                "configuration changed; restarting",
+                metadata: ["service": "\(name)", "signature": "\(configuration.signature)"])
+            entry.configuration = configuration
+            return entry.machine.restart(with: configuration.machineParameters, at: now)
+        }
+        finish(outcome, name: name)
+    }
+
+    /// Restarts the instance deliberately: clears FATAL and the failure count, stops its process if one runs, and
+    /// starts it again.
+    public func restart(_ name: ServiceName) {
+        let now = Moment.now()
+        let outcome = mutate(name, now: now) { entry in
+            entry.machine.restart(with: entry.configuration.machineParameters, at: now)
+        }
+        finish(outcome, name: name)
+    }
+
+    /// Stops the instance and keeps it stopped; returns once its process has exited and its group was killed.
+    ///
+    /// The stop signal goes to the whole process group; after the stop timeout, SIGKILL follows.
+    public func stop(_ name: ServiceName) async {
+        await request(name) { entry, now in entry.machine.stop(at: now) }
+    }
+
+    /// Stops the instance, then forgets it and deletes its local record; returns once that is done.
+    public func remove(_ name: ServiceName) async {
+        await request(name) { entry, now in entry.machine.remove(at: now) }
+    }
+
+    /// Stops every instance, concurrently; returns once all have stopped.
+    public func stopAll() async {
+        let names = state.withLock { Array($0.instances.keys) }
+        await withTaskGroup(of: Void.self) { group in
+            for name in names {
+                group.addTask { await self.stop(name) }
+            }
+        }
+    }
+
+    // MARK: Observation
+
+    /// The current status of one instance, or `nil` if it is not supervised.
+    public func status(of name: ServiceName) -> InstanceStatus? {
+        state.withLock { state in state.instances[name].map { Self.status(name, $0) } }
+    }
+
+    /// The current status of every supervised instance, sorted by name.
+    public func statuses() -> [InstanceStatus] {
+        state.withLock { state in
+            state.instances.map { Self.status($0.key, $0.value) }.sorted { $0.name < $1.name }
+        }
+    }
+
+    /// A stream of every change from now on. Each call returns a new stream; it ends when the supervisor stops.
+    public func events() -> AsyncStream<InstanceEvent> {
+        let (stream, continuation) = AsyncStream.makeStream(of: InstanceEvent.self)
+        let id = state.withLock { state in
+            let id = state.nextSubscriber
+            state.nextSubscriber += 1
+            if case .finished = state.lifecycle {
+                continuation.finish()
+            } else {
+                state.subscribers[id] = continuation
+            }
+            return id
+        }
+        continuation.onTermination = { [weak self] _ in
+            _ = self?.state.withLock { $0.subscribers.removeValue(forKey: id) }
+        }
+        return stream
+    }
+
+    static func status(_ name: ServiceName, _ entry: Entry) -> InstanceStatus {
+        InstanceStatus(
+            name: name, state: entry.machine.state, pid: entry.machine.pid,
+            signature: entry.processSignature ?? entry.configuration.signature, since: entry.machine.since,
+            started: entry.machine.started, restarts: entry.machine.restarts, lastError: entry.machine.lastError)
+    }
+
+    // MARK: Service
+
+    /// Runs the event thread until graceful shutdown or cancellation; then, by default, leaves instances running.
+    public func run() async throws {
+        let alreadyRunning = state.withLock { state -> Bool in
+            guard case .idle = state.lifecycle else { return true }
+            state.lifecycle = .running(shutdown: nil, requested: false)
+            return false
+        }
+        guard !alreadyRunning else {
+            throw SupervisorError(.system, "The supervisor's run() was called twice; a supervisor runs once.")
+        }
+        logger.info("supervisor started", metadata: ["pid": "\(getpid())"])
+        ChildReaper.sweep()
+        async let loopFinished: Void = runLoopThread()
+        await withGracefulShutdownHandler {
+            await withTaskCancellationHandler {
+                await waitForShutdownRequest()
+            } onCancel: {
+                self.requestShutdown()
+            }
+        } onGracefulShutdown: {
+            self.requestShutdown()
+        }
+        if options.stopInstancesOnShutdown {
+            logger.info("stopping every instance before shutdown")
+            await stopAll()
+        }
+        loop.stop()
+        await loopFinished
+        release()
+        logger.info("supervisor stopped; instances left running will be adopted by the next agent")
+    }
+
+    private func runLoopThread() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let thread = Thread { [self] in
+                loop.run { event in handle(event) }
+                continuation.resume()
+            }
+            thread.name = "pop-supervisor"
+            thread.start()
+        }
+    }
+
+    private func waitForShutdownRequest() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let resumeNow = state.withLock { state -> Bool in
+                guard case .running(_, let requested) = state.lifecycle, !requested else { return true }
+                state.lifecycle = .running(shutdown: continuation, requested: false)
+                return false
+            }
+            if resumeNow { continuation.resume() }
+        }
+    }
+
+    private func requestShutdown() {
+        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            guard case .running(let waiter, _) = state.lifecycle else { return nil }
+            state.lifecycle = .running(shutdown: nil, requested: true)
+            return waiter
+        }
+        waiter?.resume()
+    }
+
+    /// Lets go of every process handle (the processes keep running) and ends every event stream.
+    private func release() {
+        let (processes, subscribers, waiters) = state.withLock { state in
+            state.lifecycle = .finished
+            let processes = state.instances.values.compactMap(\.process)
+            var waiters: [CheckedContinuation<Void, Never>] = []
+            for name in state.instances.keys {
+                state.instances[name]!.process = nil
+                waiters += state.instances[name]!.stopWaiters
+                state.instances[name]!.stopWaiters = []
+            }
+            let subscribers = Array(state.subscribers.values)
+            state.subscribers = [:]
+            for (_, probe) in state.probes {
+                var probe = probe
+                probe.cancel()
+            }
+            state.probes = [:]
+            return (processes, subscribers, waiters)
+        }
+        for process in processes {
+            close(process.handle)
+            ChildReaper.untrack(process.pid)
+        }
+        for subscriber in subscribers { subscriber.finish() }
+        for waiter in waiters { waiter.resume() }
+    }
+}

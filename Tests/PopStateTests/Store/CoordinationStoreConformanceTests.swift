@@ -1,0 +1,364 @@
+import Foundation
+import Testing
+@testable import PopState
+
+/// The semantics every ``CoordinationStore`` must have, written once against the protocol and run on every store.
+@Suite(.timeLimit(.minutes(1)))
+struct CoordinationStoreConformanceTests {
+    @Test(arguments: StoreKind.allCases)
+    func createGetSetDeleteWithVersionsAndStats(_ kind: StoreKind) async throws {
+        try await withStores(kind) { fixture in
+            let store = try await fixture.open()
+            #expect(try await store.create("/a", data: bytes("one"), mode: .persistent) == "/a")
+            var node = try await store.get("/a")
+            #expect(node.data == bytes("one"))
+            #expect(node.stat.version == 0)
+            #expect(node.stat.ephemeralOwner == 0)
+            #expect(node.stat.dataLength == 3)
+
+            let stat = try await store.set("/a", data: bytes("two"), version: nil)
+            #expect(stat.version == 1)
+            node = try await store.get("/a")
+            #expect(node.data == bytes("two"))
+            #expect(node.stat.version == 1)
+
+            _ = try await store.create("/a/c", data: [], mode: .persistent)
+            _ = try await store.create("/a/b", data: [], mode: .persistent)
+            #expect(try await store.children("/a") == ["b", "c"])
+            let parent = try #require(try await store.exists("/a"))
+            #expect(parent.numChildren == 2)
+            #expect(parent.childrenVersion == 2)
+            #expect(parent.version == 1, "creating children leaves the data version alone")
+
+            try await store.delete("/a/b", version: 0)
+            #expect(try await store.exists("/a/b") == nil)
+            #expect(try await store.exists("/a")?.childrenVersion == 3)
+            await store.close()
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func compareAndSetConflicts(_ kind: StoreKind) async throws {
+        try await withStores(kind) { fixture in
+            let first = try await fixture.open()
+            let second = try await fixture.open()
+            _ = try await first.create("/cas", data: bytes("0"), mode: .persistent)
+            let seen = try await first.get("/cas").stat.version
+            _ = try await second.set("/cas", data: bytes("second"), version: seen)
+            let error = await #expect(throws: PopError.self) {
+                try await first.set("/cas", data: bytes("first"), version: seen)
+            }
+            #expect(error?.code == .conflict)
+            #expect(error?.path == "/cas")
+            #expect(try await first.get("/cas").data == bytes("second"))
+
+            let deleteError = await #expect(throws: PopError.self) { try await first.delete("/cas", version: seen) }
+            #expect(deleteError?.code == .conflict)
+            try await first.delete("/cas", version: seen + 1)
+            #expect(try await second.exists("/cas") == nil)
+            await first.close()
+            await second.close()
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func createAndDeleteFollowZooKeeperRules(_ kind: StoreKind) async throws {
+        try await withStores(kind) { fixture in
+            let store = try await fixture.open()
+            let missingParent = await #expect(throws: PopError.self) {
+                try await store.create("/none/child", data: [], mode: .persistent)
+            }
+            #expect(missingParent?.code == .notFound)
+            #expect(missingParent?.path == "/none")
+
+            _ = try await store.create("/p", data: [], mode: .persistent)
+            _ = try await store.create("/p/q", data: [], mode: .persistent)
+            let exists = await #expect(throws: PopError.self) { try await store.create("/p", data: [], mode: .persistent) }
+            #expect(exists?.code == .conflict)
+
+            let notEmpty = await #expect(throws: PopError.self) { try await store.delete("/p", version: nil) }
+            #expect(notEmpty?.code == .conflict)
+            #expect(notEmpty?.path == "/p")
+
+            _ = try await store.create("/e", data: [], mode: .ephemeral)
+            let ephemeralParent = await #expect(throws: PopError.self) {
+                try await store.create("/e/x", data: [], mode: .persistent)
+            }
+            #expect(ephemeralParent != nil)
+
+            let missing = await #expect(throws: PopError.self) { try await store.get("/nothing") }
+            #expect(missing?.code == .notFound)
+            #expect(missing?.path == "/nothing")
+            #expect(missing?.message.contains("/nothing") == true)
+
+            for bad in ["relative", "/trailing/", "/a//b", "/a/../b", "/a/\u{1}"] {
+                let invalid = await #expect(throws: PopError.self) { try await store.get(bad) }
+                #expect(invalid?.code == .invalidInput, "path \(bad)")
+            }
+            await store.close()
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func sequentialNamesAreUniqueUnderConcurrentCreators(_ kind: StoreKind) async throws {
+        try await withStores(kind) { fixture in
+            let setup = try await fixture.open()
+            _ = try await setup.create("/seq", data: [], mode: .persistent)
+            var handles: [any CoordinationStore] = []
+            for _ in 0..<3 { handles.append(try await fixture.open()) }
+            let created = try await withThrowingTaskGroup(of: [String].self) { group in
+                for handle in handles {
+                    for _ in 0..<4 {
+                        group.addTask {
+                            var paths: [String] = []
+                            for _ in 0..<10 {
+                                paths.append(try await handle.create("/seq/n-", data: [], mode: .persistentSequential))
+                            }
+                            return paths
+                        }
+                    }
+                }
+                return try await group.reduce(into: []) { $0 += $1 }
+            }
+            #expect(created.count == 120)
+            #expect(Set(created).count == 120)
+            for path in created {
+                let suffix = path.dropFirst("/seq/n-".count)
+                #expect(suffix.count == 10 && suffix.allSatisfy(\.isNumber), "\(path)")
+            }
+            #expect(try await setup.children("/seq").count == 120)
+            for handle in handles + [setup] { await handle.close() }
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func multiIsAllOrNothing(_ kind: StoreKind) async throws {
+        try await withStores(kind) { fixture in
+            let store = try await fixture.open()
+            _ = try await store.create("/m", data: bytes("v0"), mode: .persistent)
+            let error = await #expect(throws: PopError.self) {
+                try await store.multi([
+                    .create("/m/a", data: []),
+                    .set("/m", data: bytes("v1"), version: 0),
+                    .create("/m/b", data: []),
+                    .check("/m", version: 0),  // Fails: the set above bumped it to 1.
+                ])
+            }
+            #expect(error?.code == .conflict)
+            #expect(error?.operationIndex == 3)
+            #expect(try await store.exists("/m/a") == nil)
+            #expect(try await store.exists("/m/b") == nil)
+            #expect(try await store.get("/m").data == bytes("v0"))
+            #expect(try await store.get("/m").stat.version == 0)
+
+            let results = try await store.multi([
+                .create("/m/a", data: []),
+                .create("/m/s-", data: [], mode: .persistentSequential),
+                .set("/m", data: bytes("v1"), version: 0),
+                .check("/m", version: 1),
+                .delete("/m/a"),
+            ])
+            #expect(results.count == 5)
+            #expect(results[0] == .created("/m/a"))
+            guard case .created(let sequential) = results[1] else { Issue.record("expected created"); return }
+            #expect(sequential.hasPrefix("/m/s-") && sequential.count == "/m/s-".count + 10)
+            guard case .set(let stat) = results[2] else { Issue.record("expected set"); return }
+            #expect(stat.version == 1)
+            #expect(results[3] == .checked)
+            #expect(results[4] == .deleted)
+            #expect(try await store.children("/m") == [NodePath.name(sequential)])
+            await store.close()
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func batchedReadsReportEachResult(_ kind: StoreKind) async throws {
+        try await withStores(kind) { fixture in
+            let store = try await fixture.open()
+            _ = try await store.create("/r", data: bytes("x"), mode: .persistent)
+            _ = try await store.create("/r/k", data: [], mode: .persistent)
+            let results = try await store.read([.get("/r"), .children("/r"), .get("/missing"), .children("/missing")])
+            #expect(try results[0].node().data == bytes("x"))
+            #expect(try results[1].children() == ["k"])
+            #expect(try results[2].nodeIfExists() == nil)
+            #expect(try results[3].childrenIfExists() == nil)
+            await store.close()
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func ephemeralsVanishWhenTheirSessionCloses(_ kind: StoreKind) async throws {
+        try await withStores(kind) { fixture in
+            let observer = try await fixture.open()
+            let owner = try await fixture.open()
+            _ = try await observer.create("/machines", data: [], mode: .persistent)
+            let path = try await owner.create("/machines/m-", data: bytes("me"), mode: .ephemeralSequential)
+            let stat = try #require(try await observer.exists(path))
+            #expect(stat.ephemeralOwner == owner.sessionID)
+            #expect(owner.sessionID != observer.sessionID)
+
+            let (_, watch) = try await observer.getAndWatch(path)
+            let (_, childWatch) = try await observer.childrenAndWatch("/machines")
+            await owner.close()
+            let event = try await within(5, "the ephemeral's delete") { try await watch.event() }
+            #expect(event == WatchEvent(.nodeDeleted, path: path))
+            #expect(try await within(5, "the child watch") { try await childWatch.event() }.kind == .nodeChildrenChanged)
+            #expect(try await observer.exists(path) == nil)
+
+            let closed = await #expect(throws: PopError.self) { try await owner.get("/machines") }
+            #expect(closed?.code == .storeUnreachable)
+            await observer.close()
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func ephemeralsVanishWhenTheirSessionExpires(_ kind: StoreKind) async throws {
+        try await withStores(kind) { fixture in
+            let observer = try await fixture.open(sessionTimeout: .milliseconds(600))
+            let owner = try await fixture.open(sessionTimeout: .milliseconds(600))
+            let path = try await owner.create("/agent", data: [], mode: .ephemeral)
+            let (_, watch) = try await observer.existsAndWatch(path)
+            let ownerEvents = owner.sessionEvents()
+
+            // Heartbeats continue as long as the owner lives: the node outlives several timeouts.
+            try await Task.sleep(for: .milliseconds(1500))
+            #expect(try await observer.exists(path) != nil)
+            #expect(watch.result == nil)
+
+            fixture.stopHeartbeats(owner)
+            let event = try await within(10, "the expired ephemeral's delete") { try await watch.event() }
+            #expect(event == WatchEvent(.nodeDeleted, path: path))
+
+            let expired = await #expect(throws: PopError.self) {
+                try await owner.create("/other", data: [], mode: .persistent)
+            }
+            #expect(expired?.code == .storeUnreachable)
+            let events = try await within(5, "the expired event") { try await ownerEvents.collect(2) }
+            #expect(events == [.connected, .expired])
+            await owner.close()
+            await observer.close()
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func oneShotWatchesFireOncePerChange(_ kind: StoreKind) async throws {
+        try await withStores(kind) { fixture in
+            let watcher = try await fixture.open()
+            let writer = try await fixture.open()
+            _ = try await writer.create("/w", data: bytes("0"), mode: .persistent)
+
+            let (node, watch) = try await watcher.getAndWatch("/w")
+            #expect(node.data == bytes("0"))
+            _ = try await writer.set("/w", data: bytes("1"), version: nil)
+            _ = try await writer.set("/w", data: bytes("2"), version: nil)
+            let event = try await within(5, "the data watch") { try await watch.event() }
+            #expect(event == WatchEvent(.nodeDataChanged, path: "/w"))
+            // The watch fired once; awaiting it again gives the same single event.
+            #expect(try await watch.event() == event)
+
+            // A new read leaves a new watch, which fires on the next change only.
+            let (again, second) = try await watcher.getAndWatch("/w")
+            #expect(again.data == bytes("2"))
+            try await Task.sleep(for: .milliseconds(100))
+            #expect(second.result == nil, "no change happened since the read")
+            try await writer.delete("/w", version: nil)
+            #expect(try await within(5, "the delete") { try await second.event() } == WatchEvent(.nodeDeleted, path: "/w"))
+
+            // An exists watch on a missing node fires when it is created.
+            let (missing, creation) = try await watcher.existsAndWatch("/w")
+            #expect(missing == nil)
+            _ = try await writer.create("/w", data: [], mode: .persistent)
+            #expect(try await within(5, "the create") { try await creation.event() } == WatchEvent(.nodeCreated, path: "/w"))
+
+            // A child watch ignores data changes of the node and its children, and fires on a child create.
+            let (children, childWatch) = try await watcher.childrenAndWatch("/w")
+            #expect(children.isEmpty)
+            _ = try await writer.set("/w", data: bytes("data"), version: nil)
+            try await Task.sleep(for: .milliseconds(100))
+            #expect(childWatch.result == nil)
+            _ = try await writer.create("/w/child", data: [], mode: .persistent)
+            #expect(
+                try await within(5, "the child create") { try await childWatch.event() }
+                    == WatchEvent(.nodeChildrenChanged, path: "/w"))
+            await watcher.close()
+            await writer.close()
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func watchesEndWhenTheSessionCloses(_ kind: StoreKind) async throws {
+        try await withStores(kind) { fixture in
+            let store = try await fixture.open()
+            _ = try await store.create("/x", data: [], mode: .persistent)
+            let (_, watch) = try await store.getAndWatch("/x")
+            let events = try await store.watchSubtree("/")
+            await store.close()
+            await #expect(throws: PopError.self) { try await watch.event() }
+            await #expect(throws: PopError.self) { for try await _ in events {} }
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func subtreeWatchLosesNothingUnderABurstOfWrites(_ kind: StoreKind) async throws {
+        try await withStores(kind) { fixture in
+            let watcher = try await fixture.open()
+            let writers = [try await fixture.open(), try await fixture.open()]
+            _ = try await writers[0].create("/burst", data: [], mode: .persistent)
+            _ = try await writers[0].create("/elsewhere", data: [], mode: .persistent)
+            let events = try await watcher.watchSubtree("/burst")
+
+            let tasksPerWriter = 4
+            let nodesPerTask = 25
+            let setsPerNode = 3
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for (w, writer) in writers.enumerated() {
+                    for t in 0..<tasksPerWriter {
+                        group.addTask {
+                            for n in 0..<nodesPerTask {
+                                let path = "/burst/w\(w)-t\(t)-n\(n)"
+                                _ = try await writer.create(path, data: [], mode: .persistent)
+                                for s in 0..<setsPerNode {
+                                    _ = try await writer.set(path, data: bytes("\(s)"), version: Int32(s))
+                                }
+                                _ = try await writer.set("/elsewhere", data: [], version: nil)
+                                try await writer.delete(path, version: Int32(setsPerNode))
+                            }
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+            let nodes = writers.count * tasksPerWriter * nodesPerTask
+            let expected = nodes * (2 + setsPerNode)
+            let received = try await within(30, "\(expected) events") {
+                var received: [NodeEvent] = []
+                for try await event in events {
+                    received.append(event)
+                    if received.count == expected { break }
+                }
+                return received
+            }
+            #expect(received.count == expected)
+            var perPath: [String: [NodeEvent.Kind]] = [:]
+            for event in received { perPath[event.path, default: []].append(event.kind) }
+            #expect(perPath.count == nodes)
+            let lifecycle: [NodeEvent.Kind] = [.created] + Array(repeating: .dataChanged, count: setsPerNode) + [.deleted]
+            for (path, kinds) in perPath {
+                #expect(kinds == lifecycle, "\(path)")
+            }
+            await watcher.close()
+            for writer in writers { await writer.close() }
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func sessionEventsStartWithTheCurrentStateAndEndWithClose(_ kind: StoreKind) async throws {
+        try await withStores(kind) { fixture in
+            let store = try await fixture.open()
+            let events = store.sessionEvents()
+            await store.close()
+            #expect(try await within(5, "session events") { try await events.collect() } == [.connected, .closed])
+            #expect(try await store.sessionEvents().collect() == [.closed])
+        }
+    }
+}
