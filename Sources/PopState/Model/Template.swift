@@ -66,11 +66,13 @@ public struct TemplateOption: Hashable, Sendable, Codable {
     public var maximum: Int?
     /// The allowed values of an `enum` option.
     public var choices: [String]?
+    /// Whether the value is a secret (a password): shown masked by `pop describe`, `pop config` and `pop status`.
+    public var secret: Bool
 
     /// Creates an option.
     public init(
         name: String, type: OptionType, defaultValue: OptionValue? = nil, help: String = "", required: Bool = false,
-        minimum: Int? = nil, maximum: Int? = nil, choices: [String]? = nil
+        minimum: Int? = nil, maximum: Int? = nil, choices: [String]? = nil, secret: Bool = false
     ) {
         self.name = name
         self.type = type
@@ -80,10 +82,31 @@ public struct TemplateOption: Hashable, Sendable, Codable {
         self.minimum = minimum
         self.maximum = maximum
         self.choices = choices
+        self.secret = secret
     }
 
     enum CodingKeys: String, CodingKey {
-        case name, type, defaultValue = "default", help, required, minimum, maximum, choices
+        case name, type, defaultValue = "default", help, required, minimum, maximum, choices, secret
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        self.name = try container.decode(String.self, forKey: .name)
+        self.type = try container.decode(OptionType.self, forKey: .type)
+        self.defaultValue = try container.decodeIfPresent(OptionValue.self, forKey: .defaultValue)
+        self.help = try container.decodeIfPresent(String.self, forKey: .help) ?? ""
+        self.required = try container.decodeIfPresent(Bool.self, forKey: .required) ?? false
+        self.minimum = try container.decodeIfPresent(Int.self, forKey: .minimum)
+        self.maximum = try container.decodeIfPresent(Int.self, forKey: .maximum)
+        self.choices = try container.decodeIfPresent([String].self, forKey: .choices)
+        self.secret = try container.decodeIfPresent(Bool.self, forKey: .secret) ?? false
+    }
+
+    /// How a value of this option is shown to people: secrets are masked.
+    public func displayValue(_ value: OptionValue?) -> String {
+        guard let value else { return "" }
+        if secret { return value.description.isEmpty ? "" : "********" }
+        return value.description
     }
 }
 
@@ -109,11 +132,14 @@ public struct HealthCheck: Hashable, Sendable, Codable {
     public var timeoutMilliseconds: Int
     /// How long an instance may stay unhealthy after it starts before it is restarted.
     public var gracePeriodMilliseconds: Int
+    /// When set, the check applies only to services where this option has a non-empty value (such as an optional
+    /// `port`); otherwise the instance counts as healthy once it runs.
+    public var whenOption: String?
 
     /// Creates a health check.
     public init(
         kind: Kind, port: String? = nil, url: String? = nil, intervalMilliseconds: Int = 1000,
-        timeoutMilliseconds: Int = 1000, gracePeriodMilliseconds: Int = 60_000
+        timeoutMilliseconds: Int = 1000, gracePeriodMilliseconds: Int = 60_000, whenOption: String? = nil
     ) {
         self.kind = kind
         self.port = port
@@ -121,6 +147,14 @@ public struct HealthCheck: Hashable, Sendable, Codable {
         self.intervalMilliseconds = intervalMilliseconds
         self.timeoutMilliseconds = timeoutMilliseconds
         self.gracePeriodMilliseconds = gracePeriodMilliseconds
+        self.whenOption = whenOption
+    }
+
+    /// Whether the check applies to a service with these option values (see ``whenOption``).
+    public func applies(to options: [String: OptionValue]) -> Bool {
+        guard let whenOption else { return true }
+        guard let value = options[whenOption] else { return false }
+        return !value.description.isEmpty
     }
 }
 
@@ -132,12 +166,28 @@ public struct SetupStep: Hashable, Sendable, Codable {
     public var command: [String]
     /// A path, relative to the instance folder, whose existence means the step is already done.
     public var creates: String?
+    /// Environment variables for this step only, with placeholders substituted, added to the template's environment.
+    /// Secrets such as an initial password go here rather than into argv, where any local user could read them.
+    public var environment: [String: String]
 
     /// Creates a setup step.
-    public init(name: String, command: [String], creates: String? = nil) {
+    public init(name: String, command: [String], creates: String? = nil, environment: [String: String] = [:]) {
         self.name = name
         self.command = command
         self.creates = creates
+        self.environment = environment
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case name, command, creates, environment
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        self.name = try container.decode(String.self, forKey: .name)
+        self.command = try container.decode([String].self, forKey: .command)
+        self.creates = try container.decodeIfPresent(String.self, forKey: .creates)
+        self.environment = try container.decodeIfPresent([String: String].self, forKey: .environment) ?? [:]
     }
 }
 
@@ -149,12 +199,28 @@ public struct TemplateTask: Hashable, Sendable, Codable {
     public var description: String
     /// The argv; an element that is exactly `{args}` expands to the task's arguments, one element each.
     public var command: [String]
+    /// Whether a successful run's arguments are package requirements the agent records with the service, so a new
+    /// machine or a rebuilt environment installs them too (the `python` base's `install` task).
+    public var recordsPackages: Bool
 
     /// Creates a task.
-    public init(name: String, description: String = "", command: [String]) {
+    public init(name: String, description: String = "", command: [String], recordsPackages: Bool = false) {
         self.name = name
         self.description = description
         self.command = command
+        self.recordsPackages = recordsPackages
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case name, description, command, recordsPackages
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        self.name = try container.decode(String.self, forKey: .name)
+        self.description = try container.decodeIfPresent(String.self, forKey: .description) ?? ""
+        self.command = try container.decode([String].self, forKey: .command)
+        self.recordsPackages = try container.decodeIfPresent(Bool.self, forKey: .recordsPackages) ?? false
     }
 }
 
