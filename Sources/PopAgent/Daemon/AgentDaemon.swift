@@ -95,9 +95,10 @@ public enum AgentDaemon {
         executable: String, arguments: [String], environment: [String: String], logFile: String
     ) throws(PopError) -> (pid_t, Int32) {
         var pipeEnds: [Int32] = [-1, -1]
-        guard pipe2(&pipeEnds, O_CLOEXEC) == 0 else {
+        guard pipe(&pipeEnds) == 0 else {
             throw AgentPidFile.systemError("create the readiness pipe", errno: errno)
         }
+        for end in pipeEnds { _ = fcntl(end, F_SETFD, FD_CLOEXEC) }
         let log = open(logFile, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
         guard log >= 0 else {
             let code = errno

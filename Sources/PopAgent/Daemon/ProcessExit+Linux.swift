@@ -1,6 +1,7 @@
 #if os(Linux)
 import CPopAgentLinux
 import Glibc
+import PopState
 
 /// Linux pieces of the daemon helpers: a new session for a spawned agent, and waiting for another process's exit on
 /// a pidfd.

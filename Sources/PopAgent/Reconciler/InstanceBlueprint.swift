@@ -90,8 +90,8 @@ public struct InstanceBlueprint: Hashable, Sendable {
         for step in template.setup {
             var substituted = step
             substituted.command = try Placeholders.expand(step.command, values: values)
-            substituted.environment = try step.environment.mapValues { (value) throws(PopError) in
-                try Placeholders.substitute(value, values: values)
+            for (key, value) in step.environment {
+                substituted.environment[key] = try Placeholders.substitute(value, values: values)
             }
             setup.append(substituted)
         }
@@ -104,12 +104,8 @@ public struct InstanceBlueprint: Hashable, Sendable {
 
         if let check = template.health, check.applies(to: spec.options) {
             var substituted = check
-            substituted.port = try check.port.map { (port) throws(PopError) in
-                try Placeholders.substitute(port, values: values)
-            }
-            substituted.url = try check.url.map { (url) throws(PopError) in
-                try Placeholders.substitute(url, values: values)
-            }
+            if let port = check.port { substituted.port = try Placeholders.substitute(port, values: values) }
+            if let url = check.url { substituted.url = try Placeholders.substitute(url, values: values) }
             self.health = substituted
         } else {
             self.health = nil

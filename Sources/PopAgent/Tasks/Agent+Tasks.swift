@@ -116,7 +116,7 @@ extension Agent {
         } catch {
             result = TaskResult(
                 machine: machine, state: .failed, started: started, finished: Date(),
-                error: (error as? PopError)?.description ?? "\(error)")
+                error: error.description)
         }
         logger.info(
             "task finished",

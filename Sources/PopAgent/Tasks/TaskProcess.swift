@@ -93,7 +93,7 @@ public enum TaskProcess {
                     return (OutputTail(limit: outputLimit), timedOut)
                 }
             }
-            let (tail, timedOut) = result.value
+            let (tail, timedOut) = result.closureResult
             switch result.terminationStatus {
             case .exited(let code):
                 return Outcome(exitCode: code, signal: nil, output: tail.text, timedOut: timedOut, launchError: nil)
