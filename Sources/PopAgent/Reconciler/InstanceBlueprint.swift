@@ -67,15 +67,16 @@ public struct InstanceBlueprint: Hashable, Sendable {
         var files: [TemplateFile] = []
         if let python = template.python, let venv = values["venv"] {
             setup.append(SetupStep(name: "venv", command: [python.python, "-m", "venv", venv], creates: "venv/bin/python"))
+            // Always written: the `install` task hands it to pip with --constraint.
+            files.append(
+                TemplateFile(
+                    path: "constraints.txt",
+                    contents: python.constraints.map { $0 + "\n" }.joined()))
             let requirements = python.packages + packages.filter { !python.packages.contains($0) }
             if !requirements.isEmpty {
                 var pip = [venv + "/bin/python", "-m", "pip", "install", "--disable-pip-version-check"]
-                if !python.constraints.isEmpty {
-                    files.append(
-                        TemplateFile(path: ".pop/constraints.txt", contents: python.constraints.joined(separator: "\n") + "\n"))
-                    pip += ["-c", directory + "/.pop/constraints.txt"]
-                }
-                pip += requirements
+                if !python.constraints.isEmpty { pip += ["--constraint", directory + "/constraints.txt"] }
+                pip += ["--"] + requirements
                 // The marker names the exact requirement set, so a changed set is installed at the next start while
                 // an unchanged one is not installed again.
                 let marker = ".pop/pip-" + Self.digest(requirements + ["--"] + python.constraints)
