@@ -48,24 +48,32 @@ int cpop_become_child_subreaper(void) {
 }
 
 static volatile int sigchld_wake_fd = -1;
+static struct sigaction previous_sigchld_action;
 
-static void sigchld_wake(int signal) {
-    (void)signal;
+static void sigchld_wake(int signal, siginfo_t *info, void *context) {
     int saved = errno;
     uint64_t one = 1;
     ssize_t ignored = write(sigchld_wake_fd, &one, sizeof(one));
     (void)ignored;
     errno = saved;
+    // Keep whatever handler was installed before ours working.
+    if (previous_sigchld_action.sa_flags & SA_SIGINFO) {
+        if (previous_sigchld_action.sa_sigaction != NULL) {
+            previous_sigchld_action.sa_sigaction(signal, info, context);
+        }
+    } else if (previous_sigchld_action.sa_handler != SIG_DFL && previous_sigchld_action.sa_handler != SIG_IGN) {
+        previous_sigchld_action.sa_handler(signal);
+    }
 }
 
 int cpop_install_sigchld_wake(int wake_fd) {
     sigchld_wake_fd = wake_fd;
     struct sigaction action;
     memset(&action, 0, sizeof(action));
-    action.sa_handler = sigchld_wake;
-    action.sa_flags = SA_RESTART | SA_NOCLDSTOP;
+    action.sa_sigaction = sigchld_wake;
+    action.sa_flags = SA_RESTART | SA_NOCLDSTOP | SA_SIGINFO;
     sigemptyset(&action.sa_mask);
-    return sigaction(SIGCHLD, &action, NULL);
+    return sigaction(SIGCHLD, &action, &previous_sigchld_action);
 }
 
 int cpop_spawn_add_chdir(posix_spawn_file_actions_t *actions, const char *path) {

@@ -55,7 +55,12 @@ struct LocalInstanceRecord: Hashable, Sendable, Codable {
         do { data = try PopJSON.canonicalEncoder().encode(self) } catch {
             throw SupervisorError(.record, "Could not encode the record '\(path)': \(error).")
         }
-        guard FileManager.default.createFile(atPath: temporary, contents: data) else {
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw SupervisorError.system("write the instance record '\(temporary)'") }
+        let written = data.withUnsafeBytes { systemWrite(fd, $0.baseAddress, $0.count) }
+        close(fd)
+        guard written == data.count else {
+            unlink(temporary)
             throw SupervisorError.system("write the instance record '\(temporary)'")
         }
         guard rename(temporary, path) == 0 else {
@@ -70,3 +75,9 @@ struct LocalInstanceRecord: Hashable, Sendable, Codable {
         unlink(path(in: stateDirectory))
     }
 }
+
+#if canImport(Glibc)
+private let systemWrite = Glibc.write
+#elseif canImport(Darwin)
+private let systemWrite = Darwin.write
+#endif

@@ -77,19 +77,30 @@ enum ProcessTable {
 
     /// The pids of this process's children (from every thread's `/proc/self/task/TID/children`).
     static func children() -> [Int32] {
-        guard let directory = opendir("/proc/self/task") else { return [] }
+        numericEntries(of: "/proc/self/task").flatMap { tid -> [Int32] in
+            guard let bytes = readSmallFile("/proc/self/task/\(tid)/children") else { return [] }
+            return bytes.split(whereSeparator: { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\n") })
+                .compactMap { Int32(String(decoding: $0, as: UTF8.self)) }
+        }
+    }
+
+    /// Every process in process group `group`, read from `/proc`.
+    static func processes(inGroup group: Int32) -> [Int32] {
+        numericEntries(of: "/proc").filter { stat($0)?.processGroup == group }
+    }
+
+    /// The names of a folder's entries that are numbers (pids, thread ids).
+    private static func numericEntries(of path: String) -> [Int32] {
+        guard let directory = opendir(path) else { return [] }
         defer { closedir(directory) }
-        var pids: [Int32] = []
+        var numbers: [Int32] = []
         while let entry = readdir(directory) {
             let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
                 String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
             }
-            guard let tid = Int32(name), let bytes = readSmallFile("/proc/self/task/\(tid)/children") else { continue }
-            for field in bytes.split(whereSeparator: { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\n") }) {
-                if let pid = Int32(String(decoding: field, as: UTF8.self)) { pids.append(pid) }
-            }
+            if let number = Int32(name) { numbers.append(number) }
         }
-        return pids
+        return numbers
     }
 
     /// Reads a small file (under 64 KiB) such as one in `/proc`.

@@ -27,7 +27,9 @@ extension Supervisor {
         let pid = record.pid
         if state.withLock({ $0.instances[name] != nil }) { return .alreadySupervised(name) }
         guard let stat = ProcessTable.stat(pid), !stat.isZombie else {
-            return gone(name, "process \(pid) no longer exists")
+            let killed = killLeftovers(of: record)
+            let leftovers = killed > 0 ? "; killed \(killed) leftover process(es) of its group" : ""
+            return gone(name, "process \(pid) no longer exists\(leftovers)")
         }
         guard stat.startTime == record.processStartTime else {
             return gone(name, "pid \(pid) now belongs to another process (its start time differs)")
@@ -61,6 +63,25 @@ extension Supervisor {
         let status = outcome?.changed
         finish(outcome, name: name)
         return status.map { .adopted($0) } ?? .alreadySupervised(name)
+    }
+
+    /// Kills what is left of a dead instance's process group (background children holding its ports, say), so
+    /// the instance can start afresh. A group id stays allocated while any member lives, so members found here
+    /// belong to the recorded group; the session and start-time checks guard against anything else.
+    private func killLeftovers(of record: LocalInstanceRecord) -> Int {
+        let group = record.processGroup
+        guard group > 1, kill(-group, 0) == 0 else { return 0 }
+        let leftovers = ProcessTable.processes(inGroup: group).filter { pid in
+            guard let stat = ProcessTable.stat(pid) else { return false }
+            return stat.session == group && stat.startTime >= record.processStartTime
+        }
+        for pid in leftovers { kill(pid, SIGKILL) }
+        if !leftovers.isEmpty {
+            logger.warning(
+                "killed leftover processes of a dead instance",
+                metadata: ["service": "\(record.configuration.name)", "group": "\(group)", "count": "\(leftovers.count)"])
+        }
+        return leftovers.count
     }
 
     private func gone(_ name: ServiceName, _ reason: String) -> AdoptionOutcome {

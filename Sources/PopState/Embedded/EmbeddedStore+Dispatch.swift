@@ -9,13 +9,13 @@ extension EmbeddedStore {
         while isOpen {
             let wake = monitor.wait(timeoutMilliseconds: Int(max(0, nextHeartbeat - SessionClock.now())))
             guard isOpen else { break }
-            if SessionClock.now() >= nextHeartbeat {
-                if !lifecycle.withLock({ $0.heartbeatsSuspended }) { heartbeat() }
-                nextHeartbeat = SessionClock.now() + interval
-            }
             switch wake {
             case .changed, .timeout: readChanges()
             case .unrelated, .interrupted: break
+            }
+            if SessionClock.now() >= nextHeartbeat {
+                if !lifecycle.withLock({ $0.heartbeatsSuspended }) { heartbeat() }
+                nextHeartbeat = SessionClock.now() + interval
             }
         }
         let waiters = lifecycle.withLock { state in
@@ -59,6 +59,7 @@ extension EmbeddedStore {
     func heartbeat() {
         let session = sessionID
         let retention = options.changeLogRetention.milliseconds
+        let position = registry.position
         do {
             let (alive, reaped) = try pool.writeWithoutTransaction { db -> (Bool, [Int64]) in
                 var result: (Bool, [Int64]) = (false, [])
@@ -68,7 +69,7 @@ extension EmbeddedStore {
                     guard try NodeTable.heartbeat(db, session: session, clock: clock) else { return .commit }
                     let reaped = try NodeTable.reapExpiredSessions(
                         db, bootID: SessionClock.bootID, clock: clock, now: now)
-                    try NodeTable.trimChanges(db, before: now - retention)
+                    try NodeTable.trimChanges(db, before: now - retention, upTo: position)
                     result = (true, reaped)
                     return .commit
                 }

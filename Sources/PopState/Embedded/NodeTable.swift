@@ -80,11 +80,9 @@ package enum NodeTable {
     }
 
     static func fetch(_ db: Database, _ path: String) throws -> Row? {
-        guard
-            let row = try GRDB.Row.fetchOne(
-                db, sql: "SELECT data, version, cversion, num_children, owner, ctime, mtime FROM node WHERE path = ?",
-                arguments: [path])
-        else { return nil }
+        let statement = try db.cachedStatement(
+            sql: "SELECT data, version, cversion, num_children, owner, ctime, mtime FROM node WHERE path = ?")
+        guard let row = try GRDB.Row.fetchOne(statement, arguments: [path]) else { return nil }
         let data: Data = row[0] ?? Data()
         return Row(
             path: path, data: Array(data), version: Int32(truncatingIfNeeded: row[1] as Int64),
@@ -98,8 +96,8 @@ package enum NodeTable {
     }
 
     static func children(_ db: Database, _ path: String) throws -> [String] {
-        try String.fetchAll(db, sql: "SELECT path FROM node WHERE parent = ? ORDER BY path", arguments: [path])
-            .map(NodePath.name)
+        let statement = try db.cachedStatement(sql: "SELECT path FROM node WHERE parent = ? ORDER BY path")
+        return try String.fetchAll(statement, arguments: [path]).map(NodePath.name)
     }
 
     /// The position of the newest change-log row (0 when none was ever written).
@@ -144,12 +142,8 @@ package enum NodeTable {
         }
         let created = mode.isSequential ? path + NodePath.sequenceSuffix(parent.cversion) : path
         guard try fetch(db, created) == nil else { throw exists(created) }
-        try db.execute(
-            sql: "INSERT INTO node (path, parent, data, owner, ctime, mtime) VALUES (?, ?, ?, ?, ?, ?)",
-            arguments: [created, parentPath, Data(data), mode.isEphemeral ? session : 0, now, now])
-        try db.execute(
-            sql: "UPDATE node SET cversion = ?, num_children = num_children + 1 WHERE path = ?",
-            arguments: [Int64(parent.cversion &+ 1), parentPath])
+        try db.cachedStatement(sql: "INSERT INTO node (path, parent, data, owner, ctime, mtime) VALUES (?, ?, ?, ?, ?, ?)").execute(arguments: [created, parentPath, Data(data), mode.isEphemeral ? session : 0, now, now])
+        try db.cachedStatement(sql: "UPDATE node SET cversion = ?, num_children = num_children + 1 WHERE path = ?").execute(arguments: [Int64(parent.cversion &+ 1), parentPath])
         try log(db, .created, created, now: now)
         return created
     }
@@ -161,9 +155,7 @@ package enum NodeTable {
         row.version = row.version &+ 1
         row.data = data
         row.mtime = now
-        try db.execute(
-            sql: "UPDATE node SET data = ?, version = ?, mtime = ? WHERE path = ?",
-            arguments: [Data(data), Int64(row.version), now, path])
+        try db.cachedStatement(sql: "UPDATE node SET data = ?, version = ?, mtime = ? WHERE path = ?").execute(arguments: [Data(data), Int64(row.version), now, path])
         try log(db, .dataChanged, path, now: now)
         return row.stat
     }
@@ -181,11 +173,9 @@ package enum NodeTable {
                 hint: "Delete its children first.", path: path)
         }
         let parentPath = NodePath.parent(path)!
-        try db.execute(sql: "DELETE FROM node WHERE path = ?", arguments: [path])
+        try db.cachedStatement(sql: "DELETE FROM node WHERE path = ?").execute(arguments: [path])
         let parentVersion = try fetch(db, parentPath)?.cversion ?? 0
-        try db.execute(
-            sql: "UPDATE node SET cversion = ?, num_children = num_children - 1 WHERE path = ?",
-            arguments: [Int64(parentVersion &+ 1), parentPath])
+        try db.cachedStatement(sql: "UPDATE node SET cversion = ?, num_children = num_children - 1 WHERE path = ?").execute(arguments: [Int64(parentVersion &+ 1), parentPath])
         try log(db, .deleted, path, now: now)
     }
 
@@ -215,16 +205,13 @@ package enum NodeTable {
     static func createSession(_ db: Database, bootID: String, timeoutMilliseconds: Int64, clock: Int64, now: Int64) throws
         -> Int64
     {
-        try db.execute(
-            sql: "INSERT INTO session (boot_id, timeout_ms, expires, pid, created) VALUES (?, ?, ?, ?, ?)",
-            arguments: [bootID, timeoutMilliseconds, clock + timeoutMilliseconds, Int64(getpid()), now])
+        try db.cachedStatement(sql: "INSERT INTO session (boot_id, timeout_ms, expires, pid, created) VALUES (?, ?, ?, ?, ?)").execute(arguments: [bootID, timeoutMilliseconds, clock + timeoutMilliseconds, Int64(getpid()), now])
         return db.lastInsertedRowID
     }
 
     /// Extends a session; returns false when it no longer exists (it expired and was reaped).
     static func heartbeat(_ db: Database, session: Int64, clock: Int64) throws -> Bool {
-        try db.execute(
-            sql: "UPDATE session SET expires = ? + timeout_ms WHERE id = ?", arguments: [clock, session])
+        try db.cachedStatement(sql: "UPDATE session SET expires = ? + timeout_ms WHERE id = ?").execute(arguments: [clock, session])
         return db.changesCount > 0
     }
 
@@ -239,7 +226,7 @@ package enum NodeTable {
         for path in paths {
             try delete(db, path: path, version: nil, now: now)
         }
-        try db.execute(sql: "DELETE FROM session WHERE id = ?", arguments: [session])
+        try db.cachedStatement(sql: "DELETE FROM session WHERE id = ?").execute(arguments: [session])
     }
 
     /// Deletes every session whose heartbeats stopped for its timeout, or that belongs to an earlier boot.
@@ -252,16 +239,16 @@ package enum NodeTable {
         return expired
     }
 
-    /// Drops change-log rows written before `cutoff` (wall-clock milliseconds).
-    static func trimChanges(_ db: Database, before cutoff: Int64) throws {
+    /// Drops change-log rows written before `cutoff` (wall-clock milliseconds), up to row `position` at most.
+    static func trimChanges(_ db: Database, before cutoff: Int64, upTo position: Int64) throws {
         // Rows are in time order, so this stops at the first young row instead of scanning the whole log.
         try db.execute(
             sql: """
-                DELETE FROM change WHERE id < coalesce(
+                DELETE FROM change WHERE id <= ? AND id < coalesce(
                     (SELECT id FROM change WHERE time >= ? ORDER BY id LIMIT 1),
                     (SELECT max(id) + 1 FROM change), 0)
                 """,
-            arguments: [cutoff])
+            arguments: [position, cutoff])
     }
 
     // MARK: Helpers
@@ -273,8 +260,7 @@ package enum NodeTable {
             case .deleted: 2
             case .dataChanged: 3
             }
-        try db.execute(
-            sql: "INSERT INTO change (path, kind, time) VALUES (?, ?, ?)", arguments: [path, code, now])
+        try db.cachedStatement(sql: "INSERT INTO change (path, kind, time) VALUES (?, ?, ?)").execute(arguments: [path, code, now])
     }
 
     private static func checkVersion(_ row: Row, _ expected: Int32?, action: String) throws {

@@ -1,0 +1,88 @@
+import Foundation
+import Testing
+@testable import PopState
+
+@Suite(.timeLimit(.minutes(1)))
+struct EmbeddedStoreFilesTests {
+    func mode(_ path: String) throws -> Int {
+        let attributes = try FileManager.default.attributesOfItem(atPath: path)
+        return (attributes[.posixPermissions] as! NSNumber).intValue & 0o777
+    }
+
+    @Test func theFolderAndFilesArePrivate() async throws {
+        let parent = try TemporaryFolder.make()
+        defer { try? FileManager.default.removeItem(atPath: parent) }
+        let folder = parent + "/nested/pop"
+        let store = try await EmbeddedStore.open(folder: folder, options: StoreFixture.options())
+        _ = try await store.create("/x", data: [], mode: .persistent)
+        #expect(store.description == "embedded store \(folder)/store.sqlite")
+        #expect(try mode(folder) == 0o700)
+        for file in ["store.sqlite", "store.sqlite-wal", "store.sqlite-shm", "store.sqlite-commit"] {
+            #expect(try mode(folder + "/" + file) == 0o600, "\(file)")
+        }
+        await store.close()
+    }
+
+    @Test func aFolderOthersCanWriteIsRefused() async throws {
+        let folder = try TemporaryFolder.make()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        chmod(folder, 0o777)
+        let error = await #expect(throws: PopError.self) {
+            _ = try await EmbeddedStore.open(folder: folder, options: StoreFixture.options())
+        }
+        #expect(error?.code == .permissionDenied)
+        #expect(error?.message.contains("can be written by other users") == true)
+        #expect(error?.hint?.contains("chmod 700") == true)
+        #expect(!FileManager.default.fileExists(atPath: folder + "/store.sqlite"))
+    }
+
+    @Test func aReadableFolderOfOursIsMadePrivate() async throws {
+        let folder = try TemporaryFolder.make()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        chmod(folder, 0o755)
+        let store = try await EmbeddedStore.open(folder: folder, options: StoreFixture.options())
+        #expect(try mode(folder) == 0o700)
+        await store.close()
+    }
+
+    @Test func aDatabaseOfAnotherSchemaIsReportedClearly() async throws {
+        let folder = try TemporaryFolder.make()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let store = try await EmbeddedStore.open(folder: folder, options: StoreFixture.options())
+        try await store.pool.write { db in try db.execute(sql: "UPDATE meta SET value = '99' WHERE key = 'schema'") }
+        await store.close()
+        let error = await #expect(throws: PopError.self) {
+            _ = try await EmbeddedStore.open(folder: folder, options: StoreFixture.options())
+        }
+        #expect(error?.code == .corruptState)
+        #expect(error?.message.contains("schema version 99") == true)
+    }
+
+    @Test func aFileThatIsNotADatabaseIsReportedClearly() async throws {
+        let folder = try TemporaryFolder.make()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        try Data(repeating: 0x41, count: 4096).write(to: URL(fileURLWithPath: folder + "/store.sqlite"))
+        let error = await #expect(throws: PopError.self) {
+            _ = try await EmbeddedStore.open(folder: folder, options: StoreFixture.options())
+        }
+        #expect(error?.code == .corruptState)
+        #expect(error?.message.contains(folder + "/store.sqlite") == true)
+    }
+
+    @Test func theChangeLogIsTrimmedAtHeartbeats() async throws {
+        try await withStores(.embedded) { fixture in
+            var options = StoreFixture.options(sessionTimeout: .milliseconds(300))
+            options.changeLogRetention = .zero
+            let store = try await EmbeddedStore.open(folder: fixture.folder, options: options)
+            for index in 0..<20 { _ = try await store.create("/n\(index)", data: [], mode: .persistent) }
+            try await Task.sleep(for: .milliseconds(400))
+            let remaining = try await store.pool.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM change") }
+            #expect(remaining == 0)
+            // Watches keep working after a trim: positions continue from the sequence.
+            let events = try await store.watchSubtree("/")
+            _ = try await store.create("/after", data: [], mode: .persistent)
+            #expect(try await within(5, "an event after the trim") { try await events.collect(1) } == [NodeEvent(.created, path: "/after")])
+            await store.close()
+        }
+    }
+}
