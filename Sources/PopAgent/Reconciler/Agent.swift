@@ -108,7 +108,7 @@ public final class Agent: Service, Sendable {
                     failures = 0
                 }
             } catch {
-                await store.close()
+                await Self.close(store)
                 if Task.isCancelled { break }
                 if !registeredOnce { throw error }
                 failures += 1
@@ -118,9 +118,15 @@ public final class Agent: Service, Sendable {
                 try await Task.sleep(for: retryDelay(failures))
                 continue
             }
-            await store.close()
+            await Self.close(store)
         }
         state.withLock { $0.session = nil }
+    }
+
+    /// Closes a store handle even when the calling task is cancelled (as it is at shutdown), so the session's
+    /// ephemeral nodes are deleted at once rather than when the session expires.
+    static func close(_ store: any CoordinationStore) async {
+        await Task { await store.close() }.value
     }
 
     func retryDelay(_ failures: Int) -> Duration {
