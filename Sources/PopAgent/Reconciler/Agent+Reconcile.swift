@@ -16,8 +16,6 @@ struct ServiceSnapshot: Sendable {
 enum AgentOperation: Sendable {
     /// Stop the instance, forget it, and delete its local records.
     case remove(ServiceName)
-    /// Stop the instance and start it again with this configuration (`pop restart`).
-    case restart(InstanceConfiguration)
     /// Run a task request here.
     case runTask(AgentState.TaskKey, TaskRequest)
 }
@@ -176,7 +174,7 @@ extension Agent {
         if state.problems[name] != oldProblem { state.refreshRecord(name, machine: machine) }
     }
 
-    /// Carries out one action: starts and configuration restarts at once, slow steps beside the loop.
+    /// Carries out one action: starts and restarts at once (the supervisor works them out), stops beside the loop.
     func carryOut(_ action: ReconcileAction) {
         logger.info("\(action)", metadata: ["service": "\(action.service)"])
         switch action {
@@ -189,8 +187,10 @@ extension Agent {
             supervisor.start(configuration)
         case .restart(let desired, .restartRequested):
             guard let configuration = prepare(desired) else { return }
-            state.withLock { _ = $0.busy.insert(desired.service) }
-            operationSink.yield(.restart(configuration))
+            // One deliberate restart with the current configuration, which clears FATAL and the failure count: when
+            // the configuration differs, `start` already begins it and `restart` joins the stop in progress.
+            supervisor.start(configuration)
+            supervisor.restart(desired.service)
         }
     }
 
@@ -255,10 +255,6 @@ extension Agent {
             service = name
             await supervisor.remove(name)
             PlacementMemory.remove(from: configuration.stateDirectory(name))
-        case .restart(let instance):
-            service = instance.name
-            await supervisor.stop(instance.name)
-            supervisor.start(instance)
         case .runTask(let key, let request):
             await runTask(key, request)
             return

@@ -40,14 +40,15 @@ final class AgentFixture: Sendable {
 
     /// Starts an agent for `machine` in a task; cancel the task to shut it down.
     func startAgent(
-        machine: MachineID? = nil, stopInstancesOnShutdown: Bool = false
+        machine: MachineID? = nil, stopInstancesOnShutdown: Bool = false,
+        restartPolicy: RestartPolicy = RestartPolicy(initialBackoffMilliseconds: 50, maximumQuickFailures: 3)
     ) throws -> (agent: Agent, task: Task<Void, any Error>) {
         var logger = Logger(label: "pop.agent.test")
         logger.logLevel = ProcessInfo.processInfo.environment["POP_TEST_LOG"] == nil ? .critical : .debug
         let configuration = AgentConfiguration(
             machine: machine ?? self.machine, home: home,
             environment: ["PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": folder, "LANG": "C.UTF-8"],
-            agentVersion: "test", stopInstancesOnShutdown: stopInstancesOnShutdown)
+            agentVersion: "test", stopInstancesOnShutdown: stopInstancesOnShutdown, restartPolicy: restartPolicy)
         let folder = home.storeFolder
         let agent = try Agent(
             configuration: configuration,

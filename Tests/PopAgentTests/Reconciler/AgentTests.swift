@@ -87,6 +87,24 @@ import Testing
         await fixture.stop(agent)
     }
 
+    @Test func aCrashLoopBecomesFatalUntilRestarted() async throws {
+        let fixture = try await AgentFixture()
+        defer { Task { await fixture.cleanUp() } }
+        let (_, agent) = try fixture.startAgent()
+        // Fails until the file `ready` exists in its folder.
+        let web = try await fixture.deploy(
+            try AgentFixture.spec("web", command: ["sh", "-c", "test -f ready || exit 3; exec sleep 300"]))
+        let fatal = try await fixture.waitForRecord(web, "FATAL") { $0.state == .fatal }
+        #expect(fatal.pid == nil)
+        #expect(fatal.lastError?.contains("3") == true)
+        FileManager.default.createFile(
+            atPath: fixture.home.instanceFolder(fixture.machine, web) + "/ready", contents: Data())
+        try await fixture.namespace.restart(web)
+        let running = try await fixture.waitForRunning(web)
+        #expect(running.restarts == 0)
+        await fixture.stop(agent)
+    }
+
     @Test func undeployStopsTheWholeProcessGroupAndDeletesTheRecord() async throws {
         let fixture = try await AgentFixture()
         defer { Task { await fixture.cleanUp() } }
@@ -186,6 +204,34 @@ import Testing
         #expect(after.pid == before.pid, "the instance kept running and was not started again")
         #expect(after.state == .running)
         #expect(try await fixture.namespace.machines().map(\.id) == [fixture.machine])
+        await fixture.stop(agent)
+    }
+}
+
+/// A python template: the agent creates the instance's virtual environment as a setup step.
+@Suite(.serialized) struct AgentPythonTests {
+    @Test func aPythonInstanceInstallsItsEnvironmentThenRuns() async throws {
+        let fixture = try await AgentFixture()
+        defer { Task { await fixture.cleanUp() } }
+        let (_, agent) = try fixture.startAgent()
+        let script = "import os, sys, time; print(os.environ['VIRTUAL_ENV'], sys.prefix, flush=True); time.sleep(300)"
+        let template = ResolvedTemplate(
+            name: "python", command: ["{python}", "-c", script], stopTimeoutMilliseconds: 2000,
+            tasks: [TemplateTask(name: "where", command: ["python", "-c", "import sys; print(sys.prefix)"])],
+            python: PythonEnvironment())
+        let web = try await fixture.deploy(ServiceSpec(name: try ServiceName("py"), template: template, options: [:]))
+        _ = try await fixture.waitForRecord(web, "installing") { $0.state == .installing || $0.state == .running }
+        let record = try await fixture.waitForRunning(web)
+        let folder = fixture.home.instanceFolder(fixture.machine, web)
+        #expect(FileManager.default.fileExists(atPath: folder + "/venv/bin/python"))
+        #expect(FileManager.default.fileExists(atPath: folder + "/constraints.txt"))
+        #expect(kill(try #require(record.pid), 0) == 0)
+        // Tasks run with the environment's bin folder first on PATH.
+        let id = try await fixture.namespace.createTask(
+            web,
+            TaskRequest(task: "where", arguments: [], machines: [fixture.machine], created: Date(), timeoutMilliseconds: 20_000))
+        let result = try await fixture.waitForResult(web, id)
+        #expect(result.output == folder + "/venv\n")
         await fixture.stop(agent)
     }
 }
