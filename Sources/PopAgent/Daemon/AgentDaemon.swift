@@ -171,8 +171,7 @@ public enum AgentDaemon {
             let remaining = deadline - ContinuousClock.now
             if remaining <= .zero { return .timedOut }
             var descriptor = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            let milliseconds = Int32(clamping: remaining.components.seconds * 1000 + remaining.components.attoseconds / 1_000_000_000_000_000 + 1)
-            let ready = poll(&descriptor, 1, milliseconds)
+            let ready = poll(&descriptor, 1, remaining.pollMilliseconds)
             if ready < 0 {
                 if errno == EINTR { continue }
                 return .closed
@@ -216,6 +215,13 @@ public enum AgentDaemon {
         let count = pread(fd, &buffer, buffer.count, off_t(start))
         guard count > 0 else { return "" }
         return String(decoding: buffer[..<count], as: UTF8.self).trimmingTrailingNewlines()
+    }
+}
+
+extension Duration {
+    /// The duration as a `poll(2)` timeout, rounded up to whole milliseconds.
+    var pollMilliseconds: Int32 {
+        Int32(clamping: components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000 + 1)
     }
 }
 

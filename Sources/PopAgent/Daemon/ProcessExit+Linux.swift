@@ -26,9 +26,7 @@ enum ProcessExit {
             let remaining = deadline - ContinuousClock.now
             if remaining <= .zero { return false }
             var descriptor = pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)
-            let milliseconds = Int32(
-                clamping: remaining.components.seconds * 1000 + remaining.components.attoseconds / 1_000_000_000_000_000 + 1)
-            let ready = poll(&descriptor, 1, milliseconds)
+            let ready = poll(&descriptor, 1, remaining.pollMilliseconds)
             if ready > 0 { return true }
             if ready < 0, errno != EINTR {
                 throw AgentPidFile.systemError("wait for the agent process \(pid)", errno: errno)

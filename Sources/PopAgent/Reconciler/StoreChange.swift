@@ -60,8 +60,6 @@ public struct PendingChanges: Hashable, Sendable {
     public var everything: Bool
     /// Services whose spec, packages or placement changed.
     public var services: Set<ServiceName> = []
-    /// Services whose own instance record changed underneath the agent.
-    public var instanceRecords: Set<ServiceName> = []
     /// Task requests that changed, by service.
     public var tasks: [ServiceName: Set<String>] = [:]
 
@@ -71,14 +69,15 @@ public struct PendingChanges: Hashable, Sendable {
     }
 
     /// Whether nothing is pending.
-    public var isEmpty: Bool { !everything && services.isEmpty && instanceRecords.isEmpty && tasks.isEmpty }
+    public var isEmpty: Bool { !everything && services.isEmpty && tasks.isEmpty }
 
     /// Adds one change.
     public mutating func add(_ change: StoreChange) {
         switch change {
         case .everything: everything = true
         case .service(let name), .packages(let name), .placement(let name): services.insert(name)
-        case .instanceRecord(let name): instanceRecords.insert(name)
+        case .instanceRecord:
+            break  // The agent writes its records again itself (see ``Agent``); no pass is needed.
         case .task(let name, let task): tasks[name, default: []].insert(task)
         }
     }
@@ -87,7 +86,6 @@ public struct PendingChanges: Hashable, Sendable {
     public mutating func merge(_ other: PendingChanges) {
         everything = everything || other.everything
         services.formUnion(other.services)
-        instanceRecords.formUnion(other.instanceRecords)
         tasks.merge(other.tasks) { $0.union($1) }
     }
 }
