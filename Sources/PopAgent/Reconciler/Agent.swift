@@ -76,9 +76,16 @@ public final class Agent: Service, Sendable {
                 operationSink.finish()
                 group.cancelAll()
             }
-            try await cancelWhenGracefulShutdown {
-                try await self.converge()
+            do {
+                try await cancelWhenGracefulShutdown {
+                    try await self.converge()
+                }
+            } catch is CancellationError {
+                // Graceful shutdown or cancellation: a normal end.
             }
+            logger.info(
+                configuration.stopInstancesOnShutdown
+                    ? "agent stopping; stopping every instance" : "agent stopping; instances keep running")
         }
     }
 

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Foundation
 import PopState
 
@@ -29,8 +32,12 @@ enum InstanceFolder {
 enum PlacementMemory {
     private static func path(_ stateDirectory: String) -> String { stateDirectory + "/restart-generation" }
 
-    /// Remembers `generation`.
+    /// Remembers `generation` (generation 0, the usual one, is remembered by having no file).
     static func write(_ generation: Int, to stateDirectory: String) throws(PopError) {
+        if generation == 0 {
+            remove(from: stateDirectory)
+            return
+        }
         do {
             try Data("\(generation)\n".utf8).write(to: URL(fileURLWithPath: path(stateDirectory)), options: .atomic)
         } catch {
@@ -46,6 +53,6 @@ enum PlacementMemory {
 
     /// Forgets the generation.
     static func remove(from stateDirectory: String) {
-        try? FileManager.default.removeItem(atPath: path(stateDirectory))
+        unlink(path(stateDirectory))
     }
 }

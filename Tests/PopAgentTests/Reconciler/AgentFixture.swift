@@ -40,7 +40,7 @@ final class AgentFixture: Sendable {
 
     /// Starts an agent for `machine` in a task; cancel the task to shut it down.
     func startAgent(
-        machine: MachineID? = nil, stopInstancesOnShutdown: Bool = false,
+        machine: MachineID? = nil, stopInstancesOnShutdown: Bool = false, run: Bool = true,
         restartPolicy: RestartPolicy = RestartPolicy(initialBackoffMilliseconds: 50, maximumQuickFailures: 3)
     ) throws -> (agent: Agent, task: Task<Void, any Error>) {
         var logger = Logger(label: "pop.agent.test")
@@ -57,7 +57,7 @@ final class AgentFixture: Sendable {
                 self.agentStores.withLock { $0.append(store) }
                 return store
             }, logger: logger)
-        let task = Task { try await agent.run() }
+        let task = Task { if run { try await agent.run() } }
         return (agent, task)
     }
 

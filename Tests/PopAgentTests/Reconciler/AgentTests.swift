@@ -2,6 +2,8 @@
 import Glibc
 #endif
 import Foundation
+import Logging
+import ServiceLifecycle
 import PopAgent
 @testable import PopState
 import Testing
@@ -153,6 +155,21 @@ import Testing
         }
         #expect(restarted.restarts >= 1)
         await fixture.stop(second.task)
+    }
+
+    @Test func gracefulShutdownOfAServiceGroupLeavesInstancesRunning() async throws {
+        let fixture = try await AgentFixture()
+        defer { Task { await fixture.cleanUp() } }
+        let (agent, _) = try fixture.startAgent(run: false)
+        let group = ServiceGroup(services: [agent], logger: Logger(label: "test.group"))
+        let running = Task { try await group.run() }
+        let web = try await fixture.deploy(try AgentFixture.spec("web"))
+        let record = try await fixture.waitForRunning(web)
+        await group.triggerGracefulShutdown()
+        try await running.value
+        #expect(kill(try #require(record.pid), 0) == 0, "the instance outlives the agent")
+        #expect(try await fixture.namespace.machines().isEmpty, "the machine's registration went with the session")
+        #expect(try await fixture.record(web) == nil)
     }
 
     @Test func stopInstancesOnShutdown() async throws {
