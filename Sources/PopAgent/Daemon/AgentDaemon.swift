@@ -35,7 +35,8 @@ public enum AgentDaemon {
     ///   - arguments: Its arguments after argv[0], such as `["fg"]` and global options.
     ///   - environment: Its complete environment.
     ///   - pidFile: The machine's pid file, checked first so a second agent is refused before it is spawned.
-    ///   - logFile: Where the agent's output goes.
+    ///   - logFile: Where the agent's output goes (its folder is created private if missing), such as
+    ///     ``agentLogFile(home:machine:)``.
     ///   - timeout: How long to wait for readiness.
     /// - Throws: ``PopError`` with the agent's own error message when it could not start (store unreachable,
     ///   namespace missing, ...), or `.system` when it did not become ready in time.
@@ -45,6 +46,9 @@ public enum AgentDaemon {
     ) throws(PopError) -> StartOutcome {
         if let pid = try AgentPidFile.runningAgent(path: pidFile) {
             return .alreadyRunning(pid: pid)
+        }
+        if let slash = logFile.lastIndex(of: "/"), slash != logFile.startIndex {
+            try PrivateFiles.ensureFolder(String(logFile[..<slash]))
         }
         let pid: pid_t
         let readEnd: Int32
@@ -87,6 +91,11 @@ public enum AgentDaemon {
                 hint: "It may be stopping instances; wait, or end it with `kill -9 \(pid)` (its instances keep running).")
         }
         return .stopped(pid: pid)
+    }
+
+    /// The conventional log file of a background agent: `machines/<id>/agent.log` under pop's home.
+    public static func agentLogFile(home: PopHome, machine: MachineID) -> String {
+        home.machineFolder(machine) + "/agent.log"
     }
 
     // MARK: Spawning

@@ -66,7 +66,7 @@ import Testing
     func start(_ folder: String, mode: String) throws -> AgentDaemon.StartOutcome {
         try AgentDaemon.start(
             executable: "/usr/bin/python3", arguments: ["-c", Self.fakeAgent, folder + "/agent.pid", mode],
-            environment: ["PATH": "/usr/bin:/bin"], pidFile: folder + "/agent.pid", logFile: folder + "/agent.log",
+            environment: ["PATH": "/usr/bin:/bin"], pidFile: folder + "/agent.pid", logFile: folder + "/logs/agent.log",
             timeout: .seconds(20))
     }
 
