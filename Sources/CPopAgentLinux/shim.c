@@ -11,22 +11,12 @@
 #ifndef SYS_pidfd_open
 #define SYS_pidfd_open 434
 #endif
-#ifndef SYS_pidfd_send_signal
-#define SYS_pidfd_send_signal 424
-#endif
 #ifndef P_PIDFD
 #define P_PIDFD 3
-#endif
-#ifndef PIDFD_SIGNAL_PROCESS_GROUP
-#define PIDFD_SIGNAL_PROCESS_GROUP (1UL << 2)
 #endif
 
 int cpop_pidfd_open(pid_t pid) {
     return (int)syscall(SYS_pidfd_open, pid, 0);
-}
-
-int cpop_pidfd_send_signal(int pidfd, int signal, int group) {
-    return (int)syscall(SYS_pidfd_send_signal, pidfd, signal, NULL, group ? PIDFD_SIGNAL_PROCESS_GROUP : 0);
 }
 
 int cpop_reap_pidfd(int pidfd, int *code, int *status) {

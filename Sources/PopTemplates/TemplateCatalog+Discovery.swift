@@ -7,7 +7,7 @@ extension TemplateCatalog {
     /// Each `POP_PLUGIN_PATH` entry (colon-separated) is one plugin when it holds manifest files itself, and
     /// otherwise a folder whose subfolders are plugins, like `~/.config/pop/plugins` and `/etc/pop/plugins`.
     public static func pluginFolders(
-        environment: [String: String], systemDirectory: String, builtinDirectory: String?
+        environment: [String: String], systemDirectory: String, builtin: BuiltinSet
     ) -> ([PluginFolder], [Problem]) {
         var folders: [PluginFolder] = []
         var problems: [Problem] = []
@@ -35,13 +35,19 @@ extension TemplateCatalog {
         }
         folders += subfolders(of: systemDirectory, location: .system)
 
+        let builtinDirectory: String?
+        switch builtin {
+        case .bundled: builtinDirectory = Self.builtinDirectory()
+        case .folder(let folder): builtinDirectory = folder
+        case .none: builtinDirectory = nil
+        }
         if let builtinDirectory {
             folders += subfolders(of: builtinDirectory, location: .builtin).map { folder in
                 var folder = folder
                 folder.name = "builtin"
                 return folder
             }
-        } else {
+        } else if case .bundled = builtin {
             problems.append(
                 Problem(
                     source: "builtin",

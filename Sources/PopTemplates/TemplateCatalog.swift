@@ -127,20 +127,31 @@ public struct TemplateCatalog: Sendable {
         self.broken = broken
     }
 
+    /// Which built-in templates a catalog includes.
+    public enum BuiltinSet: Sendable {
+        /// The templates shipped with pop (see ``TemplateCatalog/builtinDirectory()``); reported as a problem when
+        /// they cannot be found.
+        case bundled
+        /// The plugins in this folder instead.
+        case folder(String)
+        /// None, for tests that want only their own plugins.
+        case none
+    }
+
     /// Finds the plugins on this machine and reads them.
     ///
     /// - Parameters:
     ///   - environment: supplies `POP_PLUGIN_PATH`, `HOME` and `XDG_CONFIG_HOME`; injected so tests need not change
     ///     the process environment.
     ///   - systemDirectory: the system-wide plugins folder.
-    ///   - builtinDirectory: the built-in plugins; by default the resources shipped with pop.
+    ///   - builtin: which built-in templates to include.
     public static func discover(
         environment: [String: String] = ProcessInfo.processInfo.environment,
         systemDirectory: String = "/etc/pop/plugins",
-        builtinDirectory: String? = TemplateCatalog.builtinDirectory()
+        builtin: BuiltinSet = .bundled
     ) -> TemplateCatalog {
         let (folders, problems) = pluginFolders(
-            environment: environment, systemDirectory: systemDirectory, builtinDirectory: builtinDirectory)
+            environment: environment, systemDirectory: systemDirectory, builtin: builtin)
         return TemplateCatalog(folders: folders, problems: problems)
     }
 

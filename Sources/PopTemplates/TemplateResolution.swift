@@ -120,7 +120,7 @@ struct TemplateResolution {
             environment: environment.mapValues(\.0), stopSignal: stopSignal, stopTimeoutMilliseconds: stopTimeout,
             health: health?.value, tasks: tasks.map(\.0), python: python, files: files)
 
-        var checker = PlaceholderCheck(
+        let checker = PlaceholderCheck(
             options: Set(options.map(\.0.name)), hasPython: python != nil)
         try checker.argv(command.value, origin: command.origin, allowArguments: false)
         for (step, origin) in setup {

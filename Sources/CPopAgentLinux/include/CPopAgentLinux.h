@@ -15,9 +15,6 @@
 /// pidfd_open(2): a file descriptor that becomes readable when the process exits. -1 with errno on failure.
 int cpop_pidfd_open(pid_t pid);
 
-/// pidfd_send_signal(2) with PIDFD_SIGNAL_PROCESS_GROUP when `group` is non-zero. -1 with errno on failure.
-int cpop_pidfd_send_signal(int pidfd, int signal, int group);
-
 /// Reaps the child behind `pidfd` without blocking. Returns 1 when reaped (with `code` as CLD_EXITED, CLD_KILLED
 /// or CLD_DUMPED and `status` the exit status or signal), 0 when it is still running, -1 with errno (ECHILD when it
 /// is not our child).

@@ -55,7 +55,9 @@ enum ChildReaper {
     static func sweep() -> Int {
         let ownSession = getsid(0)
         var reaped = 0
-        for pid in ProcessTable.children() {
+        // Most children are tracked instance leaders: leave them out before reading anything from /proc.
+        let untracked = tracked.withLock { set in ProcessTable.children().filter { !set.contains($0) } }
+        for pid in untracked {
             guard let stat = ProcessTable.stat(pid), stat.isZombie, stat.session != ownSession else { continue }
             let done = tracked.withLock { set -> Bool in
                 guard !set.contains(pid) else { return false }

@@ -149,10 +149,12 @@ struct InstanceStateMachine: Sendable {
         case .stopped:
             return begin(at: now)
         case .stopping:
-            if afterStop != .remove { afterStop = .start }
+            // A start supersedes a pending stop or removal: the later instruction wins.
+            afterStop = .start
             return .none
         case .spawning(let kind, stopRequested: true):
             phase = .spawning(kind, stopRequested: false)
+            afterStop = .stay
             return .none
         case .fatal, .spawning, .installing, .starting, .running, .backoff:
             return .none
@@ -173,7 +175,7 @@ struct InstanceStateMachine: Sendable {
             afterStop = .start
             return .none
         case .stopping:
-            if afterStop != .remove { afterStop = .start }
+            afterStop = .start
             return .none
         case .installing(_, let pid, _), .starting(let pid, _), .running(let pid, _, _):
             return beginStop(pid: pid, then: .start, at: now)

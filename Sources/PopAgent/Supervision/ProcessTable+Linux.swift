@@ -103,7 +103,7 @@ enum ProcessTable {
         return numbers
     }
 
-    /// Reads a small file (under 64 KiB) such as one in `/proc`.
+    /// Reads a small file (at most 1 MiB) such as one in `/proc`.
     static func readSmallFile(_ path: String) -> [UInt8]? {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
@@ -112,7 +112,7 @@ enum ProcessTable {
         var length = 0
         while true {
             if length == bytes.count {
-                guard bytes.count < 65536 else { break }
+                guard bytes.count < 1 << 20 else { break }
                 bytes.append(contentsOf: [UInt8](repeating: 0, count: bytes.count))
             }
             let count = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + length, $0.count - length) }

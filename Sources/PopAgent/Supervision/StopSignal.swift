@@ -7,12 +7,19 @@ import PopState
 
 /// A signal that asks an instance's process group to stop, named as templates name it (`TERM`, `INT`, ...).
 public enum StopSignal: String, Hashable, Sendable, Codable, CaseIterable {
+    /// SIGTERM, the default: please terminate.
     case term = "TERM"
+    /// SIGINT, as from Ctrl-C.
     case int = "INT"
+    /// SIGQUIT.
     case quit = "QUIT"
+    /// SIGHUP.
     case hup = "HUP"
+    /// SIGKILL, which cannot be caught (no grace at all).
     case kill = "KILL"
+    /// SIGUSR1.
     case usr1 = "USR1"
+    /// SIGUSR2.
     case usr2 = "USR2"
 
     /// Parses a signal name such as `TERM`, `SIGTERM` or `term`, throwing a clear error for anything else.

@@ -116,6 +116,10 @@ extension Supervisor {
         case .none:
             return
         case .runSetupStep(let index):
+            guard configuration.setup.indices.contains(index) else {
+                feed(name) { machine, now in machine.spawnFailed("setup step \(index + 1) does not exist", at: now) }
+                return
+            }
             let step = configuration.setup[index]
             if let creates = step.creates {
                 let path = creates.hasPrefix("/") ? creates : configuration.workingDirectory + "/" + creates

@@ -116,6 +116,10 @@ public final class Supervisor: Service, Sendable {
     /// configuration differs is stopped and started with the new one, which also clears FATAL.
     public func start(_ configuration: InstanceConfiguration) {
         let name = configuration.name
+        if state.withLock({ if case .finished = $0.lifecycle { true } else { false } }) {
+            logger.error("start after the supervisor stopped; ignored", metadata: ["service": "\(name)"])
+            return
+        }
         let now = Moment.now()
         let outcome = mutate(name, now: now, create: configuration) { entry in
             if entry.configuration == configuration {

@@ -162,16 +162,18 @@ extension PopNamespace {
             guard !targets.isEmpty else { return [] }
             let nodes = try await store.read(targets.map { .get(paths.placement(name, $0)) })
             var operations: [StoreOperation] = []
+            var restarted: [MachineID] = []
             for (machine, result) in zip(targets, nodes) {
-                let node = try result.node()
+                guard let node = try result.nodeIfExists() else { continue }  // Undeployed meanwhile.
+                restarted.append(machine)
                 var placement = try decode(Placement.self, node)
                 placement.restartGeneration += 1
                 operations.append(
                     .set(node.path, data: try encode(placement, at: node.path), version: node.stat.version))
             }
             do {
-                _ = try await store.multi(operations)
-                return targets
+                if !operations.isEmpty { _ = try await store.multi(operations) }
+                return restarted
             } catch let error as PopError
                 where (error.code == .conflict || error.code == .notFound) && attempt < 8
             {

@@ -257,3 +257,18 @@ struct SupervisionValueTests {
         #expect(heap.nextDeadline == base.advanced(by: .milliseconds(4)))
     }
 }
+
+@Suite("InstanceStateMachine ordering")
+struct InstanceStateMachineOrderingTests {
+    @Test func startDuringRemovalKeepsTheInstance() {
+        let now = Moment.now()
+        var machine = InstanceStateMachine(
+            parameters: .init(setupSteps: 0, health: nil, stopSignal: .term, stopTimeout: .seconds(1), restart: .init()),
+            at: now)
+        _ = machine.start(at: now)
+        _ = machine.spawned(pid: 1, at: now)
+        _ = machine.remove(at: now)
+        #expect(machine.start(at: now) == .none)
+        #expect(machine.processExited(pid: 1, status: .signaled(15), at: now) == .spawnCommand)
+    }
+}

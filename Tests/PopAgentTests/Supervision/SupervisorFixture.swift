@@ -13,8 +13,8 @@ struct SupervisorFixture: Sendable {
     init() throws {
         let template = FileManager.default.temporaryDirectory.appendingPathComponent("pop-supervisor-XXXXXX").path
         var bytes = Array(template.utf8CString)
-        guard mkdtemp(&bytes) != nil else { throw SupervisorError.system("create a temporary folder") }
-        root = String(cString: bytes)
+        guard let created = mkdtemp(&bytes) else { throw SupervisorError.system("create a temporary folder") }
+        root = String(cString: created)
     }
 
     func remove() {
