@@ -17,7 +17,8 @@ enum ProcessExit {
             throw AgentPidFile.systemError("watch the agent process \(pid)", errno: errno)
         }
         defer { close(pidfd) }
-        guard cpop_pidfd_send_signal(pidfd, signal, 0) == 0 else {
+        // The pidfd pins the process: the wait below is for this very process even if its pid is reused later.
+        guard kill(pid, signal) == 0 else {
             if errno == ESRCH { return true }
             throw AgentPidFile.systemError("signal the agent process \(pid)", errno: errno)
         }
