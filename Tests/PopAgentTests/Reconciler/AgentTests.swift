@@ -38,6 +38,20 @@ import Testing
         await fixture.stop(agent)
     }
 
+    @Test func anAgentWithoutANamespaceSaysSo() async throws {
+        let fixture = try await AgentFixture()
+        defer { Task { await fixture.cleanUp() } }
+        try await fixture.store.delete(fixture.namespace.paths.machines, version: nil)
+        try await fixture.store.delete(fixture.namespace.paths.services, version: nil)
+        try await fixture.store.delete(fixture.namespace.prefix, version: nil)
+        let (_, agent) = try fixture.startAgent()
+        await #expect {
+            try await agent.value
+        } throws: { error in
+            (error as? PopError)?.code == .notInitialized
+        }
+    }
+
     @Test func killedInstanceIsRestartedWithANewPID() async throws {
         let fixture = try await AgentFixture()
         defer { Task { await fixture.cleanUp() } }
