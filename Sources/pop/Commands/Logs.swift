@@ -27,7 +27,7 @@ struct Logs: AsyncParsableCommand {
     @Flag(name: .customLong("setup"), help: "Show the setup log (pip, setup steps); same as --stream setup.")
     var setup = false
 
-    @Option(name: .shortAndLong, help: "How many lines to print from the end of each log.")
+    @Option(name: [.customShort("n"), .long], help: "How many lines to print from the end of each log.")
     var lines: Int = 50
 
     @Flag(name: .shortAndLong, help: "Keep printing new output as it is written.")
