@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import Testing
 
 /// What one run of the `pop` binary did.
@@ -45,9 +48,6 @@ struct PopRunner: Sendable {
 
     /// Runs `pop` with an argument array.
     func run(_ arguments: [String], extraEnvironment: [String: String] = [:]) throws -> PopResult {
-        let process = Process()
-        process.executableURL = Self.binary
-        process.arguments = arguments
         var env = ProcessInfo.processInfo.environment
         env["POP_HOME"] = home.path
         env["NO_COLOR"] = "1"
@@ -55,27 +55,46 @@ struct PopRunner: Sendable {
         env.removeValue(forKey: "POP_AUTH")
         for (key, value) in environment { env[key] = value }
         for (key, value) in extraEnvironment { env[key] = value }
-        process.environment = env
         let stdoutFile = home.deletingLastPathComponent().appendingPathComponent("stdout-\(UUID().uuidString)")
         let stderrFile = home.deletingLastPathComponent().appendingPathComponent("stderr-\(UUID().uuidString)")
-        FileManager.default.createFile(atPath: stdoutFile.path, contents: nil)
-        FileManager.default.createFile(atPath: stderrFile.path, contents: nil)
-        let stdoutHandle = try FileHandle(forWritingTo: stdoutFile)
-        let stderrHandle = try FileHandle(forWritingTo: stderrFile)
-        process.standardOutput = stdoutHandle
-        process.standardError = stderrHandle
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        process.waitUntilExit()
-        try stdoutHandle.close()
-        try stderrHandle.close()
+        // posix_spawn and waitpid rather than Foundation's Process, whose waitUntilExit can miss the exit of a
+        // child that leaves a daemon behind (`pop start`).
+        let status = try Self.spawnAndWait(
+            Self.binary.path, arguments: arguments, environment: env, stdout: stdoutFile.path, stderr: stderrFile.path)
         let result = PopResult(
-            status: process.terminationStatus,
+            status: status,
             stdout: try String(contentsOf: stdoutFile, encoding: .utf8),
             stderr: try String(contentsOf: stderrFile, encoding: .utf8))
         try? FileManager.default.removeItem(at: stdoutFile)
         try? FileManager.default.removeItem(at: stderrFile)
         return result
+    }
+
+    /// Runs a program with its output in files and waits for it; returns its exit code (128+N for signal N).
+    static func spawnAndWait(
+        _ path: String, arguments: [String], environment: [String: String], stdout: String, stderr: String
+    ) throws -> Int32 {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, stdout, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        posix_spawn_file_actions_addopen(&actions, 2, stderr, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        let argv = ([path] + arguments).map { strdup($0) } + [nil]
+        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer {
+            argv.forEach { free($0) }
+            envp.forEach { free($0) }
+        }
+        var pid: pid_t = 0
+        let spawned = posix_spawn(&pid, path, &actions, nil, argv, envp)
+        guard spawned == 0 else {
+            throw PopRunnerError(message: "could not start \(path): error \(spawned)")
+        }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+        let signal = status & 0x7f
+        return signal == 0 ? (status >> 8) & 0xff : 128 + signal
     }
 
     /// Runs `pop ARGS` and records a test issue unless it exits 0.
@@ -85,4 +104,9 @@ struct PopRunner: Sendable {
         #expect(result.status == 0, "pop \(arguments.joined(separator: " ")) failed:\n\(result)", sourceLocation: sourceLocation)
         return result
     }
+}
+
+struct PopRunnerError: Error, CustomStringConvertible {
+    var message: String
+    var description: String { message }
 }

@@ -1,0 +1,271 @@
+import Foundation
+import Testing
+import ZooKeeperNIO
+import ZooKeeperTestSupport
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The machine agent end to end: the real `pop` binary, a real agent started with `pop start`, real processes, on the
+/// embedded store and on a real ZooKeeper server.
+@Suite(.serialized, .timeLimit(.minutes(3)))
+struct AgentEndToEndTests {
+    enum Store: String, CaseIterable, CustomStringConvertible {
+        case embedded, zooKeeper
+        var description: String { rawValue }
+    }
+
+    @Test(arguments: Store.allCases)
+    func deployBeforeStartThenKillNineRestartsWithANewPID(_ store: Store) async throws {
+        try await withMachine(store) { pop in
+            try pop.ok("add", "sleeper", "--template", "command", "--command", "sleep 100000")
+            try pop.ok("deploy", "sleeper")
+            #expect(try pop.instance("sleeper")?.state == "unknown", "no agent yet: the machine is down")
+            try pop.ok("start")
+            let first = try await pop.waitFor("sleeper") { $0.state == "running" && $0.pid != nil }
+            let pid = try #require(first.pid)
+            #expect(kill(pid, 0) == 0, "the process the record names exists")
+
+            kill(pid, SIGKILL)
+            let second = try await pop.waitFor("sleeper") { $0.state == "running" && $0.pid != nil && $0.pid != pid }
+            #expect(second.restarts == 1, "\(second)")
+            #expect(kill(try #require(second.pid), 0) == 0)
+        }
+    }
+
+    @Test(arguments: Store.allCases)
+    func aCrashLoopBacksOffThenTurnsFatalUntilRestarted(_ store: Store) async throws {
+        try await withMachine(store) { pop in
+            try pop.ok("start")
+            try pop.ok("add", "crasher", "--template", "command", "--command", "false")
+            try pop.ok("deploy", "crasher")
+            let fatal = try await pop.waitFor("crasher", within: 30) { $0.state == "fatal" }
+            #expect(fatal.lastError?.contains("status 1") == true, "\(fatal)")
+            #expect((fatal.restarts ?? 0) >= 3, "\(fatal)")
+            // `status --wait running` gives up at once on a fatal instance rather than waiting out its timeout.
+            let started = ContinuousClock.now
+            let wait = try pop.run(["status", "crasher", "--wait", "running", "--timeout", "30"])
+            #expect(wait.status == 1)
+            #expect(wait.stderr.contains("fatal"))
+            #expect(ContinuousClock.now - started < .seconds(10))
+
+            try pop.ok("restart", "crasher")
+            _ = try await pop.waitFor("crasher") { $0.state == "backoff" || $0.state == "running" || ($0.state == "fatal" && ($0.restarts ?? 0) < (fatal.restarts ?? 0)) }
+        }
+    }
+
+    @Test(arguments: Store.allCases)
+    func aConfigChangeRestartsWithTheNewSignatureAndUndeployKillsTheWholeGroup(_ store: Store) async throws {
+        try await withMachine(store) { pop in
+            try pop.ok("start")
+            // A workload with a grandchild in the background, to check that stop reaches the whole group.
+            try pop.ok("add", "family", "--template", "command", "--command", "sh -c 'sleep 100000 & sleep 100001'")
+            try pop.ok("deploy", "family")
+            let before = try await pop.waitFor("family") { $0.state == "running" && $0.pid != nil }
+            let oldPID = try #require(before.pid)
+            #expect(try await eventually { processGroupMembers(oldPID).count >= 2 }, "sh and its background sleep")
+
+            try pop.ok("config", "family", "--command", "sh -c 'sleep 100002 & sleep 100003'")
+            let after = try await pop.waitFor("family") {
+                $0.state == "running" && $0.pid != nil && $0.pid != oldPID && $0.signature != before.signature
+            }
+            #expect(try await eventually { processGroupMembers(oldPID).isEmpty }, "the old group is gone")
+            let newPID = try #require(after.pid)
+            let service = try pop.statusJSON().services.first { $0.service == "family" }
+            #expect(after.signature == service?.signature, "the instance runs the service's current signature")
+
+            try pop.ok("undeploy", "family")
+            #expect(try await eventually { processGroupMembers(newPID).isEmpty }, "grandchildren included")
+            #expect(try await eventually { try pop.statusJSON().services.first?.instances.isEmpty == true })
+        }
+    }
+
+    @Test(arguments: Store.allCases)
+    func anAgentKilledWithSIGKILLIsReplacedAndAdoptsItsProcesses(_ store: Store) async throws {
+        try await withMachine(store) { pop in
+            try pop.ok("start")
+            try pop.ok("add", "steady", "--template", "command", "--command", "sleep 100000")
+            try pop.ok("deploy", "steady")
+            let before = try await pop.waitFor("steady") { $0.state == "running" && $0.pid != nil }
+            let agent = try #require(pop.agentPID())
+            kill(agent, SIGKILL)
+            #expect(try await eventually { kill(agent, 0) != 0 })
+            #expect(kill(try #require(before.pid), 0) == 0, "the instance outlives its agent")
+
+            try pop.ok("start")
+            let after = try await pop.waitFor("steady") { $0.state == "running" && $0.pid != nil }
+            #expect(after.pid == before.pid, "adopted, not restarted")
+            #expect(after.restarts == 0)
+        }
+    }
+
+    @Test func instancesOutliveAZooKeeperOutageAndTheAgentReconverges() async throws {
+        let server = try await ZooKeeperServer.start()
+        defer { Task { await server.stop() } }
+        try await withMachine(.zooKeeper, server: server) { pop in
+            try pop.ok("start")
+            try pop.ok("add", "durable", "--template", "command", "--command", "sleep 100000")
+            try pop.ok("deploy", "durable")
+            let before = try await pop.waitFor("durable") { $0.state == "running" && $0.pid != nil }
+            let pid = try #require(before.pid)
+
+            // Longer than the session timeout: the session expires while ZooKeeper is away.
+            await server.halt()
+            try await Task.sleep(for: .seconds(12))
+            #expect(kill(pid, 0) == 0, "the workload is untouched while the store is unreachable")
+            let unreachable = try pop.run(["status"])
+            #expect(unreachable.status == 5, "\(unreachable)")
+
+            try await server.restart()
+            let after = try await pop.waitFor("durable", within: 60) { $0.state == "running" && $0.pid != nil }
+            #expect(after.pid == pid, "no needless restart after the outage")
+            #expect(try pop.statusJSON().services.first?.instances.count == 1, "no duplicate")
+        }
+    }
+}
+
+// MARK: - Support
+
+/// One machine: a private POP_HOME and machine id, on one store; its agent and instances are stopped afterwards.
+private func withMachine(
+    _ store: AgentEndToEndTests.Store, server: ZooKeeperServer? = nil, _ body: (PopRunner) async throws -> Void
+) async throws {
+    var environment = ["POP_MACHINE_ID": "e2e-" + UUID().uuidString.prefix(8).lowercased()]
+    if store == .zooKeeper {
+        let zooKeeper: ZooKeeperServer
+        if let server { zooKeeper = server } else { zooKeeper = try await ZooKeeperServer.shared() }
+        let chroot = "/pop-e2e-" + UUID().uuidString
+        let client = try await ZooKeeperClient.connect(ZooKeeperConfiguration(connectString: zooKeeper.connectString))
+        _ = try await client.create(chroot, data: [])
+        await client.close()
+        environment["POP_HOST"] = zooKeeper.connectString + chroot
+    }
+    let pop = try PopRunner(environment: environment)
+    try pop.ok("init")
+    do {
+        try await body(pop)
+    } catch {
+        pop.tearDown()
+        throw error
+    }
+    pop.tearDown()
+}
+
+extension PopRunner {
+    /// Stops the agent and kills every instance's process group that is left.
+    func tearDown() {
+        _ = try? run(["stop"])
+        if let agent = agentPID() { kill(agent, SIGKILL) }
+        for pid in instancePIDs() { kill(-pid, SIGKILL) }
+        try? FileManager.default.removeItem(at: home.deletingLastPathComponent())
+    }
+
+    /// The pid in this machine's agent pid file, if an agent is running.
+    func agentPID() -> Int32? {
+        guard let machine = environment["POP_MACHINE_ID"],
+            let text = try? String(contentsOfFile: home.path + "/machines/\(machine)/agent.pid", encoding: .utf8),
+            let pid = Int32(text.split(separator: "\n").first.map(String.init)?.trimmingCharacters(in: .whitespaces) ?? "")
+        else { return nil }
+        return kill(pid, 0) == 0 ? pid : nil
+    }
+
+    /// Every pid named by a local instance record on this machine.
+    func instancePIDs() -> [Int32] {
+        guard let machine = environment["POP_MACHINE_ID"] else { return [] }
+        let folder = home.path + "/machines/\(machine)/instances"
+        let services = (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
+        return services.compactMap { service in
+            let stateFolder = folder + "/\(service)/.pop"
+            for file in (try? FileManager.default.contentsOfDirectory(atPath: stateFolder)) ?? [] {
+                guard let data = FileManager.default.contents(atPath: stateFolder + "/" + file),
+                    let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+                    let pid = object["pid"] as? Int
+                else { continue }
+                return Int32(pid)
+            }
+            return nil
+        }
+    }
+
+    /// `pop status --json`, decoded.
+    func statusJSON() throws -> StatusJSON {
+        let result = try run(["status", "--json"])
+        guard result.status == 0 else { throw PopFailure(result: result) }
+        return try JSONDecoder().decode(StatusJSON.self, from: Data(result.stdout.utf8))
+    }
+
+    /// The instance of `service` on this machine, as `pop status --json` shows it.
+    func instance(_ service: String) throws -> StatusJSON.Instance? {
+        try statusJSON().services.first { $0.service == service }?.instances.first
+    }
+
+    /// Waits (bounded; the agent has no "tell me when" for tests) until the instance satisfies `condition`.
+    func waitFor(
+        _ service: String, within seconds: Double = 20, _ condition: (StatusJSON.Instance) -> Bool
+    ) async throws -> StatusJSON.Instance {
+        let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
+        var last: StatusJSON.Instance?
+        while ContinuousClock.now < deadline {
+            if let instance = try? self.instance(service) {
+                last = instance
+                if condition(instance) { return instance }
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        throw PopFailure(message: "\(service) did not reach the expected state within \(seconds) s; last seen: \(String(describing: last))")
+    }
+}
+
+/// The parts of `pop status --json` these tests read.
+struct StatusJSON: Decodable {
+    struct Instance: Decodable, CustomStringConvertible {
+        var machine: String
+        var machineUp: Bool
+        var state: String
+        var pid: Int32?
+        var signature: String?
+        var restarts: Int?
+        var lastError: String?
+
+        var description: String { "\(state) pid \(pid.map(String.init) ?? "-") restarts \(restarts ?? 0) error \(lastError ?? "-")" }
+    }
+
+    struct Service: Decodable {
+        var service: String
+        var signature: String
+        var instances: [Instance]
+    }
+
+    var services: [Service]
+}
+
+struct PopFailure: Error, CustomStringConvertible {
+    var message: String
+    init(message: String) { self.message = message }
+    init(result: PopResult) { self.message = "pop failed: \(result)" }
+    var description: String { message }
+}
+
+/// The pids whose process group is `group` (from /proc).
+func processGroupMembers(_ group: Int32) -> [Int32] {
+    let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+    return entries.compactMap { Int32($0) }.filter { pid in
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let close = stat.lastIndex(of: ")")
+        else { return false }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        // After the command: state, ppid, pgrp. A zombie is already dead.
+        return fields.count > 2 && fields[0] != "Z" && Int32(fields[2]) == group
+    }
+}
+
+/// Checks `condition` until it holds, for at most `seconds`.
+func eventually(_ seconds: Double = 10, _ condition: () throws -> Bool) async throws -> Bool {
+    let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
+    while ContinuousClock.now < deadline {
+        if try condition() { return true }
+        try await Task.sleep(for: .milliseconds(50))
+    }
+    return try condition()
+}
