@@ -123,8 +123,9 @@ public final class ZooKeeperClient: Sendable {
     func execute(
         _ opCode: ZooKeeperOpCode, path: String?, watch: WatchRegistration? = nil, body writeBody: (inout ByteBuffer) -> Void
     ) async throws -> ByteBuffer {
-        var body = ByteBuffer()
-        writeBody(&body)
+        var buffer = ByteBuffer()
+        writeBody(&buffer)
+        let body = buffer
         let promise = self.eventLoop.makePromise(of: ByteBuffer.self)
         let controller = self.controller
         if self.eventLoop.inEventLoop {

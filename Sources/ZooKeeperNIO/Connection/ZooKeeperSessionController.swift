@@ -54,7 +54,7 @@ final class ZooKeeperSessionController: @unchecked Sendable {
         let attempt = max(TimeAmount.nanoseconds(sessionTimeout.nanoseconds / Int64(max(configuration.servers.count, 1))), .seconds(1))
         self.stateMachine = ZooKeeperSessionStateMachine(
             configuration: .init(
-                serverCount: configuration.servers.count,
+                servers: configuration.servers.map(\.description),
                 sessionTimeoutMilliseconds: Int32(clamping: sessionTimeout.nanoseconds / 1_000_000),
                 maxFrameSize: configuration.maxBufferSize,
                 chroot: configuration.chroot ?? "",
