@@ -96,7 +96,8 @@ public final class ZooKeeperClient: Sendable {
     /// The member the client is (or was last) connected to, as `host:port`.
     public var connectedServer: String? { self.controller.shared.withLockedValue { $0.server } }
 
-    /// Session events from now on: disconnected, reconnected, expired, closed, authFailed.
+    /// The session's state changes: first the latest event (the current state, e.g. `.connected`), then every
+    /// later one: disconnected, reconnected, expired, closed, authFailed.
     ///
     /// Every access returns a new, independent sequence with unbounded buffering. After the session ended, the
     /// sequence yields the terminal event and finishes.

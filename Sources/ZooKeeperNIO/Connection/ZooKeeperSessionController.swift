@@ -34,6 +34,8 @@ final class ZooKeeperSessionController: @unchecked Sendable {
         var subscribers: [Int: AsyncStream<ZooKeeperSessionEvent>.Continuation] = [:]
         var nextSubscriberID = 0
         var terminalEvent: ZooKeeperSessionEvent?
+        /// The last event published, replayed to new subscribers so they learn the current state.
+        var lastEvent: ZooKeeperSessionEvent?
         var finishedError: ZooKeeperError?
     }
 
@@ -120,6 +122,7 @@ final class ZooKeeperSessionController: @unchecked Sendable {
                 continuation.finish()
                 return nil
             }
+            if let last = shared.lastEvent { continuation.yield(last) }
             shared.nextSubscriberID += 1
             shared.subscribers[shared.nextSubscriberID] = continuation
             return shared.nextSubscriberID
@@ -332,7 +335,10 @@ final class ZooKeeperSessionController: @unchecked Sendable {
     }
 
     private func publish(_ event: ZooKeeperSessionEvent) {
-        let subscribers = self.shared.withLockedValue { $0.subscribers }
-        for subscriber in subscribers.values { subscriber.yield(event) }
+        // Yield under the lock, so a subscriber created concurrently sees each event exactly once.
+        self.shared.withLockedValue { shared in
+            shared.lastEvent = event
+            for subscriber in shared.subscribers.values { subscriber.yield(event) }
+        }
     }
 }

@@ -128,7 +128,13 @@ struct ZooKeeperChannelHandlerTests {
         // The stream ends after the terminal event, so this loop does not wait on anything.
         var received: [ZooKeeperSessionEvent] = []
         for await event in events { received.append(event) }
-        #expect(received == [.disconnected(server: "a:1"), .reconnected(sessionID: 0x1234, server: "b:2"), .closed])
+        // A new subscriber first learns the current state.
+        #expect(
+            received == [
+                .connected(sessionID: 0x1234, server: "a:1", negotiatedTimeout: .seconds(4)), .disconnected(server: "a:1"),
+                .reconnected(sessionID: 0x1234, server: "b:2"), .closed,
+            ]
+        )
     }
 
     @Test func anOversizedReplyFailsItsRequest() throws {

@@ -15,6 +15,10 @@ struct EnsembleTests {
             let persistent = try await client.addWatch("/app", mode: .persistentRecursive)
             var events = client.sessionEvents.makeAsyncIterator()
 
+            guard case .connected(sessionID, _, _) = await events.next() else {
+                Issue.record("a new subscriber first learns the current state")
+                return
+            }
             let first = try #require(client.connectedServer.flatMap { ensemble.member(at: $0) })
             let stoppedAt = ContinuousClock.now
             await first.kill()

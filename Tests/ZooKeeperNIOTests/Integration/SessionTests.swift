@@ -17,7 +17,12 @@ struct SessionTests {
             #expect(try await observer.exists(path) == nil)
             var received: [ZooKeeperSessionEvent] = []
             for await event in events { received.append(event) }
-            #expect(received == [.closed])
+            #expect(received.count == 2)
+            #expect(received.last == .closed)
+            guard case .connected(owner.sessionID, _, _) = received.first else {
+                Issue.record("a new subscriber first learns the current state")
+                return
+            }
             do {
                 _ = try await owner.getData(root)
                 Issue.record("a closed client must refuse requests")
@@ -42,6 +47,10 @@ struct SessionTests {
 
             // Cut the connection and keep the proxy refusing while changes happen.
             proxy.setMode(.refusing)
+            guard case .connected = await events.next() else {
+                Issue.record("a new subscriber first learns the current state")
+                return
+            }
             #expect(await events.next() == .disconnected(server: proxy.connectString))
             _ = try await writer.setData(root, data: [1])
             _ = try await writer.create("\(root)/p")
@@ -84,7 +93,7 @@ struct SessionTests {
         }
         var received: [ZooKeeperSessionEvent] = []
         for await event in events { received.append(event) }
-        #expect(received.first == .disconnected(server: proxy.connectString))
+        #expect(received.dropFirst().first == .disconnected(server: proxy.connectString))
         #expect(received.last == .expired(sessionID: sessionID))
         #expect(!received.contains { if case .reconnected = $0 { true } else { false } })
         do {
@@ -166,7 +175,8 @@ struct SessionTests {
         }
         var received: [ZooKeeperSessionEvent] = []
         for await event in events { received.append(event) }
-        #expect(received == [.authFailed(scheme: "nosuchscheme")])
+        #expect(received.last == .authFailed(scheme: "nosuchscheme"))
+        #expect(received.count == 2)
         await #expect(throws: ZooKeeperError.self) { try await client.exists("/") }
         await client.close()
     }
