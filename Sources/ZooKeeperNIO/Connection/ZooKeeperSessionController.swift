@@ -23,7 +23,6 @@ final class ZooKeeperSessionController: @unchecked Sendable {
     private var connectDeadline: Scheduled<Void>?
     private var startPromise: EventLoopPromise<Void>?
     private var closeWaiters: [EventLoopPromise<Void>] = []
-    private var nextStreamID = 0
 
     /// State readable from any thread.
     struct Shared {
@@ -100,12 +99,6 @@ final class ZooKeeperSessionController: @unchecked Sendable {
         }
         self.closeWaiters.append(promise)
         self.run(self.stateMachine.closeRequested(timeout: .seconds(2)))
-    }
-
-    /// Makes an id for a persistent watch stream.
-    func makeStreamID() -> Int {
-        self.nextStreamID += 1
-        return self.nextStreamID
     }
 
     func streamTerminated(id: Int) {
