@@ -5,6 +5,7 @@ import NIOCore
 public struct ZooKeeperACL: Hashable, Sendable {
     /// What an ACL entry allows.
     public struct Permissions: OptionSet, Hashable, Sendable {
+        /// ZooKeeper's numeric value.
         public var rawValue: Int32
         /// Creates permissions from ZooKeeper's bit mask.
         public init(rawValue: Int32) { self.rawValue = rawValue }

@@ -36,10 +36,7 @@ extension ZooKeeperClient {
     /// The node's stat (nil if missing) and a one-shot watch that fires when the node is created, changed or
     /// deleted.
     public func exists(_ path: String, watch: Bool) async throws -> (stat: ZooKeeperStat?, watch: ZooKeeperWatch) {
-        guard watch else { return (try await self.exists(path), ZooKeeperWatch(future: nil)) }
-        let promise = self.eventLoop.makePromise(of: ZooKeeperWatchEvent.self)
-        let stat = try await self.exists(path, registration: .exists(serverPath: try self.serverPath(path), promise))
-        return (stat, ZooKeeperWatch(future: promise.futureResult))
+        try await self.watching(path, watch, WatchRegistration.exists) { try await self.exists(path, registration: $0) }
     }
 
     private func exists(_ path: String, registration: WatchRegistration?) async throws -> ZooKeeperStat? {
@@ -61,13 +58,10 @@ extension ZooKeeperClient {
 
     /// The node's data and stat, plus a one-shot watch that fires when the data changes or the node is deleted.
     public func getData(_ path: String, watch: Bool) async throws -> (data: [UInt8], stat: ZooKeeperStat, watch: ZooKeeperWatch) {
-        guard watch else {
-            let (data, stat) = try await self.getData(path)
-            return (data, stat, ZooKeeperWatch(future: nil))
+        let ((data, stat), watch) = try await self.watching(path, watch, WatchRegistration.data) {
+            try await self.getData(path, registration: $0)
         }
-        let promise = self.eventLoop.makePromise(of: ZooKeeperWatchEvent.self)
-        let (data, stat) = try await self.getData(path, registration: .data(serverPath: try self.serverPath(path), promise))
-        return (data, stat, ZooKeeperWatch(future: promise.futureResult))
+        return (data, stat, watch)
     }
 
     private func getData(_ path: String, registration: WatchRegistration?) async throws -> (data: [UInt8], stat: ZooKeeperStat) {
@@ -86,13 +80,21 @@ extension ZooKeeperClient {
     /// The node's children and stat, plus a one-shot watch that fires when a child is added or removed or the
     /// node is deleted.
     public func getChildren(_ path: String, watch: Bool) async throws -> (children: [String], stat: ZooKeeperStat, watch: ZooKeeperWatch) {
-        guard watch else {
-            let (children, stat) = try await self.getChildren(path)
-            return (children, stat, ZooKeeperWatch(future: nil))
+        let ((children, stat), watch) = try await self.watching(path, watch, WatchRegistration.child) {
+            try await self.getChildren(path, registration: $0)
         }
+        return (children, stat, watch)
+    }
+
+    /// Runs a read that may set a one-shot watch, and returns its result with the watch.
+    private func watching<T>(
+        _ path: String, _ watch: Bool, _ registration: (String, EventLoopPromise<ZooKeeperWatchEvent>) -> WatchRegistration,
+        _ read: (WatchRegistration?) async throws -> T
+    ) async throws -> (T, ZooKeeperWatch) {
+        guard watch else { return (try await read(nil), ZooKeeperWatch(future: nil)) }
         let promise = self.eventLoop.makePromise(of: ZooKeeperWatchEvent.self)
-        let (children, stat) = try await self.getChildren(path, registration: .child(serverPath: try self.serverPath(path), promise))
-        return (children, stat, ZooKeeperWatch(future: promise.futureResult))
+        let result = try await read(registration(try self.serverPath(path), promise))
+        return (result, ZooKeeperWatch(future: promise.futureResult))
     }
 
     private func getChildren(_ path: String, registration: WatchRegistration?) async throws -> (children: [String], stat: ZooKeeperStat) {

@@ -22,6 +22,7 @@ public final class ZooKeeperClient: Sendable {
     let chroot: String
     let eventLoop: any EventLoop
     private let streamIDs = NIOLockedValueBox(0)
+    private let submissions = NIOLockedValueBox<[@Sendable (ZooKeeperSessionController) -> Void]>([])
 
     init(
         configuration: ZooKeeperConfiguration, connector: any ZooKeeperConnector = ZooKeeperTCPConnector(),
@@ -79,8 +80,7 @@ public final class ZooKeeperClient: Sendable {
     /// Waits at most about two seconds for the server; never hangs. Calls made afterwards throw `.clientClosed`.
     public func close() async {
         let promise = self.eventLoop.makePromise(of: Void.self)
-        let controller = self.controller
-        self.eventLoop.execute { controller.close(promise: promise) }
+        self.submit { $0.close(promise: promise) }
         try? await promise.futureResult.get()
     }
 
@@ -96,7 +96,8 @@ public final class ZooKeeperClient: Sendable {
     /// The member the client is (or was last) connected to, as `host:port`.
     public var connectedServer: String? { self.controller.shared.withLockedValue { $0.server } }
 
-    /// Session events from now on: disconnected, reconnected, expired, closed, authFailed.
+    /// The session's state changes: first the latest event (the current state, e.g. `.connected`), then every
+    /// later one: disconnected, reconnected, expired, closed, authFailed.
     ///
     /// Every access returns a new, independent sequence with unbounded buffering. After the session ended, the
     /// sequence yields the terminal event and finishes.
@@ -112,8 +113,7 @@ public final class ZooKeeperClient: Sendable {
     /// Adds credentials to the session, e.g. `.digest(user: "pop", password: secret)`.
     public func addAuth(_ credential: ZooKeeperCredential) async throws {
         let promise = self.eventLoop.makePromise(of: Void.self)
-        let controller = self.controller
-        self.eventLoop.execute { controller.addAuth(credential, promise: promise) }
+        self.submit { $0.addAuth(credential, promise: promise) }
         try await promise.futureResult.get()
     }
 
@@ -123,16 +123,37 @@ public final class ZooKeeperClient: Sendable {
     func execute(
         _ opCode: ZooKeeperOpCode, path: String?, watch: WatchRegistration? = nil, body writeBody: (inout ByteBuffer) -> Void
     ) async throws -> ByteBuffer {
-        var body = ByteBuffer()
-        writeBody(&body)
+        var buffer = ByteBuffer()
+        writeBody(&buffer)
+        let body = buffer
         let promise = self.eventLoop.makePromise(of: ByteBuffer.self)
-        let controller = self.controller
-        if self.eventLoop.inEventLoop {
-            controller.send(opCode: opCode, path: path, body: body, promise: promise, watch: watch)
-        } else {
-            self.eventLoop.execute { controller.send(opCode: opCode, path: path, body: body, promise: promise, watch: watch) }
-        }
+        self.submit { $0.send(opCode: opCode, path: path, body: body, promise: promise, watch: watch) }
         return try await promise.futureResult.get()
+    }
+
+    /// Runs `work` on the event loop, in submission order.
+    ///
+    /// Calls from other threads are queued and drained by one event-loop task, so many concurrent requests cost
+    /// one wake-up of the loop instead of one each.
+    func submit(_ work: @escaping @Sendable (ZooKeeperSessionController) -> Void) {
+        let controller = self.controller
+        if self.eventLoop.inEventLoop, self.submissions.withLockedValue({ $0.isEmpty }) {
+            work(controller)
+            return
+        }
+        let isFirst = self.submissions.withLockedValue { queue in
+            queue.append(work)
+            return queue.count == 1
+        }
+        guard isFirst else { return }
+        let submissions = self.submissions
+        self.eventLoop.execute {
+            let batch = submissions.withLockedValue { queue in
+                defer { queue.removeAll(keepingCapacity: true) }
+                return queue
+            }
+            for work in batch { work(controller) }
+        }
     }
 
     /// Checks a caller's path and returns the path the server sees.

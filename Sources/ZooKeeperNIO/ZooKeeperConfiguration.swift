@@ -17,6 +17,7 @@ public struct ZooKeeperConfiguration: Sendable {
             self.port = port
         }
 
+        /// A readable form, for logs and messages.
         public var description: String { self.host.contains(":") ? "[\(self.host)]:\(self.port)" : "\(self.host):\(self.port)" }
     }
 

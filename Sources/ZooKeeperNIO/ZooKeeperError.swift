@@ -168,6 +168,7 @@ public struct ZooKeeperError: Error, Hashable, Sendable, CustomStringConvertible
             }
         }
 
+        /// A readable form, for logs and messages.
         public var description: String { self.name }
     }
 
@@ -194,5 +195,6 @@ public struct ZooKeeperError: Error, Hashable, Sendable, CustomStringConvertible
         }
     }
 
+    /// A readable form, for logs and messages.
     public var description: String { "ZooKeeperError(\(self.message))" }
 }

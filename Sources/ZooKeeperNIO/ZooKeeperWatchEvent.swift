@@ -2,6 +2,7 @@
 public struct ZooKeeperWatchEvent: Hashable, Sendable {
     /// What happened to the node.
     public struct EventType: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
+        /// ZooKeeper's numeric value.
         public var rawValue: Int32
         /// Creates an event type from ZooKeeper's numeric value.
         public init(rawValue: Int32) { self.rawValue = rawValue }
@@ -21,6 +22,7 @@ public struct ZooKeeperWatchEvent: Hashable, Sendable {
         /// A persistent watch was removed with `removeWatches`.
         public static let persistentWatchRemoved = EventType(rawValue: 7)
 
+        /// A readable form, for logs and messages.
         public var description: String {
             switch self.rawValue {
             case 1: "nodeCreated"

@@ -133,14 +133,3 @@ final class ZooKeeperProcess: Sendable {
         return text.split(separator: "\n", omittingEmptySubsequences: false).suffix(lines).joined(separator: "\n")
     }
 }
-
-/// A failure to start or control a test server, with what to do about it.
-public struct ZooKeeperTestSupportError: Error, CustomStringConvertible, Sendable {
-    /// What went wrong.
-    public var message: String
-
-    /// Creates an error.
-    public init(_ message: String) { self.message = message }
-
-    public var description: String { self.message }
-}

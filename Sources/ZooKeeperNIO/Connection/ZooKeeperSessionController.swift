@@ -23,7 +23,6 @@ final class ZooKeeperSessionController: @unchecked Sendable {
     private var connectDeadline: Scheduled<Void>?
     private var startPromise: EventLoopPromise<Void>?
     private var closeWaiters: [EventLoopPromise<Void>] = []
-    private var nextStreamID = 0
 
     /// State readable from any thread.
     struct Shared {
@@ -34,6 +33,8 @@ final class ZooKeeperSessionController: @unchecked Sendable {
         var subscribers: [Int: AsyncStream<ZooKeeperSessionEvent>.Continuation] = [:]
         var nextSubscriberID = 0
         var terminalEvent: ZooKeeperSessionEvent?
+        /// The last event published, replayed to new subscribers so they learn the current state.
+        var lastEvent: ZooKeeperSessionEvent?
         var finishedError: ZooKeeperError?
     }
 
@@ -54,7 +55,7 @@ final class ZooKeeperSessionController: @unchecked Sendable {
         let attempt = max(TimeAmount.nanoseconds(sessionTimeout.nanoseconds / Int64(max(configuration.servers.count, 1))), .seconds(1))
         self.stateMachine = ZooKeeperSessionStateMachine(
             configuration: .init(
-                serverCount: configuration.servers.count,
+                servers: configuration.servers.map(\.description),
                 sessionTimeoutMilliseconds: Int32(clamping: sessionTimeout.nanoseconds / 1_000_000),
                 maxFrameSize: configuration.maxBufferSize,
                 chroot: configuration.chroot ?? "",
@@ -100,12 +101,6 @@ final class ZooKeeperSessionController: @unchecked Sendable {
         self.run(self.stateMachine.closeRequested(timeout: .seconds(2)))
     }
 
-    /// Makes an id for a persistent watch stream.
-    func makeStreamID() -> Int {
-        self.nextStreamID += 1
-        return self.nextStreamID
-    }
-
     func streamTerminated(id: Int) {
         self.eventLoop.assertInEventLoop()
         self.stateMachine.streamTerminated(id: id)
@@ -120,6 +115,7 @@ final class ZooKeeperSessionController: @unchecked Sendable {
                 continuation.finish()
                 return nil
             }
+            if let last = shared.lastEvent { continuation.yield(last) }
             shared.nextSubscriberID += 1
             shared.subscribers[shared.nextSubscriberID] = continuation
             return shared.nextSubscriberID
@@ -332,7 +328,10 @@ final class ZooKeeperSessionController: @unchecked Sendable {
     }
 
     private func publish(_ event: ZooKeeperSessionEvent) {
-        let subscribers = self.shared.withLockedValue { $0.subscribers }
-        for subscriber in subscribers.values { subscriber.yield(event) }
+        // Yield under the lock, so a subscriber created concurrently sees each event exactly once.
+        self.shared.withLockedValue { shared in
+            shared.lastEvent = event
+            for subscriber in shared.subscribers.values { subscriber.yield(event) }
+        }
     }
 }

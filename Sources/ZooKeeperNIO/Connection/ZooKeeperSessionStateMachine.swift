@@ -9,7 +9,8 @@ import NIOCore
 struct ZooKeeperSessionStateMachine {
     /// What the machine needs to know about the client's configuration.
     struct Configuration {
-        var serverCount: Int
+        /// The ensemble members as `host:port`, for events and messages.
+        var servers: [String]
         var sessionTimeoutMilliseconds: Int32
         var maxFrameSize: Int
         /// The chroot prefix ("" for none), stripped from event paths.
@@ -203,7 +204,7 @@ struct ZooKeeperSessionStateMachine {
     mutating func attemptTimedOut() -> Action {
         switch self.state {
         case .connecting(let server), .handshaking(let server):
-            return .closeConnection(ZooKeeperError(code: .connectTimeout, message: "server \(server) did not complete the handshake in time"))
+            return .closeConnection(ZooKeeperError(code: .connectTimeout, message: "\(self.configuration.servers[server]) did not complete the handshake in time"))
         default:
             return .none
         }
@@ -400,7 +401,10 @@ struct ZooKeeperSessionStateMachine {
         switch self.state {
         case .connected(let server), .handshaking(let server):
             return .closeConnection(
-                ZooKeeperError(code: .connectionLoss, message: "server \(server) sent nothing within the read timeout; trying another server")
+                ZooKeeperError(
+                    code: .connectionLoss,
+                    message: "\(self.configuration.servers[server]) sent nothing within the read timeout; trying another server"
+                )
             )
         default:
             return .none
@@ -430,7 +434,7 @@ struct ZooKeeperSessionStateMachine {
                 // The credential stays recorded and is sent again on the next connection.
                 if let promise = auth.promise { cleanup.auths.append((promise, loss)) }
             }
-            return self.moveToNextServer(cleanup: cleanup, event: .disconnected(server: "\(server)"), immediately: true)
+            return self.moveToNextServer(cleanup: cleanup, event: .disconnected(server: self.configuration.servers[server]), immediately: true)
         case .closing:
             return self.finish(error: ZooKeeperError(code: .clientClosed), event: .closed)
         case .idle, .waitingToReconnect, .finished:
@@ -483,7 +487,7 @@ struct ZooKeeperSessionStateMachine {
     }
 
     private mutating func advanceServer() -> Int {
-        self.lastServer = (self.lastServer + 1) % self.configuration.serverCount
+        self.lastServer = (self.lastServer + 1) % self.configuration.servers.count
         return self.lastServer
     }
 
@@ -494,10 +498,10 @@ struct ZooKeeperSessionStateMachine {
         } else {
             self.failedAttempts += 1
         }
-        if self.failedAttempts > 0, self.failedAttempts % self.configuration.serverCount == 0 {
+        if self.failedAttempts > 0, self.failedAttempts % self.configuration.servers.count == 0 {
             // A whole round failed: back off (50 ms doubling up to 1 s) before the next round.
             self.state = .waitingToReconnect
-            let rounds = self.failedAttempts / self.configuration.serverCount
+            let rounds = self.failedAttempts / self.configuration.servers.count
             let delay = TimeAmount.milliseconds(Int64(min(1000, 50 << min(rounds - 1, 5))))
             return .reconnect(cleanup, event: event, next: .wait(delay))
         }

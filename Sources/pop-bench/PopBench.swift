@@ -1,0 +1,11 @@
+import ArgumentParser
+
+/// Benchmarks whose figures are recorded in docs/benchmarks.md; one subcommand per subject.
+@main
+struct PopBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pop-bench",
+        abstract: "Benchmarks of pop's parts, each against servers it starts itself.",
+        subcommands: [ZooKeeperBenchmark.self]
+    )
+}

@@ -1,0 +1,157 @@
+import ArgumentParser
+import Foundation
+import Logging
+import ZooKeeperNIO
+import ZooKeeperTestSupport
+
+/// `pop-bench zookeeper`: pipelined throughput and sequential latency of ZooKeeperNIO, and of kazoo doing the same
+/// work against the same server in the same run.
+struct ZooKeeperBenchmark: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "zookeeper",
+        abstract: "Measure ZooKeeperNIO's getData/setData throughput and latency against a local server, compared with kazoo."
+    )
+
+    @Option(help: "Operations per throughput run.")
+    var operations = 100_000
+
+    @Option(help: "Requests in flight during throughput runs.")
+    var concurrency = 256
+
+    @Option(help: "Sequential getData calls timed for the latency run.")
+    var samples = 10_000
+
+    @Option(help: "Bytes of data in the benchmark node.")
+    var payloadSize = 100
+
+    @Flag(inversion: .prefixedNo, help: "Also run the same work through kazoo (python3 with kazoo installed).")
+    var kazoo = true
+
+    @Option(help: "The kazoo benchmark script.")
+    var kazooScript = "Benchmarks/zookeeper-kazoo.py"
+
+    func validate() throws {
+        guard self.operations > 0, self.concurrency > 0, self.samples > 0 else {
+            throw ValidationError("--operations, --concurrency and --samples must be positive")
+        }
+        if self.kazoo, !FileManager.default.fileExists(atPath: self.kazooScript) {
+            throw ValidationError("the kazoo script \(self.kazooScript) does not exist; run from the package root or pass --kazoo-script (or --no-kazoo)")
+        }
+    }
+
+    func run() async throws {
+        var options = ZooKeeperServer.Options()
+        options.optimizeForThroughput = true
+        options.tickTime = 2000
+        print("starting a ZooKeeper server…")
+        let results = try await withZooKeeperServer(options) { server in
+            print("server \(server.connectString); \(self.operations) operations, \(self.concurrency) in flight, \(self.samples) latency samples, \(self.payloadSize)-byte payload")
+            let swift = try await self.measureSwift(server)
+            let kazoo = self.kazoo ? try self.measureKazoo(server) : nil
+            return (swift, kazoo)
+        }
+        self.report(swift: results.0, kazoo: results.1)
+    }
+
+    struct Figures {
+        var getThroughput: Double
+        var setThroughput: Double
+        var p50: Double
+        var p99: Double
+    }
+
+    func measureSwift(_ server: ZooKeeperServer) async throws -> Figures {
+        var configuration = try ZooKeeperConfiguration(connectString: server.connectString)
+        var logger = Logger(label: "pop-bench")
+        logger.logLevel = .warning
+        configuration.logger = logger
+        let client = try await ZooKeeperClient.connect(configuration)
+        let path = "/bench-swift"
+        let payload = [UInt8](repeating: 0x61, count: self.payloadSize)
+        if try await client.exists(path) == nil { _ = try await client.create(path, data: payload) }
+
+        // Warm up the JIT on both sides.
+        _ = try await self.pipelined(client, count: min(20_000, self.operations)) { _ = try await $0.getData(path) }
+        let getSeconds = try await self.pipelined(client, count: self.operations) { _ = try await $0.getData(path) }
+        let setSeconds = try await self.pipelined(client, count: self.operations) { _ = try await $0.setData(path, data: payload) }
+
+        var latencies: [Double] = []
+        latencies.reserveCapacity(self.samples)
+        let clock = ContinuousClock()
+        for _ in 0..<self.samples {
+            let start = clock.now
+            _ = try await client.getData(path)
+            latencies.append(Self.microseconds(clock.now - start))
+        }
+        await client.close()
+        latencies.sort()
+        return Figures(
+            getThroughput: Double(self.operations) / getSeconds, setThroughput: Double(self.operations) / setSeconds,
+            p50: latencies[latencies.count / 2], p99: latencies[min(latencies.count - 1, latencies.count * 99 / 100)]
+        )
+    }
+
+    /// Runs `count` calls of `operation` with `concurrency` of them in flight; returns the seconds taken.
+    func pipelined(_ client: ZooKeeperClient, count: Int, _ operation: @escaping @Sendable (ZooKeeperClient) async throws -> Void) async throws -> Double {
+        let start = ContinuousClock.now
+        let workers = min(self.concurrency, count)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for worker in 0..<workers {
+                let share = count / workers + (worker < count % workers ? 1 : 0)
+                group.addTask {
+                    for _ in 0..<share { try await operation(client) }
+                }
+            }
+            try await group.waitForAll()
+        }
+        return Self.seconds(ContinuousClock.now - start)
+    }
+
+    func measureKazoo(_ server: ZooKeeperServer) throws -> Figures {
+        let process = Process()
+        // The python3 on PATH, the one kazoo is installed for.
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = [
+            "python3", self.kazooScript, "--hosts", server.connectString, "--operations", "\(self.operations)",
+            "--concurrency", "\(self.concurrency)", "--samples", "\(self.samples)", "--payload-size", "\(self.payloadSize)",
+        ]
+        let output = Pipe()
+        process.standardOutput = output
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0,
+            let figures = try JSONSerialization.jsonObject(with: data) as? [String: Double],
+            let get = figures["get_throughput"], let set = figures["set_throughput"], let p50 = figures["p50_us"], let p99 = figures["p99_us"]
+        else {
+            throw ValidationError("the kazoo benchmark failed (exit \(process.terminationStatus)); is kazoo installed (`pip install kazoo`)?")
+        }
+        return Figures(getThroughput: get, setThroughput: set, p50: p50, p99: p99)
+    }
+
+    func report(swift: Figures, kazoo: Figures?) {
+        func row(_ name: String, _ ours: Double, _ theirs: Double?, unit: String, higherIsBetter: Bool) -> String {
+            let ratio = theirs.map { higherIsBetter ? ours / $0 : $0 / ours }
+            return name.padding(toLength: 26, withPad: " ", startingAt: 0)
+                + String(format: "%14.0f", ours) + (theirs.map { String(format: "%14.0f", $0) } ?? "             -")
+                + (ratio.map { String(format: "%9.1fx", $0) } ?? "          ")
+                + "  " + unit
+        }
+        print("")
+        print("                            ZooKeeperNIO         kazoo     ratio")
+        print(row("pipelined getData", swift.getThroughput, kazoo?.getThroughput, unit: "ops/s", higherIsBetter: true))
+        print(row("pipelined setData", swift.setThroughput, kazoo?.setThroughput, unit: "ops/s", higherIsBetter: true))
+        print(row("sequential getData p50", swift.p50, kazoo?.p50, unit: "µs", higherIsBetter: false))
+        print(row("sequential getData p99", swift.p99, kazoo?.p99, unit: "µs", higherIsBetter: false))
+        print("")
+        print("ratio: how many times better ZooKeeperNIO is (throughput: ours/kazoo; latency: kazoo/ours)")
+        let throughputGoal = kazoo.map { swift.getThroughput / $0.getThroughput >= 5 ? "met" : "NOT met" } ?? "not measured"
+        print("goals: pipelined getData >= 5x kazoo: \(throughputGoal); p50 getData < 200 µs: \(swift.p50 < 200 ? "met" : "NOT met")")
+    }
+
+    static func seconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+    }
+
+    static func microseconds(_ duration: Duration) -> Double { Self.seconds(duration) * 1e6 }
+}
