@@ -1,7 +1,8 @@
 /// Opens the store a configuration names, with a new session.
 ///
 /// The embedded store is opened in its folder (created private if missing); the ZooKeeper store connects to the
-/// ensemble, failing with `.storeUnreachable` when no member answers within `connectTimeout`.
+/// ensemble, failing with `.storeUnreachable` when no member answers within `connectTimeout`, and authenticates with
+/// the configuration's credentials, creating every node with their digest ACL.
 public func openStore(
     _ configuration: StoreConfiguration, sessionTimeout: Duration = .seconds(10),
     connectTimeout: Duration = .seconds(5)
@@ -11,7 +12,8 @@ public func openStore(
         return try await EmbeddedStore.open(folder: folder, options: .init(sessionTimeout: sessionTimeout))
     case .zooKeeper(let servers, let chroot):
         return try await ZooKeeperStore.open(
-            servers: servers, chroot: chroot, sessionTimeout: sessionTimeout, connectTimeout: connectTimeout)
+            servers: servers, chroot: chroot, sessionTimeout: sessionTimeout, connectTimeout: connectTimeout,
+            credentials: configuration.credentials)
     }
 }
 

@@ -28,26 +28,34 @@ public struct StoreConfiguration: Hashable, Sendable, CustomStringConvertible {
     public var kind: Kind
     /// pop's namespace root inside the store (default `/pop`).
     public var prefix: String
+    /// Digest credentials for a protected ZooKeeper namespace. With them, every node pop creates is readable and
+    /// writable only by their user (see docs/security.md); the embedded store ignores them.
+    public var credentials: StoreCredentials?
 
     /// Creates a configuration.
-    public init(kind: Kind, prefix: String = "/pop") throws(PopError) {
+    public init(kind: Kind, prefix: String = "/pop", credentials: StoreCredentials? = nil) throws(PopError) {
         try NodePath.validate(prefix)
         self.kind = kind
         self.prefix = prefix
+        self.credentials = credentials
     }
 
     /// Chooses the store from `--host` (else `POP_HOST`): ZooKeeper when given, else the embedded store in `home`.
     ///
-    /// A host string is `host[:port][,host[:port]...][/chroot]`, as ZooKeeper's connect strings.
+    /// A host string is `host[:port][,host[:port]...][/chroot]`, as ZooKeeper's connect strings. For ZooKeeper the
+    /// credentials come from the environment (``StoreCredentials/fromEnvironment(_:)``: `POP_AUTH`, `POP_AUTH_FILE`
+    /// or the default credentials file).
     public init(host: String?, prefix: String?, environment: [String: String], home: PopHome) throws(PopError) {
         let hostString = host ?? environment["POP_HOST"].flatMap { $0.isEmpty ? nil : $0 }
         let kind: Kind
+        var credentials: StoreCredentials?
         if let hostString {
             kind = try Self.parseHosts(hostString)
+            credentials = try StoreCredentials.fromEnvironment(environment)
         } else {
             kind = .embedded(folder: home.storeFolder)
         }
-        try self.init(kind: kind, prefix: prefix ?? "/pop")
+        try self.init(kind: kind, prefix: prefix ?? "/pop", credentials: credentials)
     }
 
     /// Parses a ZooKeeper connect string.

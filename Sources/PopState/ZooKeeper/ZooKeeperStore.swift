@@ -12,14 +12,32 @@ public final class ZooKeeperStore: CoordinationStore {
     public let client: ZooKeeperClient
     /// ACLs given to every node this handle creates.
     let acl: [ZooKeeperACL]
+    /// Who this session authenticates as, for error messages (never the password), or nil without credentials.
+    let identity: String?
     private let label: String
     /// How the session ended, once it has: later subscribers get just this.
     private let ending = SessionEnding()
 
-    private init(client: ZooKeeperClient, acl: [ZooKeeperACL], label: String) {
+    private init(client: ZooKeeperClient, acl: [ZooKeeperACL], identity: String?, label: String) {
         self.client = client
         self.acl = acl
+        self.identity = identity
         self.label = label
+    }
+
+    /// Connects to the ensemble and establishes a session authenticated with `credentials`, if any.
+    ///
+    /// With credentials every node this handle creates gets their digest ACL (all rights for their user, none for
+    /// anyone else); without, nodes are open to everyone.
+    public static func open(
+        servers: [StoreConfiguration.Server], chroot: String?, sessionTimeout: Duration = .seconds(10),
+        connectTimeout: Duration = .seconds(10), credentials: StoreCredentials?,
+        logger: Logger = Logger(label: "pop.zookeeper")
+    ) async throws -> ZooKeeperStore {
+        try await open(
+            servers: servers, chroot: chroot, sessionTimeout: sessionTimeout, connectTimeout: connectTimeout,
+            credentials: credentials.map { [($0.user, $0.password)] } ?? [],
+            protectWithCredentials: credentials != nil, logger: logger, identity: credentials?.description)
     }
 
     /// Connects to the ensemble and establishes a session.
@@ -34,6 +52,17 @@ public final class ZooKeeperStore: CoordinationStore {
         connectTimeout: Duration = .seconds(10), credentials: [(user: String, password: String)] = [],
         protectWithCredentials: Bool = false, logger: Logger = Logger(label: "pop.zookeeper")
     ) async throws -> ZooKeeperStore {
+        try await open(
+            servers: servers, chroot: chroot, sessionTimeout: sessionTimeout, connectTimeout: connectTimeout,
+            credentials: credentials, protectWithCredentials: protectWithCredentials, logger: logger,
+            identity: credentials.first.map { "user '\($0.user)'" })
+    }
+
+    private static func open(
+        servers: [StoreConfiguration.Server], chroot: String?, sessionTimeout: Duration, connectTimeout: Duration,
+        credentials: [(user: String, password: String)], protectWithCredentials: Bool, logger: Logger,
+        identity: String?
+    ) async throws -> ZooKeeperStore {
         let configuration = ZooKeeperConfiguration(
             servers: servers.map { ZooKeeperConfiguration.Server(host: $0.host, port: $0.port) }, chroot: chroot,
             sessionTimeout: sessionTimeout, connectTimeout: connectTimeout,
@@ -44,7 +73,7 @@ public final class ZooKeeperStore: CoordinationStore {
         do {
             client = try await ZooKeeperClient.connect(configuration)
         } catch let error as ZooKeeperError {
-            throw Self.translate(error, path: nil, label: label)
+            throw Self.translate(error, path: nil, label: label, identity: identity)
         }
         let acl: [ZooKeeperACL]
         if protectWithCredentials, let first = credentials.first {
@@ -52,7 +81,7 @@ public final class ZooKeeperStore: CoordinationStore {
         } else {
             acl = ZooKeeperACL.open
         }
-        return ZooKeeperStore(client: client, acl: acl, label: label)
+        return ZooKeeperStore(client: client, acl: acl, identity: identity, label: label)
     }
 
     public var description: String { label }
@@ -131,7 +160,7 @@ public final class ZooKeeperStore: CoordinationStore {
         } catch let error as ZooKeeperError {
             let index = error.failedOperationIndex
             let path = index.flatMap { operations.indices.contains($0) ? operations[$0].path : nil } ?? error.path
-            var translated = Self.translate(error, path: path, label: label)
+            var translated = Self.translate(error, path: path, label: label, identity: identity)
             translated.operationIndex = index
             if let index, operations.indices.contains(index) {
                 translated.message = "\(operations[index]): " + translated.message
@@ -156,7 +185,7 @@ public final class ZooKeeperStore: CoordinationStore {
             case .children(let names):
                 .children(names.sorted())
             case .failure(let error):
-                .failed(Self.translate(error, path: operation.path, label: label))
+                .failed(Self.translate(error, path: operation.path, label: label, identity: identity))
             }
         }
     }
@@ -187,6 +216,7 @@ public final class ZooKeeperStore: CoordinationStore {
             try await client.addWatch(path, mode: .persistentRecursive)
         }
         let label = self.label
+        let identity = self.identity
         return NodeEvents { continuation in
             let task = Task {
                 do {
@@ -197,7 +227,7 @@ public final class ZooKeeperStore: CoordinationStore {
                     }
                     continuation.finish()
                 } catch let error as ZooKeeperError {
-                    continuation.finish(throwing: Self.translate(error, path: path, label: label))
+                    continuation.finish(throwing: Self.translate(error, path: path, label: label, identity: identity))
                 } catch {
                     continuation.finish(throwing: error)
                 }
@@ -249,6 +279,7 @@ public final class ZooKeeperStore: CoordinationStore {
     /// Turns the client's one-shot watch into the store's, firing it from the watch's completion.
     private func bridge(_ watch: ZooKeeperWatch, path: String) -> OneShotWatch {
         let label = self.label
+        let identity = self.identity
         let oneShot = OneShotWatch()
         // The watch completes exactly once (with its event, or an error when the session ends), so this task ends.
         Task {
@@ -263,7 +294,7 @@ public final class ZooKeeperStore: CoordinationStore {
                 }
                 oneShot.fire(.success(WatchEvent(kind, path: event.path)))
             } catch let error as ZooKeeperError {
-                oneShot.fire(.failure(Self.translate(error, path: path, label: label)))
+                oneShot.fire(.failure(Self.translate(error, path: path, label: label, identity: identity)))
             } catch {
                 oneShot.fire(.failure(PopError(.system, "The watch on \(path) ended: \(error)", path: path)))
             }
@@ -275,12 +306,12 @@ public final class ZooKeeperStore: CoordinationStore {
         do {
             return try await body()
         } catch let error as ZooKeeperError {
-            throw Self.translate(error, path: path ?? error.path, label: label)
+            throw Self.translate(error, path: path ?? error.path, label: label, identity: identity)
         }
     }
 
     /// Maps a ZooKeeper error onto pop's error codes, with a message a person can act on.
-    static func translate(_ error: ZooKeeperError, path: String?, label: String) -> PopError {
+    static func translate(_ error: ZooKeeperError, path: String?, label: String, identity: String? = nil) -> PopError {
         let at = path.map { " at \($0)" } ?? ""
         switch error.code {
         case .noNode:
@@ -296,13 +327,22 @@ public final class ZooKeeperStore: CoordinationStore {
         case .noChildrenForEphemerals:
             return PopError(.invalidInput, "An ephemeral node cannot have children\(at).", path: path)
         case .noAuth:
+            // Digest authentication itself never fails: wrong credentials are only seen as a refused operation.
+            guard let identity else {
+                return PopError(
+                    .permissionDenied,
+                    "\(label) refused access\(at): the namespace is protected and pop has no credentials.",
+                    hint: "Set POP_AUTH=user:password, or put that line in a credentials file of mode 600 (~/.config/pop/credentials, or the file POP_AUTH_FILE names).",
+                    path: path)
+            }
             return PopError(
-                .permissionDenied, "\(label) refused access\(at): these credentials may not do that.",
-                hint: "Give pop the namespace's credentials with POP_AUTH=user:password or a credentials file.",
+                .permissionDenied,
+                "\(label) refused access\(at) to \(identity): the password is wrong, or that user has no rights there.",
+                hint: "Check the credentials in POP_AUTH or the credentials file against those `pop init --auth` set.",
                 path: path)
         case .authFailed:
             return PopError(
-                .permissionDenied, "\(label) rejected pop's credentials.",
+                .permissionDenied, "\(label) rejected pop's credentials\(identity.map { ", \($0)" } ?? "").",
                 hint: "Check POP_AUTH or the credentials file.", path: path)
         case .invalidPath, .badArguments, .invalidACL:
             return PopError(.invalidInput, "\(label) refused the request\(at): \(error.message)", path: path)

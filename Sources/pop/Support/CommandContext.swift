@@ -10,10 +10,13 @@ struct CommandContext: Sendable {
     let err = Terminal.standardError
 
     /// Opens the store the global options select and checks the namespace's layout.
-    static func open(_ options: GlobalOptions, requireNamespace: Bool = true) async throws -> CommandContext {
-        let environment = ProcessInfo.processInfo.environment
-        let configuration = try StoreConfiguration(
-            host: options.host, prefix: options.prefix, environment: environment, home: try PopHome(environment: environment))
+    ///
+    /// ZooKeeper credentials come from the environment (POP_AUTH, POP_AUTH_FILE or the default credentials file)
+    /// unless `credentials` replaces them, as `pop init --auth` does.
+    static func open(
+        _ options: GlobalOptions, requireNamespace: Bool = true, credentials: StoreCredentials? = nil
+    ) async throws -> CommandContext {
+        let configuration = try storeConfiguration(options, credentials: credentials)
         let store = try await openStore(configuration)
         do {
             let namespace = try PopNamespace(store: store, prefix: configuration.prefix)
@@ -27,11 +30,31 @@ struct CommandContext: Sendable {
         }
     }
 
+    /// The store configuration the global options and the environment select, with `credentials` if given.
+    static func storeConfiguration(
+        _ options: GlobalOptions, credentials: StoreCredentials? = nil
+    ) throws -> StoreConfiguration {
+        let environment = ProcessInfo.processInfo.environment
+        let home = try PopHome(environment: environment)
+        guard let credentials else {
+            return try StoreConfiguration(host: options.host, prefix: options.prefix, environment: environment, home: home)
+        }
+        // Explicit credentials replace the environment's, so a bad POP_AUTH or credentials file does not matter here.
+        var withoutCredentials = environment
+        for key in ["POP_AUTH", "POP_AUTH_FILE", "XDG_CONFIG_HOME", "HOME"] { withoutCredentials.removeValue(forKey: key) }
+        var configuration = try StoreConfiguration(
+            host: options.host, prefix: options.prefix, environment: withoutCredentials,
+            home: home)
+        configuration.credentials = credentials
+        return configuration
+    }
+
     /// Runs `body` with an open context and always closes the store's session afterwards.
     static func with<T: Sendable>(
-        _ options: GlobalOptions, requireNamespace: Bool = true, _ body: (CommandContext) async throws -> T
+        _ options: GlobalOptions, requireNamespace: Bool = true, credentials: StoreCredentials? = nil,
+        _ body: (CommandContext) async throws -> T
     ) async throws -> T {
-        let context = try await open(options, requireNamespace: requireNamespace)
+        let context = try await open(options, requireNamespace: requireNamespace, credentials: credentials)
         do {
             let result = try await body(context)
             await context.store.close()

@@ -1,0 +1,66 @@
+import Foundation
+import PopState
+import Testing
+import ZooKeeperTestSupport
+
+/// A fresh chroot on the shared ZooKeeper server plus a `pop` runner pointed at it, for the security tests.
+struct SecurityFixture {
+    /// The connect string with the chroot, as POP_HOST.
+    let host: String
+    /// The runner, with POP_HOST set and no credentials file in reach (XDG_CONFIG_HOME is an empty folder).
+    var pop: PopRunner
+    /// An empty folder for credentials files and the like.
+    let scratch: URL
+
+    /// Creates an open chroot (as an operator would) and a runner using it.
+    static func make() async throws -> SecurityFixture {
+        let server = try await ZooKeeperServer.shared()
+        let chroot = "/pop-cli-security-" + UUID().uuidString
+        let setup = try await ZooKeeperStore.open(
+            servers: [.init(host: server.host, port: server.clientPort)], chroot: nil)
+        _ = try await setup.create(chroot, data: [], mode: .persistent)
+        await setup.close()
+        let host = server.connectString + chroot
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("pop-security-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+        let pop = try PopRunner(environment: [
+            "POP_HOST": host, "XDG_CONFIG_HOME": scratch.path, "POP_AUTH_FILE": "", "POP_MACHINE_ID": "m1",
+        ])
+        return SecurityFixture(host: host, pop: pop, scratch: scratch)
+    }
+
+    /// Runs `pop` with `POP_AUTH` set to `auth` (none when nil).
+    func run(_ arguments: [String], auth: String?) throws -> PopResult {
+        try pop.run(arguments, extraEnvironment: ["POP_AUTH": auth ?? ""])
+    }
+}
+
+/// Runs kazoo (python3) scripts with an argv array, never through a shell.
+enum Kazoo {
+    /// The folder holding the scripts next to this file.
+    static let scripts = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+
+    /// Runs `python3 SCRIPT ARGS` (python3 from PATH) and returns its standard output, recording an issue when it fails.
+    static func run(_ script: String, _ arguments: [String]) throws -> Data {
+        let process = Process()
+        // python3 as found on PATH (where kazoo is installed), through env's exec: no shell involved.
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", scripts.appendingPathComponent(script).path] + arguments
+        let errorFile = FileManager.default.temporaryDirectory.appendingPathComponent("kazoo-\(UUID().uuidString)")
+        _ = FileManager.default.createFile(atPath: errorFile.path, contents: nil)
+        defer { try? FileManager.default.removeItem(at: errorFile) }
+        let errors = try FileHandle(forWritingTo: errorFile)
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = errors
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        try errors.close()
+        #expect(
+            process.terminationStatus == 0,
+            "\(script) failed: \((try? String(contentsOf: errorFile, encoding: .utf8)) ?? "")")
+        return data
+    }
+}
