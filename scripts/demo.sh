@@ -27,7 +27,7 @@ if [ "${1:-}" = plone ]; then
     "$pop" run plone install six
     "$pop" run plone packages
 else
-    "$pop" add hello --template command --command 'python3 -m http.server {port} --bind 127.0.0.1' --port 8000
+    "$pop" add hello --template command --command 'python3 -m http.server 8000 --bind 127.0.0.1' --port 8000
     "$pop" start
     "$pop" deploy hello
     "$pop" status hello --wait running --timeout 30

@@ -19,9 +19,9 @@ struct Pop: AsyncParsableCommand {
             """,
         version: Pop.version,
         subcommands: [
-            Init.self, Add.self, Describe.self, List.self,
+            Init.self, Add.self, Describe.self, List.self, Start.self, Foreground.self, Stop.self,
             Deploy.self, Undeploy.self, Remove.self, Config.self, Restart.self, Status.self, Machines.self,
-            Run.self,
+            Logs.self, Run.self,
         ]
     )
 

@@ -58,6 +58,15 @@ struct Status: AsyncParsableCommand {
         for state: InstanceState, service: ServiceName?, timeout: Double, context: CommandContext,
         first: StatusSnapshot
     ) async throws -> StatusSnapshot {
+        /// An instance that is fatal with the current signature will not become running by itself: fail at once.
+        func hopeless(_ snapshot: StatusSnapshot) -> Bool {
+            guard state != .fatal else { return false }
+            return snapshot.services.filter { service == nil || $0.spec.name == service }.contains { status in
+                status.placements.contains { placement in
+                    placement.instance?.state == .fatal && placement.instance?.signature == status.signature
+                }
+            }
+        }
         func satisfied(_ snapshot: StatusSnapshot) -> Bool {
             let services = snapshot.services.filter { service == nil || $0.spec.name == service }
             return services.allSatisfy { status in
@@ -68,16 +77,22 @@ struct Status: AsyncParsableCommand {
             }
         }
         if satisfied(first) { return first }
+        if hopeless(first) {
+            context.out.write(StatusReport(snapshot: first, only: service).render(for: context.out))
+            throw PopError(
+                .system, "An instance is fatal, so it will not become \(state.rawValue) by itself.",
+                hint: "`pop logs NAME` shows its output; fix the cause, then `pop restart NAME`.")
+        }
         let events = try await context.store.watchSubtree(context.namespace.prefix)
         let deadline = ContinuousClock.now + .milliseconds(Int(timeout * 1000))
         return try await withThrowingTaskGroup(of: StatusSnapshot?.self) { group in
             group.addTask {
                 // Re-read after each burst of changes; the watch wakes us, nothing polls.
                 var latest = try await context.namespace.status()
-                if satisfied(latest) { return latest }
+                if satisfied(latest) || hopeless(latest) { return latest }
                 for try await _ in events {
                     latest = try await context.namespace.status()
-                    if satisfied(latest) { return latest }
+                    if satisfied(latest) || hopeless(latest) { return latest }
                 }
                 return nil
             }
@@ -87,7 +102,13 @@ struct Status: AsyncParsableCommand {
             }
             let result = try await group.next() ?? nil
             group.cancelAll()
-            if let result { return result }
+            if let result, satisfied(result) { return result }
+            if let result, hopeless(result) {
+                context.out.write(StatusReport(snapshot: result, only: service).render(for: context.out))
+                throw PopError(
+                    .system, "An instance is fatal, so it will not become \(state.rawValue) by itself.",
+                    hint: "`pop logs NAME` shows its output; fix the cause, then `pop restart NAME`.")
+            }
             let latest = try await context.namespace.status()
             context.out.write(StatusReport(snapshot: latest, only: service).render(for: context.out))
             throw PopError(

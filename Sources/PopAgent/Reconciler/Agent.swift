@@ -1,0 +1,343 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Foundation
+import Logging
+import PopState
+import ServiceLifecycle
+import Synchronization
+
+/// The machine agent: keeps this machine at the desired state in the coordination store.
+///
+/// On ``run()`` it adopts the instances a previous agent left running, opens a store session, registers the machine
+/// as an ephemeral node, follows the namespace with one subtree watch, and reconciles: it starts what is placed here,
+/// stops what is not, restarts what runs an old configuration or was asked to restart, runs `pop run` tasks, and
+/// publishes every instance's record. When the store cannot be reached, instances keep running untouched; when the
+/// session expires, the agent opens a new one, registers again and reconciles, never duplicating an instance.
+///
+/// Graceful shutdown (ServiceLifecycle) leaves instances running unless
+/// ``AgentConfiguration/stopInstancesOnShutdown`` is set; the next agent adopts them.
+public final class Agent: Service, Sendable {
+    /// The configuration.
+    public let configuration: AgentConfiguration
+    let openStore: @Sendable () async throws -> any CoordinationStore
+    let logger: Logger
+    let supervisor: Supervisor
+    let onReady: @Sendable (MachineRecord) -> Void
+    let started = Date()
+    let state = Mutex(AgentState())
+    let operations: AsyncStream<AgentOperation>
+    let operationSink: AsyncStream<AgentOperation>.Continuation
+
+    /// Creates an agent.
+    ///
+    /// - Parameters:
+    ///   - configuration: The machine, paths and behaviour.
+    ///   - openStore: Opens a new store session; called at start and again after a session expired.
+    ///   - logger: Where the agent logs each decision.
+    ///   - onReady: Called once, when the machine is first registered (for `pop start`'s readiness pipe).
+    public init(
+        configuration: AgentConfiguration, openStore: @escaping @Sendable () async throws -> any CoordinationStore,
+        logger: Logger, onReady: @escaping @Sendable (MachineRecord) -> Void = { _ in }
+    ) throws(PopError) {
+        self.configuration = configuration
+        self.openStore = openStore
+        var logger = logger
+        logger[metadataKey: "machine"] = "\(configuration.machine)"
+        self.logger = logger
+        self.onReady = onReady
+        do {
+            self.supervisor = try Supervisor(
+                options: .init(stopInstancesOnShutdown: configuration.stopInstancesOnShutdown), logger: logger)
+        } catch {
+            throw error.popError
+        }
+        (operations, operationSink) = AsyncStream.makeStream(of: AgentOperation.self)
+    }
+
+    /// The machine this agent runs.
+    public var machine: MachineID { configuration.machine }
+
+    /// Runs the agent until graceful shutdown or cancellation.
+    ///
+    /// Throws when the first store session cannot be opened or the machine cannot be registered (the store is
+    /// unreachable, pop's namespace does not exist, another agent runs for this machine); later faults are waited out.
+    public func run() async throws {
+        try configuration.home.ensurePrivateFolder(configuration.home.instancesFolder(machine))
+        let events = supervisor.events()
+        adoptInstances()
+        try await withThrowingDiscardingTaskGroup { group in
+            group.addTask { try await self.supervisor.run() }
+            group.addTask { await self.followSupervisor(events) }
+            group.addTask { await self.performOperations() }
+            defer {
+                operationSink.finish()
+                group.cancelAll()
+            }
+            do {
+                try await cancelWhenGracefulShutdown {
+                    try await self.converge()
+                }
+            } catch is CancellationError {
+                // Graceful shutdown or cancellation: a normal end.
+            }
+            logger.info(
+                configuration.stopInstancesOnShutdown
+                    ? "agent stopping; stopping every instance" : "agent stopping; instances keep running")
+        }
+    }
+
+    // MARK: Sessions
+
+    /// Opens sessions one after another until cancelled: the first failure to register is thrown, later ones are
+    /// retried with a bounded backoff.
+    func converge() async throws {
+        var registeredOnce = false
+        var failures = 0
+        while !Task.isCancelled {
+            let store: any CoordinationStore
+            do {
+                store = try await openStore()
+            } catch {
+                if !registeredOnce { throw error }
+                failures += 1
+                logger.warning(
+                    "cannot open a store session; instances keep running",
+                    metadata: ["error": "\(error)", "retry.attempt": "\(failures)"])
+                try await Task.sleep(for: retryDelay(failures))
+                continue
+            }
+            do {
+                try await runSession(store) {
+                    registeredOnce = true
+                    failures = 0
+                }
+            } catch {
+                await Self.close(store)
+                if Task.isCancelled { break }
+                if !registeredOnce { throw error }
+                failures += 1
+                logger.warning(
+                    "store session ended; opening a new one (instances keep running)",
+                    metadata: ["error": "\(error)", "store": "\(store)"])
+                try await Task.sleep(for: retryDelay(failures))
+                continue
+            }
+            await Self.close(store)
+        }
+        state.withLock { $0.session = nil }
+    }
+
+    /// Closes a store handle even when the calling task is cancelled (as it is at shutdown), so the session's
+    /// ephemeral nodes are deleted at once rather than when the session expires.
+    static func close(_ store: any CoordinationStore) async {
+        await Task { await store.close() }.value
+    }
+
+    func retryDelay(_ failures: Int) -> Duration {
+        let milliseconds = min(100 * (1 << min(failures, 10)), Int(configuration.maximumRetryDelay.components.seconds * 1000))
+        return .milliseconds(max(100, milliseconds))
+    }
+
+    /// One session: register, then follow the store and reconcile until the session ends (throws) or the task is
+    /// cancelled (returns).
+    func runSession(_ store: any CoordinationStore, registered: () -> Void) async throws {
+        let namespace = try PopNamespace(store: store, prefix: configuration.prefix)
+        try await namespace.checkLayout()
+        // Watch first, then read: nothing that changes in between is missed.
+        let changes = try await store.watchSubtree(configuration.prefix)
+        let sessionEvents = store.sessionEvents()
+        let record = try await register(namespace)
+        let session = AgentSession(namespace: namespace, reconcile: Wakeup(), publish: Wakeup())
+        state.withLock { state in
+            state.session = session
+            state.pending = PendingChanges(everything: true)
+            state.publishedNodes = []
+            for name in Set(state.statuses.keys).union(state.problems.keys) {
+                state.refreshRecord(name, machine: machine)
+            }
+        }
+        logger.info("registered machine", metadata: ["store": "\(store)", "session": "\(store.sessionID)"])
+        registered()
+        readyReported.callOnce { onReady(record) }
+        session.reconcile.signal()
+        session.publish.signal()
+        defer {
+            state.withLock { state in
+                state.session = nil
+            }
+            session.reconcile.finish()
+            session.publish.finish()
+        }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await self.followStore(changes, session: session) }
+            group.addTask { try await self.followSession(sessionEvents, session: session) }
+            group.addTask { try await self.reconcileLoop(session) }
+            group.addTask { try await self.publishLoop(session) }
+            defer { group.cancelAll() }
+            while try await group.next() != nil {}
+        }
+    }
+
+    let readyReported = OnceFlag()
+
+    /// Registers the machine; a registration left by a dead agent of this machine is replaced, one of a live agent
+    /// elsewhere is waited out (it vanishes when that session expires).
+    func register(_ namespace: PopNamespace) async throws -> MachineRecord {
+        let record = MachineRecord(
+            id: machine, hostname: MachineAddresses.hostname(), addresses: MachineAddresses.current(),
+            agentVersion: configuration.agentVersion, started: started, agentPID: getpid())
+        let path = namespace.paths.machine(machine)
+        while true {
+            do {
+                try await namespace.registerMachine(record)
+                return record
+            } catch let error as PopError where error.code == .conflict {
+                let (stat, watch) = try await namespace.store.existsAndWatch(path)
+                guard let stat else {
+                    watch.cancel()
+                    continue
+                }
+                let node = try? await namespace.store.get(path)
+                let other = node.flatMap { try? PopJSON.decoder().decode(MachineRecord.self, from: Data($0.data)) }
+                if let other, other.hostname == record.hostname, !Self.isAlive(other.agentPID) || other.agentPID == getpid()
+                {
+                    logger.info(
+                        "replacing the registration of a previous agent of this machine",
+                        metadata: ["pid": "\(other.agentPID)"])
+                    watch.cancel()
+                    try? await namespace.store.delete(path, version: stat.version)
+                    continue
+                }
+                logger.warning(
+                    "machine is registered by another session; waiting for it to end",
+                    metadata: ["pid": "\(other?.agentPID ?? 0)", "host": "\(other?.hostname ?? "?")"])
+                _ = try await watch.event()
+            }
+        }
+    }
+
+    static func isAlive(_ pid: Int32) -> Bool {
+        pid > 0 && (kill(pid, 0) == 0 || errno == EPERM)
+    }
+
+    /// Follows the subtree watch, turning events into pending changes; throws when the session ends.
+    func followStore(_ changes: NodeEvents, session: AgentSession) async throws {
+        let services = session.namespace.paths.services
+        let machinePath = session.namespace.paths.machine(machine)
+        for try await event in changes {
+            if event.path == machinePath {
+                if event.kind == .deleted { throw PopError(.conflict, "This machine's registration was deleted.") }
+                continue
+            }
+            guard let change = StoreChange.classify(path: event.path, servicesPath: services, machine: machine)
+            else { continue }
+            if case .instanceRecord(let service) = change {
+                // Our own writes echo back; only a deletion by someone else needs the record written again.
+                guard event.kind == .deleted else { continue }
+                let wake = state.withLock { state -> Bool in
+                    state.publishedNodes.remove(service)
+                    guard state.dirtyRecords[service] == nil, state.statuses[service] != nil else { return false }
+                    state.refreshRecord(service, machine: machine)
+                    return true
+                }
+                if wake { session.publish.signal() }
+                continue
+            }
+            state.withLock { $0.pending.add(change) }
+            session.reconcile.signal()
+        }
+        throw PopError(.storeUnreachable, "The store's watch ended.")
+    }
+
+    /// Follows the session's state: a reconnect asks for a full pass, an expiry ends the session.
+    func followSession(_ events: AsyncStream<SessionEvent>, session: AgentSession) async throws {
+        for await event in events {
+            switch event {
+            case .connected:
+                continue
+            case .disconnected:
+                logger.warning("store unreachable; instances keep running")
+            case .reconnected:
+                logger.info("store reachable again; reconciling")
+                state.withLock { $0.pending.everything = true }
+                session.reconcile.signal()
+                session.publish.signal()
+            case .expired:
+                throw PopError(.storeUnreachable, "The store session expired.")
+            case .closed:
+                throw PopError(.storeUnreachable, "The store session was closed.")
+            }
+        }
+    }
+
+    // MARK: Supervisor
+
+    /// Re-supervises the instances a previous agent left running, from their local records.
+    func adoptInstances() {
+        let folder = configuration.home.instancesFolder(machine)
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
+        for name in names.sorted() {
+            guard let service = try? ServiceName(name) else { continue }
+            let outcome = supervisor.adopt(stateDirectory: configuration.stateDirectory(service))
+            switch outcome {
+            case .adopted(let status):
+                let generation = PlacementMemory.read(configuration.stateDirectory(service))
+                state.withLock { state in
+                    state.statuses[service] = status
+                    state.generations[service] = generation
+                }
+                logger.info(
+                    "adopted instance",
+                    metadata: ["service": "\(service)", "pid": "\(status.pid ?? 0)", "signature": "\(status.signature.short)"])
+            case .gone(_, let reason):
+                logger.info("instance left by a previous agent is gone", metadata: ["service": "\(service)", "reason": "\(reason)"])
+            case .noRecord, .alreadySupervised:
+                continue
+            }
+        }
+    }
+
+    /// Mirrors the supervisor's events into the state and asks for records to be published.
+    func followSupervisor(_ events: AsyncStream<InstanceEvent>) async {
+        for await event in events {
+            let (session, tasksReady) = state.withLock { state -> (AgentSession?, Bool) in
+                var tasksReady = false
+                switch event {
+                case .changed(let status):
+                    state.statuses[status.name] = status
+                    state.refreshRecord(status.name, machine: machine)
+                    if status.state != .installing {
+                        // Tasks wait while their instance installs; look at them again now.
+                        let waiting = state.tasks.filter { $0.key.service == status.name && $0.value == .waiting }
+                        if !waiting.isEmpty {
+                            state.pending.tasks[status.name, default: []].formUnion(waiting.map(\.key.id.rawValue))
+                            tasksReady = true
+                        }
+                    }
+                case .removed(let name):
+                    state.statuses.removeValue(forKey: name)
+                    state.generations.removeValue(forKey: name)
+                    state.refreshRecord(name, machine: machine)
+                }
+                return (state.session, tasksReady)
+            }
+            session?.publish.signal()
+            if tasksReady { session?.reconcile.signal() }
+        }
+    }
+}
+
+/// Runs a closure at most once.
+final class OnceFlag: Sendable {
+    private let done = Atomic<Bool>(false)
+
+    /// Calls `body` the first time only.
+    func callOnce(_ body: () -> Void) {
+        if done.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged {
+            body()
+        }
+    }
+}

@@ -1,0 +1,91 @@
+import PopState
+
+/// What a change at one store path means to this machine's agent, so a burst of watch events can be coalesced into
+/// one pass that reads only what changed.
+public enum StoreChange: Hashable, Sendable {
+    /// The list of services itself may have changed (the services node was created or deleted): read everything.
+    case everything
+    /// A service's spec node was created, set or deleted.
+    case service(ServiceName)
+    /// A service's recorded packages changed.
+    case packages(ServiceName)
+    /// This machine's placement of a service changed.
+    case placement(ServiceName)
+    /// This machine's instance record of a service changed (someone else deleted or overwrote it).
+    case instanceRecord(ServiceName)
+    /// A task request of a service, or one of its results, changed.
+    case task(ServiceName, String)
+
+    /// The service the change is about, if any.
+    public var service: ServiceName? {
+        switch self {
+        case .everything: nil
+        case .service(let name), .packages(let name), .placement(let name), .instanceRecord(let name),
+            .task(let name, _):
+            name
+        }
+    }
+
+    /// Classifies a path below `servicesPath` (such as `/pop/services`) for `machine`; `nil` when it does not
+    /// concern this machine (another machine's placement or instance, a malformed name).
+    public static func classify(path: String, servicesPath: String, machine: MachineID) -> StoreChange? {
+        if path == servicesPath { return .everything }
+        guard path.hasPrefix(servicesPath + "/") else { return nil }
+        let parts = path.dropFirst(servicesPath.count + 1).split(separator: "/", omittingEmptySubsequences: false)
+        guard let first = parts.first, let service = try? ServiceName(String(first)) else { return nil }
+        switch parts.count {
+        case 1:
+            return .service(service)
+        case 2:
+            switch parts[1] {
+            case "packages": return .packages(service)
+            case "machines", "tasks": return nil
+            default: return nil
+            }
+        case 3 where parts[1] == "machines":
+            return parts[2] == machine.rawValue[...] ? .placement(service) : nil
+        case 4 where parts[1] == "machines":
+            return parts[2] == machine.rawValue[...] && parts[3] == "instance" ? .instanceRecord(service) : nil
+        case 3 where parts[1] == "tasks", 4 where parts[1] == "tasks":
+            return .task(service, String(parts[2]))
+        default:
+            return nil
+        }
+    }
+}
+
+/// The changes gathered since the last reconcile pass, merged so that a burst costs one pass.
+public struct PendingChanges: Hashable, Sendable {
+    /// Whether everything must be read again (first pass, reconnect, new session).
+    public var everything: Bool
+    /// Services whose spec, packages or placement changed.
+    public var services: Set<ServiceName> = []
+    /// Task requests that changed, by service.
+    public var tasks: [ServiceName: Set<String>] = [:]
+
+    /// Creates an empty set of changes (or one that asks for everything).
+    public init(everything: Bool = false) {
+        self.everything = everything
+    }
+
+    /// Whether nothing is pending.
+    public var isEmpty: Bool { !everything && services.isEmpty && tasks.isEmpty }
+
+    /// Adds one change.
+    public mutating func add(_ change: StoreChange) {
+        switch change {
+        case .everything: everything = true
+        case .service(let name), .packages(let name), .placement(let name): services.insert(name)
+        case .instanceRecord:
+            break  // The agent writes its records again itself (see ``Agent``); no pass is needed.
+        case .task(let name, let task): tasks[name, default: []].insert(task)
+        }
+    }
+
+    /// Adds another set of changes.
+    public mutating func merge(_ other: PendingChanges) {
+        everything = everything || other.everything
+        services.formUnion(other.services)
+        tasks.merge(other.tasks) { $0.union($1) }
+    }
+}

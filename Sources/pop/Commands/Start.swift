@@ -1,0 +1,45 @@
+import ArgumentParser
+import Foundation
+import PopAgent
+import PopState
+
+/// `pop start`: starts this machine's agent in the background and returns once it has registered.
+struct Start: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Start this machine's agent in the background; returns once it has registered the machine.")
+
+    @OptionGroup var global: GlobalOptions
+
+    @Option(name: .long, help: "Seconds to wait for the agent to register.")
+    var timeout: Double = 30
+
+    func run() async throws {
+        let environment = ProcessInfo.processInfo.environment
+        let home = try PopHome(environment: environment)
+        let machine = try MachineIdentity.current(environment: environment)
+        let storeConfiguration = try StoreConfiguration(
+            host: global.host, prefix: global.prefix, environment: environment, home: home)
+        try home.ensurePrivateFolder(home.machineFolder(machine))
+        var arguments = ["fg", "--prefix", global.prefix]
+        if let host = global.host { arguments += ["--host", host] }
+        let logFile = AgentDaemon.agentLogFile(home: home, machine: machine)
+        let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
+        let outcome = try AgentDaemon.start(
+            executable: executable, arguments: arguments, environment: environment,
+            pidFile: home.agentPIDFile(machine), logFile: logFile, timeout: .milliseconds(Int(timeout * 1000)))
+        let out = Terminal.standardOutput
+        switch outcome {
+        case .ready(let pid):
+            if global.json {
+                out.line(#"{"machine":"\#(machine)","pid":\#(pid),"log":"\#(logFile)"}"#)
+            } else {
+                out.line(out.paint("✓", .green) + " agent for machine \(machine) started (pid \(pid)); log: \(logFile)")
+                out.line(out.paint("  store: \(storeConfiguration)", .dim))
+            }
+        case .alreadyRunning(let pid):
+            throw PopError(
+                .conflict, "The agent for machine \(machine) is already running (pid \(pid)).",
+                hint: "`pop stop` stops it; `pop status` shows what it runs.")
+        }
+    }
+}

@@ -1,0 +1,199 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CPopAgentLinux
+import Foundation
+import Logging
+import PopAgent
+import PopState
+import Synchronization
+import Testing
+
+/// A temporary pop home with an embedded store, a CLI-side namespace, and agents run in-process.
+final class AgentFixture: Sendable {
+    let folder: String
+    let home: PopHome
+    let machine: MachineID
+    let namespace: PopNamespace
+    /// Every store handle the agents opened, newest last.
+    let agentStores = Mutex<[any CoordinationStore]>([])
+
+    static let timeout: Duration = .seconds(20)
+
+    init(machine: String = "m1") async throws {
+        folder = NSTemporaryDirectory() + "pop-agent-tests-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        home = PopHome(path: folder)
+        self.machine = try MachineID(machine)
+        let store = try await EmbeddedStore.open(folder: home.storeFolder, options: Self.storeOptions())
+        namespace = try PopNamespace(store: store)
+        try await namespace.initialize(force: false)
+    }
+
+    static func storeOptions(sessionTimeout: Duration = .seconds(3)) -> EmbeddedStore.Options {
+        var logger = Logger(label: "pop.store.test")
+        logger.logLevel = .critical
+        return EmbeddedStore.Options(sessionTimeout: sessionTimeout, logger: logger)
+    }
+
+    var store: any CoordinationStore { namespace.store }
+
+    /// Starts an agent for `machine` in a task; cancel the task to shut it down.
+    func startAgent(
+        machine: MachineID? = nil, stopInstancesOnShutdown: Bool = false, run: Bool = true,
+        restartPolicy: RestartPolicy = RestartPolicy(initialBackoffMilliseconds: 50, maximumQuickFailures: 3)
+    ) throws -> (agent: Agent, task: Task<Void, any Error>) {
+        var logger = Logger(label: "pop.agent.test")
+        logger.logLevel = ProcessInfo.processInfo.environment["POP_TEST_LOG"] == nil ? .critical : .debug
+        let configuration = AgentConfiguration(
+            machine: machine ?? self.machine, home: home,
+            environment: ["PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": folder, "LANG": "C.UTF-8"],
+            agentVersion: "test", stopInstancesOnShutdown: stopInstancesOnShutdown, restartPolicy: restartPolicy)
+        let folder = home.storeFolder
+        let agent = try Agent(
+            configuration: configuration,
+            openStore: { [self] in
+                let store = try await EmbeddedStore.open(folder: folder, options: AgentFixture.storeOptions())
+                self.agentStores.withLock { $0.append(store) }
+                return store
+            }, logger: logger)
+        let task = Task { if run { try await agent.run() } }
+        return (agent, task)
+    }
+
+    /// Cancels an agent's task and waits for it to end.
+    func stop(_ task: Task<Void, any Error>) async {
+        task.cancel()
+        _ = try? await task.value
+    }
+
+    // MARK: Services
+
+    /// A service running `command`, with an option `greeting` and a few tasks.
+    static func spec(_ name: String, command: [String] = ["sleep", "300"], greeting: String = "hello") throws -> ServiceSpec {
+        let template = ResolvedTemplate(
+            name: "command", options: [TemplateOption(name: "greeting", type: .string, defaultValue: .string("hello"))],
+            command: command, stopTimeoutMilliseconds: 2000,
+            tasks: [
+                TemplateTask(name: "show", command: ["printf", "%s\n", "{args}"]),
+                TemplateTask(name: "env", command: ["printenv", "POP_SERVICE", "POP_MACHINE", "POP_OPTION_GREETING"]),
+                TemplateTask(name: "fail", command: ["false"]),
+                TemplateTask(name: "install", command: ["printf", "installing %s\n", "{args}"], recordsPackages: true),
+            ])
+        return ServiceSpec(name: try ServiceName(name), template: template, options: ["greeting": .string(greeting)])
+    }
+
+    /// Adds and deploys a service on this fixture's machine.
+    @discardableResult
+    func deploy(_ spec: ServiceSpec, on machines: [MachineID]? = nil) async throws -> ServiceName {
+        try await namespace.addService(spec)
+        try await namespace.deploy(spec.name, machines: machines ?? [machine])
+        return spec.name
+    }
+
+    // MARK: Waiting
+
+    /// Waits (on the store's subtree watch, not by polling) until `condition` holds; returns its value.
+    func wait<T: Sendable>(
+        _ what: String, timeout: Duration = AgentFixture.timeout, _ condition: @escaping @Sendable () async throws -> T?
+    ) async throws -> T {
+        let events = try await store.watchSubtree(namespace.prefix)
+        return try await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask {
+                if let value = try await condition() { return value }
+                for try await _ in events {
+                    if let value = try await condition() { return value }
+                }
+                return nil
+            }
+            group.addTask {
+                try await Task.sleep(for: timeout)
+                return nil
+            }
+            defer { group.cancelAll() }
+            guard let first = try await group.next(), let value = first else {
+                Issue.record("Timed out after \(timeout) waiting for \(what).")
+                throw CancellationError()
+            }
+            return value
+        }
+    }
+
+    /// This machine's instance record of `service`, or `nil`.
+    func record(_ service: ServiceName, machine: MachineID? = nil) async throws -> InstanceRecord? {
+        try await namespace.instances(service)[machine ?? self.machine]
+    }
+
+    /// Waits for a record that satisfies `accept`.
+    func waitForRecord(
+        _ service: ServiceName, machine: MachineID? = nil, _ what: String,
+        _ accept: @escaping @Sendable (InstanceRecord) -> Bool
+    ) async throws -> InstanceRecord {
+        try await wait("\(service) \(what)") {
+            guard let record = try await self.record(service, machine: machine), accept(record) else { return nil }
+            return record
+        }
+    }
+
+    /// Waits until the instance runs, and returns its record.
+    func waitForRunning(_ service: ServiceName, machine: MachineID? = nil) async throws -> InstanceRecord {
+        try await waitForRecord(service, machine: machine, "running") { $0.state == .running && $0.pid != nil }
+    }
+
+    /// Waits for a task's final result from `machine`.
+    func waitForResult(_ service: ServiceName, _ id: TaskID, machine: MachineID? = nil) async throws -> TaskResult {
+        let machine = machine ?? self.machine
+        return try await wait("result of \(id)") {
+            guard let result = try await self.namespace.taskResults(service, id)[machine], result.state != .running
+            else { return nil }
+            return result
+        }
+    }
+
+    // MARK: Processes
+
+    /// The processes whose process group is `group` (zombies excluded).
+    static func members(ofGroup group: Int32) -> [Int32] {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.compactMap(Int32.init).filter { pid in
+            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+                let close = stat.lastIndex(of: ")")
+            else { return false }
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            return fields.count > 2 && fields[0] != "Z" && Int32(fields[2]) == group
+        }
+    }
+
+    /// Waits (on pidfds) until every process in `pids` has exited; returns whether they all did in time.
+    static func waitForExit(_ pids: [Int32], timeout: Duration = .seconds(15)) -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        for pid in pids {
+            let fd = cpop_pidfd_open(pid)
+            guard fd >= 0 else { continue }  // already gone
+            defer { close(fd) }
+            var descriptor = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            let remaining = deadline - ContinuousClock.now
+            let milliseconds = max(0, Int32(remaining.components.seconds * 1000))
+            if poll(&descriptor, 1, milliseconds) != 1 { return false }
+        }
+        return true
+    }
+
+    /// Kills every instance process group this fixture's agents left running, and removes the folder.
+    func cleanUp() async {
+        let instances = home.path + "/machines"
+        if let enumerator = FileManager.default.enumerator(atPath: instances) {
+            for case let path as String in enumerator where path.hasSuffix(".pop/instance.json") {
+                if let data = FileManager.default.contents(atPath: instances + "/" + path),
+                    let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+                    let pid = object["pid"] as? Int
+                {
+                    kill(-Int32(pid), SIGKILL)
+                }
+            }
+        }
+        for store in agentStores.withLock({ $0 }) { await store.close() }
+        await store.close()
+        try? FileManager.default.removeItem(atPath: folder)
+    }
+}

@@ -1,0 +1,269 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import Logging
+import ServiceLifecycle
+import PopAgent
+@testable import PopState
+import Testing
+
+/// The agent end to end, in-process, against the embedded store in a temporary pop home, with real processes.
+@Suite(.serialized) struct AgentTests {
+    @Test func deployThenRunning() async throws {
+        let fixture = try await AgentFixture()
+        defer { Task { await fixture.cleanUp() } }
+        let (_, agent) = try fixture.startAgent()
+        let spec = try AgentFixture.spec("web")
+        let web = try await fixture.deploy(spec)
+        let record = try await fixture.waitForRunning(web)
+        let pid = try #require(record.pid)
+        #expect(kill(pid, 0) == 0, "the recorded pid is a live process")
+        #expect(record.signature == spec.signature)
+        #expect(record.restarts == 0)
+        let machines = try await fixture.namespace.machines()
+        #expect(machines.map(\.id) == [fixture.machine])
+        #expect(machines.first?.agentPID == getpid())
+        #expect(machines.first?.agentVersion == "test")
+        await fixture.stop(agent)
+    }
+
+    @Test func deployBeforeTheAgentStarts() async throws {
+        let fixture = try await AgentFixture()
+        defer { Task { await fixture.cleanUp() } }
+        let web = try await fixture.deploy(try AgentFixture.spec("web"))
+        let (_, agent) = try fixture.startAgent()
+        let record = try await fixture.waitForRunning(web)
+        #expect(kill(try #require(record.pid), 0) == 0)
+        await fixture.stop(agent)
+    }
+
+    @Test func anAgentWithoutANamespaceSaysSo() async throws {
+        let fixture = try await AgentFixture()
+        defer { Task { await fixture.cleanUp() } }
+        try await fixture.store.delete(fixture.namespace.paths.machines, version: nil)
+        try await fixture.store.delete(fixture.namespace.paths.services, version: nil)
+        try await fixture.store.delete(fixture.namespace.prefix, version: nil)
+        let (_, agent) = try fixture.startAgent()
+        await #expect {
+            try await agent.value
+        } throws: { error in
+            (error as? PopError)?.code == .notInitialized
+        }
+    }
+
+    @Test func killedInstanceIsRestartedWithANewPID() async throws {
+        let fixture = try await AgentFixture()
+        defer { Task { await fixture.cleanUp() } }
+        let (_, agent) = try fixture.startAgent()
+        let web = try await fixture.deploy(try AgentFixture.spec("web"))
+        let first = try await fixture.waitForRunning(web)
+        let oldPID = try #require(first.pid)
+        kill(oldPID, SIGKILL)
+        let second = try await fixture.waitForRecord(web, "restarted") {
+            $0.state == .running && $0.pid != nil && $0.pid != oldPID
+        }
+        #expect(second.restarts >= 1)
+        #expect(kill(try #require(second.pid), 0) == 0)
+        await fixture.stop(agent)
+    }
+
+    @Test func configurationChangeRestartsWithTheNewSignature() async throws {
+        let fixture = try await AgentFixture()
+        defer { Task { await fixture.cleanUp() } }
+        let (_, agent) = try fixture.startAgent()
+        let spec = try AgentFixture.spec("web")
+        let web = try await fixture.deploy(spec)
+        let first = try await fixture.waitForRunning(web)
+        let current = try await fixture.namespace.service(web)
+        var changed = current.spec
+        changed.options["greeting"] = .string("bonjour")
+        try await fixture.namespace.updateService(changed, expectedVersion: current.version)
+        let newSignature = changed.signature
+        let second = try await fixture.waitForRecord(web, "running the new signature") {
+            $0.state == .running && $0.signature == newSignature
+        }
+        #expect(changed.signature != spec.signature)
+        #expect(second.pid != first.pid)
+        #expect(kill(try #require(first.pid), 0) != 0, "the old process is gone")
+        await fixture.stop(agent)
+    }
+
+    @Test func restartGenerationRestartsTheInstance() async throws {
+        let fixture = try await AgentFixture()
+        defer { Task { await fixture.cleanUp() } }
+        let (_, agent) = try fixture.startAgent()
+        let web = try await fixture.deploy(try AgentFixture.spec("web"))
+        let first = try await fixture.waitForRunning(web)
+        try await fixture.namespace.restart(web)
+        let second = try await fixture.waitForRecord(web, "restarted by request") {
+            $0.state == .running && $0.pid != nil && $0.pid != first.pid
+        }
+        #expect(second.signature == first.signature)
+        await fixture.stop(agent)
+    }
+
+    @Test func aCrashLoopBecomesFatalUntilRestarted() async throws {
+        let fixture = try await AgentFixture()
+        defer { Task { await fixture.cleanUp() } }
+        let (_, agent) = try fixture.startAgent()
+        // Fails until the file `ready` exists in its folder.
+        let web = try await fixture.deploy(
+            try AgentFixture.spec("web", command: ["sh", "-c", "test -f ready || exit 3; exec sleep 300"]))
+        let fatal = try await fixture.waitForRecord(web, "FATAL") { $0.state == .fatal }
+        #expect(fatal.pid == nil)
+        #expect(fatal.lastError?.contains("3") == true)
+        FileManager.default.createFile(
+            atPath: fixture.home.instanceFolder(fixture.machine, web) + "/ready", contents: Data())
+        try await fixture.namespace.restart(web)
+        let running = try await fixture.waitForRunning(web)
+        #expect(running.restarts == 0)
+        await fixture.stop(agent)
+    }
+
+    @Test func undeployStopsTheWholeProcessGroupAndDeletesTheRecord() async throws {
+        let fixture = try await AgentFixture()
+        defer { Task { await fixture.cleanUp() } }
+        let (_, agent) = try fixture.startAgent()
+        // A grandchild in the instance's group, as real services have.
+        let web = try await fixture.deploy(
+            try AgentFixture.spec("web", command: ["sh", "-c", "sleep 300 & sleep 300; wait"]))
+        let record = try await fixture.waitForRunning(web)
+        let leader = try #require(record.pid)
+        // No event says a process joined a group, so look for the shell's two children for a bounded while.
+        var members = AgentFixture.members(ofGroup: leader)
+        for _ in 0..<250 where members.count < 3 {
+            try await Task.sleep(for: .milliseconds(20))
+            members = AgentFixture.members(ofGroup: leader)
+        }
+        #expect(members.count == 3, "the shell and its two children share the instance's group")
+        try await fixture.namespace.undeploy(web, machines: [fixture.machine])
+        #expect(AgentFixture.waitForExit(members), "every process of the instance's group exited")
+        #expect(AgentFixture.members(ofGroup: leader).isEmpty)
+        #expect(try await fixture.record(web) == nil)
+        await fixture.stop(agent)
+    }
+
+    @Test func aNewAgentAdoptsTheRunningInstances() async throws {
+        let fixture = try await AgentFixture()
+        defer { Task { await fixture.cleanUp() } }
+        let first = try fixture.startAgent()
+        let web = try await fixture.deploy(try AgentFixture.spec("web"))
+        let db = try await fixture.deploy(try AgentFixture.spec("db"))
+        let webBefore = try await fixture.waitForRunning(web)
+        let dbBefore = try await fixture.waitForRunning(db)
+        await fixture.stop(first.task)
+        #expect(kill(try #require(webBefore.pid), 0) == 0, "instances keep running when the agent stops")
+        // The stopped agent's session is closed, so its records are gone; the next agent publishes them again.
+        #expect(try await fixture.record(web) == nil)
+        let second = try fixture.startAgent()
+        let webAfter = try await fixture.waitForRunning(web)
+        let dbAfter = try await fixture.waitForRunning(db)
+        #expect(webAfter.pid == webBefore.pid)
+        #expect(dbAfter.pid == dbBefore.pid)
+        #expect(webAfter.restarts == webBefore.restarts)
+        // The adopted instance is supervised: a crash is restarted.
+        kill(try #require(webAfter.pid), SIGKILL)
+        let restarted = try await fixture.waitForRecord(web, "restarted after adoption") {
+            $0.state == .running && $0.pid != nil && $0.pid != webAfter.pid
+        }
+        #expect(restarted.restarts >= 1)
+        await fixture.stop(second.task)
+    }
+
+    @Test func gracefulShutdownOfAServiceGroupLeavesInstancesRunning() async throws {
+        let fixture = try await AgentFixture()
+        defer { Task { await fixture.cleanUp() } }
+        let (agent, _) = try fixture.startAgent(run: false)
+        let group = ServiceGroup(services: [agent], logger: Logger(label: "test.group"))
+        let running = Task { try await group.run() }
+        let web = try await fixture.deploy(try AgentFixture.spec("web"))
+        let record = try await fixture.waitForRunning(web)
+        await group.triggerGracefulShutdown()
+        try await running.value
+        #expect(kill(try #require(record.pid), 0) == 0, "the instance outlives the agent")
+        #expect(try await fixture.namespace.machines().isEmpty, "the machine's registration went with the session")
+        #expect(try await fixture.record(web) == nil)
+    }
+
+    @Test func stopInstancesOnShutdown() async throws {
+        let fixture = try await AgentFixture()
+        defer { Task { await fixture.cleanUp() } }
+        let (_, agent) = try fixture.startAgent(stopInstancesOnShutdown: true)
+        let web = try await fixture.deploy(try AgentFixture.spec("web"))
+        let record = try await fixture.waitForRunning(web)
+        await fixture.stop(agent)
+        #expect(AgentFixture.waitForExit([try #require(record.pid)]))
+    }
+
+    @Test func aMalformedSpecDoesNotStopAnotherService() async throws {
+        let fixture = try await AgentFixture()
+        defer { Task { await fixture.cleanUp() } }
+        let bad = try await fixture.deploy(try AgentFixture.spec("bad"))
+        _ = try await fixture.store.set(fixture.namespace.paths.service(bad), data: Array("{not json".utf8), version: nil)
+        let web = try await fixture.deploy(try AgentFixture.spec("web"))
+        let (_, agent) = try fixture.startAgent()
+        let record = try await fixture.waitForRunning(web)
+        #expect(record.pid != nil)
+        let badRecord = try await fixture.waitForRecord(bad, "reporting its error") { $0.lastError != nil }
+        #expect(badRecord.state == .fatal)
+        #expect(badRecord.pid == nil)
+        #expect(badRecord.lastError?.contains("malformed") == true)
+        // Fixing the spec starts it.
+        _ = try await fixture.store.set(
+            fixture.namespace.paths.service(bad), data: try AgentFixture.spec("bad").canonicalEncoding(), version: nil)
+        let fixed = try await fixture.waitForRunning(bad)
+        #expect(fixed.lastError == nil)
+        await fixture.stop(agent)
+    }
+
+    @Test func anExpiredSessionIsReplacedWithoutDuplicatingInstances() async throws {
+        let fixture = try await AgentFixture()
+        defer { Task { await fixture.cleanUp() } }
+        let (_, agent) = try fixture.startAgent()
+        let web = try await fixture.deploy(try AgentFixture.spec("web"))
+        let before = try await fixture.waitForRunning(web)
+        let firstStore = try #require(fixture.agentStores.withLock { $0.last } as? EmbeddedStore)
+        firstStore.suspendHeartbeats()
+        // The session expires (3 s), its ephemeral nodes vanish, and the agent registers and publishes again.
+        let after = try await fixture.wait("a record from a new session") { () -> InstanceRecord? in
+            guard fixture.agentStores.withLock({ $0.count }) >= 2,
+                let stat = try await fixture.store.exists(fixture.namespace.paths.instance(web, fixture.machine)),
+                stat.ephemeralOwner != firstStore.sessionID
+            else { return nil }
+            return try await fixture.record(web)
+        }
+        #expect(after.pid == before.pid, "the instance kept running and was not started again")
+        #expect(after.state == .running)
+        #expect(try await fixture.namespace.machines().map(\.id) == [fixture.machine])
+        await fixture.stop(agent)
+    }
+}
+
+/// A python template: the agent creates the instance's virtual environment as a setup step.
+@Suite(.serialized) struct AgentPythonTests {
+    @Test func aPythonInstanceInstallsItsEnvironmentThenRuns() async throws {
+        let fixture = try await AgentFixture()
+        defer { Task { await fixture.cleanUp() } }
+        let (_, agent) = try fixture.startAgent()
+        let script = "import os, sys, time; print(os.environ['VIRTUAL_ENV'], sys.prefix, flush=True); time.sleep(300)"
+        let template = ResolvedTemplate(
+            name: "python", command: ["{python}", "-c", script], stopTimeoutMilliseconds: 2000,
+            tasks: [TemplateTask(name: "where", command: ["python", "-c", "import sys; print(sys.prefix)"])],
+            python: PythonEnvironment())
+        let web = try await fixture.deploy(ServiceSpec(name: try ServiceName("py"), template: template, options: [:]))
+        _ = try await fixture.waitForRecord(web, "installing") { $0.state == .installing || $0.state == .running }
+        let record = try await fixture.waitForRunning(web)
+        let folder = fixture.home.instanceFolder(fixture.machine, web)
+        #expect(FileManager.default.fileExists(atPath: folder + "/venv/bin/python"))
+        #expect(FileManager.default.fileExists(atPath: folder + "/constraints.txt"))
+        #expect(kill(try #require(record.pid), 0) == 0)
+        // Tasks run with the environment's bin folder first on PATH.
+        let id = try await fixture.namespace.createTask(
+            web,
+            TaskRequest(task: "where", arguments: [], machines: [fixture.machine], created: Date(), timeoutMilliseconds: 20_000))
+        let result = try await fixture.waitForResult(web, id)
+        #expect(result.output == folder + "/venv\n")
+        await fixture.stop(agent)
+    }
+}

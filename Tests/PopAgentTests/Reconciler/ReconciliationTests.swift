@@ -1,0 +1,114 @@
+import PopAgent
+import PopState
+import Testing
+
+@Suite struct ReconciliationTests {
+    let web = try! ServiceName("web")
+    let db = try! ServiceName("db")
+    let old = ConfigSignature(hex: String(repeating: "a", count: 40))
+    let new = ConfigSignature(hex: String(repeating: "b", count: 40))
+
+    @Test func startsWhatIsPlacedAndMissing() {
+        let desired = DesiredInstance(service: web, signature: new, restartGeneration: 0)
+        let actions = Reconciliation.plan(desired: [web: desired], actual: [:])
+        #expect(actions == [.start(desired)])
+    }
+
+    @Test func stopsWhatIsNoLongerPlaced() {
+        let actual = ActualInstance(service: db, signature: old, restartGeneration: 0)
+        #expect(Reconciliation.plan(desired: [:], actual: [db: actual]) == [.stop(db)])
+    }
+
+    @Test func leavesAStoppedUnplacedInstanceAlone() {
+        let actual = ActualInstance(service: db, signature: old, restartGeneration: 0, isStopped: true)
+        #expect(Reconciliation.plan(desired: [:], actual: [db: actual]).isEmpty)
+    }
+
+    @Test func restartsOnSignatureChange() {
+        let desired = DesiredInstance(service: web, signature: new, restartGeneration: 0)
+        let actual = ActualInstance(service: web, signature: old, restartGeneration: 0)
+        #expect(
+            Reconciliation.plan(desired: [web: desired], actual: [web: actual])
+                == [.restart(desired, because: .configurationChanged(from: old, to: new))])
+    }
+
+    @Test func restartsOnRestartGeneration() {
+        let desired = DesiredInstance(service: web, signature: new, restartGeneration: 3)
+        let actual = ActualInstance(service: web, signature: new, restartGeneration: 2)
+        #expect(
+            Reconciliation.plan(desired: [web: desired], actual: [web: actual])
+                == [.restart(desired, because: .restartRequested(generation: 3))])
+    }
+
+    @Test func doesNothingWhenConverged() {
+        let desired = DesiredInstance(service: web, signature: new, restartGeneration: 1)
+        let actual = ActualInstance(service: web, signature: new, restartGeneration: 1)
+        #expect(Reconciliation.plan(desired: [web: desired], actual: [web: actual]).isEmpty)
+    }
+
+    @Test func startsAStoppedInstanceThatIsStillPlaced() {
+        let desired = DesiredInstance(service: web, signature: new, restartGeneration: 0)
+        let actual = ActualInstance(service: web, signature: new, restartGeneration: 0, isStopped: true)
+        #expect(Reconciliation.plan(desired: [web: desired], actual: [web: actual]) == [.start(desired)])
+    }
+
+    @Test func leavesUnreadableServicesAlone() {
+        let actual = ActualInstance(service: web, signature: old, restartGeneration: 0)
+        #expect(Reconciliation.plan(desired: [:], actual: [web: actual], unreadable: [web]).isEmpty)
+    }
+
+    @Test func looksOnlyAtTheScope() {
+        let desiredWeb = DesiredInstance(service: web, signature: new, restartGeneration: 0)
+        let desiredDB = DesiredInstance(service: db, signature: new, restartGeneration: 0)
+        let actions = Reconciliation.plan(desired: [web: desiredWeb, db: desiredDB], actual: [:], scope: [db])
+        #expect(actions == [.start(desiredDB)])
+    }
+
+    @Test func ordersActionsByService() {
+        let desiredWeb = DesiredInstance(service: web, signature: new, restartGeneration: 0)
+        let actual = ActualInstance(service: db, signature: old, restartGeneration: 0)
+        #expect(
+            Reconciliation.plan(desired: [web: desiredWeb], actual: [db: actual]) == [.stop(db), .start(desiredWeb)])
+    }
+}
+
+@Suite struct StoreChangeTests {
+    let me = try! MachineID("m1")
+    let services = "/pop/services"
+
+    @Test func classifiesPaths() throws {
+        let web = try ServiceName("web")
+        func classify(_ path: String) -> StoreChange? {
+            StoreChange.classify(path: path, servicesPath: services, machine: me)
+        }
+        #expect(classify("/pop/services") == .everything)
+        #expect(classify("/pop/services/web") == .service(web))
+        #expect(classify("/pop/services/web/packages") == .packages(web))
+        #expect(classify("/pop/services/web/machines") == nil)
+        #expect(classify("/pop/services/web/machines/m1") == .placement(web))
+        #expect(classify("/pop/services/web/machines/m2") == nil)
+        #expect(classify("/pop/services/web/machines/m1/instance") == .instanceRecord(web))
+        #expect(classify("/pop/services/web/machines/m2/instance") == nil)
+        #expect(classify("/pop/services/web/tasks") == nil)
+        #expect(classify("/pop/services/web/tasks/task-0000000001") == .task(web, "task-0000000001"))
+        #expect(classify("/pop/services/web/tasks/task-0000000001/m2") == .task(web, "task-0000000001"))
+        #expect(classify("/pop/services/Bad_Name") == nil)
+        #expect(classify("/pop/machines/m1") == nil)
+    }
+
+    @Test func coalescesABurst() throws {
+        let web = try ServiceName("web")
+        var pending = PendingChanges()
+        #expect(pending.isEmpty)
+        for _ in 0..<100 { pending.add(.placement(web)) }
+        pending.add(.service(web))
+        pending.add(.task(web, "task-0000000001"))
+        pending.add(.task(web, "task-0000000001"))
+        #expect(pending.services == [web])
+        #expect(pending.tasks == [web: ["task-0000000001"]])
+        #expect(!pending.everything)
+        var other = PendingChanges(everything: true)
+        other.merge(pending)
+        #expect(other.everything && other.services == [web])
+    }
+}
