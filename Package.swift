@@ -155,7 +155,7 @@ let package = Package(
         // Many machines: the real pop binary on a ZooKeeper ensemble with agents in network namespaces (needs root).
         .testTarget(
             name: "PopClusterTests",
-            dependencies: ["PopTestSupport", "ZooKeeperTestSupport"],
+            dependencies: ["PopTestSupport", "PopState", "ZooKeeperTestSupport"],
             swiftSettings: strictSettings
         ),
     ],

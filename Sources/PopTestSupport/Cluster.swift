@@ -114,14 +114,18 @@ public final class Cluster: Sendable {
 
     /// Runs `pop ARGUMENTS` from the root namespace (an operator's workstation) and waits for it.
     @discardableResult
-    public func pop(_ arguments: [String], timeout: Duration = .seconds(120)) async throws -> CommandResult {
-        try await self.operatorMachine.pop(arguments, timeout: timeout)
+    public func pop(
+        _ arguments: [String], environment: [(String, String)] = [], timeout: Duration = .seconds(120)
+    ) async throws -> CommandResult {
+        try await self.operatorMachine.pop(arguments, environment: environment, timeout: timeout)
     }
 
     /// Runs `pop ARGUMENTS` from the root namespace and throws unless it exits 0.
     @discardableResult
-    public func popOK(_ arguments: [String], timeout: Duration = .seconds(120)) async throws -> CommandResult {
-        try await self.operatorMachine.popOK(arguments, timeout: timeout)
+    public func popOK(
+        _ arguments: [String], environment: [(String, String)] = [], timeout: Duration = .seconds(120)
+    ) async throws -> CommandResult {
+        try await self.operatorMachine.popOK(arguments, environment: environment, timeout: timeout)
     }
 
     /// Starts every machine's agent, all at once, and returns once each has registered.

@@ -45,14 +45,20 @@ public final class ClusterMachine: Sendable {
 
     /// Runs `pop ARGUMENTS` on this machine and waits for it.
     @discardableResult
-    public func pop(_ arguments: [String], timeout: Duration = .seconds(120)) async throws -> CommandResult {
-        try await self.exec([self.popBinary] + arguments, timeout: timeout)
+    public func pop(
+        _ arguments: [String], environment: [(String, String)] = [], timeout: Duration = .seconds(120)
+    ) async throws -> CommandResult {
+        var result = try await self.exec([self.popBinary] + arguments, environment: environment, timeout: timeout)
+        result.arguments = ["pop"] + arguments
+        return result
     }
 
     /// Runs `pop ARGUMENTS` on this machine and throws unless it exits 0.
     @discardableResult
-    public func popOK(_ arguments: [String], timeout: Duration = .seconds(120)) async throws -> CommandResult {
-        try await self.pop(arguments, timeout: timeout).check()
+    public func popOK(
+        _ arguments: [String], environment: [(String, String)] = [], timeout: Duration = .seconds(120)
+    ) async throws -> CommandResult {
+        try await self.pop(arguments, environment: environment, timeout: timeout).check()
     }
 
     /// Runs any program on this machine (in its namespace, with pop's variables) and waits for it.

@@ -55,9 +55,10 @@ public final class ClusterProcess: Sendable {
         var pipeEnds: [Int32] = [-1, -1]
         if readyPipe {
             // Close-on-exec, so processes spawned meanwhile by other tests never hold the pipe open.
-            guard pipe2(&pipeEnds, O_CLOEXEC) == 0 else {
+            guard pipe(&pipeEnds) == 0 else {
                 throw ClusterError("could not create a pipe: \(String(cString: strerror(errno)))")
             }
+            for end in pipeEnds { _ = fcntl(end, F_SETFD, FD_CLOEXEC) }
             posix_spawn_file_actions_adddup2(&fileActions, pipeEnds[1], 3)
         }
 
@@ -75,11 +76,11 @@ public final class ClusterProcess: Sendable {
         self.pid = pid
         self.readyFD = readyPipe ? pipeEnds[0] : nil
         let spawned = pid
-        let state = self.state
-        Thread.detachNewThread {
+        // The thread keeps this object alive until the process has exited and been reaped.
+        Thread.detachNewThread { [self] in
             var status: Int32 = 0
             while waitpid(spawned, &status, 0) == -1, errno == EINTR {}
-            let waiters = state.withLock { state in
+            let waiters = self.state.withLock { state in
                 state.exitStatus = status
                 defer { state.waiters = [] }
                 return state.waiters
