@@ -127,19 +127,19 @@ public final class ClusterProcess: Sendable {
 
     /// Waits at most `timeout` for the process to exit; nil when it still runs.
     public func waitForExit(timeout: Duration) async -> Int32? {
-        await withTaskGroup(of: Int32?.self) { group in
-            group.addTask { await self.waitForExit() }
-            group.addTask {
-                try? await Task.sleep(for: timeout)
-                return nil
+        // Not a task group: that would wait for the exit waiter, which only returns once the process has exited.
+        await withCheckedContinuation { (continuation: CheckedContinuation<Int32?, Never>) in
+            let once = ResumeOnce(continuation)
+            let timer = Task {
+                // Cancelled once the process has exited (and the continuation resumed): then nothing is left to do.
+                guard (try? await Task.sleep(for: timeout)) != nil else { return }
+                once.resume(nil)
             }
-            let first = await group.next()!
-            if first == nil {
-                // Let the exit waiter finish: it returns once the caller kills the process, or at its exit.
-                group.cancelAll()
-                return self.exitCode
+            Task {
+                let code = await self.waitForExit()
+                once.resume(code)
+                timer.cancel()
             }
-            return first
         }
     }
 
@@ -180,5 +180,22 @@ public final class ClusterProcess: Sendable {
     static func exitCode(fromWaitStatus status: Int32) -> Int32 {
         let signal = status & 0x7f
         return signal == 0 ? (status >> 8) & 0xff : 128 + signal
+    }
+}
+
+/// A continuation resumed by whichever of several racing tasks comes first.
+private final class ResumeOnce: Sendable {
+    private let continuation: Mutex<CheckedContinuation<Int32?, Never>?>
+
+    init(_ continuation: CheckedContinuation<Int32?, Never>) {
+        self.continuation = Mutex(continuation)
+    }
+
+    func resume(_ value: Int32?) {
+        let continuation = self.continuation.withLock { continuation in
+            defer { continuation = nil }
+            return continuation
+        }
+        continuation?.resume(returning: value)
     }
 }

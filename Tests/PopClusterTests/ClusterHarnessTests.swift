@@ -14,8 +14,8 @@ extension PopClusterSuite {
             let leftover = "\(ClusterNetwork.namePrefix)250"
             try FileManager.default.createDirectory(atPath: ClusterNetwork.registryFolder, withIntermediateDirectories: true)
             try "\(try deadProcessID()) 1\n".write(toFile: "\(ClusterNetwork.registryFolder)/\(leftover)", atomically: true, encoding: .utf8)
-            try await ip(["netns", "add", "\(leftover)-h1"])
-            try await ip(["link", "add", "\(leftover)-br", "type", "bridge"])
+            if try await !namespaces().contains("\(leftover)-h1") { try await ip(["netns", "add", "\(leftover)-h1"]) }
+            if try await !links().contains("\(leftover)-br") { try await ip(["link", "add", "\(leftover)-br", "type", "bridge"]) }
 
             var options = Cluster.Options()
             options.machines = 2
