@@ -144,7 +144,7 @@ extension PopClusterSuite {
             try await withCluster { cluster in
                 _ = try await ProbeDeployment.start(cluster)
                 await try #require(cluster.machines[2].agent).stop()
-                let result = try await cluster.pop(["run", "web", "hello", "a b", "--timeout", "5"])
+                let result = try await cluster.pop(["run", "--timeout", "5", "web", "hello", "a b"])
                 #expect(result.status == 1, "\(result)")
                 #expect(result.stdout.contains("hello from m1 a b"), "\(result)")
                 #expect(result.stdout.contains("hello from m2 a b"), "\(result)")
