@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "PopState", targets: ["PopState"]),
         .library(name: "PopTemplates", targets: ["PopTemplates"]),
         .library(name: "PopAgent", targets: ["PopAgent"]),
+        .library(name: "PopTestSupport", targets: ["PopTestSupport"]),
         .executable(name: "pop", targets: ["pop"]),
         .executable(name: "pop-bench", targets: ["pop-bench"]),
     ],
@@ -49,6 +50,12 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
+            swiftSettings: strictSettings
+        ),
+        // A pop cluster on one host for tests and benchmarks: a ZooKeeper ensemble and machines in network namespaces.
+        .target(
+            name: "PopTestSupport",
+            dependencies: ["ZooKeeperTestSupport"],
             swiftSettings: strictSettings
         ),
         // pop's domain model, the CoordinationStore protocol, and its ZooKeeper and embedded implementations.
@@ -101,7 +108,7 @@ let package = Package(
         .executableTarget(
             name: "pop-bench",
             dependencies: [
-                "ZooKeeperNIO", "ZooKeeperTestSupport", "PopState",
+                "ZooKeeperNIO", "ZooKeeperTestSupport", "PopState", "PopTestSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSettings
@@ -150,6 +157,12 @@ let package = Package(
             name: "PopCLITests",
             dependencies: ["PopState", "ZooKeeperNIO", "ZooKeeperTestSupport"],
             exclude: ["Security/acl_probe.py"],
+            swiftSettings: strictSettings
+        ),
+        // Many machines: the real pop binary on a ZooKeeper ensemble with agents in network namespaces (needs root).
+        .testTarget(
+            name: "PopClusterTests",
+            dependencies: ["PopTestSupport", "PopState", "ZooKeeperTestSupport"],
             swiftSettings: strictSettings
         ),
     ],

@@ -6,6 +6,6 @@ struct PopBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "pop-bench",
         abstract: "Benchmarks of pop's parts, each against servers it starts itself.",
-        subcommands: [ZooKeeperBenchmark.self]
+        subcommands: [ZooKeeperBenchmark.self, StoreBenchmark.self, ClusterBenchmark.self]
     )
 }

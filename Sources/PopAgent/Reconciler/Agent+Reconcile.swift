@@ -64,12 +64,13 @@ extension Agent {
             }
         }
         let snapshots = try await readServices(scope.sorted(), namespace: namespace)
-        let actions = state.withLock { state -> [ReconcileAction] in
+        let planned = state.withLock { state -> [ReconcileAction] in
             for (name, snapshot) in snapshots { apply(snapshot, of: name, to: &state) }
             return Reconciliation.plan(
                 desired: state.desired, actual: state.actual, unreadable: Set(state.problems.keys).union(state.busy),
                 scope: scope)
         }
+        let actions = try await gateRollouts(planned, scope: scope, namespace: namespace)
         for action in actions {
             carryOut(action)
         }

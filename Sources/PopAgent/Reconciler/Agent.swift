@@ -233,7 +233,14 @@ public final class Agent: Service, Sendable {
                 continue
             }
             guard let change = StoreChange.classify(path: event.path, servicesPath: services, machine: machine)
-            else { continue }
+            else {
+                let woken = rolloutWakeups(path: event.path, namespace: session.namespace)
+                if !woken.isEmpty {
+                    state.withLock { $0.pending.services.formUnion(woken) }
+                    session.reconcile.signal()
+                }
+                continue
+            }
             if case .instanceRecord(let service) = change {
                 // Our own writes echo back; only a deletion by someone else needs the record written again.
                 guard event.kind == .deleted else { continue }

@@ -46,6 +46,8 @@ struct AgentState: Sendable {
     var statuses: [ServiceName: InstanceStatus] = [:]
     /// The restart generation each instance was started at.
     var generations: [ServiceName: Int] = [:]
+    /// Services whose configuration restart waits for its turn in a rollout (see ``Rollout``).
+    var rolloutWaits: Set<ServiceName> = []
     /// Services with a slow operation in flight (stop, remove, restart); the planner leaves them alone meanwhile.
     var busy: Set<ServiceName> = []
 

@@ -21,6 +21,8 @@ public struct NamespacePaths: Hashable, Sendable {
     public func service(_ name: ServiceName) -> String { services + "/" + name.rawValue }
     /// `<root>/services/<name>/packages`: packages added by `pop run NAME install`.
     public func packages(_ name: ServiceName) -> String { service(name) + "/packages" }
+    /// `<root>/services/<name>/rollout`: the service's ``Rollout`` (optional; not part of its signature).
+    public func rollout(_ name: ServiceName) -> String { service(name) + "/rollout" }
     /// `<root>/services/<name>/machines`: the service's placements.
     public func placements(_ name: ServiceName) -> String { service(name) + "/machines" }
     /// `<root>/services/<name>/machines/<id>`: a ``Placement``.

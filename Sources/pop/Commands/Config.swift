@@ -6,20 +6,47 @@ import PopTemplates
 struct Config: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Show a service's options, or change them (every instance then restarts with the new signature).",
-        discussion: "Example: pop config plone --port 8081")
+        discussion: """
+            Example: pop config plone --port 8081
+            --max-parallel N makes this and later configuration changes roll out N machines at a time, in machine-id
+            order, each waiting until the previous instance runs the new configuration (healthy, when the template has
+            a check); 1 is a rolling restart, 0 restarts every machine at once again. It is kept with the service.
+            """)
 
     @OptionGroup var global: GlobalOptions
 
     @Argument(help: "The service.")
     var name: String
 
+    @Option(
+        name: .customLong("max-parallel"),
+        help: "Restart at most this many machines at once on configuration changes (kept; 0: all at once).")
+    var maxParallel: Int?
+
     @Argument(parsing: .allUnrecognized, help: ArgumentHelp("Options to change.", valueName: "--OPTION VALUE"))
     var templateOptions: [String] = []
+
+    func validate() throws {
+        if let maxParallel, maxParallel < 0 {
+            throw ValidationError("--max-parallel must be 0 (all at once) or more.")
+        }
+    }
 
     func run() async throws {
         let service = try ServiceName(name)
         let pairs = try TemplateOptionArguments.parse(templateOptions)
         try await CommandContext.with(global) { context in
+            if let maxParallel {
+                // Written before the spec, so every agent that sees the new signature also sees how to roll it out.
+                try await context.namespace.setRollout(service, Rollout(maxParallel: maxParallel == 0 ? nil : maxParallel))
+                if pairs.isEmpty {
+                    context.done(
+                        maxParallel == 0
+                            ? "configuration changes of \(service) restart every machine at once"
+                            : "configuration changes of \(service) roll out \(maxParallel) machine\(maxParallel == 1 ? "" : "s") at a time")
+                    return
+                }
+            }
             if pairs.isEmpty {
                 try await show(service, context)
             } else {

@@ -1,0 +1,252 @@
+import ArgumentParser
+import Foundation
+import PopState
+import PopTestSupport
+import Synchronization
+import ZooKeeperTestSupport
+
+/// `pop-bench cluster`: many agents on a 3-member ZooKeeper ensemble converging thousands of instances, and
+/// `pop-bench cluster up`, which holds a cluster for `scripts/cluster.sh`.
+struct ClusterBenchmark: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cluster",
+        abstract: "Many machines: agents on a 3-member ZooKeeper ensemble, or a cluster held for scripts/cluster.sh.",
+        subcommands: [ClusterScaleBenchmark.self, ClusterHold.self],
+        defaultSubcommand: ClusterScaleBenchmark.self)
+}
+
+/// `pop-bench cluster [scale]`: the time from the deploy commands to every instance running, with ZooKeeper's request
+/// count and the agents' memory.
+struct ClusterScaleBenchmark: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "scale",
+        abstract: "Start N agents (separate `pop fg` processes) and deploy S services of `sleep` to all of them.")
+
+    @Option(help: "Agents: separate `pop fg` processes, each with its own machine id and pop home.")
+    var agents = 100
+
+    @Option(help: "Services, each deployed to every agent's machine (instances = agents × services).")
+    var services = 20
+
+    @Option(help: "Seconds to wait for every instance to run.")
+    var timeout = 600.0
+
+    func run() async throws {
+        var options = Cluster.Options()
+        options.machines = agents
+        // The agents share one network namespace: they need distinct machine ids and homes, not distinct ports.
+        options.machinesPerHost = agents
+        options.zooKeeper.optimizeForThroughput = true
+        options.zooKeeper.jvmArguments = ["-Xmx512m"]
+        let total = agents * services
+        print("cluster: \(agents) agents, \(services) services × \(agents) machines = \(total) instances of `sleep 100000`")
+        print("host: \(ProcessInfo.processInfo.activeProcessorCount) cores")
+        try await withCluster(options) { cluster in
+            print("ensemble: \(cluster.host)")
+            let agentsStart = ContinuousClock.now
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for machine in cluster.machines {
+                    group.addTask { try await machine.startAgent(readyTimeout: .seconds(300)) }
+                }
+                try await group.waitForAll()
+            }
+            print("agents registered: \(agents) in \(Self.seconds(ContinuousClock.now - agentsStart))")
+            for index in 1...services {
+                try await cluster.popOK(["add", "s\(index)", "--template", "command", "--command", "sleep 100000"])
+            }
+
+            let watcher = try await InstanceWatcher.open(host: cluster.host, expected: total)
+            let before = await Self.zooKeeperPackets(cluster.ensemble)
+            let start = ContinuousClock.now
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for index in 1...services {
+                    group.addTask { try await cluster.popOK(["deploy", "s\(index)"] + cluster.machines.map(\.id)) }
+                }
+                try await group.waitForAll()
+            }
+            let deployed = ContinuousClock.now - start
+            try await watcher.waitUntilAllRunning(timeout: .seconds(timeout))
+            let converged = ContinuousClock.now - start
+            let after = await Self.zooKeeperPackets(cluster.ensemble)
+            let watcherRequests = watcher.requests
+            await watcher.close()
+
+            let memory = cluster.machines.compactMap { $0.agent.flatMap { Self.residentKilobytes($0.pid) } }.reduce(0, +)
+            let requests = after.received - before.received - watcherRequests
+            let rate = Double(total) / Self.secondsValue(converged)
+            print("deploy commands: \(services) in \(Self.seconds(deployed)) (concurrently)")
+            print("all \(total) instances running: \(Self.seconds(converged)) after the first deploy command")
+            print(String(format: "converged: %.0f instances/s", rate))
+            print(
+                "ZooKeeper requests from clients during the run: \(requests) (\(String(format: "%.2f", Double(requests) / Double(total))) per instance; the benchmark's own \(watcherRequests) reads excluded)"
+            )
+            print("ZooKeeper packets sent to clients (watch notifications and replies): \(after.sent - before.sent) (\(String(format: "%.1f", Double(after.sent - before.sent) / Double(total))) per instance)")
+            print("agents' memory: \(memory / 1024) MiB resident in total (\(memory / max(agents, 1)) KiB per agent)")
+        }
+    }
+
+    /// The sum over members of `zk_packets_received` and `zk_packets_sent` (client packets) from `mntr`.
+    static func zooKeeperPackets(_ ensemble: ZooKeeperEnsemble) async -> (received: Int, sent: Int) {
+        var received = 0
+        var sent = 0
+        for member in ensemble.members {
+            guard let answer = try? await member.fourLetterWord("mntr") else { continue }
+            for line in answer.split(separator: "\n") {
+                let fields = line.split(separator: "\t")
+                guard fields.count == 2, let value = Int(fields[1]) else { continue }
+                if fields[0] == "zk_packets_received" { received += value }
+                if fields[0] == "zk_packets_sent" { sent += value }
+            }
+        }
+        return (received, sent)
+    }
+
+    /// VmRSS of a process, in KiB.
+    static func residentKilobytes(_ pid: Int32) -> Int? {
+        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
+        for line in status.split(separator: "\n") where line.hasPrefix("VmRSS:") {
+            return Int(line.split(separator: " ").dropFirst().first ?? "")
+        }
+        return nil
+    }
+
+    static func secondsValue(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+    }
+
+    static func seconds(_ duration: Duration) -> String { String(format: "%.2f s", secondsValue(duration)) }
+}
+
+/// Counts instance records that are `running`, following the services subtree with one watch and reading the records
+/// that changed in batches.
+final class InstanceWatcher: Sendable {
+    private let store: any CoordinationStore
+    private let servicesPath: String
+    private let expected: Int
+    private let events: NodeEvents
+    private let counters = Mutex<Int>(0)
+    private let changed = Mutex<Set<String>>([])
+
+    /// The read requests this watcher sent (so they can be told apart from the agents').
+    var requests: Int { self.counters.withLock { $0 } }
+
+    private init(store: any CoordinationStore, servicesPath: String, expected: Int, events: NodeEvents) {
+        self.store = store
+        self.servicesPath = servicesPath
+        self.expected = expected
+        self.events = events
+    }
+
+    static func open(host: String, expected: Int) async throws -> InstanceWatcher {
+        let configuration = try StoreConfiguration(kind: StoreConfiguration.parseHosts(host), prefix: "/pop")
+        let store = try await openStore(configuration, sessionTimeout: .seconds(30))
+        let services = "/pop/services"
+        let events = try await store.watchSubtree(services)
+        return InstanceWatcher(store: store, servicesPath: services, expected: expected, events: events)
+    }
+
+    func close() async { await self.store.close() }
+
+    /// Returns once `expected` instance records say `running`.
+    ///
+    /// Event paths are gathered while a batched read is under way, so a burst of changes costs one read per 500.
+    func waitUntilAllRunning(timeout: Duration) async throws {
+        let (wakeups, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        try await withThrowingTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                for try await event in self.events where event.path.hasSuffix("/instance") {
+                    self.changed.withLock { _ = $0.insert(event.path) }
+                    wake.yield()
+                }
+                return false
+            }
+            group.addTask {
+                var running: Set<String> = []
+                for await _ in wakeups {
+                    let paths = self.changed.withLock { paths in
+                        defer { paths = [] }
+                        return paths.sorted()
+                    }
+                    for chunk in stride(from: 0, to: paths.count, by: 500).map({ paths[$0..<min($0 + 500, paths.count)] }) {
+                        self.counters.withLock { $0 += 1 }
+                        let results = try await self.store.read(chunk.map { .get($0) })
+                        for (path, result) in zip(chunk, results) {
+                            guard let node = try result.nodeIfExists(),
+                                let record = try? PopJSON.decoder().decode(InstanceRecord.self, from: Data(node.data))
+                            else { continue }
+                            if record.state == .running { running.insert(path) } else { running.remove(path) }
+                        }
+                    }
+                    if running.count >= self.expected { return true }
+                }
+                return false
+            }
+            group.addTask {
+                try await Task.sleep(for: timeout)
+                return false
+            }
+            let done = try await group.next() ?? false
+            group.cancelAll()
+            wake.finish()
+            guard done else { throw ValidationError("not every instance was running within \(timeout)") }
+        }
+    }
+}
+
+/// `pop-bench cluster up`: starts a cluster and holds it until SIGTERM or SIGINT, describing it in a state file that
+/// `scripts/cluster.sh` reads.
+struct ClusterHold: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "up",
+        abstract: "Start a cluster (ensemble, namespaces, machines) and keep it until SIGTERM or SIGINT.")
+
+    @Option(help: "Machines, each in its own network namespace.")
+    var machines = 3
+
+    @Option(help: "The file describing the running cluster (shell variable assignments).")
+    var state: String
+
+    @Flag(help: "Start every machine's agent (pop fg) too.")
+    var agents = false
+
+    func run() async throws {
+        var options = Cluster.Options()
+        options.machines = machines
+        let cluster = try await Cluster.start(options)
+        do {
+            if agents { try await cluster.startAgents() }
+            var lines = [
+                "POP_CLUSTER_NAME=\(cluster.network.name)", "POP_CLUSTER_PID=\(getpid())", "POP_HOST=\(cluster.host)",
+                "POP_BINARY=\(cluster.popBinary)", "POP_CLUSTER_FOLDER=\(cluster.folder.path)",
+                "POP_CLUSTER_MACHINES=\"\(cluster.machines.map(\.id).joined(separator: " "))\"",
+            ]
+            for machine in cluster.machines {
+                lines.append("POP_MACHINE_\(machine.id)=\"\(machine.namespace ?? "") \(machine.address) \(machine.home.path)\"")
+            }
+            let text = lines.joined(separator: "\n") + "\n"
+            try text.write(toFile: state + ".new", atomically: false, encoding: .utf8)
+            rename(state + ".new", state)
+            print(text, terminator: "")
+            let signals = AsyncStream<Int32> { continuation in
+                nonisolated(unsafe) let sources = [SIGTERM, SIGINT].map { signal in
+                    Foundation.signal(signal, SIG_IGN)
+                    let source = DispatchSource.makeSignalSource(signal: signal)
+                    source.setEventHandler { continuation.yield(signal) }
+                    source.resume()
+                    return source
+                }
+                continuation.onTermination = { _ in for source in sources { source.cancel() } }
+            }
+            for await signal in signals {
+                print("signal \(signal): tearing the cluster down")
+                break
+            }
+        } catch {
+            await cluster.stop()
+            unlink(state)
+            throw error
+        }
+        await cluster.stop()
+        unlink(state)
+    }
+}
