@@ -65,10 +65,15 @@ import Testing
         }
     }
 
-    @Test func openingZooKeeperSaysItIsNotAvailableYet() async throws {
-        let configuration = try StoreConfiguration(kind: .zooKeeper(servers: [.init(host: "127.0.0.1", port: 2181)], chroot: nil))
-        let error = await #expect(throws: PopError.self) { _ = try await openStore(configuration) }
-        #expect(error?.code == .invalidInput)
-        #expect(error?.message.contains("not available") == true)
+    @Test func openingAnUnreachableZooKeeperFailsClearlyWithinTheConnectTimeout() async throws {
+        // Port 1 on loopback: nothing listens there, so every connect is refused.
+        let configuration = try StoreConfiguration(kind: .zooKeeper(servers: [.init(host: "127.0.0.1", port: 1)], chroot: nil))
+        let started = ContinuousClock.now
+        let error = await #expect(throws: PopError.self) {
+            _ = try await openStore(configuration, connectTimeout: .seconds(2))
+        }
+        #expect(error?.code == .storeUnreachable)
+        #expect(error?.message.contains("127.0.0.1:1") == true, "\(String(describing: error))")
+        #expect(ContinuousClock.now - started < .seconds(10), "a refused connect must not hang")
     }
 }

@@ -320,7 +320,7 @@ struct PopNamespaceTests {
         }
     }
 
-    @Test func statusOfAHundredServicesIsFast() async throws {
+    @Test func statusReadsAHundredServices() async throws {
         try await withNamespace(.embedded) { namespace, _ in
             let machine = try Self.machine("m1")
             try await namespace.registerMachine(
@@ -333,16 +333,10 @@ struct PopNamespaceTests {
                     InstanceRecord(machine: machine, pid: Int32(index), signature: spec.signature, state: .running, since: Date()),
                     service: spec.name)
             }
-            var timings: [Duration] = []
-            for _ in 0..<5 {
-                let start = ContinuousClock.now
-                let status = try await namespace.status()
-                timings.append(ContinuousClock.now - start)
-                #expect(status.services.count == 100)
-                #expect(status.services.allSatisfy { $0.placements.first?.instance?.signature == $0.signature })
-            }
-            let best = timings.min()!
-            #expect(best < .milliseconds(30), "status of 100 services took \(best) (all runs: \(timings))")
+            // Its speed is measured by `pop-bench store` and `pop-bench status` (docs/benchmarks.md), not here.
+            let status = try await namespace.status()
+            #expect(status.services.count == 100)
+            #expect(status.services.allSatisfy { $0.placements.first?.instance?.signature == $0.signature })
         }
     }
 }
