@@ -145,6 +145,15 @@ let package = Package(
             dependencies: ["PopState", "ZooKeeperTestSupport"],
             swiftSettings: strictSettings
         ),
+        // The seed's tutorial with the real binary on both stores: Plone from PyPI, `pop run`, `pop config --port`.
+        .testTarget(
+            name: "PopTutorialTests",
+            dependencies: [
+                "ZooKeeperTestSupport",
+                .target(name: "CPopAgentLinux", condition: .when(platforms: [.linux])),
+            ],
+            swiftSettings: strictSettings
+        ),
     ],
     swiftLanguageModes: [.v6]
 )
