@@ -165,6 +165,15 @@ let package = Package(
             dependencies: ["PopTestSupport", "PopState", "ZooKeeperTestSupport"],
             swiftSettings: strictSettings
         ),
+        // The seed's tutorial with the real binary on both stores: Plone from PyPI, `pop run`, `pop config --port`.
+        .testTarget(
+            name: "PopTutorialTests",
+            dependencies: [
+                "ZooKeeperTestSupport",
+                .target(name: "CPopAgentLinux", condition: .when(platforms: [.linux])),
+            ],
+            swiftSettings: strictSettings
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -23,9 +23,9 @@ if [ "${1:-}" = plone ]; then
     "$pop" start
     "$pop" deploy plone
     "$pop" status plone --wait running --timeout 900
-    curl -fsS http://127.0.0.1:8080/ | grep -o 'Plone is up and running' || true
-    "$pop" run plone install six
-    "$pop" run plone packages
+    python3 -c 'import urllib.request; page = urllib.request.urlopen("http://127.0.0.1:8080/").read().decode(); print("GET http://127.0.0.1:8080/ ->", "Plone is up and running" if "Plone is up and running" in page else page[:200])'
+    "$pop" run plone install toml==0.10.2
+    "$pop" run plone packages toml Products.CMFPlone
 else
     "$pop" add hello --template command --command 'python3 -m http.server 8000 --bind 127.0.0.1' --port 8000
     "$pop" start

@@ -21,6 +21,9 @@ public struct InstanceBlueprint: Hashable, Sendable {
     public var health: HealthCheck?
     /// The placeholder values, for tasks.
     public var values: [String: String]
+    /// The file (relative to ``directory``) whose existence says the environment has every requirement installed:
+    /// the template's packages and the recorded ones, under its constraints. `nil` when there is nothing to install.
+    public var environmentMarker: String?
 
     /// The folder of the Python virtual environment, for python templates.
     public var virtualEnvironment: String? {
@@ -65,6 +68,7 @@ public struct InstanceBlueprint: Hashable, Sendable {
 
         var setup: [SetupStep] = []
         var files: [TemplateFile] = []
+        var environmentMarker: String?
         if let python = template.python, let venv = values["venv"] {
             setup.append(SetupStep(name: "venv", command: [python.python, "-m", "venv", venv], creates: "venv/bin/python"))
             // Always written: the `install` task hands it to pip with --constraint.
@@ -80,6 +84,7 @@ public struct InstanceBlueprint: Hashable, Sendable {
                 // The marker names the exact requirement set, so a changed set is installed at the next start while
                 // an unchanged one is not installed again.
                 let marker = ".pop/pip-" + Self.digest(requirements + ["--"] + python.constraints)
+                environmentMarker = marker
                 setup.append(SetupStep(name: "pip", command: pip, creates: marker))
                 setup.append(
                     SetupStep(
@@ -88,7 +93,10 @@ public struct InstanceBlueprint: Hashable, Sendable {
                         creates: marker))
             }
         }
-        for step in template.setup {
+        // A resolved python template carries its own `venv` and `pip` steps; the ones above replace them (they also
+        // install the recorded packages and are skipped when already done), so running both would build the
+        // environment twice and run pip again at every start.
+        for step in template.setup where !(template.python != nil && Self.isEnvironmentStep(step)) {
             var substituted = step
             substituted.command = try Placeholders.expand(step.command, values: values)
             for (key, value) in step.environment {
@@ -102,6 +110,7 @@ public struct InstanceBlueprint: Hashable, Sendable {
         }
         self.setup = setup
         self.files = files
+        self.environmentMarker = environmentMarker
 
         if let check = template.health, check.applies(to: spec.options) {
             var substituted = check
@@ -135,6 +144,20 @@ public struct InstanceBlueprint: Hashable, Sendable {
             throw PopError(
                 .invalidInput,
                 "The file '\(path)' of service '\(service)' is not a relative path inside the instance folder.")
+        }
+    }
+
+    /// Whether `step` is one the template resolver generates for a python template (`venv` creating
+    /// `venv/bin/python`, or `pip` installing the template's packages), rather than a step the template wrote itself.
+    static func isEnvironmentStep(_ step: SetupStep) -> Bool {
+        switch step.name {
+        case "venv":
+            return step.creates == "venv/bin/python" && Array(step.command.dropFirst()) == ["-m", "venv", "{venv}"]
+        case "pip":
+            return step.creates == nil && step.environment.isEmpty
+                && Array(step.command.prefix(4)) == ["{python}", "-m", "pip", "install"]
+        default:
+            return false
         }
     }
 

@@ -96,7 +96,8 @@ extension Agent {
             "running task", metadata: ["service": "\(service)", "task": "\(request.task)", "id": "\(key.id)"])
         var result: TaskResult
         do {
-            let (task, argv, environment, directory, spec) = try taskCommand(service, request)
+            let (task, argv, environment, blueprint, spec) = try taskCommand(service, request)
+            let directory = blueprint.directory
             writeResult(key, TaskResult(machine: machine, state: .running, started: started))
             let outcome = await TaskProcess.run(
                 argv: argv, environment: environment, workingDirectory: directory,
@@ -106,7 +107,8 @@ extension Agent {
                 output: outcome.output, started: started, finished: Date(), error: outcome.failure)
             if outcome.succeeded, task.recordsPackages {
                 do {
-                    try await recordPackages(request.arguments, of: spec.name)
+                    let recorded = try await recordPackages(request.arguments, of: spec.name)
+                    markEnvironmentComplete(blueprint, spec: spec, packages: recorded)
                 } catch {
                     result.state = .failed
                     result.error =
@@ -131,7 +133,7 @@ extension Agent {
     /// The task's argv, environment and folder, or a ``PopError`` a person can act on.
     func taskCommand(
         _ service: ServiceName, _ request: TaskRequest
-    ) throws(PopError) -> (TemplateTask, [String], [String: String], String, ServiceSpec) {
+    ) throws(PopError) -> (TemplateTask, [String], [String: String], InstanceBlueprint, ServiceSpec) {
         let (spec, packages, placed) = state.withLock {
             ($0.specs[service], $0.packages[service] ?? [], $0.desired[service] != nil)
         }
@@ -162,11 +164,31 @@ extension Agent {
             baseEnvironment: configuration.instanceBaseEnvironment)
         let argv = try Placeholders.expand(task.command, values: blueprint.values, arguments: request.arguments)
         try PrivateFiles.ensureFolder(blueprint.directory)
-        return (task, argv, blueprint.taskEnvironment(task: task.name, options: spec.options), blueprint.directory, spec)
+        return (task, argv, blueprint.taskEnvironment(task: task.name, options: spec.options), blueprint, spec)
     }
 
-    /// Appends packages to the service's record (compare-and-set), waiting for a session if there is none.
-    func recordPackages(_ packages: [String], of service: ServiceName) async throws {
+    /// After packages were installed into a complete environment and recorded, marks the environment complete for
+    /// the new requirement set too, so the next start of the instance (such as after `pop config`) does not run pip
+    /// over every requirement again. An environment that was not complete before is left for setup to finish.
+    func markEnvironmentComplete(_ blueprint: InstanceBlueprint, spec: ServiceSpec, packages: [String]) {
+        guard let before = blueprint.environmentMarker,
+            FileManager.default.fileExists(atPath: blueprint.directory + "/" + before),
+            let after = try? InstanceBlueprint(
+                spec: spec, machine: machine, directory: blueprint.directory, packages: packages,
+                baseEnvironment: configuration.instanceBaseEnvironment
+            ).environmentMarker,
+            after != before
+        else { return }
+        if !FileManager.default.createFile(atPath: blueprint.directory + "/" + after, contents: nil) {
+            logger.warning(
+                "could not mark the environment complete; the next start runs pip again",
+                metadata: ["service": "\(spec.name)", "marker": "\(after)"])
+        }
+    }
+
+    /// Appends packages to the service's record (compare-and-set), waiting for a session if there is none; returns
+    /// the whole record.
+    func recordPackages(_ packages: [String], of service: ServiceName) async throws -> [String] {
         var attempts = 0
         while true {
             attempts += 1
@@ -176,8 +198,7 @@ extension Agent {
                 continue
             }
             do {
-                try await session.namespace.appendPackages(service, packages)
-                return
+                return try await session.namespace.appendPackages(service, packages)
             } catch let error as PopError where error.code == .storeUnreachable && attempts <= 30 {
                 try await Task.sleep(for: .seconds(1))
             }

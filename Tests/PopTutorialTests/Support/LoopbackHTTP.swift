@@ -1,0 +1,113 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+
+/// A plain HTTP/1.0 GET on 127.0.0.1 and loopback port checks: just enough to see what a browser would see.
+enum LoopbackHTTP {
+    /// What a GET returned.
+    struct Response {
+        var status: Int
+        var body: String
+    }
+
+    /// Why a GET got no response.
+    struct Failure: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    /// `GET path` on 127.0.0.1:`port`, reading until the server closes the connection (at most `timeout` per read).
+    static func get(port: Int, path: String = "/", timeout: Int = 30) throws -> Response {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw Failure(description: "socket: \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var limit = timeval(tv_sec: timeout, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
+        guard connect(fd, port: port) == 0 else {
+            throw Failure(description: "connect to 127.0.0.1:\(port): \(String(cString: strerror(errno)))")
+        }
+        let request = "GET \(path) HTTP/1.0\r\nHost: 127.0.0.1:\(port)\r\nConnection: close\r\n\r\n"
+        let sent = request.utf8CString.withUnsafeBufferPointer { send(fd, $0.baseAddress, $0.count - 1, 0) }
+        guard sent == request.utf8.count else { throw Failure(description: "send to 127.0.0.1:\(port) failed") }
+        var received: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let count = recv(fd, &buffer, buffer.count, 0)
+            if count < 0, errno == EINTR { continue }
+            guard count >= 0 else {
+                throw Failure(description: "recv from 127.0.0.1:\(port): \(String(cString: strerror(errno)))")
+            }
+            if count == 0 { break }
+            received += buffer[0..<count]
+        }
+        let text = String(decoding: received, as: UTF8.self)
+        let statusLine = text.prefix { $0 != "\r" && $0 != "\n" }.split(separator: " ")
+        guard statusLine.count >= 2, statusLine[0].hasPrefix("HTTP/"), let status = Int(statusLine[1]) else {
+            throw Failure(description: "127.0.0.1:\(port) did not answer HTTP: \(text.prefix(200))")
+        }
+        let body = text.range(of: "\r\n\r\n").map { String(text[$0.upperBound...]) } ?? ""
+        return Response(status: status, body: body)
+    }
+
+    /// Whether something accepts TCP connections on 127.0.0.1:`port` now.
+    static func accepts(port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        return connect(fd, port: port) == 0
+    }
+
+    /// Whether `port` can be bound on every address (0.0.0.0) now, the way Plone binds it by default.
+    static func isFree(port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr = in_addr(s_addr: INADDR_ANY)
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        } == 0
+    }
+
+    /// A port the kernel reports free now (bound to port 0, then released), not 8080 and not in `excluding`.
+    static func freePort(excluding: Set<Int> = []) throws -> Int {
+        for _ in 0..<50 {
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            guard fd >= 0 else { break }
+            defer { close(fd) }
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_port = 0
+            address.sin_addr = in_addr(s_addr: INADDR_ANY)
+            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+            let bound = withUnsafeMutablePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0
+                }
+            }
+            guard bound else { continue }
+            let port = Int(UInt16(bigEndian: address.sin_port))
+            if port != 8080, !excluding.contains(port) { return port }
+        }
+        throw Failure(description: "no free TCP port found")
+    }
+
+    private static func connect(_ fd: Int32, port: Int) -> Int32 {
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr = in_addr(s_addr: inet_addr("127.0.0.1"))
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+    }
+}
