@@ -7,6 +7,8 @@ missing=()
 [ -f /usr/share/java/zookeeper.jar ] || missing+=(zookeeper)
 [ -f /usr/include/sqlite3.h ] || missing+=(libsqlite3-dev)
 command -v ip >/dev/null || missing+=(iproute2)
+# Templates create virtual environments with the system's Python.
+/usr/bin/python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3 python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "==> installing ${missing[*]}"
     apt-get update -qq

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Logging
 import PopState
 
 /// The `pop` command: set the desired state once, and the machine agents make it so.
@@ -39,6 +40,13 @@ struct Pop: AsyncParsableCommand {
             let message = fullMessage(for: error)
             Terminal.standardError.write(message.hasSuffix("\n") ? message : message + "\n")
             Foundation.exit(ExitStatus.usage.rawValue)
+        }
+        // Commands log warnings and errors only; the agent (`pop fg`) logs at the level it is given.
+        let level = (command as? Foreground)?.level ?? .warning
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
         }
         do {
             if var asyncCommand = command as? any AsyncParsableCommand {

@@ -36,6 +36,9 @@ struct Foreground: AsyncParsableCommand {
         }
     }
 
+    /// The log level asked for, or nil when it is not one (reported by run()).
+    var level: Logger.Level? { Logger.Level(rawValue: logLevel) }
+
     private func runAgent(_ readiness: AgentReadiness?) async throws {
         guard let level = Logger.Level(rawValue: logLevel) else {
             throw PopError(.invalidInput, "Unknown log level '\(logLevel)'.",
@@ -50,11 +53,6 @@ struct Foreground: AsyncParsableCommand {
         let pidFile = try AgentPidFile.acquire(path: home.agentPIDFile(machine), machine: machine)
         defer { pidFile.release() }
 
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
         var logger = Logger(label: "pop.agent")
         logger.logLevel = level
         let agentConfiguration = AgentConfiguration(
