@@ -27,8 +27,9 @@ struct EmbeddedStoreProcessTests {
             #expect(await probe.wait() == 0)
             latencies.sort()
             let p50 = latencies[count / 2]
-            // The goal is 10 ms at p99 (see docs/benchmarks.md); this bound leaves room for a loaded test machine.
-            #expect(p50 < .milliseconds(50), "median write-to-notified latency \(p50)")
+            // Promptness is measured by `pop-bench store` (10 ms p99 goal, docs/benchmarks.md). Here the bound only
+            // proves the watcher is woken by the commit rather than by some slow fallback, even on a loaded machine.
+            #expect(p50 < .seconds(1), "median write-to-notified latency \(p50)")
             await store.close()
         }
     }
@@ -88,7 +89,9 @@ struct EmbeddedStoreProcessTests {
             let event = try await within(10, "the killed probe's ephemeral to vanish") { try await watch.event() }
             #expect(event == WatchEvent(.nodeDeleted, path: "/machines/probe"))
             let elapsed = ContinuousClock.now - killed
-            #expect(elapsed < .seconds(5), "deleted \(elapsed) after the kill")
+            // Not before the probe's session has timed out (1.5 s after its last heartbeat, sent at most 0.5 s
+            // before the kill); the `within(10)` above bounds it from above.
+            #expect(elapsed >= .milliseconds(900), "deleted \(elapsed) after the kill")
             #expect(try await store.exists("/machines/probe") == nil)
             await store.close()
         }
