@@ -100,6 +100,24 @@ struct AgentEndToEndTests {
         }
     }
 
+    @Test func servicesNeverInheritTheAgentsCredentials() async throws {
+        try await withMachine(.embedded) { pop in
+            let secret = "pw-" + UUID().uuidString
+            try pop.run(["start"], extraEnvironment: ["POP_AUTH": "ops:\(secret)"]).expectSuccess()
+            try pop.ok("add", "quiet", "--template", "command", "--command", "sleep 100000")
+            try pop.ok("deploy", "quiet")
+            let instance = try await pop.waitFor("quiet") { $0.state == "running" && $0.pid != nil }
+            let agent = try #require(pop.agentPID())
+            let agentEnvironment = try Data(contentsOf: URL(fileURLWithPath: "/proc/\(agent)/environ"))
+            #expect(String(decoding: agentEnvironment, as: UTF8.self).contains(secret), "the agent itself has it")
+            let environment = try Data(contentsOf: URL(fileURLWithPath: "/proc/\(try #require(instance.pid))/environ"))
+            let text = String(decoding: environment, as: UTF8.self)
+            #expect(!text.contains(secret))
+            #expect(!text.contains("POP_AUTH"))
+            #expect(text.contains("POP_SERVICE=quiet"))
+        }
+    }
+
     @Test func instancesOutliveAZooKeeperOutageAndTheAgentReconverges() async throws {
         let server = try await ZooKeeperServer.start()
         defer { Task { await server.stop() } }
@@ -238,6 +256,13 @@ struct StatusJSON: Decodable {
     }
 
     var services: [Service]
+}
+
+extension PopResult {
+    /// Throws unless the command exited 0.
+    func expectSuccess() throws {
+        guard status == 0 else { throw PopFailure(result: self) }
+    }
 }
 
 struct PopFailure: Error, CustomStringConvertible {
