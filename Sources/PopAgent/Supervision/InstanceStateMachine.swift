@@ -161,11 +161,13 @@ struct InstanceStateMachine: Sendable {
         }
     }
 
-    /// A deliberate restart: clears FATAL and the failure counts, adopts `parameters`, and starts afresh.
+    /// A deliberate restart: clears FATAL, the failure counts and the last error (it was about the previous
+    /// configuration or run), adopts `parameters`, and starts afresh.
     mutating func restart(with parameters: Parameters, at now: Moment) -> Action {
         pendingParameters = parameters
         quickFailures = 0
         restarts = 0
+        lastError = nil
         switch phase {
         case .stopped, .fatal, .backoff:
             return begin(at: now)

@@ -53,6 +53,7 @@ struct InstanceStateMachineTests {
         #expect(machine.start(at: now) == .none)
         #expect(machine.restart(with: machine.parameters, at: now) == .spawnCommand)
         #expect(machine.restarts == 0)
+        #expect(machine.lastError == nil, "the error was about the previous run")
     }
 
     @Test func stableUptimeResetsTheFailureCount() {
