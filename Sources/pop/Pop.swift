@@ -27,6 +27,7 @@ struct Pop: AsyncParsableCommand {
 
     /// Parses and runs a command, mapping every failure to a clear message and a documented exit code.
     static func main() async {
+        CommandLogging.bootstrap()
         let arguments = Array(CommandLine.arguments.dropFirst())
         var command: any ParsableCommand
         do {
