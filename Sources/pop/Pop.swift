@@ -21,7 +21,7 @@ struct Pop: AsyncParsableCommand {
         subcommands: [
             Init.self, Add.self, Describe.self, List.self,
             Deploy.self, Undeploy.self, Remove.self, Config.self, Restart.self, Status.self, Machines.self,
-            Run.self,
+            Run.self, Dump.self,
         ]
     )
 
