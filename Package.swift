@@ -142,7 +142,7 @@ let package = Package(
         ),
         .testTarget(
             name: "PopCLITests",
-            dependencies: ["PopState", "ZooKeeperTestSupport"],
+            dependencies: ["PopState", "ZooKeeperTestSupport", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strictSettings
         ),
     ],
