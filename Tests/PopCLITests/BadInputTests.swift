@@ -74,6 +74,9 @@ struct BadInput: Sendable, CustomTestStringConvertible {
         BadInput(notFound, ["describe", "nosuch"], ["no template named 'nosuch'"]),
         BadInput(notFound, ["describe", "../../etc/passwd"], ["no template named"]),
         BadInput(notFound, ["add", "x", "--template", "comand"], ["did you mean 'command'"]),
+        BadInput(notFound, ["add", "x", "--template", "broken"], ["no template named 'broken'"]),
+        BadInput(notFound, ["add", "x", "--template", "typo"], ["no template named 'typo'"]),
+        BadInput(notFound, ["describe", "garbage"], ["no template named 'garbage'"]),
     ]
 
     static let options: [BadInput] = [

@@ -40,6 +40,12 @@ struct CommandTests {
         #expect(list.stdout.hasPrefix("TEMPLATE"))
         #expect(list.stdout.contains("builtin"))
 
+        // Manifests that cannot be used are reported with their file, line and field, and left out.
+        #expect(list.stderr.contains("broken.yaml:2: command: expected a list of arguments"), "\(list)")
+        #expect(list.stderr.contains("typo.yaml:2: unknown field 'comand'; did you mean 'command'?"), "\(list)")
+        #expect(list.stderr.contains("garbage.yaml") && list.stderr.contains("not valid YAML"), "\(list)")
+        #expect(!list.stdout.contains("broken") && !list.stdout.contains("typo"))
+
         let listed = try await pop.ok("list", "--json")
         let rows = try JSONSerialization.jsonObject(with: Data(listed.stdout.utf8)) as? [[String: String]]
         #expect(rows?.first { $0["template"] == "kit" }?["plugin"] == "kit")
@@ -50,6 +56,10 @@ struct CommandTests {
         #expect(plone.stdout.contains("8080"), "the seed: plone serves on 8080 by default\n\(plone)")
         #expect(plone.stdout.contains("install"), "plone inherits the python base's tasks\n\(plone)")
         #expect(!plone.stdout.contains("--command"), "plone removes the command option\n\(plone)")
+
+        // The seed's tutorial names the template plone4.
+        let plone4 = try await pop.ok("describe", "plone4")
+        #expect(plone4.stdout.contains("--port") && plone4.stdout.contains("8080"))
 
         let kit = try await pop.ok("describe", "kit")
         #expect(kit.stdout.contains("enum(fast|safe)"))
@@ -66,6 +76,10 @@ struct CommandTests {
     func addAndConfig(kind: StoreKind) async throws {
         let fixture = try await CLIFixture.make(kind)
         let pop = fixture.pop
+        // The seed's tutorial, word for word: pop add plone --template plone4 (port 8080 unless --port).
+        try await pop.ok("add", "tutorial", "--template", "plone4")
+        #expect(try await Self.config(pop, "tutorial").options["port"] == .int(8080))
+
         let added = try await pop.ok("add", "plone", "--template", "plone", "--port", "8081")
         #expect(added.stdout.contains("added service plone from template plone"))
         #expect(added.stdout.contains("store: \(kind.label)"))

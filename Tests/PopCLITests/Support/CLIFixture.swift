@@ -144,6 +144,13 @@ enum TestPlugin {
 
         """
 
+    /// Manifests that must be reported, not used: a shell string as command, a misspelt field, broken YAML.
+    static let brokenManifests = [
+        ("broken.yaml", "name: broken\ncommand: \"touch \(BadInput.marker); sleep 1\"\n"),
+        ("typo.yaml", "name: typo\ncomand: [\"/bin/sleep\", \"1\"]\n"),
+        ("garbage.yaml", "name: [unclosed\n  - : :\n"),
+    ]
+
     static var folder: URL {
         get throws { try created.get() }
     }
@@ -152,6 +159,9 @@ enum TestPlugin {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("pop-cli-plugin-\(UUID().uuidString)/kit")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         try manifest.write(to: folder.appendingPathComponent("kit.yaml"), atomically: true, encoding: .utf8)
+        for (file, text) in brokenManifests {
+            try text.write(to: folder.appendingPathComponent(file), atomically: true, encoding: .utf8)
+        }
         return folder
     })
 }
