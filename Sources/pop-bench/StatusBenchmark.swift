@@ -137,7 +137,7 @@ struct StatusBenchmark: AsyncParsableCommand {
         print("\(label): \(services) services added and deployed in \(setupStart.duration(to: .now))")
         let output = try Spawn.output([popPath, "status"], environment: env)
         let lines = output.split(separator: "\n")
-        guard lines.filter({ $0.contains("running") }).count == services else {
+        guard lines.filter({ $0.hasPrefix("service-") && $0.contains(" running ") }).count == services else {
             throw ValidationError("pop status did not show \(services) running instances:\n\(output)")
         }
         print("  " + (lines.last.map(String.init) ?? ""))
