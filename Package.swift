@@ -155,7 +155,9 @@ let package = Package(
         ),
         .testTarget(
             name: "PopCLITests",
-            dependencies: ["PopState", "ZooKeeperNIO", "ZooKeeperTestSupport"],
+            dependencies: [
+                "PopState", "ZooKeeperNIO", "ZooKeeperTestSupport", .product(name: "Logging", package: "swift-log"),
+            ],
             exclude: ["Security/acl_probe.py"],
             swiftSettings: strictSettings
         ),

@@ -5,7 +5,9 @@ import ArgumentParser
 struct PopBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "pop-bench",
-        abstract: "Benchmarks of pop's parts, each against servers it starts itself.",
-        subcommands: [ZooKeeperBenchmark.self, StoreBenchmark.self, ClusterBenchmark.self]
+        abstract: "Benchmarks of pop's parts, each against servers it starts itself (build with -c release).",
+        subcommands: [
+            ZooKeeperBenchmark.self, StoreBenchmark.self, StatusBenchmark.self, ClusterBenchmark.self,
+        ]
     )
 }

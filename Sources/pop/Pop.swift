@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import Logging
+
 import PopState
 
 /// The `pop` command: set the desired state once, and the machine agents make it so.
@@ -22,7 +22,7 @@ struct Pop: AsyncParsableCommand {
         subcommands: [
             Init.self, Add.self, Describe.self, List.self, Start.self, Foreground.self, Stop.self,
             Deploy.self, Undeploy.self, Remove.self, Config.self, Restart.self, Status.self, Machines.self,
-            Logs.self, Run.self,
+            Logs.self, Run.self, Dump.self,
         ]
     )
 
@@ -42,12 +42,7 @@ struct Pop: AsyncParsableCommand {
             Foundation.exit(ExitStatus.usage.rawValue)
         }
         // Commands log warnings and errors only; the agent (`pop fg`) logs at the level it is given.
-        let level = (command as? Foreground)?.level ?? .warning
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
+        CommandLogging.bootstrap(level: (command as? Foreground)?.level)
         do {
             if var asyncCommand = command as? any AsyncParsableCommand {
                 try await asyncCommand.run()

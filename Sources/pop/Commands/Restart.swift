@@ -18,6 +18,10 @@ struct Restart: AsyncParsableCommand {
         let service = try ServiceName(name)
         let targets = try machines.map { try MachineID($0) }
         try await CommandContext.with(global) { context in
+            if !targets.isEmpty {
+                try PlacementCheck.requireDeployed(
+                    service, on: targets, placed: try await context.namespace.placements(service))
+            }
             let restarted = try await context.namespace.restart(service, machines: targets.isEmpty ? nil : targets)
             if context.json {
                 try context.printJSON(["service": service.rawValue, "restarted": restarted.map(\.rawValue).joined(separator: ",")])

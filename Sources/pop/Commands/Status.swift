@@ -213,8 +213,11 @@ struct StatusReport: Encodable {
         return out
     }
 
+    /// A machine id as the table shows it: a long hexadecimal id (from /etc/machine-id or a DMI UUID) is cut to
+    /// its first 12 digits, as git shortens hashes; a name someone chose is shown whole.
     private func shortMachine(_ id: String) -> String {
-        id.count > 12 ? String(id.prefix(12)) : id
+        let hex = id.unicodeScalars.allSatisfy { $0 == "-" || $0.properties.isASCIIHexDigit }
+        return hex && id.count > 12 ? String(id.prefix(12)) : id
     }
 
     static func color(_ state: String) -> Terminal.Color? {

@@ -28,14 +28,8 @@ struct Undeploy: AsyncParsableCommand {
         try await CommandContext.with(global) { context in
             let placed = try await context.namespace.placements(service)
             let targets = all ? Array(placed.keys).sorted() : try MachineArguments.resolve(machines)
-            let missing = targets.filter { placed[$0] == nil }
-            if !missing.isEmpty && !all {
-                throw PopError(
-                    .notFound,
-                    "\(service) is not deployed to \(missing.map(\.rawValue).joined(separator: ", ")).",
-                    hint: placed.isEmpty
-                        ? "It is not deployed anywhere."
-                        : "It is deployed to: \(placed.keys.sorted().map(\.rawValue).joined(separator: ", ")).")
+            if !all {
+                try PlacementCheck.requireDeployed(service, on: targets, placed: placed)
             }
             let removed = try await context.namespace.undeploy(service, machines: targets)
             if context.json {

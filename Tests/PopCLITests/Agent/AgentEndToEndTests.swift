@@ -19,10 +19,10 @@ struct AgentEndToEndTests {
     @Test(arguments: Store.allCases)
     func deployBeforeStartThenKillNineRestartsWithANewPID(_ store: Store) async throws {
         try await withMachine(store) { pop in
-            try pop.ok("add", "sleeper", "--template", "command", "--command", "sleep 100000")
-            try pop.ok("deploy", "sleeper")
-            #expect(try pop.instance("sleeper")?.state == "unknown", "no agent yet: the machine is down")
-            try pop.ok("start")
+            try await pop.ok("add", "sleeper", "--template", "command", "--command", "sleep 100000")
+            try await pop.ok("deploy", "sleeper")
+            #expect(try await pop.instance("sleeper")?.state == "unknown", "no agent yet: the machine is down")
+            try await pop.ok("start")
             let first = try await pop.waitFor("sleeper") { $0.state == "running" && $0.pid != nil }
             let pid = try #require(first.pid)
             #expect(kill(pid, 0) == 0, "the process the record names exists")
@@ -37,20 +37,20 @@ struct AgentEndToEndTests {
     @Test(arguments: Store.allCases)
     func aCrashLoopBacksOffThenTurnsFatalUntilRestarted(_ store: Store) async throws {
         try await withMachine(store) { pop in
-            try pop.ok("start")
-            try pop.ok("add", "crasher", "--template", "command", "--command", "false")
-            try pop.ok("deploy", "crasher")
+            try await pop.ok("start")
+            try await pop.ok("add", "crasher", "--template", "command", "--command", "false")
+            try await pop.ok("deploy", "crasher")
             let fatal = try await pop.waitFor("crasher", within: 30) { $0.state == "fatal" }
             #expect(fatal.lastError?.contains("status 1") == true, "\(fatal)")
             #expect((fatal.restarts ?? 0) >= 3, "\(fatal)")
             // `status --wait running` gives up at once on a fatal instance rather than waiting out its timeout.
             let started = ContinuousClock.now
-            let wait = try pop.run(["status", "crasher", "--wait", "running", "--timeout", "30"])
+            let wait = try await pop.run(["status", "crasher", "--wait", "running", "--timeout", "30"])
             #expect(wait.status == 1)
             #expect(wait.stderr.contains("fatal"))
             #expect(ContinuousClock.now - started < .seconds(10))
 
-            try pop.ok("restart", "crasher")
+            try await pop.ok("restart", "crasher")
             _ = try await pop.waitFor("crasher") { $0.state == "backoff" || $0.state == "running" || ($0.state == "fatal" && ($0.restarts ?? 0) < (fatal.restarts ?? 0)) }
         }
     }
@@ -58,42 +58,42 @@ struct AgentEndToEndTests {
     @Test(arguments: Store.allCases)
     func aConfigChangeRestartsWithTheNewSignatureAndUndeployKillsTheWholeGroup(_ store: Store) async throws {
         try await withMachine(store) { pop in
-            try pop.ok("start")
+            try await pop.ok("start")
             // A workload with a grandchild in the background, to check that stop reaches the whole group.
-            try pop.ok("add", "family", "--template", "command", "--command", "sh -c 'sleep 100000 & sleep 100001'")
-            try pop.ok("deploy", "family")
+            try await pop.ok("add", "family", "--template", "command", "--command", "sh -c 'sleep 100000 & sleep 100001'")
+            try await pop.ok("deploy", "family")
             let before = try await pop.waitFor("family") { $0.state == "running" && $0.pid != nil }
             let oldPID = try #require(before.pid)
             #expect(try await eventually { processGroupMembers(oldPID).count >= 2 }, "sh and its background sleep")
 
-            try pop.ok("config", "family", "--command", "sh -c 'sleep 100002 & sleep 100003'")
+            try await pop.ok("config", "family", "--command", "sh -c 'sleep 100002 & sleep 100003'")
             let after = try await pop.waitFor("family") {
                 $0.state == "running" && $0.pid != nil && $0.pid != oldPID && $0.signature != before.signature
             }
             #expect(try await eventually { processGroupMembers(oldPID).isEmpty }, "the old group is gone")
             let newPID = try #require(after.pid)
-            let service = try pop.statusJSON().services.first { $0.service == "family" }
+            let service = try await pop.statusJSON().services.first { $0.service == "family" }
             #expect(after.signature == service?.signature, "the instance runs the service's current signature")
 
-            try pop.ok("undeploy", "family")
+            try await pop.ok("undeploy", "family")
             #expect(try await eventually { processGroupMembers(newPID).isEmpty }, "grandchildren included")
-            #expect(try await eventually { try pop.statusJSON().services.first?.instances.isEmpty == true })
+            #expect(try await eventually { try await pop.statusJSON().services.first?.instances.isEmpty == true })
         }
     }
 
     @Test(arguments: Store.allCases)
     func anAgentKilledWithSIGKILLIsReplacedAndAdoptsItsProcesses(_ store: Store) async throws {
         try await withMachine(store) { pop in
-            try pop.ok("start")
-            try pop.ok("add", "steady", "--template", "command", "--command", "sleep 100000")
-            try pop.ok("deploy", "steady")
+            try await pop.ok("start")
+            try await pop.ok("add", "steady", "--template", "command", "--command", "sleep 100000")
+            try await pop.ok("deploy", "steady")
             let before = try await pop.waitFor("steady") { $0.state == "running" && $0.pid != nil }
             let agent = try #require(pop.agentPID())
             kill(agent, SIGKILL)
             #expect(try await eventually { kill(agent, 0) != 0 })
             #expect(kill(try #require(before.pid), 0) == 0, "the instance outlives its agent")
 
-            try pop.ok("start")
+            try await pop.ok("start")
             let after = try await pop.waitFor("steady") { $0.state == "running" && $0.pid != nil }
             #expect(after.pid == before.pid, "adopted, not restarted")
             #expect(after.restarts == 0)
@@ -103,9 +103,9 @@ struct AgentEndToEndTests {
     @Test func servicesNeverInheritTheAgentsCredentials() async throws {
         try await withMachine(.embedded) { pop in
             let secret = "pw-" + UUID().uuidString
-            try pop.run(["start"], extraEnvironment: ["POP_AUTH": "ops:\(secret)"]).expectSuccess()
-            try pop.ok("add", "quiet", "--template", "command", "--command", "sleep 100000")
-            try pop.ok("deploy", "quiet")
+            try await pop.run(["start"], extraEnvironment: ["POP_AUTH": "ops:\(secret)"]).expectSuccess()
+            try await pop.ok("add", "quiet", "--template", "command", "--command", "sleep 100000")
+            try await pop.ok("deploy", "quiet")
             let instance = try await pop.waitFor("quiet") { $0.state == "running" && $0.pid != nil }
             let agent = try #require(pop.agentPID())
             let agentEnvironment = try Data(contentsOf: URL(fileURLWithPath: "/proc/\(agent)/environ"))
@@ -122,9 +122,9 @@ struct AgentEndToEndTests {
         let server = try await ZooKeeperServer.start()
         defer { Task { await server.stop() } }
         try await withMachine(.zooKeeper, server: server) { pop in
-            try pop.ok("start")
-            try pop.ok("add", "durable", "--template", "command", "--command", "sleep 100000")
-            try pop.ok("deploy", "durable")
+            try await pop.ok("start")
+            try await pop.ok("add", "durable", "--template", "command", "--command", "sleep 100000")
+            try await pop.ok("deploy", "durable")
             let before = try await pop.waitFor("durable") { $0.state == "running" && $0.pid != nil }
             let pid = try #require(before.pid)
 
@@ -132,13 +132,13 @@ struct AgentEndToEndTests {
             await server.halt()
             try await Task.sleep(for: .seconds(12))
             #expect(kill(pid, 0) == 0, "the workload is untouched while the store is unreachable")
-            let unreachable = try pop.run(["status"])
+            let unreachable = try await pop.run(["status"])
             #expect(unreachable.status == 5, "\(unreachable)")
 
             try await server.restart()
             let after = try await pop.waitFor("durable", within: 60) { $0.state == "running" && $0.pid != nil }
             #expect(after.pid == pid, "no needless restart after the outage")
-            #expect(try pop.statusJSON().services.first?.instances.count == 1, "no duplicate")
+            #expect(try await pop.statusJSON().services.first?.instances.count == 1, "no duplicate")
         }
     }
 }
@@ -160,20 +160,20 @@ private func withMachine(
         environment["POP_HOST"] = zooKeeper.connectString + chroot
     }
     let pop = try PopRunner(environment: environment)
-    try pop.ok("init")
+    try await pop.ok("init")
     do {
         try await body(pop)
     } catch {
-        pop.tearDown()
+        await pop.tearDown()
         throw error
     }
-    pop.tearDown()
+    await pop.tearDown()
 }
 
 extension PopRunner {
     /// Stops the agent and kills every instance's process group that is left.
-    func tearDown() {
-        _ = try? run(["stop"])
+    func tearDown() async {
+        _ = try? await run(["stop"])
         if let agent = agentPID() { kill(agent, SIGKILL) }
         for pid in instancePIDs() { kill(-pid, SIGKILL) }
         try? FileManager.default.removeItem(at: home.deletingLastPathComponent())
@@ -207,15 +207,15 @@ extension PopRunner {
     }
 
     /// `pop status --json`, decoded.
-    func statusJSON() throws -> StatusJSON {
-        let result = try run(["status", "--json"])
+    func statusJSON() async throws -> StatusJSON {
+        let result = try await run(["status", "--json"])
         guard result.status == 0 else { throw PopFailure(result: result) }
         return try JSONDecoder().decode(StatusJSON.self, from: Data(result.stdout.utf8))
     }
 
     /// The instance of `service` on this machine, as `pop status --json` shows it.
-    func instance(_ service: String) throws -> StatusJSON.Instance? {
-        try statusJSON().services.first { $0.service == service }?.instances.first
+    func instance(_ service: String) async throws -> StatusJSON.Instance? {
+        try await statusJSON().services.first { $0.service == service }?.instances.first
     }
 
     /// Waits (bounded; the agent has no "tell me when" for tests) until the instance satisfies `condition`.
@@ -225,7 +225,7 @@ extension PopRunner {
         let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
         var last: StatusJSON.Instance?
         while ContinuousClock.now < deadline {
-            if let instance = try? self.instance(service) {
+            if let instance = try? await self.instance(service) {
                 last = instance
                 if condition(instance) { return instance }
             }
@@ -286,11 +286,11 @@ func processGroupMembers(_ group: Int32) -> [Int32] {
 }
 
 /// Checks `condition` until it holds, for at most `seconds`.
-func eventually(_ seconds: Double = 10, _ condition: () throws -> Bool) async throws -> Bool {
+func eventually(_ seconds: Double = 10, _ condition: () async throws -> Bool) async throws -> Bool {
     let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
     while ContinuousClock.now < deadline {
-        if try condition() { return true }
+        if try await condition() { return true }
         try await Task.sleep(for: .milliseconds(50))
     }
-    return try condition()
+    return try await condition()
 }

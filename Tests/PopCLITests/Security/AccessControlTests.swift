@@ -38,7 +38,7 @@ struct AccessControlTests {
         var outputs: [PopResult] = []
 
         // The password given on the command line is never printed back.
-        let initialized = try fixture.run(["init", "--auth", auth] + Self.prefix, auth: nil)
+        let initialized = try await fixture.run(["init", "--auth", auth] + Self.prefix, auth: nil)
         #expect(initialized.status == 0, "\(initialized)")
         #expect(initialized.stdout.contains("only digest user 'ops'"), "\(initialized)")
         outputs.append(initialized)
@@ -51,7 +51,7 @@ struct AccessControlTests {
             ["status"], ["status", "web", "--json"], ["config", "web"], ["machines"],
             ["add", "other", "--template", "command", "--command", "true"],
         ] {
-            let result = try fixture.run(arguments + Self.prefix, auth: auth)
+            let result = try await fixture.run(arguments + Self.prefix, auth: auth)
             #expect(result.status == 0, "pop \(arguments): \(result)")
             outputs.append(result)
         }
@@ -92,7 +92,7 @@ struct AccessControlTests {
             for arguments in [["status"], ["add", "intruder", "--template", "command", "--command", "id"], ["deploy", "web", "m2"], ["init", "--force"]] {
                 let clock = ContinuousClock()
                 let start = clock.now
-                let result = try fixture.run(arguments + Self.prefix, auth: auth)
+                let result = try await fixture.run(arguments + Self.prefix, auth: auth)
                 let elapsed = clock.now - start
                 #expect(result.status == 7, "pop \(arguments) as \(auth ?? "nobody"): \(result)")
                 #expect(result.stderr.contains("refused access") && result.stderr.contains(expected), "\(result)")
@@ -102,7 +102,7 @@ struct AccessControlTests {
             }
         }
         // Nothing an outsider tried changed the state.
-        let status = try fixture.run(["status", "--json"] + Self.prefix, auth: auth)
+        let status = try await fixture.run(["status", "--json"] + Self.prefix, auth: auth)
         #expect(status.status == 0 && !status.stdout.contains("intruder") && !status.stdout.contains("m2"), "\(status)")
         outputs.append(status)
 
@@ -114,7 +114,7 @@ struct AccessControlTests {
     @Test func aGeneratedSecretIsPrintedOnceSavedPrivatelyAndUsedFromTheFile() async throws {
         let fixture = try await SecurityFixture.make()
         let file = fixture.scratch.appendingPathComponent("credentials").path
-        let initialized = try fixture.pop.run(
+        let initialized = try await fixture.pop.run(
             ["init", "--auth", "agents", "--save-credentials"], extraEnvironment: ["POP_AUTH_FILE": file])
         #expect(initialized.status == 0, "\(initialized)")
         let line = initialized.stdout.split(separator: "\n").first { $0.contains("shown only now") }
@@ -125,15 +125,15 @@ struct AccessControlTests {
         #expect(mode == 0o600)
 
         // The file is where pop and its agents find the credentials.
-        let status = try fixture.pop.run(["status"], extraEnvironment: ["POP_AUTH_FILE": file])
+        let status = try await fixture.pop.run(["status"], extraEnvironment: ["POP_AUTH_FILE": file])
         #expect(status.status == 0, "\(status)")
         #expect(!status.stdout.contains(pair) && !status.stderr.contains(pair))
-        let other = try fixture.pop.run(["add", "web", "--template", "command", "--command", "true"], extraEnvironment: ["POP_AUTH_FILE": file])
+        let other = try await fixture.pop.run(["add", "web", "--template", "command", "--command", "true"], extraEnvironment: ["POP_AUTH_FILE": file])
         #expect(other.status == 0, "\(other)")
 
         // A credentials file others can read is refused, with the command that fixes it.
         try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: file)
-        let refused = try fixture.pop.run(["status"], extraEnvironment: ["POP_AUTH_FILE": file])
+        let refused = try await fixture.pop.run(["status"], extraEnvironment: ["POP_AUTH_FILE": file])
         #expect(refused.status == 7, "\(refused)")
         #expect(refused.stderr.contains("chmod 600 \(file)"), "\(refused)")
         #expect(!refused.stderr.contains(pair))
@@ -143,24 +143,24 @@ struct AccessControlTests {
         try FileManager.default.createDirectory(
             atPath: fixture.scratch.appendingPathComponent("pop").path, withIntermediateDirectories: true)
         _ = FileManager.default.createFile(atPath: defaultFile, contents: Data((pair + "\n").utf8), attributes: [.posixPermissions: 0o600])
-        let fromDefault = try fixture.pop.run(["status"])
+        let fromDefault = try await fixture.pop.run(["status"])
         #expect(fromDefault.status == 0, "\(fromDefault)")
 
         // Saving never overwrites an existing file, and is refused before the store is touched.
-        let again = try fixture.pop.run(
+        let again = try await fixture.pop.run(
             ["init", "--force", "--auth", "agents", "--save-credentials"], extraEnvironment: ["POP_AUTH_FILE": defaultFile])
         #expect(again.status == 4, "\(again)")
-        #expect(try fixture.pop.run(["status", "web"]).status == 0)
+        #expect(try await fixture.pop.run(["status", "web"]).status == 0)
     }
 
-    @Test func authOnTheEmbeddedStoreOrSaveWithoutAuthIsAUsageError() throws {
+    @Test func authOnTheEmbeddedStoreOrSaveWithoutAuthIsAUsageError() async throws {
         let pop = try PopRunner()
-        let embedded = try pop.run(["init", "--auth", "ops:secret-value"])
+        let embedded = try await pop.run(["init", "--auth", "ops:secret-value"])
         #expect(embedded.status == 2, "\(embedded)")
         #expect(embedded.stderr.contains("embedded store") && !embedded.stderr.contains("secret-value"), "\(embedded)")
-        let save = try pop.run(["init", "--save-credentials"])
+        let save = try await pop.run(["init", "--save-credentials"])
         #expect(save.status == 2, "\(save)")
-        let malformed = try pop.run(["init", "--auth", "bad user:secret-value"], extraEnvironment: ["POP_HOST": "127.0.0.1:1"])
+        let malformed = try await pop.run(["init", "--auth", "bad user:secret-value"], extraEnvironment: ["POP_HOST": "127.0.0.1:1"])
         #expect(malformed.status == 2, "\(malformed)")
         #expect(!malformed.stderr.contains("secret-value"), "\(malformed)")
     }

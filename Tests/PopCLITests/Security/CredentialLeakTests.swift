@@ -8,27 +8,27 @@ struct CredentialLeakTests {
         let fixture = try await SecurityFixture.make()
         let secret = "S3cret-" + UUID().uuidString
         for auth in [secret, ":" + secret, "two words:" + secret, "ops:" + secret + "\u{1}"] {
-            let result = try fixture.run(["status"], auth: auth)
+            let result = try await fixture.run(["status"], auth: auth)
             #expect(result.status == 2, "POP_AUTH \(auth.debugDescription): \(result)")
             #expect(result.stderr.contains("POP_AUTH"), "\(result)")
             #expect(!result.stderr.contains(secret) && !result.stdout.contains(secret), "\(result)")
         }
         let file = fixture.scratch.appendingPathComponent("shared-credentials").path
         _ = FileManager.default.createFile(atPath: file, contents: Data("ops:\(secret)\n".utf8), attributes: [.posixPermissions: 0o640])
-        let unsafe = try fixture.pop.run(["status"], extraEnvironment: ["POP_AUTH_FILE": file])
+        let unsafe = try await fixture.pop.run(["status"], extraEnvironment: ["POP_AUTH_FILE": file])
         #expect(unsafe.status == 7, "\(unsafe)")
         #expect(unsafe.stderr.contains("chmod 600 \(file)") && !unsafe.stderr.contains(secret), "\(unsafe)")
-        let missing = try fixture.pop.run(["status"], extraEnvironment: ["POP_AUTH_FILE": file + "-missing"])
+        let missing = try await fixture.pop.run(["status"], extraEnvironment: ["POP_AUTH_FILE": file + "-missing"])
         #expect(missing.status == 3, "\(missing)")
     }
 
     @Test func aRunningPopShowsNoCredentialsInItsProcessListing() async throws {
         let fixture = try await SecurityFixture.make()
         let secret = "S3cret-" + UUID().uuidString
-        #expect(try fixture.run(["init", "--auth", "ops"], auth: "ops:" + secret).status == 0)
+        #expect(try await fixture.run(["init", "--auth", "ops"], auth: "ops:" + secret).status == 0)
         #expect(
-            try fixture.run(["add", "web", "--template", "command", "--command", "sleep 1000"], auth: "ops:" + secret).status == 0)
-        #expect(try fixture.run(["deploy", "web", "m1"], auth: "ops:" + secret).status == 0)
+            try await fixture.run(["add", "web", "--template", "command", "--command", "sleep 1000"], auth: "ops:" + secret).status == 0)
+        #expect(try await fixture.run(["deploy", "web", "m1"], auth: "ops:" + secret).status == 0)
 
         // `status --wait` keeps running (no agent starts the instance), long enough to look at it from outside.
         let process = Process()

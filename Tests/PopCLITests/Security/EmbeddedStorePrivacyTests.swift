@@ -13,11 +13,11 @@ import Testing
         return names.map { folder + "/" + $0 }
     }
 
-    @Test func theStoreFolderAndEveryFileInItArePrivate() throws {
+    @Test func theStoreFolderAndEveryFileInItArePrivate() async throws {
         let pop = try PopRunner()
-        try pop.ok("init")
-        try pop.ok("add", "web", "--template", "command", "--command", "sleep 1000")
-        try pop.ok("status")
+        try await pop.ok("init")
+        try await pop.ok("add", "web", "--template", "command", "--command", "sleep 1000")
+        try await pop.ok("status")
         #expect(try mode(pop.home.path) == 0o700)
         let entries = try everything(under: pop.home.path)
         #expect(entries.contains(pop.home.path + "/store.sqlite"), "\(entries)")
@@ -28,12 +28,12 @@ import Testing
     }
 
     @Test(arguments: [0o777, 0o775, 0o757, 0o722])
-    func aStoreFolderOthersCanWriteIsRefusedAndLeftAlone(_ folderMode: Int) throws {
+    func aStoreFolderOthersCanWriteIsRefusedAndLeftAlone(_ folderMode: Int) async throws {
         let pop = try PopRunner()
         try FileManager.default.createDirectory(atPath: pop.home.path, withIntermediateDirectories: true)
         try FileManager.default.setAttributes([.posixPermissions: folderMode], ofItemAtPath: pop.home.path)
         for arguments in [["init"], ["status"], ["add", "web", "--template", "command", "--command", "true"]] {
-            let result = try pop.run(arguments)
+            let result = try await pop.run(arguments)
             #expect(result.status == 7, "pop \(arguments): \(result)")
             #expect(result.stderr.contains("can be written by other users"), "\(result)")
             #expect(result.stderr.contains("chmod 700 \(pop.home.path)"), "\(result)")
@@ -43,23 +43,23 @@ import Testing
     }
 
     @Test(.enabled(if: geteuid() == 0, "only root can give a folder to another user"))
-    func aStoreFolderOfAnotherUserIsRefused() throws {
+    func aStoreFolderOfAnotherUserIsRefused() async throws {
         let pop = try PopRunner()
         try FileManager.default.createDirectory(atPath: pop.home.path, withIntermediateDirectories: true)
         try FileManager.default.setAttributes([.posixPermissions: 0o700], ofItemAtPath: pop.home.path)
         #expect(chown(pop.home.path, 4242, 4242) == 0)
-        let result = try pop.run(["status"])
+        let result = try await pop.run(["status"])
         #expect(result.status == 7, "\(result)")
         #expect(result.stderr.contains("belongs to user 4242"), "\(result)")
     }
 
-    @Test func aReadableStoreOfOursIsMadePrivateAgain() throws {
+    @Test func aReadableStoreOfOursIsMadePrivateAgain() async throws {
         let pop = try PopRunner()
-        try pop.ok("init")
+        try await pop.ok("init")
         let store = pop.home.path + "/store.sqlite"
         try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: pop.home.path)
         try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: store)
-        try pop.ok("status")
+        try await pop.ok("status")
         #expect(try mode(pop.home.path) == 0o700)
         #expect(try mode(store) == 0o600)
     }

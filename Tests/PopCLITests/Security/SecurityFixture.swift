@@ -30,8 +30,8 @@ struct SecurityFixture {
     }
 
     /// Runs `pop` with `POP_AUTH` set to `auth` (none when nil).
-    func run(_ arguments: [String], auth: String?) throws -> PopResult {
-        try pop.run(arguments, extraEnvironment: ["POP_AUTH": auth ?? ""])
+    func run(_ arguments: [String], auth: String?) async throws -> PopResult {
+        try await pop.run(arguments, extraEnvironment: ["POP_AUTH": auth ?? ""])
     }
 }
 

@@ -1,0 +1,321 @@
+import ArgumentParser
+import Foundation
+import PopState
+import ZooKeeperTestSupport
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `pop-bench status`: wall time of the `pop status` command with 100 services, on the embedded store and on a
+/// ZooKeeper server, beside `supervisorctl status` with 100 programs, measured in the same run.
+struct StatusBenchmark: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status",
+        abstract: "Measure `pop status` with 100 services on both stores, beside `supervisorctl status` with 100 programs.",
+        discussion: """
+            Spawns the release `pop` binary (build it first: swift build -c release --product pop) and python3's \
+            supervisor (pip install supervisor). Each service uses the command template (sleep 1000) and is \
+            deployed to one machine whose agent this benchmark plays, publishing a running instance for each.
+            """)
+
+    @Option(help: "Services (and supervisor programs).")
+    var services = 100
+
+    @Option(help: "Timed runs of each command (after 3 untimed ones).")
+    var runs = 100
+
+    @Option(help: "The pop binary (default: the one beside this benchmark).")
+    var pop: String?
+
+    @Flag(help: "Skip the ZooKeeper store.")
+    var skipZookeeper = false
+
+    @Flag(help: "Skip supervisorctl.")
+    var skipSupervisor = false
+
+    mutating func run() async throws {
+        let popPath = pop ?? URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+            .deletingLastPathComponent().appendingPathComponent("pop").path
+        guard FileManager.default.isExecutableFile(atPath: popPath) else {
+            throw ValidationError("No pop binary at \(popPath); build it with `swift build -c release --product pop`.")
+        }
+        let folder = NSTemporaryDirectory() + "pop-bench-status-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        print("pop: \(popPath)")
+        print("machine: \(ProcessInfo.processInfo.activeProcessorCount) cores; \(services) services; \(runs) runs each")
+
+        var results: [(String, Timings)] = []
+        let embedded = try await measurePop(popPath, environment: ["POP_HOME": folder + "/home"], label: "embedded")
+        results.append(("pop status, embedded store", embedded))
+        if !skipZookeeper {
+            let server = try await ZooKeeperServer.start()
+            do {
+                let timings = try await measurePop(
+                    popPath, environment: ["POP_HOME": folder + "/zk-home", "POP_HOST": server.connectString],
+                    label: "ZooKeeper \(server.connectString)")
+                results.append(("pop status, ZooKeeper", timings))
+                await server.stop()
+            } catch {
+                await server.stop()
+                throw error
+            }
+        }
+        if !skipSupervisor {
+            results.append(("supervisorctl status", try await measureSupervisor(folder: folder + "/supervisor")))
+        }
+
+        print("")
+        print("command                          p50        p90        p99        max")
+        for (label, timings) in results {
+            print(
+                label.padding(toLength: 30, withPad: " ", startingAt: 0)
+                    + [0.5, 0.9, 0.99, 1.0].map { String(format: "%8.2f ms", timings.percentile($0)) }.joined(separator: " "))
+        }
+        if let supervisor = results.first(where: { $0.0.hasPrefix("supervisorctl") })?.1 {
+            for (label, timings) in results where label.hasPrefix("pop") {
+                let ratio = supervisor.percentile(0.5) / timings.percentile(0.5)
+                print("\(label): " + String(format: "%.1f", ratio) + "× faster than supervisorctl status (p50)")
+            }
+        }
+        for (label, timings) in results where label.hasPrefix("pop") {
+            let p50 = timings.percentile(0.5)
+            print("\(label): p50 " + String(format: "%.2f", p50) + " ms, goal < 30 ms: " + (p50 < 30 ? "met" : "NOT met"))
+        }
+    }
+
+    // MARK: pop
+
+    /// Creates the services with the pop binary, plays the agent of the machine they are deployed to, then times
+    /// `pop status`.
+    func measurePop(_ popPath: String, environment: [String: String], label: String) async throws -> Timings {
+        var env = ProcessInfo.processInfo.environment
+        for key in ["POP_HOST", "POP_AUTH", "POP_PLUGIN_PATH"] { env.removeValue(forKey: key) }
+        env["NO_COLOR"] = "1"
+        env["POP_MACHINE_ID"] = "bench-machine"
+        env.merge(environment) { $1 }
+        let setupStart = ContinuousClock.now
+        try Spawn.check([popPath, "init"], environment: env)
+        for index in 0..<services {
+            try Spawn.check([popPath, "add", "service-\(index)", "--template", "command", "--command", "sleep 1000"], environment: env)
+            try Spawn.check([popPath, "deploy", "service-\(index)", "bench-machine"], environment: env)
+        }
+        let configuration = try StoreConfiguration(
+            host: env["POP_HOST"], prefix: nil, environment: env, home: try PopHome(environment: env))
+        let store = try await openStore(configuration)
+        do {
+            let timings = try await measureStatus(popPath, store: store, environment: env, label: label, setupStart: setupStart)
+            await store.close()
+            return timings
+        } catch {
+            await store.close()
+            throw error
+        }
+    }
+
+    /// Publishes a running instance of every service, as the machine's agent would, then times `pop status`.
+    func measureStatus(
+        _ popPath: String, store: any CoordinationStore, environment env: [String: String], label: String,
+        setupStart: ContinuousClock.Instant
+    ) async throws -> Timings {
+        let namespace = try PopNamespace(store: store)
+        let machine = try MachineID("bench-machine")
+        try await namespace.registerMachine(
+            MachineRecord(
+                id: machine, hostname: "bench", addresses: ["127.0.0.1"], agentVersion: "bench", started: Date(),
+                agentPID: getpid()))
+        for index in 0..<services {
+            let name = try ServiceName("service-\(index)")
+            let spec = try await namespace.service(name).spec
+            try await namespace.publishInstance(
+                InstanceRecord(
+                    machine: machine, pid: Int32(100_000 + index), signature: spec.signature, state: .running,
+                    since: Date(), started: Date()),
+                service: name)
+        }
+        print("\(label): \(services) services added and deployed in \(setupStart.duration(to: .now))")
+        let output = try Spawn.output([popPath, "status"], environment: env)
+        let lines = output.split(separator: "\n")
+        guard lines.filter({ $0.hasPrefix("service-") && $0.contains(" running ") }).count == services else {
+            throw ValidationError("pop status did not show \(services) running instances:\n\(output)")
+        }
+        print("  " + (lines.last.map(String.init) ?? ""))
+        return try Timings.measure(runs: runs) { try Spawn.timed([popPath, "status"], environment: env) }
+    }
+
+    // MARK: supervisor
+
+    /// Starts supervisord with `services` programs (sleep 1000), waits until all run, times `supervisorctl status`,
+    /// then stops supervisord and kills whatever it left.
+    func measureSupervisor(folder: String) async throws -> Timings {
+        try FileManager.default.createDirectory(atPath: folder + "/logs", withIntermediateDirectories: true)
+        // The interpreter itself, not a version manager's shim, so supervisorctl is timed as its entry point runs.
+        let python = try Spawn.output(
+            ["/usr/bin/env", "python3", "-c", "import sys, supervisor; print(sys.executable)"],
+            environment: ProcessInfo.processInfo.environment
+        ).trimmingCharacters(in: .whitespacesAndNewlines)
+        let configFile = folder + "/supervisord.conf"
+        var config = """
+            [unix_http_server]
+            file=\(folder)/supervisor.sock
+
+            [supervisord]
+            logfile=\(folder)/supervisord.log
+            pidfile=\(folder)/supervisord.pid
+            childlogdir=\(folder)/logs
+            nodaemon=true
+
+            [rpcinterface:supervisor]
+            supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
+
+            [supervisorctl]
+            serverurl=unix://\(folder)/supervisor.sock
+
+            """
+        for index in 0..<services {
+            config += """
+
+                [program:service-\(index)]
+                command=sleep 1000
+                startsecs=0
+                autorestart=true
+                stdout_logfile=\(folder)/logs/service-\(index).log
+                redirect_stderr=true
+
+                """
+        }
+        try config.write(toFile: configFile, atomically: true, encoding: .utf8)
+        let environment = ProcessInfo.processInfo.environment
+        let supervisord = try Spawn.start(
+            [python, "-m", "supervisor.supervisord", "-c", configFile], environment: environment,
+            output: folder + "/supervisord.out")
+        defer { Spawn.stopTree(supervisord) }
+        let ctl = [python, "-m", "supervisor.supervisorctl", "-c", configFile, "status"]
+        // supervisord offers no event for "every program is running"; ask until it is, within a bound.
+        let deadline = ContinuousClock.now + .seconds(60)
+        var last = ""
+        while true {
+            last = (try? Spawn.output(ctl, environment: environment, allowFailure: true)) ?? ""
+            if last.split(separator: "\n").filter({ $0.contains("RUNNING") }).count == services { break }
+            guard ContinuousClock.now < deadline else {
+                throw ValidationError("supervisord did not run \(services) programs within 60 s:\n\(last)")
+            }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        print("supervisord (pid \(supervisord)): \(services) programs RUNNING")
+        return try Timings.measure(runs: runs) { try Spawn.timed(ctl, environment: environment) }
+    }
+}
+
+/// Wall times of repeated runs, in milliseconds, sorted.
+struct Timings {
+    var milliseconds: [Double]
+
+    /// Runs `body` three times untimed, then `runs` times timed.
+    static func measure(runs: Int, _ body: () throws -> Duration) throws -> Timings {
+        for _ in 0..<3 { _ = try body() }
+        var values: [Double] = []
+        for _ in 0..<runs { values.append(StoreBenchmark.seconds(try body()) * 1000) }
+        return Timings(milliseconds: values.sorted())
+    }
+
+    func percentile(_ p: Double) -> Double {
+        milliseconds[min(milliseconds.count - 1, Int(Double(milliseconds.count) * p))]
+    }
+}
+
+/// Spawns programs with posix_spawn (argv only, never a shell) and waits for them.
+enum Spawn {
+    struct Failure: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    /// Starts a program with its output in `output` (or /dev/null), in its own process group; returns its pid.
+    static func start(_ argv: [String], environment: [String: String], output: String = "/dev/null") throws -> pid_t {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP))
+        posix_spawnattr_setpgroup(&attributes, 0)
+        let cArguments = argv.map { strdup($0) } + [nil]
+        let cEnvironment = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer {
+            cArguments.forEach { free($0) }
+            cEnvironment.forEach { free($0) }
+        }
+        var pid: pid_t = 0
+        let error = posix_spawn(&pid, argv[0], &actions, &attributes, cArguments, cEnvironment)
+        guard error == 0 else { throw Failure(description: "cannot start \(argv[0]): \(String(cString: strerror(error)))") }
+        return pid
+    }
+
+    /// Waits for a process and returns its exit status (128 + signal when killed).
+    static func wait(_ pid: pid_t) -> Int32 {
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        let signal = status & 0x7f
+        return signal == 0 ? (status >> 8) & 0xff : 128 + signal
+    }
+
+    /// Runs a program with output discarded and returns its wall time; a non-zero exit is an error.
+    static func timed(_ argv: [String], environment: [String: String]) throws -> Duration {
+        let began = ContinuousClock.now
+        let pid = try start(argv, environment: environment)
+        let status = wait(pid)
+        let elapsed = began.duration(to: .now)
+        guard status == 0 else { throw Failure(description: "\(argv.joined(separator: " ")) exited with \(status)") }
+        return elapsed
+    }
+
+    /// Runs a program and fails unless it exits 0, showing its output.
+    static func check(_ argv: [String], environment: [String: String]) throws {
+        _ = try output(argv, environment: environment)
+    }
+
+    /// Runs a program and returns its standard output and error.
+    static func output(_ argv: [String], environment: [String: String], allowFailure: Bool = false) throws -> String {
+        let file = NSTemporaryDirectory() + "pop-bench-output-" + UUID().uuidString
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let status = wait(try start(argv, environment: environment, output: file))
+        let text = (try? String(contentsOfFile: file, encoding: .utf8)) ?? ""
+        guard status == 0 || allowFailure else {
+            throw Failure(description: "\(argv.joined(separator: " ")) exited with \(status):\n\(text)")
+        }
+        return text
+    }
+
+    /// Stops a process started in its own group: SIGTERM and a wait of up to 10 s, then SIGKILL to the group and
+    /// to every child it had.
+    static func stopTree(_ pid: pid_t) {
+        let children = self.children(of: pid)
+        kill(pid, SIGTERM)
+        var status: Int32 = 0
+        let deadline = ContinuousClock.now + .seconds(10)
+        while waitpid(pid, &status, WNOHANG) == 0 {
+            guard ContinuousClock.now < deadline else {
+                kill(-pid, SIGKILL)
+                _ = waitpid(pid, &status, 0)
+                break
+            }
+            usleep(50_000)
+        }
+        kill(-pid, SIGKILL)
+        for child in children { kill(child, SIGKILL) }
+    }
+
+    /// The direct children of a process, from /proc.
+    static func children(of pid: pid_t) -> [pid_t] {
+        let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
+        return tasks.flatMap { task in
+            ((try? String(contentsOfFile: "/proc/\(pid)/task/\(task)/children", encoding: .utf8)) ?? "")
+                .split(separator: " ").compactMap { pid_t($0) }
+        }
+    }
+}
