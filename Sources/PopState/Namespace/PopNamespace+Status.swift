@@ -2,17 +2,25 @@ extension PopNamespace {
     /// Reads everything `pop status` shows in three batched round trips: the root and the lists of machines and
     /// services; then every machine record, service spec and placement list; then every placement and instance.
     ///
-    /// Nodes deleted between the rounds are left out; malformed ones fail with `.corruptState` naming them.
+    /// Nodes deleted between the rounds are left out. A malformed record (or child name) is reported in
+    /// ``StatusSnapshot/problems`` and its service or machine left out, so the rest is still shown.
     public func status() async throws -> StatusSnapshot {
         let first = try await store.read([.get(prefix), .children(paths.machines), .children(paths.services)])
         guard let root = try first[0].nodeIfExists() else { throw notInitialized() }
         try verifyLayout(root)
         layoutChecked.set()
-        let machineIDs = try (first[1].childrenIfExists() ?? []).map { (name) throws(PopError) in
-            try parseName(name, under: paths.machines, MachineID.init)
+        var problems: [StatusSnapshot.Problem] = []
+        let machineIDs = (try first[1].childrenIfExists() ?? []).compactMap { name -> MachineID? in
+            do { return try parseName(name, under: paths.machines, MachineID.init) } catch {
+                problems.append(.init(service: nil, error: Self.statusProblem(error)))
+                return nil
+            }
         }
-        let serviceNames = try (first[2].childrenIfExists() ?? []).map { (name) throws(PopError) in
-            try parseName(name, under: paths.services, ServiceName.init)
+        let serviceNames = (try first[2].childrenIfExists() ?? []).compactMap { name -> ServiceName? in
+            do { return try parseName(name, under: paths.services, ServiceName.init) } catch {
+                problems.append(.init(service: name, error: Self.statusProblem(error)))
+                return nil
+            }
         }
 
         var second: [ReadOperation] = machineIDs.map { .get(paths.machine($0)) }
@@ -23,20 +31,28 @@ extension PopNamespace {
         let secondResults = try await store.read(second)
         var machines: [MachineRecord] = []
         for result in secondResults[..<machineIDs.count] {
-            guard let node = try result.nodeIfExists() else { continue }
-            machines.append(try decode(MachineRecord.self, node))
+            do {
+                guard let node = try result.nodeIfExists() else { continue }
+                machines.append(try decode(MachineRecord.self, node))
+            } catch {
+                problems.append(.init(service: nil, error: Self.statusProblem(error)))
+            }
         }
         var services: [(VersionedService, [MachineID])] = []
         for (index, name) in serviceNames.enumerated() {
             let base = machineIDs.count + index * 2
-            guard let node = try secondResults[base].nodeIfExists(),
-                let placed = try secondResults[base + 1].childrenIfExists()
-            else { continue }  // Removed meanwhile.
-            let service = try decodeService(node, name)
-            let ids = try placed.map { (machine) throws(PopError) in
-                try parseName(machine, under: paths.placements(name), MachineID.init)
+            do {
+                guard let node = try secondResults[base].nodeIfExists(),
+                    let placed = try secondResults[base + 1].childrenIfExists()
+                else { continue }  // Removed meanwhile.
+                let service = try decodeService(node, name)
+                let ids = try placed.map { (machine) throws(PopError) in
+                    try parseName(machine, under: paths.placements(name), MachineID.init)
+                }
+                services.append((service, ids))
+            } catch {
+                problems.append(.init(service: name.rawValue, error: Self.statusProblem(error)))
             }
-            services.append((service, ids))
         }
 
         var third: [ReadOperation] = []
@@ -53,16 +69,25 @@ extension PopNamespace {
             var placements: [StatusSnapshot.PlacementStatus] = []
             for id in ids {
                 defer { index += 2 }
-                guard let placementNode = try thirdResults[index].nodeIfExists() else { continue }
-                let instance = try thirdResults[index + 1].nodeIfExists().map { (node) throws(PopError) in
-                    try decode(InstanceRecord.self, node)
+                do {
+                    guard let placementNode = try thirdResults[index].nodeIfExists() else { continue }
+                    let instance = try thirdResults[index + 1].nodeIfExists().map { (node) throws(PopError) in
+                        try decode(InstanceRecord.self, node)
+                    }
+                    placements.append(
+                        .init(machine: id, placement: try decode(Placement.self, placementNode), instance: instance))
+                } catch {
+                    problems.append(.init(service: service.spec.name.rawValue, error: Self.statusProblem(error)))
                 }
-                placements.append(
-                    .init(machine: id, placement: try decode(Placement.self, placementNode), instance: instance))
             }
             statuses.append(
                 .init(spec: service.spec, version: service.version, signature: service.spec.signature, placements: placements))
         }
-        return StatusSnapshot(store: store.description, machines: machines, services: statuses)
+        return StatusSnapshot(store: store.description, machines: machines, services: statuses, problems: problems)
+    }
+
+    /// Every error from reading a record is a PopError already; anything else is reported as damage.
+    private static func statusProblem(_ error: any Error) -> PopError {
+        (error as? PopError) ?? PopError(.corruptState, "A record could not be read: \(error)")
     }
 }

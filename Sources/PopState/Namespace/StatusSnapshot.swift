@@ -28,4 +28,15 @@ public struct StatusSnapshot: Hashable, Sendable {
     public var machines: [MachineRecord]
     /// The services, by name.
     public var services: [ServiceStatus]
+    /// Records that could not be read (each error names its path), with the service they belong to, if any. The
+    /// rest of the snapshot is complete: one damaged record never hides the others.
+    public var problems: [Problem] = []
+
+    /// A record `status()` could not read.
+    public struct Problem: Hashable, Sendable {
+        /// The service the record belongs to (`nil` for a machine record).
+        public var service: String?
+        /// What is wrong, with the node's path.
+        public var error: PopError
+    }
 }

@@ -35,7 +35,9 @@ struct Status: AsyncParsableCommand {
         }
         try await CommandContext.with(global) { context in
             var snapshot = try await context.namespace.status()
-            if let service, !snapshot.services.contains(where: { $0.spec.name == service }) {
+            if let service, !snapshot.services.contains(where: { $0.spec.name == service }),
+                !snapshot.problems.contains(where: { $0.service == service.rawValue })
+            {
                 throw PopError(
                     .notFound, "There is no service named '\(service)'.",
                     hint: "`pop status` lists every service; `pop add` creates one.")
@@ -49,6 +51,12 @@ struct Status: AsyncParsableCommand {
                 try context.printJSON(report)
             } else {
                 context.out.write(report.render(for: context.out))
+            }
+            // Damaged records are shown in the table (and JSON) beside everything readable, then reported.
+            let problems = snapshot.problems.filter { service == nil || $0.service == nil || $0.service == service?.rawValue }
+            if !problems.isEmpty {
+                for problem in problems { context.err.writeError(problem.error) }
+                throw ExitCode(ExitStatus.corruptState.rawValue)
             }
         }
     }
@@ -143,12 +151,22 @@ struct StatusReport: Encodable {
         var instances: [Row]
     }
 
+    struct Problem: Encodable {
+        var service: String?
+        var path: String?
+        var error: String
+    }
+
     var store: String
     var machinesUp: [String]
     var services: [Service]
+    var problems: [Problem]
 
     init(snapshot: StatusSnapshot, only: ServiceName?) {
         store = snapshot.store
+        problems = snapshot.problems.filter { only == nil || $0.service == nil || $0.service == only?.rawValue }.map {
+            Problem(service: $0.service, path: $0.error.path, error: $0.error.message)
+        }
         let machines = Dictionary(snapshot.machines.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
         machinesUp = snapshot.machines.map(\.id.rawValue).sorted()
         services = snapshot.services.filter { only == nil || $0.spec.name == only }.map { status in
@@ -198,8 +216,17 @@ struct StatusReport: Encodable {
                 ])
             }
         }
+        for problem in problems {
+            if let service = problem.service {
+                table.append([
+                    Table.Cell(service, .bold), Table.Cell("-"), Table.Cell("damaged", .red), Table.Cell("-"),
+                    Table.Cell("-"), Table.Cell("-"), Table.Cell("-"),
+                    Table.Cell("unreadable record " + (problem.path ?? ""), .red),
+                ])
+            }
+        }
         var out = ""
-        if services.isEmpty {
+        if services.isEmpty && problems.isEmpty {
             out += "No services. Add one with `pop add NAME --template TEMPLATE` (`pop list` shows templates).\n"
         } else {
             out += table.render(for: terminal)
