@@ -131,7 +131,7 @@ struct SupervisorTests {
             #expect(await eventually { processes(inGroup: pid).count >= 2 })
             var started = ContinuousClock.now
             await supervisor.stop(try ServiceName("quick"))
-            #expect(ContinuousClock.now - started < .milliseconds(300))
+            #expect(ContinuousClock.now - started < .seconds(2), "the quick instance stops on its signal, not after a timeout")
             started = ContinuousClock.now
             await supervisor.stop(name)
             let elapsed = ContinuousClock.now - started
