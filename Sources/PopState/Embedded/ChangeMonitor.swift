@@ -4,6 +4,10 @@
 /// on a monitor of that file, then reads the new change-log rows. The platform's mechanism (inotify on Linux) lives
 /// in `ChangeMonitor+<Platform>.swift`.
 package protocol ChangeMonitor: Sendable {
+    /// Starts watching for commits (idempotent); until then ``wait(timeoutMilliseconds:)`` wakes only on
+    /// interrupts and timeouts. Call it before reading the state a watch starts from.
+    func activate() throws(PopError)
+
     /// Blocks until the watched file is written (`.changed`), ``interrupt()`` is called, or the timeout passes.
     func wait(timeoutMilliseconds: Int) -> ChangeMonitorWake
 

@@ -95,6 +95,7 @@ extension EmbeddedStore {
     public func watchSubtree(_ path: String) async throws -> NodeEvents {
         try NodePath.validate(path)
         try checkOpen()
+        try monitor.activate()
         let (token, events) = try registry.registerSubtree(root: path)
         do {
             let since = try await read { db in try NodeTable.position(db) }
@@ -111,6 +112,7 @@ extension EmbeddedStore {
         _ kind: WatchRegistry.OneShotKind, _ path: String, _ body: @escaping @Sendable (Database) throws -> T
     ) async throws -> (T, OneShotWatch) {
         try checkOpen()
+        try monitor.activate()
         let (token, watch) = try registry.registerOneShot(kind, path: path)
         do {
             let (value, since) = try await read { db in (try body(db), try NodeTable.position(db)) }
