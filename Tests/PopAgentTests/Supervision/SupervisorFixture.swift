@@ -75,7 +75,7 @@ func eventually(
 /// Waits for the instance to satisfy `condition`, returning its status then (or the last one seen).
 @discardableResult
 func waitFor(
-    _ supervisor: Supervisor, _ name: String, within timeout: Duration = .seconds(5),
+    _ supervisor: Supervisor, _ name: String, within timeout: Duration = .seconds(20),
     _ condition: (InstanceStatus) -> Bool
 ) async throws -> InstanceStatus? {
     let service = try ServiceName(name)
