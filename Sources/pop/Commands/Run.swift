@@ -85,7 +85,7 @@ struct Run: AsyncParsableCommand {
         let json = context.json
 
         @Sendable func absorb() async throws {
-            for (machine, result) in try await context.namespace.taskResults(name, id).sorted(by: { $0.key < $1.key })
+            for (_, result) in try await context.namespace.taskResults(name, id).sorted(by: { $0.key < $1.key })
             where result.state != .running && progress.record(result) {
                 if !json { Run.printResult(result, context) }
             }
