@@ -85,7 +85,7 @@ struct AgentBenchmark: AsyncParsableCommand {
         popPath: String, command: [String], cleanup: ProcessSweep, zooKeeper: ZooKeeperSlot
     ) async throws {
         var popMedians: [StoreKind: Double] = [:]
-        for kind in latencyStores {
+        for kind in latencyStores where runs > 0 {
             let server = kind == .zookeeper ? try await zooKeeper.server() : nil
             let figures = try await BenchEnvironment.with(pop: popPath, kind: kind, zooKeeper: server, label: "latency", sweep: cleanup) {
                 try await measureDeployLatency($0, command: command)
@@ -93,7 +93,7 @@ struct AgentBenchmark: AsyncParsableCommand {
             popMedians[kind] = figures.running.percentile(0.5)
         }
 
-        if !skipSupervisor {
+        if !skipSupervisor && runs > 0 {
             let supervisor = try await SupervisorBench.start(command: command)
             let started: Samples
             do {
@@ -141,6 +141,8 @@ struct AgentBenchmark: AsyncParsableCommand {
         var running = Samples()
         var command = Samples()
         var both = Samples()
+        var placed = Samples()
+        var reaction = Samples()
     }
 
     /// Deploys, waits for the running record, undeploys and waits for the record to go, `runs` times.
@@ -172,18 +174,24 @@ struct AgentBenchmark: AsyncParsableCommand {
                 figures.running.add(sample.running)
                 figures.command.add(sample.exited)
                 figures.both.add(max(sample.running, sample.exited))
+                figures.placed.add(sample.placed)
+                figures.reaction.add(sample.running - sample.placed)
             }
         }
         say("pop deploy→running, \(environment.kind.rawValue) store, \(runs) runs (`pop deploy` spawned → record running, process alive):")
+        say("  load average before: \(ProcFile.loadAverage())")
         say("  deploy→running:               \(figures.running.summary)")
         say("  `pop deploy` exit:            \(figures.command.summary)")
         say("  both (running and exited):    \(figures.both.summary)")
+        say("  placement seen by a watcher:  \(figures.placed.summary)")
+        say("  placement → running record:   \(figures.reaction.summary)")
         return figures
     }
 
     struct DeploySample: Sendable {
         var running: Duration
         var exited: Duration
+        var placed: Duration
     }
 
     /// One deploy, measured, then an undeploy and a wait until both the record and the process are gone.
@@ -194,10 +202,13 @@ struct AgentBenchmark: AsyncParsableCommand {
         let start = ContinuousClock.now
         let deploy = try environment.spawn(["deploy", name.rawValue])
         let exited = Task { await deploy.exit() }
+        let placementPath = namespace.paths.placement(name, environment.machine)
+        var placedAt: ContinuousClock.Instant?
         var runningAt: ContinuousClock.Instant?
         var pidfd: Int32 = -1
         while runningAt == nil {
             guard let event = try await events.next() else { throw BenchError("the store's watch ended") }
+            if event.path == placementPath, event.kind == .created { placedAt = .now }
             guard event.path == instancePath, event.kind != .deleted else { continue }
             guard let node = try? await namespace.store.get(instancePath) else { continue }
             let record = try PopJSON.decoder().decode(InstanceRecord.self, from: Data(node.data))
@@ -222,7 +233,8 @@ struct AgentBenchmark: AsyncParsableCommand {
         guard await ChildProcess.waitUntilReadable(pidfd, timeoutMilliseconds: 20_000) else {
             throw BenchError("the instance process still runs 20 s after `pop undeploy`")
         }
-        return DeploySample(running: runningAt! - start, exited: result.end - start)
+        guard let placedAt else { throw BenchError("the watch reported no placement for \(name)") }
+        return DeploySample(running: runningAt! - start, exited: result.end - start, placed: placedAt - start)
     }
 
     // MARK: Scale
@@ -261,6 +273,8 @@ struct AgentBenchmark: AsyncParsableCommand {
         }
         defer { follower.cancel() }
 
+        let agentTicksAtStart = try ProcFile.cpuTicks(pid: agentPID)
+        let ownTicksAtStart = try ProcFile.cpuTicks(pid: getpid())
         let start = ContinuousClock.now
         let deployer = Task {
             for name in services {
@@ -289,17 +303,25 @@ struct AgentBenchmark: AsyncParsableCommand {
             }
             throw BenchError("\(running.count) of \(services.count) instances running when the watch ended")
         }
+        let agentBusy = Double(try ProcFile.cpuTicks(pid: agentPID) - agentTicksAtStart) / Double(sysconf(Int32(_SC_CLK_TCK)))
+        let ownBusy = Double(try ProcFile.cpuTicks(pid: getpid()) - ownTicksAtStart) / Double(sysconf(Int32(_SC_CLK_TCK)))
         let deployed = try await deployer.value
         follower.cancel()
         let alive = pids.filter { kill($0, 0) == 0 }.count
-        say("\(names.count) instances on one agent, \(environment.kind.rawValue) store:")
+        say("\(names.count) instances on one agent (pid \(agentPID)), \(environment.kind.rawValue) store:")
         say(
             String(
                 format: "  first deploy → all %d records running: %.2f s (the %d deploys themselves took %.2f s); %d processes alive",
                 names.count, (allRunning - start).seconds, names.count, (deployed - start).seconds, alive))
 
+        say(
+            String(
+                format: "  CPU meanwhile: agent %.2f s, this benchmark (deploys and watch) %.2f s; machine load average %@",
+                agentBusy, ownBusy, ProcFile.loadAverage()))
         let memory = try ProcFile.status(pid: agentPID)
-        say("  agent resident memory: VmRSS \(memory["VmRSS"] ?? "?"), peak VmHWM \(memory["VmHWM"] ?? "?")")
+        say(
+            "  agent resident memory: VmRSS \(memory["VmRSS"] ?? "?") (anonymous \(memory["RssAnon"] ?? "?"), "
+                + "file-backed \(memory["RssFile"] ?? "?")), peak VmHWM \(memory["VmHWM"] ?? "?"), \(memory["Threads"] ?? "?") threads")
 
         let clockTicks = Double(sysconf(Int32(_SC_CLK_TCK)))
         let ticksBefore = try ProcFile.cpuTicks(pid: agentPID)
@@ -657,6 +679,12 @@ enum ProcFile {
             fields[String(line[..<colon])] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
         }
         return fields
+    }
+
+    /// The 1, 5 and 15 minute load averages.
+    static func loadAverage() -> String {
+        let text = (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8)) ?? ""
+        return text.split(separator: " ").prefix(3).joined(separator: " ")
     }
 
     /// utime + stime of every thread, in clock ticks (fields 14 and 15 of /proc/PID/stat).
