@@ -15,7 +15,7 @@ import CPopAgentLinux
 ///
 /// 1. Deploy→running latency: `pop deploy NAME` is spawned and the time runs until the instance record says
 ///    `running` (seen through a subtree watch) and its process exists; then `pop undeploy` and a wait until the record
-///    is gone. On the embedded store and on a ZooKeeper server the benchmark starts. The same command under
+///    and the process are gone. On the embedded store and on a ZooKeeper server the benchmark starts. The same command under
 ///    supervisord (`supervisorctl start`, startsecs=0) is measured for comparison.
 /// 2. Scale: 1,000 services deployed to one agent, from the first deploy to every record `running`; then the
 ///    agent's resident memory and its CPU use over a minute of idleness.
@@ -33,7 +33,7 @@ struct AgentBenchmark: AsyncParsableCommand {
     @Option(help: "The pop binary (default: `pop` beside this program; build it with `swift build -c release`).")
     var pop: String?
 
-    @Option(help: "Deploy→running samples per store (plus 3 unmeasured warm-up runs).")
+    @Option(help: "Deploy→running samples per store, plus 3 unmeasured warm-up runs (0 skips them and supervisord).")
     var runs = 50
 
     @Option(name: .customLong("latency-store"), help: "Stores for the latency runs (repeat the option).")
