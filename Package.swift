@@ -109,6 +109,7 @@ let package = Package(
             name: "pop-bench",
             dependencies: [
                 "ZooKeeperNIO", "ZooKeeperTestSupport", "PopState", "PopTestSupport",
+                .target(name: "CPopAgentLinux", condition: .when(platforms: [.linux])),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSettings

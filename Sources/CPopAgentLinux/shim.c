@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include "CPopAgentLinux.h"
 #include <errno.h>
+#include <malloc.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -100,5 +101,9 @@ int cpop_epoll_ctl(int epfd, int op, int fd, uint32_t mask, uint64_t token) {
     event.events = mask;
     event.data.u64 = token;
     return epoll_ctl(epfd, op, fd, op == EPOLL_CTL_DEL ? NULL : &event);
+}
+
+int cpop_release_free_memory(void) {
+    return malloc_trim(0);
 }
 #endif

@@ -7,7 +7,7 @@ struct PopBench: AsyncParsableCommand {
         commandName: "pop-bench",
         abstract: "Benchmarks of pop's parts, each against servers it starts itself (build with -c release).",
         subcommands: [
-            ZooKeeperBenchmark.self, StoreBenchmark.self, StatusBenchmark.self, ClusterBenchmark.self,
+            ZooKeeperBenchmark.self, StoreBenchmark.self, StatusBenchmark.self, ClusterBenchmark.self, AgentBenchmark.self,
         ]
     )
 }

@@ -20,6 +20,9 @@ int cpop_pidfd_open(pid_t pid);
 /// is not our child).
 int cpop_reap_pidfd(int pidfd, int *code, int *status);
 
+/// malloc_trim(0): returns the C allocator's free pages to the system. 1 when memory was released.
+int cpop_release_free_memory(void);
+
 /// prctl(PR_SET_CHILD_SUBREAPER, 1): orphaned descendants are reparented to this process instead of init.
 int cpop_become_child_subreaper(void);
 

@@ -13,6 +13,7 @@ extension Agent {
             guard !batch.isEmpty else { continue }
             do {
                 try await publish(batch, session: session)
+                memoryRelease.finished(batch.count)
             } catch {
                 try Task.checkCancellation()
                 // Keep newer updates made meanwhile; retry the rest after a pause.

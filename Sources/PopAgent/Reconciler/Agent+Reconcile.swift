@@ -75,6 +75,7 @@ extension Agent {
             carryOut(action)
         }
         if !actions.isEmpty { session.publish.signal() }
+        memoryRelease.finished(snapshots.count)
 
         // Tasks: every request of a service placed here on a full pass; otherwise those that changed, plus the
         // requests of services whose placement changed.

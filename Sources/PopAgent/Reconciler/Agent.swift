@@ -30,6 +30,7 @@ public final class Agent: Service, Sendable {
     let state = Mutex(AgentState())
     let operations: AsyncStream<AgentOperation>
     let operationSink: AsyncStream<AgentOperation>.Continuation
+    let memoryRelease = MemoryRelease()
 
     /// Creates an agent.
     ///
