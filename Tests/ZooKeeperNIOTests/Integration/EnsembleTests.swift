@@ -6,7 +6,7 @@ import ZooKeeperTestSupport
 struct EnsembleTests {
     @Test func clientMovesToAnotherMemberWithItsSession() async throws {
         try await withZooKeeperEnsemble(size: 3) { ensemble in
-            let sessionTimeout = Duration.seconds(4)
+            let sessionTimeout = Duration.seconds(10)
             let client = try await ZooKeeperClient.connect(try TestServer.configuration(ensemble.connectString, sessionTimeout: sessionTimeout))
             let sessionID = client.sessionID
             _ = try await client.create("/app")
