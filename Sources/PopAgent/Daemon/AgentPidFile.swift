@@ -1,3 +1,4 @@
+import Foundation
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -80,7 +81,25 @@ public final class AgentPidFile: Sendable {
             return nil
         }
         guard errno == EWOULDBLOCK else { throw systemError("check the agent's pid file \(path)", errno: errno) }
-        return readPID(fd: fd)
+        let pid = readPID(fd: fd)
+        if let pid, isExiting(pid) {
+            // The holder was killed and is still closing its descriptors (its main thread is already a zombie or
+            // gone): its lock goes with the last of them, so wait for exactly that.
+            if flock(fd, LOCK_SH) == 0 {
+                flock(fd, LOCK_UN)
+                return nil
+            }
+        }
+        return pid
+    }
+
+    /// Whether `pid` is gone or a zombie, read from /proc.
+    private static func isExiting(_ pid: Int32) -> Bool {
+        guard kill(pid, 0) == 0 else { return true }
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let close = stat.lastIndex(of: ")")
+        else { return true }
+        return stat[stat.index(after: close)...].split(separator: " ").first == "Z"
     }
 
     private static func readPID(fd: Int32) -> Int32? {

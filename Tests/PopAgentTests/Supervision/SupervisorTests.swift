@@ -111,7 +111,7 @@ struct SupervisorTests {
             #expect(await eventually { processes(inGroup: pid).count >= 3 })
             await supervisor.stop(name)
             #expect(supervisor.status(of: name)?.state == .stopped)
-            #expect(await eventually(within: .seconds(2)) { processes(inGroup: pid).isEmpty })
+            #expect(await eventually(within: .seconds(10)) { processes(inGroup: pid).isEmpty })
             #expect(try LocalInstanceRecord.read(from: fixture.folder("family/state")) == nil)
         }
     }
@@ -138,7 +138,7 @@ struct SupervisorTests {
             let elapsed = ContinuousClock.now - started
             #expect(elapsed >= .milliseconds(400), "it waited the stop timeout")
             #expect(elapsed < .seconds(20), "then SIGKILL ended it")
-            #expect(await eventually(within: .seconds(2)) { processes(inGroup: pid).isEmpty })
+            #expect(await eventually(within: .seconds(10)) { processes(inGroup: pid).isEmpty })
         }
     }
 
@@ -296,7 +296,7 @@ struct SupervisorTests {
                 try await waitFor(supervisor, "daemon-\(index)") { $0.state == .running }
             }
             try await Task.sleep(for: .milliseconds(200))
-            #expect(await eventually(within: .seconds(2)) { zombieChildren().isEmpty }, "zombies: \(zombieChildren())")
+            #expect(await eventually(within: .seconds(10)) { zombieChildren().isEmpty }, "zombies: \(zombieChildren())")
         }
     }
 
@@ -356,7 +356,7 @@ struct SupervisorLeftoverTests {
                 return
             }
             #expect(reason.contains("killed"), "\(reason)")
-            #expect(await eventually(within: .seconds(2)) { processes(inGroup: leader).isEmpty })
+            #expect(await eventually(within: .seconds(10)) { processes(inGroup: leader).isEmpty })
         }
     }
 }

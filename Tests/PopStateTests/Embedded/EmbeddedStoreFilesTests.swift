@@ -86,7 +86,7 @@ struct EmbeddedStoreFilesTests {
             // Watches keep working after a trim: positions continue from the sequence.
             let events = try await store.watchSubtree("/")
             _ = try await store.create("/after", data: [], mode: .persistent)
-            #expect(try await within(5, "an event after the trim") { try await events.collect(1) } == [NodeEvent(.created, path: "/after")])
+            #expect(try await within(15, "an event after the trim") { try await events.collect(1) } == [NodeEvent(.created, path: "/after")])
             await store.close()
         }
     }

@@ -200,9 +200,9 @@ struct CoordinationStoreConformanceTests {
             let (_, watch) = try await observer.getAndWatch(path)
             let (_, childWatch) = try await observer.childrenAndWatch("/machines")
             await owner.close()
-            let event = try await within(5, "the ephemeral's delete") { try await watch.event() }
+            let event = try await within(15, "the ephemeral's delete") { try await watch.event() }
             #expect(event == WatchEvent(.nodeDeleted, path: path))
-            #expect(try await within(5, "the child watch") { try await childWatch.event() }.kind == .nodeChildrenChanged)
+            #expect(try await within(15, "the child watch") { try await childWatch.event() }.kind == .nodeChildrenChanged)
             #expect(try await observer.exists(path) == nil)
 
             let closed = await #expect(throws: PopError.self) { try await owner.get("/machines") }
@@ -235,7 +235,7 @@ struct CoordinationStoreConformanceTests {
             }
             #expect(expired?.code == .storeUnreachable)
             // A ZooKeeper client may report `disconnected` before it learns of the expiry on reconnecting.
-            let events = try await within(5, "the expired event") {
+            let events = try await within(15, "the expired event") {
                 try await ownerEvents.collect(3).filter { $0 != .disconnected }
             }
             #expect(events == [.connected, .expired])
@@ -255,7 +255,7 @@ struct CoordinationStoreConformanceTests {
             #expect(node.data == bytes("0"))
             _ = try await writer.set("/w", data: bytes("1"), version: nil)
             _ = try await writer.set("/w", data: bytes("2"), version: nil)
-            let event = try await within(5, "the data watch") { try await watch.event() }
+            let event = try await within(15, "the data watch") { try await watch.event() }
             #expect(event == WatchEvent(.nodeDataChanged, path: "/w"))
             // The watch fired once; awaiting it again gives the same single event.
             #expect(try await watch.event() == event)
@@ -266,13 +266,13 @@ struct CoordinationStoreConformanceTests {
             try await Task.sleep(for: .milliseconds(100))
             #expect(second.result == nil, "no change happened since the read")
             try await writer.delete("/w", version: nil)
-            #expect(try await within(5, "the delete") { try await second.event() } == WatchEvent(.nodeDeleted, path: "/w"))
+            #expect(try await within(15, "the delete") { try await second.event() } == WatchEvent(.nodeDeleted, path: "/w"))
 
             // An exists watch on a missing node fires when it is created.
             let (missing, creation) = try await watcher.existsAndWatch("/w")
             #expect(missing == nil)
             _ = try await writer.create("/w", data: [], mode: .persistent)
-            #expect(try await within(5, "the create") { try await creation.event() } == WatchEvent(.nodeCreated, path: "/w"))
+            #expect(try await within(15, "the create") { try await creation.event() } == WatchEvent(.nodeCreated, path: "/w"))
 
             // A child watch ignores data changes of the node and its children, and fires on a child create.
             let (children, childWatch) = try await watcher.childrenAndWatch("/w")
@@ -282,7 +282,7 @@ struct CoordinationStoreConformanceTests {
             #expect(childWatch.result == nil)
             _ = try await writer.create("/w/child", data: [], mode: .persistent)
             #expect(
-                try await within(5, "the child create") { try await childWatch.event() }
+                try await within(15, "the child create") { try await childWatch.event() }
                     == WatchEvent(.nodeChildrenChanged, path: "/w"))
             await watcher.close()
             await writer.close()
@@ -361,7 +361,7 @@ struct CoordinationStoreConformanceTests {
             let store = try await fixture.open()
             let events = store.sessionEvents()
             await store.close()
-            #expect(try await within(5, "session events") { try await events.collect() } == [.connected, .closed])
+            #expect(try await within(15, "session events") { try await events.collect() } == [.connected, .closed])
             #expect(try await store.sessionEvents().collect() == [.closed])
         }
     }
