@@ -57,7 +57,7 @@ struct EmbeddedStoreProcessTests {
             for _ in 0..<60 { mine.append(try await store.create("/jobs/j-", data: [], mode: .persistentSequential)) }
             var all = mine
             for probe in probes {
-                let lines = try await within(30, "a probe's names") { try await probe.lines.collect() }
+                let lines = try await within(120, "a probe's names") { try await probe.lines.collect() }
                 #expect(await probe.wait() == 0)
                 #expect(lines.count == 60)
                 all += lines
