@@ -49,18 +49,24 @@ extension Agent {
     func reconcile(_ changes: PendingChanges, session: AgentSession) async throws {
         let namespace = session.namespace
         var scope = changes.services.union(changes.tasks.keys)
-        if changes.everything {
+        if changes.everything || changes.serviceList {
             let names = try await namespace.store.children(namespace.paths.services)
             var listed: Set<ServiceName> = []
             for name in names {
                 if let service = try? ServiceName(name) {
                     listed.insert(service)
-                } else {
+                } else if changes.everything {
                     logger.warning("ignoring a service node with an invalid name", metadata: ["node": "\(name)"])
                 }
             }
-            scope = state.withLock { state in
-                listed.union(state.known).union(state.statuses.keys).union(state.problems.keys)
+            // Set the watches of new services before reading them.
+            let followed = try await track(listed, session: session)
+            if changes.everything {
+                scope = state.withLock { state in
+                    listed.union(state.known).union(state.statuses.keys).union(state.problems.keys)
+                }
+            } else {
+                scope.formUnion(followed)
             }
         }
         let snapshots = try await readServices(scope.sorted(), namespace: namespace)
@@ -70,7 +76,7 @@ extension Agent {
                 desired: state.desired, actual: state.actual, unreadable: Set(state.problems.keys).union(state.busy),
                 scope: scope)
         }
-        let actions = try await gateRollouts(planned, scope: scope, namespace: namespace)
+        let actions = try await gateRollouts(planned, scope: scope, session: session)
         for action in actions {
             carryOut(action)
         }

@@ -8,8 +8,9 @@ extension Agent {
     /// Only services with a configuration restart planned cost reads: their rollout node, then (when a rollout limit is
     /// set) their placements and the records and registrations of the machines before this one.
     func gateRollouts(
-        _ actions: [ReconcileAction], scope: Set<ServiceName>, namespace: PopNamespace
+        _ actions: [ReconcileAction], scope: Set<ServiceName>, session: AgentSession
     ) async throws -> [ReconcileAction] {
+        let namespace = session.namespace
         let restarts = actions.compactMap { action -> DesiredInstance? in
             if case .restart(let desired, .configurationChanged) = action { return desired }
             return nil
@@ -31,10 +32,12 @@ extension Agent {
                 }
             }
         }
-        state.withLock { state in
+        let waits = state.withLock { state in
             state.rolloutWaits.subtract(scope)
             state.rolloutWaits.formUnion(held)
+            return state.rolloutWaits
         }
+        try await followRolloutPeers(waits, session: session)
         return actions.filter { !held.contains($0.service) }
     }
 
@@ -58,16 +61,33 @@ extension Agent {
             of: machine, into: desired.signature, placed: placed, records: records, registered: registered)
     }
 
-    /// The services a store change wakes while their restart waits for its turn: another machine's instance record of
-    /// such a service, or any machine's registration.
-    func rolloutWakeups(path: String, namespace: PopNamespace) -> Set<ServiceName> {
+    /// Follows the placements and instance records of the services whose restart waits, and no others: only while it
+    /// waits does an agent care about its peers' records. A service that starts being followed is read again, since
+    /// its peers may have moved on before the watch was set.
+    func followRolloutPeers(_ held: Set<ServiceName>, session: AgentSession) async throws {
+        let paths = session.namespace.paths
+        let wanted = Set(held.map { SessionWatches.Key.subtree(paths.placements($0)) })
+        session.watches.drop { $0.subtree && $0.path.hasSuffix("/machines") && !wanted.contains($0) }
+        let new = wanted.subtracting(session.watches.keys)
+        guard !new.isEmpty else { return }
+        try await session.watches.add(new)
+        state.withLock { state in
+            state.pending.services.formUnion(held)
+        }
+        session.reconcile.signal()
+    }
+
+    /// The services a store change wakes while their restart waits for its turn: a change below such a service's
+    /// placements (another machine's instance record), or any machine registering or going away.
+    func rolloutWakeups(_ event: NodeEvent, paths: NamespacePaths) -> Set<ServiceName> {
         let waits = state.withLock { $0.rolloutWaits }
         guard !waits.isEmpty else { return [] }
-        let paths = namespace.paths
-        if path.hasPrefix(paths.machines + "/") { return waits }
-        guard path.hasPrefix(paths.services + "/"), path.hasSuffix("/instance") else { return [] }
-        let parts = path.dropFirst(paths.services.count + 1).split(separator: "/")
-        guard parts.count == 4, parts[1] == "machines", let service = try? ServiceName(String(parts[0])) else { return [] }
+        if event.path == paths.machines { return event.kind == .childrenChanged ? waits : [] }
+        guard event.path.hasPrefix(paths.services + "/") else { return [] }
+        let parts = event.path.dropFirst(paths.services.count + 1).split(separator: "/")
+        guard parts.count >= 3, parts[1] == "machines", let service = try? ServiceName(String(parts[0])) else {
+            return []
+        }
         return waits.contains(service) ? [service] : []
     }
 }

@@ -12,7 +12,8 @@ import Synchronization
 /// The machine agent: keeps this machine at the desired state in the coordination store.
 ///
 /// On ``run()`` it adopts the instances a previous agent left running, opens a store session, registers the machine
-/// as an ephemeral node, follows the namespace with one subtree watch, and reconciles: it starts what is placed here,
+/// as an ephemeral node, follows what concerns this machine with persistent watches (``SessionWatches``), and
+/// reconciles: it starts what is placed here,
 /// stops what is not, restarts what runs an old configuration or was asked to restart, runs `pop run` tasks, and
 /// publishes every instance's record. When the store cannot be reached, instances keep running untouched; when the
 /// session expires, the agent opens a new one, registers again and reconciles, never duplicating an instance.
@@ -60,6 +61,13 @@ public final class Agent: Service, Sendable {
 
     /// The machine this agent runs.
     public var machine: MachineID { configuration.machine }
+
+    /// What the current session follows in the store, sorted: a node's path, or `PATH/**` for a whole subtree; empty
+    /// between sessions. For diagnostics and tests.
+    public var followedPaths: [String] {
+        let watches = state.withLock { $0.session?.watches }
+        return (watches?.keys.map(\.description) ?? []).sorted()
+    }
 
     /// Runs the agent until graceful shutdown or cancellation.
     ///
@@ -147,15 +155,21 @@ public final class Agent: Service, Sendable {
     func runSession(_ store: any CoordinationStore, registered: () -> Void) async throws {
         let namespace = try PopNamespace(store: store, prefix: configuration.prefix)
         try await namespace.checkLayout()
-        // Watch first, then read: nothing that changes in between is missed.
-        let changes = try await store.watchSubtree(configuration.prefix)
+        // Watch first, then read: nothing that changes in between is missed. The services' own watches are set by
+        // the first pass, before it reads them (see ``track(_:session:)``).
+        let paths = namespace.paths
+        let watches = SessionWatches(store: store)
+        defer { watches.finish() }
+        try await watches.add([.node(paths.services), .node(paths.machines), .node(paths.machine(machine))])
         let sessionEvents = store.sessionEvents()
         let record = try await register(namespace)
-        let session = AgentSession(namespace: namespace, reconcile: Wakeup(), publish: Wakeup())
+        let session = AgentSession(namespace: namespace, reconcile: Wakeup(), publish: Wakeup(), watches: watches)
         state.withLock { state in
             state.session = session
             state.pending = PendingChanges(everything: true)
             state.publishedNodes = []
+            state.recordChecks = []
+            state.watchedServices = []
             for name in Set(state.statuses.keys).union(state.problems.keys) {
                 state.refreshRecord(name, machine: machine)
             }
@@ -173,13 +187,44 @@ public final class Agent: Service, Sendable {
             session.publish.finish()
         }
         try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await self.followStore(changes, session: session) }
+            group.addTask { try await self.followStore(watches.events, session: session) }
             group.addTask { try await self.followSession(sessionEvents, session: session) }
             group.addTask { try await self.reconcileLoop(session) }
             group.addTask { try await self.publishLoop(session) }
             defer { group.cancelAll() }
             while try await group.next() != nil {}
         }
+    }
+
+    /// The watches that follow one service for this machine: its spec, its packages, this machine's placement (and,
+    /// as the placement's child, this machine's instance record) and its task requests with their results.
+    static func serviceWatches(_ name: ServiceName, paths: NamespacePaths, machine: MachineID) -> [SessionWatches.Key] {
+        [
+            .node(paths.service(name)), .node(paths.packages(name)), .node(paths.placement(name, machine)),
+            .subtree(paths.tasks(name)),
+        ]
+    }
+
+    /// Follows the services in `listed` from now on and stops following those no longer listed; returns the services
+    /// that started or stopped being followed, which the caller reads (after the watches are set, so nothing is
+    /// missed).
+    func track(_ listed: Set<ServiceName>, session: AgentSession) async throws -> Set<ServiceName> {
+        let paths = session.namespace.paths
+        let watched = state.withLock { $0.watchedServices }
+        let added = listed.subtracting(watched)
+        let removed = watched.subtracting(listed)
+        if !removed.isEmpty {
+            let prefixes = removed.map { paths.service($0) }
+            session.watches.drop { key in
+                prefixes.contains { key.path == $0 || key.path.hasPrefix($0 + "/") }
+            }
+        }
+        try await session.watches.add(added.flatMap { Self.serviceWatches($0, paths: paths, machine: machine) })
+        state.withLock { state in
+            state.watchedServices.subtract(removed)
+            state.watchedServices.formUnion(added)
+        }
+        return added.union(removed)
     }
 
     let readyReported = OnceFlag()
@@ -224,34 +269,27 @@ public final class Agent: Service, Sendable {
         pid > 0 && (kill(pid, 0) == 0 || errno == EPERM)
     }
 
-    /// Follows the subtree watch, turning events into pending changes; throws when the session ends.
+    /// Follows the session's watches, turning events into pending changes; throws when the session ends.
     func followStore(_ changes: NodeEvents, session: AgentSession) async throws {
-        let services = session.namespace.paths.services
-        let machinePath = session.namespace.paths.machine(machine)
+        let paths = session.namespace.paths
+        let machinePath = paths.machine(machine)
         for try await event in changes {
             if event.path == machinePath {
                 if event.kind == .deleted { throw PopError(.conflict, "This machine's registration was deleted.") }
                 continue
             }
-            guard let change = StoreChange.classify(path: event.path, servicesPath: services, machine: machine)
-            else {
-                let woken = rolloutWakeups(path: event.path, namespace: session.namespace)
-                if !woken.isEmpty {
-                    state.withLock { $0.pending.services.formUnion(woken) }
-                    session.reconcile.signal()
-                }
+            let woken = rolloutWakeups(event, paths: paths)
+            if !woken.isEmpty {
+                state.withLock { $0.pending.services.formUnion(woken) }
+                session.reconcile.signal()
+            }
+            guard let change = StoreChange.classify(event, servicesPath: paths.services, machine: machine) else {
                 continue
             }
             if case .instanceRecord(let service) = change {
-                // Our own writes echo back; only a deletion by someone else needs the record written again.
-                guard event.kind == .deleted else { continue }
-                let wake = state.withLock { state -> Bool in
-                    state.publishedNodes.remove(service)
-                    guard state.dirtyRecords[service] == nil, state.statuses[service] != nil else { return false }
-                    state.refreshRecord(service, machine: machine)
-                    return true
-                }
-                if wake { session.publish.signal() }
+                // Our own writes echo back; the publish loop checks whether someone else deleted the record.
+                state.withLock { _ = $0.recordChecks.insert(service) }
+                session.publish.signal()
                 continue
             }
             state.withLock { $0.pending.add(change) }

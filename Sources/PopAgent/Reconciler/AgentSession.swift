@@ -8,6 +8,8 @@ struct AgentSession: Sendable {
     var reconcile: Wakeup
     /// Wakes the publish loop.
     var publish: Wakeup
+    /// What this session follows in the store.
+    var watches: SessionWatches
 
     /// The store handle.
     var store: any CoordinationStore { namespace.store }

@@ -3,15 +3,17 @@ import PopState
 /// What a change at one store path means to this machine's agent, so a burst of watch events can be coalesced into
 /// one pass that reads only what changed.
 public enum StoreChange: Hashable, Sendable {
-    /// The list of services itself may have changed (the services node was created or deleted): read everything.
+    /// The services node itself was created or deleted: read everything.
     case everything
+    /// A service was added or removed: list the services again.
+    case serviceList
     /// A service's spec node was created, set or deleted.
     case service(ServiceName)
     /// A service's recorded packages changed.
     case packages(ServiceName)
     /// This machine's placement of a service changed.
     case placement(ServiceName)
-    /// This machine's instance record of a service changed (someone else deleted or overwrote it).
+    /// This machine's instance record of a service may have been deleted by someone else: check it.
     case instanceRecord(ServiceName)
     /// A task request of a service, or one of its results, changed.
     case task(ServiceName, String)
@@ -19,33 +21,41 @@ public enum StoreChange: Hashable, Sendable {
     /// The service the change is about, if any.
     public var service: ServiceName? {
         switch self {
-        case .everything: nil
+        case .everything, .serviceList: nil
         case .service(let name), .packages(let name), .placement(let name), .instanceRecord(let name),
             .task(let name, _):
             name
         }
     }
 
-    /// Classifies a path below `servicesPath` (such as `/pop/services`) for `machine`; `nil` when it does not
-    /// concern this machine (another machine's placement or instance, a malformed name).
-    public static func classify(path: String, servicesPath: String, machine: MachineID) -> StoreChange? {
-        if path == servicesPath { return .everything }
+    /// Classifies an event of the agent's watches (see ``SessionWatches``) at or below `servicesPath` (such as
+    /// `/pop/services`) for `machine`; `nil` when it does not concern this machine (another machine's placement or
+    /// instance, this machine's own record being written, a malformed name).
+    public static func classify(_ event: NodeEvent, servicesPath: String, machine: MachineID) -> StoreChange? {
+        let path = event.path
+        if path == servicesPath {
+            switch event.kind {
+            case .childrenChanged: return .serviceList
+            case .created, .deleted: return .everything
+            case .dataChanged: return nil
+            }
+        }
         guard path.hasPrefix(servicesPath + "/") else { return nil }
         let parts = path.dropFirst(servicesPath.count + 1).split(separator: "/", omittingEmptySubsequences: false)
         guard let first = parts.first, let service = try? ServiceName(String(first)) else { return nil }
+        let children = event.kind == .childrenChanged
         switch parts.count {
         case 1:
-            return .service(service)
+            return children ? nil : .service(service)
         case 2:
-            switch parts[1] {
-            case "packages": return .packages(service)
-            case "machines", "tasks": return nil
-            default: return nil
-            }
+            return parts[1] == "packages" && !children ? .packages(service) : nil
         case 3 where parts[1] == "machines":
-            return parts[2] == machine.rawValue[...] ? .placement(service) : nil
+            guard parts[2] == machine.rawValue[...] else { return nil }
+            // The placement's only child is this machine's instance record.
+            return children ? .instanceRecord(service) : .placement(service)
         case 4 where parts[1] == "machines":
-            return parts[2] == machine.rawValue[...] && parts[3] == "instance" ? .instanceRecord(service) : nil
+            return parts[2] == machine.rawValue[...] && parts[3] == "instance" && event.kind == .deleted
+                ? .instanceRecord(service) : nil
         case 3 where parts[1] == "tasks", 4 where parts[1] == "tasks":
             return .task(service, String(parts[2]))
         default:
@@ -58,6 +68,8 @@ public enum StoreChange: Hashable, Sendable {
 public struct PendingChanges: Hashable, Sendable {
     /// Whether everything must be read again (first pass, reconnect, new session).
     public var everything: Bool
+    /// Whether the list of services must be read again (a service was added or removed).
+    public var serviceList = false
     /// Services whose spec, packages or placement changed.
     public var services: Set<ServiceName> = []
     /// Task requests that changed, by service.
@@ -69,15 +81,16 @@ public struct PendingChanges: Hashable, Sendable {
     }
 
     /// Whether nothing is pending.
-    public var isEmpty: Bool { !everything && services.isEmpty && tasks.isEmpty }
+    public var isEmpty: Bool { !everything && !serviceList && services.isEmpty && tasks.isEmpty }
 
     /// Adds one change.
     public mutating func add(_ change: StoreChange) {
         switch change {
         case .everything: everything = true
+        case .serviceList: serviceList = true
         case .service(let name), .packages(let name), .placement(let name): services.insert(name)
         case .instanceRecord:
-            break  // The agent writes its records again itself (see ``Agent``); no pass is needed.
+            break  // The publish loop checks the record (see ``Agent``); no pass is needed.
         case .task(let name, let task): tasks[name, default: []].insert(task)
         }
     }
@@ -85,6 +98,7 @@ public struct PendingChanges: Hashable, Sendable {
     /// Adds another set of changes.
     public mutating func merge(_ other: PendingChanges) {
         everything = everything || other.everything
+        serviceList = serviceList || other.serviceList
         services.formUnion(other.services)
         tasks.merge(other.tasks) { $0.union($1) }
     }

@@ -93,10 +93,18 @@ extension EmbeddedStore {
     }
 
     public func watchSubtree(_ path: String) async throws -> NodeEvents {
+        try await persistentWatch(path, recursive: true)
+    }
+
+    public func watchNode(_ path: String) async throws -> NodeEvents {
+        try await persistentWatch(path, recursive: false)
+    }
+
+    private func persistentWatch(_ path: String, recursive: Bool) async throws -> NodeEvents {
         try NodePath.validate(path)
         try checkOpen()
         try monitor.activate()
-        let (token, events) = try registry.registerSubtree(root: path)
+        let (token, events) = try registry.registerSubtree(root: path, recursive: recursive)
         do {
             let since = try await read { db in try NodeTable.position(db) }
             registry.activate(token, since: since)

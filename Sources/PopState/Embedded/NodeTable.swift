@@ -258,7 +258,7 @@ package enum NodeTable {
             switch kind {
             case .created: 1
             case .deleted: 2
-            case .dataChanged: 3
+            case .dataChanged, .childrenChanged: 3  // Never logged: children changes are derived from creates and deletes.
             }
         try db.cachedStatement(sql: "INSERT INTO change (path, kind, time) VALUES (?, ?, ?)").execute(arguments: [path, code, now])
     }

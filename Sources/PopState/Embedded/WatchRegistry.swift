@@ -34,8 +34,10 @@ package final class WatchRegistry: Sendable {
         var pending: [(Int64, WatchEvent)] = []
     }
 
+    /// A persistent watch: of a whole subtree, or of one node and its list of children.
     private struct Subtree {
         var root: String
+        var recursive: Bool
         var continuation: NodeEvents.Continuation
         var since: Int64?
         var pending: [(Int64, NodeEvent)] = []
@@ -71,14 +73,15 @@ package final class WatchRegistry: Sendable {
         }
     }
 
-    /// Registers a subtree watch, pending until ``activate(_:since:)``.
-    package func registerSubtree(root: String) throws(PopError) -> (Int, NodeEvents) {
+    /// Registers a persistent watch of the subtree at `root` (or, when not `recursive`, of the node at `root` and its
+    /// children list), pending until ``activate(_:since:)``.
+    package func registerSubtree(root: String, recursive: Bool = true) throws(PopError) -> (Int, NodeEvents) {
         let (stream, continuation) = NodeEvents.makeStream(bufferingPolicy: .unbounded)
         let token = try state.withLock { (state) throws(PopError) -> Int in
             if let ended = state.ended { throw ended }
             let token = state.nextToken
             state.nextToken += 1
-            state.subtrees[token] = Subtree(root: root, continuation: continuation)
+            state.subtrees[token] = Subtree(root: root, recursive: recursive, continuation: continuation)
             return token
         }
         continuation.onTermination = { [weak self] _ in self?.discard(token) }
@@ -140,8 +143,8 @@ package final class WatchRegistry: Sendable {
                         state.oneShots[token] = oneShot
                     }
                 }
-                for (token, var subtree) in state.subtrees where NodePath.isWithin(change.path, subtree.root) {
-                    let event = NodeEvent(change.kind, path: change.path)
+                for (token, var subtree) in state.subtrees {
+                    guard let event = Self.match(subtree, change) else { continue }
                     if let since = subtree.since {
                         if change.id > since { deliveries.append((subtree.continuation, event)) }
                     } else {
@@ -173,6 +176,17 @@ package final class WatchRegistry: Sendable {
     /// How many watches are registered (for tests and diagnostics).
     package var count: Int { state.withLock { $0.oneShots.count + $0.subtrees.count } }
 
+    private static func match(_ subtree: Subtree, _ change: ChangeRecord) -> NodeEvent? {
+        if subtree.recursive {
+            return NodePath.isWithin(change.path, subtree.root) ? NodeEvent(change.kind, path: change.path) : nil
+        }
+        if change.path == subtree.root { return NodeEvent(change.kind, path: change.path) }
+        guard change.kind == .created || change.kind == .deleted, NodePath.parent(change.path) == subtree.root else {
+            return nil
+        }
+        return NodeEvent(.childrenChanged, path: subtree.root)
+    }
+
     private static func match(_ oneShot: OneShot, _ change: ChangeRecord) -> WatchEvent? {
         switch oneShot.kind {
         case .data:
@@ -181,6 +195,7 @@ package final class WatchRegistry: Sendable {
             case .created: return WatchEvent(.nodeCreated, path: oneShot.path)
             case .deleted: return WatchEvent(.nodeDeleted, path: oneShot.path)
             case .dataChanged: return WatchEvent(.nodeDataChanged, path: oneShot.path)
+            case .childrenChanged: return nil
             }
         case .children:
             if change.path == oneShot.path {

@@ -63,6 +63,13 @@ public protocol CoordinationStore: Sendable, CustomStringConvertible {
     /// Events are never dropped (the buffer is unbounded). The sequence ends with an error when the session ends.
     func watchSubtree(_ path: String) async throws -> NodeEvents
 
+    /// Follows one node, from now until the sequence is dropped: its creation, deletion and data changes, and the
+    /// creation or deletion of its direct children (`childrenChanged`, with the node's own path). The node need not
+    /// exist yet. ZooKeeper's persistent (non-recursive) watch.
+    ///
+    /// Events are never dropped (the buffer is unbounded). The sequence ends with an error when the session ends.
+    func watchNode(_ path: String) async throws -> NodeEvents
+
     /// The session's events from now on, starting with its current state.
     func sessionEvents() -> AsyncStream<SessionEvent>
 
@@ -70,5 +77,5 @@ public protocol CoordinationStore: Sendable, CustomStringConvertible {
     func close() async
 }
 
-/// The events of a subtree watch.
+/// The events of a persistent watch.
 public typealias NodeEvents = AsyncThrowingStream<NodeEvent, any Error>

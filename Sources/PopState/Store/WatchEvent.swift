@@ -26,7 +26,7 @@ public struct WatchEvent: Hashable, Sendable, CustomStringConvertible {
     public var description: String { "\(kind) \(path)" }
 }
 
-/// A change seen by a subtree watch.
+/// A change seen by a persistent watch (``CoordinationStore/watchSubtree(_:)`` or ``CoordinationStore/watchNode(_:)``).
 public struct NodeEvent: Hashable, Sendable, CustomStringConvertible {
     /// What happened to the node.
     public enum Kind: String, Hashable, Sendable {
@@ -36,6 +36,8 @@ public struct NodeEvent: Hashable, Sendable, CustomStringConvertible {
         case deleted
         /// The node's data was set.
         case dataChanged
+        /// A child of the node was created or deleted (node watches only; a subtree watch reports the child itself).
+        case childrenChanged
     }
 
     /// What happened.

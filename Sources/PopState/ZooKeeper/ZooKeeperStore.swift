@@ -212,8 +212,16 @@ public final class ZooKeeperStore: CoordinationStore {
     }
 
     public func watchSubtree(_ path: String) async throws -> NodeEvents {
+        try await persistentWatch(path, mode: .persistentRecursive)
+    }
+
+    public func watchNode(_ path: String) async throws -> NodeEvents {
+        try await persistentWatch(path, mode: .persistent)
+    }
+
+    private func persistentWatch(_ path: String, mode: ZooKeeperAddWatchMode) async throws -> NodeEvents {
         let stream = try await translating(path) {
-            try await client.addWatch(path, mode: .persistentRecursive)
+            try await client.addWatch(path, mode: mode)
         }
         let label = self.label
         let identity = self.identity
@@ -384,6 +392,7 @@ extension NodeEvent {
         case .nodeCreated: self.init(.created, path: event.path)
         case .nodeDeleted: self.init(.deleted, path: event.path)
         case .nodeDataChanged: self.init(.dataChanged, path: event.path)
+        case .nodeChildrenChanged: self.init(.childrenChanged, path: event.path)
         default: return nil
         }
     }

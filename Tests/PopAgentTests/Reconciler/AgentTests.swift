@@ -28,6 +28,50 @@ import Testing
         await fixture.stop(agent)
     }
 
+    @Test func theAgentFollowsOnlyWhatConcernsItsMachine() async throws {
+        let fixture = try await AgentFixture()
+        defer { Task { await fixture.cleanUp() } }
+        let (agent, task) = try fixture.startAgent()
+        let web = try await fixture.deploy(try AgentFixture.spec("web"))
+        let elsewhere = try MachineID("elsewhere")
+        let other = try await fixture.deploy(try AgentFixture.spec("other"), on: [elsewhere])
+        _ = try await fixture.waitForRunning(web)
+        let paths = fixture.namespace.paths
+        let me = fixture.machine
+        let expected: Set<String> = [
+            paths.services, paths.machines, paths.machine(me),
+            paths.service(web), paths.packages(web), paths.placement(web, me), paths.tasks(web) + "/**",
+            paths.service(other), paths.packages(other), paths.placement(other, me), paths.tasks(other) + "/**",
+        ]
+        let followsBoth = await eventually(within: .seconds(10)) { Set(agent.followedPaths) == expected }
+        let followed = Set(agent.followedPaths)
+        #expect(followsBoth, "follows \(followed.sorted())")
+        // Nothing recursive over the services, their placements or another machine's records.
+        #expect(!followed.contains { $0.hasSuffix("/**") && !$0.hasSuffix("/tasks/**") })
+        #expect(!followed.contains { $0.contains(elsewhere.rawValue) })
+
+        // Another machine's record changes reach no watch of this agent, and a removed service is no longer followed.
+        _ = try await fixture.store.create(paths.instance(other, elsewhere), data: [], mode: .persistent)
+        try await fixture.store.delete(paths.instance(other, elsewhere), version: nil)
+        try await fixture.namespace.removeService(other)
+        let dropped = await eventually(within: .seconds(10)) { !agent.followedPaths.contains(paths.service(other)) }
+        #expect(dropped)
+        #expect(Set(agent.followedPaths) == expected.filter { !$0.hasPrefix(paths.service(other)) })
+        await fixture.stop(task)
+    }
+
+    @Test func anInstanceRecordDeletedBySomeoneElseIsWrittenAgain() async throws {
+        let fixture = try await AgentFixture()
+        defer { Task { await fixture.cleanUp() } }
+        let (_, agent) = try fixture.startAgent()
+        let web = try await fixture.deploy(try AgentFixture.spec("web"))
+        let first = try await fixture.waitForRunning(web)
+        try await fixture.store.delete(fixture.namespace.paths.instance(web, fixture.machine), version: nil)
+        let again = try await fixture.waitForRecord(web, "the record written again") { $0.state == .running }
+        #expect(again.pid == first.pid, "the instance was not restarted, only its record written again")
+        await fixture.stop(agent)
+    }
+
     @Test func deployBeforeTheAgentStarts() async throws {
         let fixture = try await AgentFixture()
         defer { Task { await fixture.cleanUp() } }

@@ -76,22 +76,32 @@ import Testing
     let me = try! MachineID("m1")
     let services = "/pop/services"
 
-    @Test func classifiesPaths() throws {
+    @Test func classifiesEvents() throws {
         let web = try ServiceName("web")
-        func classify(_ path: String) -> StoreChange? {
-            StoreChange.classify(path: path, servicesPath: services, machine: me)
+        func classify(_ path: String, _ kind: NodeEvent.Kind = .dataChanged) -> StoreChange? {
+            StoreChange.classify(NodeEvent(kind, path: path), servicesPath: services, machine: me)
         }
-        #expect(classify("/pop/services") == .everything)
+        #expect(classify("/pop/services", .childrenChanged) == .serviceList)
+        #expect(classify("/pop/services", .created) == .everything)
+        #expect(classify("/pop/services", .deleted) == .everything)
         #expect(classify("/pop/services/web") == .service(web))
+        #expect(classify("/pop/services/web", .created) == .service(web))
+        #expect(classify("/pop/services/web", .deleted) == .service(web))
+        #expect(classify("/pop/services/web", .childrenChanged) == nil)
         #expect(classify("/pop/services/web/packages") == .packages(web))
+        #expect(classify("/pop/services/web/packages", .created) == .packages(web))
         #expect(classify("/pop/services/web/machines") == nil)
+        #expect(classify("/pop/services/web/machines/m1", .created) == .placement(web))
         #expect(classify("/pop/services/web/machines/m1") == .placement(web))
+        #expect(classify("/pop/services/web/machines/m1", .childrenChanged) == .instanceRecord(web))
         #expect(classify("/pop/services/web/machines/m2") == nil)
-        #expect(classify("/pop/services/web/machines/m1/instance") == .instanceRecord(web))
-        #expect(classify("/pop/services/web/machines/m2/instance") == nil)
+        #expect(classify("/pop/services/web/machines/m1/instance", .deleted) == .instanceRecord(web))
+        #expect(classify("/pop/services/web/machines/m1/instance", .created) == nil)
+        #expect(classify("/pop/services/web/machines/m1/instance") == nil)
+        #expect(classify("/pop/services/web/machines/m2/instance", .deleted) == nil)
         #expect(classify("/pop/services/web/tasks") == nil)
-        #expect(classify("/pop/services/web/tasks/task-0000000001") == .task(web, "task-0000000001"))
-        #expect(classify("/pop/services/web/tasks/task-0000000001/m2") == .task(web, "task-0000000001"))
+        #expect(classify("/pop/services/web/tasks/task-0000000001", .created) == .task(web, "task-0000000001"))
+        #expect(classify("/pop/services/web/tasks/task-0000000001/m2", .created) == .task(web, "task-0000000001"))
         #expect(classify("/pop/services/Bad_Name") == nil)
         #expect(classify("/pop/machines/m1") == nil)
     }
@@ -106,7 +116,9 @@ import Testing
         pending.add(.task(web, "task-0000000001"))
         #expect(pending.services == [web])
         #expect(pending.tasks == [web: ["task-0000000001"]])
-        #expect(!pending.everything)
+        #expect(!pending.everything && !pending.serviceList)
+        pending.add(.serviceList)
+        #expect(pending.serviceList)
         var other = PendingChanges(everything: true)
         other.merge(pending)
         #expect(other.everything && other.services == [web])

@@ -356,6 +356,47 @@ struct CoordinationStoreConformanceTests {
     }
 
     @Test(arguments: StoreKind.allCases)
+    func nodeWatchSeesTheNodeAndItsChildrenListButNothingDeeper(_ kind: StoreKind) async throws {
+        try await withStores(kind) { fixture in
+            let watcher = try await fixture.open()
+            let writer = try await fixture.open()
+            // The node does not exist yet: the watch still follows it.
+            let events = try await watcher.watchNode("/n")
+            _ = try await writer.create("/n", data: [], mode: .persistent)
+            _ = try await writer.set("/n", data: bytes("1"), version: nil)
+            _ = try await writer.create("/n/child", data: [], mode: .persistent)
+            _ = try await writer.set("/n/child", data: bytes("2"), version: nil)
+            _ = try await writer.create("/n/child/grandchild", data: [], mode: .persistent)
+            try await writer.delete("/n/child/grandchild", version: nil)
+            _ = try await writer.create("/sibling", data: [], mode: .persistent)
+            try await writer.delete("/n/child", version: nil)
+            try await writer.delete("/n", version: nil)
+            let expected: [NodeEvent] = [
+                NodeEvent(.created, path: "/n"), NodeEvent(.dataChanged, path: "/n"),
+                NodeEvent(.childrenChanged, path: "/n"), NodeEvent(.childrenChanged, path: "/n"),
+                NodeEvent(.deleted, path: "/n"),
+            ]
+            let received = try await within(15, "\(expected.count) events") {
+                var received: [NodeEvent] = []
+                for try await event in events {
+                    received.append(event)
+                    if received.count == expected.count { break }
+                }
+                return received
+            }
+            #expect(received == expected)
+            // A watch on one path stays quiet about another, and ends when its session ends.
+            let quiet = try await watcher.watchNode("/quiet")
+            _ = try await writer.create("/loud", data: [], mode: .persistent)
+            await watcher.close()
+            var after: [NodeEvent] = []
+            await #expect(throws: PopError.self) { for try await event in quiet { after.append(event) } }
+            #expect(after.isEmpty)
+            await writer.close()
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
     func sessionEventsStartWithTheCurrentStateAndEndWithClose(_ kind: StoreKind) async throws {
         try await withStores(kind) { fixture in
             let store = try await fixture.open()
