@@ -21,6 +21,9 @@ public final class Cluster: Sendable {
         public var initialize: Bool = true
         /// The `pop` executable (default: found next to this executable, or `POP_BINARY`).
         public var popBinary: String?
+        /// The folder the cluster's scratch folder (machine homes, logs) is made in; the temporary folder by default.
+        /// The ZooKeeper members' data stays in the temporary folder whatever this says.
+        public var scratchParent: String?
 
         /// Three machines, each its own host, on a 3-member ensemble with tickTime 500 ms.
         public init() {}
@@ -59,7 +62,8 @@ public final class Cluster: Sendable {
         precondition(options.machines >= 1 && options.machinesPerHost >= 1, "a cluster needs at least one machine")
         let popBinary = try options.popBinary ?? PopBinary.locate()
         let network = try await ClusterNetwork.allocate()
-        let folder = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("pop-test-clusters/\(network.name)")
+        let folder = URL(fileURLWithPath: options.scratchParent ?? NSTemporaryDirectory())
+            .appendingPathComponent("pop-test-clusters/\(network.name)")
         var ensemble: ZooKeeperEnsemble?
         do {
             try? FileManager.default.removeItem(at: folder)

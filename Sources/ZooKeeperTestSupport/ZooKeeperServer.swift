@@ -172,6 +172,9 @@ public final class ZooKeeperServer: Sendable {
         return nil
     }
 
+    /// The server's process id while it runs.
+    public var pid: Int32? { self.process.withLockedValue { process in process.flatMap { $0.hasExited ? nil : $0.pid } } }
+
     /// Whether the server process is running.
     public var isRunning: Bool { self.process.withLockedValue { $0.map { !$0.hasExited } ?? false } }
 

@@ -693,6 +693,15 @@ enum ProcFile {
         let fields = stat[stat.index(after: stat.lastIndex(of: ")")!)...].split(separator: " ")
         return (Int(fields[11]) ?? 0) + (Int(fields[12]) ?? 0)
     }
+
+    /// The host's busy CPU time over all cores (everything but idle and iowait), in clock ticks, from /proc/stat.
+    static func hostBusyTicks() -> Int {
+        let text = (try? String(contentsOfFile: "/proc/stat", encoding: .utf8)) ?? ""
+        guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix("cpu ") }) else { return 0 }
+        let values = line.split(separator: " ").dropFirst().compactMap { Int($0) }
+        guard values.count >= 5 else { return 0 }
+        return values.reduce(0, +) - values[3] - values[4]
+    }
 }
 
 // MARK: - Helpers

@@ -31,6 +31,14 @@ struct ClusterScaleBenchmark: AsyncParsableCommand {
     @Option(help: "Seconds to wait for every instance to run.")
     var timeout = 600.0
 
+    @Option(
+        help: "Where the machines' pop homes go (a folder on the file system to measure, such as a tmpfs); the temporary folder by default.")
+    var homes: String?
+
+    @Option(
+        help: "Before measuring, deploy this many services to every machine and wait until they run; they stay deployed (warms ZooKeeper's JIT and the agents). 0 measures a cold cluster.")
+    var warmupServices = 5
+
     func run() async throws {
         var options = Cluster.Options()
         options.machines = agents
@@ -38,9 +46,10 @@ struct ClusterScaleBenchmark: AsyncParsableCommand {
         options.machinesPerHost = agents
         options.zooKeeper.optimizeForThroughput = true
         options.zooKeeper.jvmArguments = ["-Xmx512m"]
+        options.scratchParent = homes
         let total = agents * services
         print("cluster: \(agents) agents, \(services) services × \(agents) machines = \(total) instances of `sleep 100000`")
-        print("host: \(ProcessInfo.processInfo.activeProcessorCount) cores")
+        print("host: \(ProcessInfo.processInfo.activeProcessorCount) cores; machine homes in \(homes ?? NSTemporaryDirectory())")
         try await withCluster(options) { cluster in
             print("ensemble: \(cluster.host)")
             let agentsStart = ContinuousClock.now
@@ -54,9 +63,35 @@ struct ClusterScaleBenchmark: AsyncParsableCommand {
             for index in 1...services {
                 try await cluster.popOK(["add", "s\(index)", "--template", "command", "--command", "sleep 100000"])
             }
+            if warmupServices > 0 {
+                // The warm-up services stay deployed, so nothing is deleted just before the measured run.
+                let warmupStart = ContinuousClock.now
+                for index in 1...warmupServices {
+                    try await cluster.popOK(["add", "warmup\(index)", "--template", "command", "--command", "sleep 100000"])
+                }
+                let watcher = try await InstanceWatcher.open(host: cluster.host, expected: agents * warmupServices) {
+                    $0.hasPrefix("/pop/services/warmup")
+                }
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for index in 1...warmupServices {
+                        group.addTask { try await cluster.popOK(["deploy", "warmup\(index)"] + cluster.machines.map(\.id)) }
+                    }
+                    try await group.waitForAll()
+                }
+                try await watcher.waitUntilAllRunning(timeout: .seconds(timeout))
+                await watcher.close()
+                print(
+                    "warm-up: \(warmupServices) services × \(agents) machines running in \(Self.seconds(ContinuousClock.now - warmupStart)); they stay deployed (not measured)")
+            }
 
-            let watcher = try await InstanceWatcher.open(host: cluster.host, expected: total)
+            let watcher = try await InstanceWatcher.open(host: cluster.host, expected: total) {
+                !$0.hasPrefix("/pop/services/warmup")
+            }
             let before = await Self.zooKeeperPackets(cluster.ensemble)
+            let zxidBefore = await Self.lastZxid(cluster.ensemble)
+            let agentPIDs = cluster.machines.compactMap { $0.agent?.pid }
+            let serverPIDs = cluster.ensemble.members.compactMap(\.pid)
+            let cpuBefore = Self.cpuTicks(agents: agentPIDs, servers: serverPIDs)
             let start = ContinuousClock.now
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for index in 1...services {
@@ -67,7 +102,9 @@ struct ClusterScaleBenchmark: AsyncParsableCommand {
             let deployed = ContinuousClock.now - start
             try await watcher.waitUntilAllRunning(timeout: .seconds(timeout))
             let converged = ContinuousClock.now - start
+            let cpuAfter = Self.cpuTicks(agents: agentPIDs, servers: serverPIDs)
             let after = await Self.zooKeeperPackets(cluster.ensemble)
+            let zxidAfter = await Self.lastZxid(cluster.ensemble)
             let watcherRequests = watcher.requests
             await watcher.close()
 
@@ -80,8 +117,21 @@ struct ClusterScaleBenchmark: AsyncParsableCommand {
             print(
                 "ZooKeeper requests from clients during the run: \(requests) (\(String(format: "%.2f", Double(requests) / Double(total))) per instance; the benchmark's own \(watcherRequests) reads excluded)"
             )
+            let transactions = zxidAfter - zxidBefore
+            print(
+                "ZooKeeper transactions (writes, incl. sessions of the pop commands) during the run: \(transactions) (\(String(format: "%.2f", Double(transactions) / Double(total))) per instance)"
+            )
             print("ZooKeeper packets sent to clients (watch notifications and replies): \(after.sent - before.sent) (\(String(format: "%.1f", Double(after.sent - before.sent) / Double(total))) per instance)")
             print("agents' memory: \(memory / 1024) MiB resident in total (\(memory / max(agents, 1)) KiB per agent)")
+            let tick = Double(sysconf(Int32(_SC_CLK_TCK)))
+            let host = Double(cpuAfter.host - cpuBefore.host) / tick
+            let agentCPU = Double(cpuAfter.agents - cpuBefore.agents) / tick
+            let serverCPU = Double(cpuAfter.servers - cpuBefore.servers) / tick
+            print(
+                String(
+                    format: "CPU from the first deploy command to all running: host %.2f s of %.2f s × %d cores; agents %.2f s (%.2f ms per instance), ZooKeeper members %.2f s, the rest (pop commands, the benchmark, instances starting, kernel) %.2f s",
+                    host, Self.secondsValue(converged), ProcessInfo.processInfo.activeProcessorCount, agentCPU,
+                    agentCPU * 1000 / Double(total), serverCPU, host - agentCPU - serverCPU))
         }
     }
 
@@ -99,6 +149,25 @@ struct ClusterScaleBenchmark: AsyncParsableCommand {
             }
         }
         return (received, sent)
+    }
+
+    /// The highest transaction id any member has seen (`Zxid` in `srvr`): within one leader's epoch, the difference of
+    /// two readings is the number of transactions committed in between.
+    static func lastZxid(_ ensemble: ZooKeeperEnsemble) async -> Int {
+        var highest = 0
+        for member in ensemble.members {
+            guard let answer = try? await member.fourLetterWord("srvr") else { continue }
+            for line in answer.split(separator: "\n") where line.hasPrefix("Zxid: 0x") {
+                highest = max(highest, Int(line.dropFirst("Zxid: 0x".count), radix: 16) ?? 0)
+            }
+        }
+        return highest
+    }
+
+    /// CPU ticks used so far by the agents, by the ZooKeeper members, and by the whole host.
+    static func cpuTicks(agents: [Int32], servers: [Int32]) -> (agents: Int, servers: Int, host: Int) {
+        let sum = { (pids: [Int32]) in pids.reduce(0) { $0 + ((try? ProcFile.cpuTicks(pid: $1)) ?? 0) } }
+        return (sum(agents), sum(servers), ProcFile.hostBusyTicks())
     }
 
     /// VmRSS of a process, in KiB.
@@ -124,25 +193,33 @@ final class InstanceWatcher: Sendable {
     private let servicesPath: String
     private let expected: Int
     private let events: NodeEvents
+    private let counts: @Sendable (String) -> Bool
     private let counters = Mutex<Int>(0)
     private let changed = Mutex<Set<String>>([])
 
     /// The read requests this watcher sent (so they can be told apart from the agents').
     var requests: Int { self.counters.withLock { $0 } }
 
-    private init(store: any CoordinationStore, servicesPath: String, expected: Int, events: NodeEvents) {
+    private init(
+        store: any CoordinationStore, servicesPath: String, expected: Int, events: NodeEvents,
+        counts: @escaping @Sendable (String) -> Bool
+    ) {
         self.store = store
         self.servicesPath = servicesPath
         self.expected = expected
         self.events = events
+        self.counts = counts
     }
 
-    static func open(host: String, expected: Int) async throws -> InstanceWatcher {
+    /// A watcher of the instance records whose path `counts` accepts.
+    static func open(
+        host: String, expected: Int, counts: @escaping @Sendable (String) -> Bool
+    ) async throws -> InstanceWatcher {
         let configuration = try StoreConfiguration(kind: StoreConfiguration.parseHosts(host), prefix: "/pop")
         let store = try await openStore(configuration, sessionTimeout: .seconds(30))
         let services = "/pop/services"
         let events = try await store.watchSubtree(services)
-        return InstanceWatcher(store: store, servicesPath: services, expected: expected, events: events)
+        return InstanceWatcher(store: store, servicesPath: services, expected: expected, events: events, counts: counts)
     }
 
     func close() async { await self.store.close() }
@@ -154,7 +231,7 @@ final class InstanceWatcher: Sendable {
         let (wakeups, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         try await withThrowingTaskGroup(of: Bool.self) { group in
             group.addTask {
-                for try await event in self.events where event.path.hasSuffix("/instance") {
+                for try await event in self.events where event.path.hasSuffix("/instance") && self.counts(event.path) {
                     self.changed.withLock { _ = $0.insert(event.path) }
                     wake.yield()
                 }

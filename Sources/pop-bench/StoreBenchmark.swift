@@ -202,10 +202,7 @@ final class WatcherProcess: Sendable {
 
     /// User plus system CPU time of the process, in clock ticks, from /proc/<pid>/stat.
     func cpuTicks() throws -> Int {
-        let stat = try String(contentsOfFile: "/proc/\(process.processIdentifier)/stat", encoding: .utf8)
-        // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
-        let fields = stat[stat.index(after: stat.lastIndex(of: ")")!)...].split(separator: " ")
-        return (Int(fields[11]) ?? 0) + (Int(fields[12]) ?? 0)
+        try ProcFile.cpuTicks(pid: process.processIdentifier)
     }
 
     func terminate() {

@@ -6,15 +6,6 @@ extension Agent {
     /// Writes instance records as the supervisor reports changes, coalescing a burst into batched writes.
     func publishLoop(_ session: AgentSession) async throws {
         for await _ in session.publish.stream {
-            do {
-                try await checkRecords(session)
-            } catch {
-                try Task.checkCancellation()
-                logger.warning("cannot check instance records; retrying", metadata: ["error": "\(error)"])
-                try await Task.sleep(for: .seconds(1))
-                session.publish.signal()
-                continue
-            }
             let batch = state.withLock { state -> [ServiceName: AgentState.RecordUpdate] in
                 defer { state.dirtyRecords = [:] }
                 return state.dirtyRecords
@@ -30,32 +21,6 @@ extension Agent {
                 logger.warning("cannot publish instance records; retrying", metadata: ["error": "\(error)"])
                 try await Task.sleep(for: .seconds(1))
                 session.publish.signal()
-            }
-        }
-    }
-
-    /// Looks at the instance records whose placement lost or gained a child: one that someone else deleted while its
-    /// instance runs here is written again.
-    func checkRecords(_ session: AgentSession) async throws {
-        let names = state.withLock { state -> [ServiceName] in
-            defer { state.recordChecks = [] }
-            return state.recordChecks.sorted()
-        }
-        guard !names.isEmpty else { return }
-        let paths = session.namespace.paths
-        let results: [ReadResult]
-        do {
-            results = try await session.store.read(names.map { .get(paths.instance($0, machine)) })
-        } catch {
-            state.withLock { $0.recordChecks.formUnion(names) }
-            throw error
-        }
-        let missing = try zip(names, results).filter { try $0.1.nodeIfExists() == nil }.map(\.0)
-        state.withLock { state in
-            for name in missing {
-                state.publishedNodes.remove(name)
-                guard state.dirtyRecords[name] == nil, state.statuses[name] != nil else { continue }
-                state.refreshRecord(name, machine: machine)
             }
         }
     }

@@ -10,6 +10,8 @@ struct ServiceSnapshot: Sendable {
     var placement: Result<Placement, PopError>?
     /// The packages recorded with the service.
     var packages: [String]
+    /// The names of the service's task requests.
+    var tasks: [String] = []
 }
 
 /// A slow step the agent runs beside its reconcile loop.
@@ -99,10 +101,9 @@ extension Agent {
             taskServices = candidates.filter { state.desired[$0] != nil }.sorted()
         }
         if !taskServices.isEmpty {
-            let lists = try await namespace.store.read(taskServices.map { .children(namespace.paths.tasks($0)) })
             state.withLock { state in
-                for (service, list) in zip(taskServices, lists) {
-                    for raw in (try? list.childrenIfExists()) ?? [] {
+                for service in taskServices {
+                    for raw in snapshots[service]?.tasks ?? [] {
                         guard let id = try? TaskID(raw) else { continue }
                         let key = AgentState.TaskKey(service: service, id: id)
                         if state.tasks[key] == nil || state.tasks[key] == .waiting { taskKeys.insert(key) }
@@ -116,20 +117,25 @@ extension Agent {
         try await flushTaskResults(session)
     }
 
-    /// Reads the spec, this machine's placement and the packages of each service, in batched round trips.
+    /// Reads the spec, this machine's placement, the packages and the task list of each service, in batched round
+    /// trips.
     func readServices(_ names: [ServiceName], namespace: PopNamespace) async throws -> [ServiceName: ServiceSnapshot] {
         var snapshots: [ServiceName: ServiceSnapshot] = [:]
         let paths = namespace.paths
         for chunk in stride(from: 0, to: names.count, by: 300).map({ names[$0..<min($0 + 300, names.count)] }) {
             let reads = chunk.flatMap { name -> [ReadOperation] in
-                [.get(paths.service(name)), .get(paths.placement(name, machine)), .get(paths.packages(name))]
+                [
+                    .get(paths.service(name)), .get(paths.placement(name, machine)), .get(paths.packages(name)),
+                    .children(paths.tasks(name)),
+                ]
             }
             let results = try await namespace.store.read(reads)
             for (offset, name) in chunk.enumerated() {
-                let specResult = results[offset * 3]
-                let placementResult = results[offset * 3 + 1]
-                let packagesResult = results[offset * 3 + 2]
+                let specResult = results[offset * 4]
+                let placementResult = results[offset * 4 + 1]
+                let packagesResult = results[offset * 4 + 2]
                 var snapshot = ServiceSnapshot(spec: nil, placement: nil, packages: [])
+                snapshot.tasks = (try? results[offset * 4 + 3].childrenIfExists()) ?? []
                 if let node = try specResult.nodeIfExists() {
                     snapshot.spec = Result { () throws(PopError) in try Self.decodeSpec(node, name) }
                 }

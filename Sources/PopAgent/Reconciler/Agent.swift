@@ -168,7 +168,6 @@ public final class Agent: Service, Sendable {
             state.session = session
             state.pending = PendingChanges(everything: true)
             state.publishedNodes = []
-            state.recordChecks = []
             state.watchedServices = []
             for name in Set(state.statuses.keys).union(state.problems.keys) {
                 state.refreshRecord(name, machine: machine)
@@ -196,11 +195,11 @@ public final class Agent: Service, Sendable {
         }
     }
 
-    /// The watches that follow one service for this machine: its spec, its packages, this machine's placement (and,
-    /// as the placement's child, this machine's instance record) and its task requests with their results.
+    /// The watches that follow one service for this machine: its spec, its packages, this machine's placement with
+    /// this machine's instance record below it, and its task requests with their results.
     static func serviceWatches(_ name: ServiceName, paths: NamespacePaths, machine: MachineID) -> [SessionWatches.Key] {
         [
-            .node(paths.service(name)), .node(paths.packages(name)), .node(paths.placement(name, machine)),
+            .node(paths.service(name)), .node(paths.packages(name)), .subtree(paths.placement(name, machine)),
             .subtree(paths.tasks(name)),
         ]
     }
@@ -287,9 +286,15 @@ public final class Agent: Service, Sendable {
                 continue
             }
             if case .instanceRecord(let service) = change {
-                // Our own writes echo back; the publish loop checks whether someone else deleted the record.
-                state.withLock { _ = $0.recordChecks.insert(service) }
-                session.publish.signal()
+                // A deletion: the agent forgets a record before deleting it itself, so a record it still counts as
+                // published was deleted by someone else, and is written again.
+                let wake = state.withLock { state -> Bool in
+                    guard state.publishedNodes.remove(service) != nil else { return false }
+                    guard state.dirtyRecords[service] == nil, state.statuses[service] != nil else { return false }
+                    state.refreshRecord(service, machine: machine)
+                    return true
+                }
+                if wake { session.publish.signal() }
                 continue
             }
             state.withLock { $0.pending.add(change) }
@@ -354,7 +359,11 @@ public final class Agent: Service, Sendable {
                 switch event {
                 case .changed(let status):
                     state.statuses[status.name] = status
-                    state.refreshRecord(status.name, machine: machine)
+                    // A command about to be spawned has no process yet; its record is written once it has one
+                    // (milliseconds later), which saves a store write per instance in a burst.
+                    if status.state != .starting || status.pid != nil {
+                        state.refreshRecord(status.name, machine: machine)
+                    }
                     if status.state != .installing {
                         // Tasks wait while their instance installs; look at them again now.
                         let waiting = state.tasks.filter { $0.key.service == status.name && $0.value == .waiting }

@@ -59,8 +59,6 @@ struct AgentState: Sendable {
     var dirtyRecords: [ServiceName: RecordUpdate] = [:]
     /// Instance nodes this session has created (so a set suffices).
     var publishedNodes: Set<ServiceName> = []
-    /// Instance records to check: their node lost or gained a child, which may be someone else deleting it.
-    var recordChecks: Set<ServiceName> = []
     /// The services this session's watches follow (see ``Agent/track(_:session:)``).
     var watchedServices: Set<ServiceName> = []
     /// Task requests seen, by service and id.

@@ -13,7 +13,7 @@ public enum StoreChange: Hashable, Sendable {
     case packages(ServiceName)
     /// This machine's placement of a service changed.
     case placement(ServiceName)
-    /// This machine's instance record of a service may have been deleted by someone else: check it.
+    /// This machine's instance record of a service was deleted (by the agent itself, or by someone else).
     case instanceRecord(ServiceName)
     /// A task request of a service, or one of its results, changed.
     case task(ServiceName, String)
@@ -50,9 +50,7 @@ public enum StoreChange: Hashable, Sendable {
         case 2:
             return parts[1] == "packages" && !children ? .packages(service) : nil
         case 3 where parts[1] == "machines":
-            guard parts[2] == machine.rawValue[...] else { return nil }
-            // The placement's only child is this machine's instance record.
-            return children ? .instanceRecord(service) : .placement(service)
+            return parts[2] == machine.rawValue[...] && !children ? .placement(service) : nil
         case 4 where parts[1] == "machines":
             return parts[2] == machine.rawValue[...] && parts[3] == "instance" && event.kind == .deleted
                 ? .instanceRecord(service) : nil

@@ -5,6 +5,7 @@ import PopTemplates
 /// `pop add NAME --template T [--OPTION VALUE ...]`: creates a service from a template.
 struct Add: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "add",
         abstract: "Add a service built from a template.",
         discussion: """
             Every --OPTION VALUE is checked against the template's declared options (see `pop describe TEMPLATE`).

@@ -5,6 +5,7 @@ import PopTemplates
 /// `pop config NAME [--OPTION VALUE ...]`: shows or changes a service's options.
 struct Config: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "config",
         abstract: "Show a service's options, or change them (every instance then restarts with the new signature).",
         discussion: """
             Example: pop config plone --port 8081

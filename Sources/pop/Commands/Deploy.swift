@@ -5,6 +5,7 @@ import PopState
 /// `pop deploy NAME [MACHINE ...]`: places a service on machines (by default this one).
 struct Deploy: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "deploy",
         abstract: "Place a service on machines (by default this machine).",
         discussion: """
             Deploying before a machine's agent has started is normal: the service starts there when the agent does.

@@ -4,7 +4,8 @@ import PopTemplates
 
 /// `pop describe TEMPLATE`: a template's description, options and tasks.
 struct Describe: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Show a template's description, options and tasks.")
+    static let configuration = CommandConfiguration(
+        commandName: "describe",abstract: "Show a template's description, options and tasks.")
 
     @OptionGroup var global: GlobalOptions
 

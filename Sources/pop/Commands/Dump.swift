@@ -8,6 +8,7 @@ import PopState
 /// It reads only, and works on a namespace pop cannot otherwise read (a damaged record, another layout version).
 struct Dump: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "dump",
         abstract: "Print every node under the namespace: path, version and data, sorted by path.",
         discussion: """
             One line per node: PATH, then 'v' and the data version, 'ephemeral' for a node owned by a session, and \

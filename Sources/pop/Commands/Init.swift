@@ -5,6 +5,7 @@ import PopState
 /// `pop init [--force] [--auth USER[:PASSWORD]] [--save-credentials]`: creates pop's namespace in the store.
 struct Init: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "init",
         abstract: "Create pop's namespace in the store.",
         discussion: """
             Refuses when a namespace exists already, unless --force, which resets it (every service is removed).

@@ -4,7 +4,8 @@ import PopTemplates
 
 /// `pop list`: the available templates and the plugin each comes from.
 struct List: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "List the available templates and their plugins.")
+    static let configuration = CommandConfiguration(
+        commandName: "list",abstract: "List the available templates and their plugins.")
 
     @OptionGroup var global: GlobalOptions
 

@@ -6,6 +6,7 @@ import PopState
 /// `pop logs NAME`: an instance's output on this machine.
 struct Logs: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "logs",
         abstract: "Print an instance's log on this machine (stdout and stderr; --setup for setup output).")
 
     /// Which log file.

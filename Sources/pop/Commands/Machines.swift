@@ -5,6 +5,7 @@ import PopState
 /// `pop machines`: the machines whose agents are registered.
 struct Machines: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "machines",
         abstract: "List machines whose agents are running: hostname, addresses, agent version, uptime.")
 
     @OptionGroup var global: GlobalOptions

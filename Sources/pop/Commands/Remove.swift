@@ -4,6 +4,7 @@ import PopState
 /// `pop remove NAME`: undeploys a service everywhere and removes it.
 struct Remove: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "remove",
         abstract: "Undeploy a service from every machine and remove it.")
 
     @OptionGroup var global: GlobalOptions

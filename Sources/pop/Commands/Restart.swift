@@ -4,6 +4,7 @@ import PopState
 /// `pop restart NAME [MACHINE ...]`: restarts a service's instances (and clears FATAL).
 struct Restart: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "restart",
         abstract: "Restart a service's instances (all, or on the given machines); clears a FATAL state.")
 
     @OptionGroup var global: GlobalOptions

@@ -6,6 +6,7 @@ import PopState
 /// `pop run SERVICE TASK [ARGS ...]`: runs a task in every instance of a service, on every machine at once.
 struct Run: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "run",
         abstract: "Run a service's task on every machine running it, and print each machine's result.",
         discussion: """
             Each argument reaches the task as one argument; nothing passes through a shell.

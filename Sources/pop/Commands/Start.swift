@@ -6,6 +6,7 @@ import PopState
 /// `pop start`: starts this machine's agent in the background and returns once it has registered.
 struct Start: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "start",
         abstract: "Start this machine's agent in the background; returns once it has registered the machine.")
 
     @OptionGroup var global: GlobalOptions

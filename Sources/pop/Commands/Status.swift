@@ -5,6 +5,7 @@ import PopState
 /// `pop status [NAME]`: every service, where it should run, and what each machine reports.
 struct Status: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "status",
         abstract: "Show services, their machines, and each instance's state, PID, signature, uptime and restarts.",
         discussion: """
             A machine whose agent is not registered shows as 'down' and its instances as 'unknown'.

@@ -6,6 +6,7 @@ import PopState
 /// `pop stop`: stops this machine's agent; its services keep running and the next agent adopts them.
 struct Stop: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "stop",
         abstract: "Stop this machine's agent. Its services keep running; the next agent adopts them.")
 
     @OptionGroup var global: GlobalOptions

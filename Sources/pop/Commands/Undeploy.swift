@@ -4,6 +4,7 @@ import PopState
 /// `pop undeploy NAME [MACHINE ...]`: takes a service off machines.
 struct Undeploy: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "undeploy",
         abstract: "Take a service off machines (by default this machine; --all for every machine).")
 
     @OptionGroup var global: GlobalOptions

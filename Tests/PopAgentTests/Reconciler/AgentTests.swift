@@ -40,14 +40,14 @@ import Testing
         let me = fixture.machine
         let expected: Set<String> = [
             paths.services, paths.machines, paths.machine(me),
-            paths.service(web), paths.packages(web), paths.placement(web, me), paths.tasks(web) + "/**",
-            paths.service(other), paths.packages(other), paths.placement(other, me), paths.tasks(other) + "/**",
+            paths.service(web), paths.packages(web), paths.placement(web, me) + "/**", paths.tasks(web) + "/**",
+            paths.service(other), paths.packages(other), paths.placement(other, me) + "/**", paths.tasks(other) + "/**",
         ]
         let followsBoth = await eventually(within: .seconds(10)) { Set(agent.followedPaths) == expected }
         let followed = Set(agent.followedPaths)
         #expect(followsBoth, "follows \(followed.sorted())")
         // Nothing recursive over the services, their placements or another machine's records.
-        #expect(!followed.contains { $0.hasSuffix("/**") && !$0.hasSuffix("/tasks/**") })
+        #expect(!followed.contains { $0.hasSuffix("/**") && !$0.hasSuffix("/tasks/**") && !$0.hasSuffix("/\(me)/**") })
         #expect(!followed.contains { $0.contains(elsewhere.rawValue) })
 
         // Another machine's record changes reach no watch of this agent, and a removed service is no longer followed.

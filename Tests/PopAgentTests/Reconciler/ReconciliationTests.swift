@@ -93,7 +93,7 @@ import Testing
         #expect(classify("/pop/services/web/machines") == nil)
         #expect(classify("/pop/services/web/machines/m1", .created) == .placement(web))
         #expect(classify("/pop/services/web/machines/m1") == .placement(web))
-        #expect(classify("/pop/services/web/machines/m1", .childrenChanged) == .instanceRecord(web))
+        #expect(classify("/pop/services/web/machines/m1", .childrenChanged) == nil)
         #expect(classify("/pop/services/web/machines/m2") == nil)
         #expect(classify("/pop/services/web/machines/m1/instance", .deleted) == .instanceRecord(web))
         #expect(classify("/pop/services/web/machines/m1/instance", .created) == nil)
