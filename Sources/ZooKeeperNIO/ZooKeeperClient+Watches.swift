@@ -15,11 +15,34 @@ extension ZooKeeperClient {
         continuation.onTermination = { _ in
             controller.eventLoop.execute { controller.streamTerminated(id: id) }
         }
-        _ = try await self.execute(.addWatch, path: path, watch: .persistent(serverPath: serverPath, mode, id: id, continuation)) {
+        _ = try await self.execute(
+            .addWatch, path: path, watch: .persistent(serverPath: serverPath, mode, id: id, ZooKeeperWatchSink(continuation))
+        ) {
             $0.writeJuteString(serverPath)
             $0.writeInteger(mode.rawValue)
         }
         return stream
+    }
+
+    /// Adds a persistent watch whose events go to `sink` rather than to a stream of its own, so that many watches can
+    /// share one consumer without a task or a buffer each. The watch behaves as with ``addWatch(_:mode:)``: it
+    /// survives reconnects, and `sink` is ended when the session ends or `removeWatches(_:type:)` removes it.
+    /// ``detachWatch(_:)`` stops the deliveries.
+    public func addWatch(_ path: String, mode: ZooKeeperAddWatchMode, sink: ZooKeeperWatchSink) async throws -> ZooKeeperWatchID {
+        let serverPath = try self.serverPath(path)
+        let id = self.makeStreamID()
+        _ = try await self.execute(.addWatch, path: path, watch: .persistent(serverPath: serverPath, mode, id: id, sink)) {
+            $0.writeJuteString(serverPath)
+            $0.writeInteger(mode.rawValue)
+        }
+        return ZooKeeperWatchID(rawValue: id)
+    }
+
+    /// Stops delivering the events of a watch set with ``addWatch(_:mode:sink:)`` (its sink is not ended). The server
+    /// keeps the watch until `removeWatches(_:type:)` or the end of the session; its events are dropped here.
+    public func detachWatch(_ id: ZooKeeperWatchID) {
+        let controller = self.controller
+        controller.eventLoop.execute { controller.streamTerminated(id: id.rawValue) }
     }
 
     /// Removes watches of `type` on `path` from the server and tells their local waiters: one-shot watches

@@ -6,6 +6,8 @@ import PopState
 struct ServiceSnapshot: Sendable {
     /// The spec, or why it cannot be read; `nil` when the service does not exist.
     var spec: Result<ServiceSpec, PopError>?
+    /// The configuration signature: the SHA-1 of the spec node's data.
+    var signature: ConfigSignature?
     /// This machine's placement, or why it cannot be read; `nil` when the service is not placed here.
     var placement: Result<Placement, PopError>?
     /// The packages recorded with the service.
@@ -65,7 +67,8 @@ extension Agent {
             let followed = try await track(listed, session: session)
             if changes.everything {
                 scope = state.withLock { state in
-                    listed.union(state.known).union(state.statuses.keys).union(state.problems.keys)
+                    state.templates = Set(state.specs.values.map(\.template))
+                    return listed.union(state.known).union(state.statuses.keys).union(state.problems.keys)
                 }
             } else {
                 scope.formUnion(followed)
@@ -138,6 +141,7 @@ extension Agent {
                 snapshot.tasks = (try? results[offset * 4 + 3].childrenIfExists()) ?? []
                 if let node = try specResult.nodeIfExists() {
                     snapshot.spec = Result { () throws(PopError) in try Self.decodeSpec(node, name) }
+                    snapshot.signature = ConfigSignature(of: node.data)
                 }
                 if let node = try placementResult.nodeIfExists() {
                     snapshot.placement = Result { () throws(PopError) in try Self.decode(Placement.self, node) }
@@ -156,9 +160,10 @@ extension Agent {
         let oldProblem = state.problems[name]
         state.problems.removeValue(forKey: name)
         state.desired.removeValue(forKey: name)
-        guard let spec = snapshot.spec else {
+        guard let spec = snapshot.spec, let signature = snapshot.signature else {
             state.known.remove(name)
             state.specs.removeValue(forKey: name)
+            state.signatures.removeValue(forKey: name)
             state.packages.removeValue(forKey: name)
             if oldProblem != nil { state.refreshRecord(name, machine: machine) }
             return
@@ -166,15 +171,22 @@ extension Agent {
         state.known.insert(name)
         state.packages[name] = snapshot.packages
         switch spec {
-        case .success(let spec): state.specs[name] = spec
-        case .failure: state.specs.removeValue(forKey: name)
+        case .success(var spec):
+            // Services made from one template share one copy of it (its strings and lists), which keeps an agent
+            // with many services small.
+            spec.template = state.templates.insert(spec.template).memberAfterInsert
+            state.specs[name] = spec
+            state.signatures[name] = signature
+        case .failure:
+            state.specs.removeValue(forKey: name)
+            state.signatures.removeValue(forKey: name)
         }
         switch (spec, snapshot.placement) {
         case (_, nil):
             break
-        case (.success(let spec), .success(let placement)?):
+        case (.success, .success(let placement)?):
             state.desired[name] = DesiredInstance(
-                service: name, signature: spec.signature, restartGeneration: placement.restartGeneration)
+                service: name, signature: signature, restartGeneration: placement.restartGeneration)
         case (.failure(let error), _?):
             state.problems[name] = error.message
         case (_, .failure(let error)?):
@@ -216,7 +228,8 @@ extension Agent {
         guard let spec else { return nil }
         do {
             let blueprint = try InstanceBlueprint(
-                spec: spec, machine: machine, directory: configuration.instanceDirectory(name), packages: packages,
+                spec: spec, signature: desired.signature, machine: machine,
+                directory: configuration.instanceDirectory(name), packages: packages,
                 baseEnvironment: configuration.instanceBaseEnvironment)
             let instance = try instanceConfiguration(blueprint, template: spec.template)
             try InstanceFolder.prepare(blueprint, stateDirectory: configuration.stateDirectory(name))

@@ -65,6 +65,7 @@ extension Agent {
     /// waits does an agent care about its peers' records. A service that starts being followed is read again, since
     /// its peers may have moved on before the watch was set.
     func followRolloutPeers(_ held: Set<ServiceName>, session: AgentSession) async throws {
+        guard !session.watches.wholeNamespace else { return }
         let paths = session.namespace.paths
         let wanted = Set(held.map { SessionWatches.Key.subtree(paths.placements($0)) })
         session.watches.drop { $0.subtree && $0.path.hasSuffix("/machines") && !wanted.contains($0) }
@@ -83,6 +84,7 @@ extension Agent {
         let waits = state.withLock { $0.rolloutWaits }
         guard !waits.isEmpty else { return [] }
         if event.path == paths.machines { return event.kind == .childrenChanged ? waits : [] }
+        if event.path.hasPrefix(paths.machines + "/") { return event.kind == .dataChanged ? [] : waits }
         guard event.path.hasPrefix(paths.services + "/") else { return [] }
         let parts = event.path.dropFirst(paths.services.count + 1).split(separator: "/")
         guard parts.count >= 3, parts[1] == "machines", let service = try? ServiceName(String(parts[0])) else {

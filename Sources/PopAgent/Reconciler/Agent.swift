@@ -158,9 +158,13 @@ public final class Agent: Service, Sendable {
         // Watch first, then read: nothing that changes in between is missed. The services' own watches are set by
         // the first pass, before it reads them (see ``track(_:session:)``).
         let paths = namespace.paths
-        let watches = SessionWatches(store: store)
+        let watches = SessionWatches(store: store, wholeNamespace: configuration.followsWholeNamespace ?? store.isMachineLocal)
         defer { watches.finish() }
-        try await watches.add([.node(paths.services), .node(paths.machines), .node(paths.machine(machine))])
+        if watches.wholeNamespace {
+            try await watches.add([.subtree(namespace.prefix)])
+        } else {
+            try await watches.add([.node(paths.services), .node(paths.machines), .node(paths.machine(machine))])
+        }
         let sessionEvents = store.sessionEvents()
         let record = try await register(namespace)
         let session = AgentSession(namespace: namespace, reconcile: Wakeup(), publish: Wakeup(), watches: watches)
@@ -212,6 +216,11 @@ public final class Agent: Service, Sendable {
         let watched = state.withLock { $0.watchedServices }
         let added = listed.subtracting(watched)
         let removed = watched.subtracting(listed)
+        if session.watches.wholeNamespace {
+            // One subtree watch follows everything already.
+            state.withLock { $0.watchedServices = listed }
+            return added.union(removed)
+        }
         if !removed.isEmpty {
             let prefixes = removed.map { paths.service($0) }
             session.watches.drop { key in

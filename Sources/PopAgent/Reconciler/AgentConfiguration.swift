@@ -23,6 +23,10 @@ public struct AgentConfiguration: Sendable {
     public var maximumRetryDelay: Duration
     /// How many bytes of a task's output its result keeps (the end of it).
     public var taskOutputLimit: Int
+    /// How the agent follows the store: `nil` (the default) follows only what concerns this machine on a store shared
+    /// by many machines, and the whole namespace with one subtree watch on a store whose clients all run on this
+    /// machine (``CoordinationStore/isMachineLocal``); `true` or `false` forces one way.
+    public var followsWholeNamespace: Bool? = nil
 
     /// Creates a configuration.
     public init(

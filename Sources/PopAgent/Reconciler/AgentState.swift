@@ -33,6 +33,10 @@ struct AgentState: Sendable {
     var desired: [ServiceName: DesiredInstance] = [:]
     /// The readable specs of the services read so far.
     var specs: [ServiceName: ServiceSpec] = [:]
+    /// One copy of each template the specs use (see ``Agent/apply(_:of:to:)``); pruned on a full pass.
+    var templates: Set<ResolvedTemplate> = []
+    /// The signatures of those specs (the SHA-1 of each spec node's data).
+    var signatures: [ServiceName: ConfigSignature] = [:]
     /// The packages recorded with each service.
     var packages: [ServiceName: [String]] = [:]
     /// Services placed here whose spec cannot be used, with the reason; their instances are left alone.
@@ -83,7 +87,7 @@ struct AgentState: Sendable {
         if let problem, desired[service] == nil {
             return .publish(
                 InstanceRecord(
-                    machine: machine, pid: nil, signature: specs[service]?.signature ?? ConfigSignature(hex: ""),
+                    machine: machine, pid: nil, signature: signatures[service] ?? ConfigSignature(hex: ""),
                     state: .fatal, since: .now, lastError: problem))
         }
         return nil

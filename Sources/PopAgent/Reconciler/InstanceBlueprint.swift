@@ -33,18 +33,20 @@ public struct InstanceBlueprint: Hashable, Sendable {
     /// Works out the blueprint of `spec` on `machine` in `directory`.
     ///
     /// - Parameters:
+    ///   - signature: The configuration signature read from the store with the spec (the SHA-1 of its node's data);
+    ///     by default the spec's own ``ServiceSpec/signature``, which is the same for a spec pop wrote.
     ///   - packages: The packages recorded with the service by `pop run NAME install`, installed after the
     ///     template's own.
     ///   - baseEnvironment: Variables every instance starts from (such as `PATH`, `HOME`, `LANG`).
     /// - Throws: ``PopError`` with `.invalidInput` when a placeholder is unknown or a file path escapes the folder.
     public init(
-        spec: ServiceSpec, machine: MachineID, directory: String, packages: [String],
+        spec: ServiceSpec, signature: ConfigSignature? = nil, machine: MachineID, directory: String, packages: [String],
         baseEnvironment: [String: String]
     ) throws(PopError) {
         let template = spec.template
         let values = spec.placeholderValues(machine: machine, instanceDirectory: directory)
         self.service = spec.name
-        self.signature = spec.signature
+        self.signature = signature ?? spec.signature
         self.directory = directory
         self.values = values
         self.command = try Placeholders.expand(template.command, values: values)

@@ -8,9 +8,12 @@ import Synchronization
 /// instance record reaches no agent but the ones that asked for it (a service in a rollout waits on its peers'
 /// records), and a cluster's watch traffic grows with the machines, not with machines × instances.
 ///
-/// Each watch forwards its events into ``events``. Dropping a watch (``drop(where:)``) stops forwarding; ending the
-/// session (``finish()``) drops them all. A watch the store ends (the session expired or was closed) ends ``events``
-/// with that error.
+/// On a store whose clients all run on this machine (the embedded store) there is no fan-out to save, and one subtree
+/// watch of the namespace is cheaper than thousands of narrow ones: ``wholeNamespace`` says which way a session works.
+///
+/// Every watch delivers into ``events`` (``CoordinationStore/addWatch(_:subtree:into:)``). Dropping a watch
+/// (``drop(where:)``) stops its deliveries; ending the session (``finish()``) drops them all. When the store's session
+/// expires or is closed, ``events`` ends with that error.
 final class SessionWatches: Sendable {
     /// A watched path and whether its whole subtree is followed.
     struct Key: Hashable, Sendable, CustomStringConvertible {
@@ -27,41 +30,47 @@ final class SessionWatches: Sendable {
     let events: NodeEvents
     private let continuation: NodeEvents.Continuation
     private let store: any CoordinationStore
-    private let forwarders = Mutex<[Key: Task<Void, Never>]>([:])
+    private let handles = Mutex<[Key: WatchHandle]>([:])
     private let finished = Atomic<Bool>(false)
 
-    init(store: any CoordinationStore) {
+    /// Whether the session follows the whole namespace with one subtree watch (on a store only this machine uses)
+    /// instead of what concerns this machine (see ``AgentConfiguration/followsWholeNamespace``).
+    let wholeNamespace: Bool
+
+    init(store: any CoordinationStore, wholeNamespace: Bool) {
         self.store = store
+        self.wholeNamespace = wholeNamespace
         (events, continuation) = NodeEvents.makeStream(bufferingPolicy: .unbounded)
     }
 
     /// The paths watched now.
-    var keys: Set<Key> { forwarders.withLock { Set($0.keys) } }
+    var keys: Set<Key> { handles.withLock { Set($0.keys) } }
 
     /// Sets the watches in `keys` that are not set yet, concurrently; returns once the store has set every one, so a
-    /// read made afterwards misses no change.
+    /// read made afterwards misses no change. Every watch delivers into ``events`` directly: no task or buffer per
+    /// watch.
     func add(_ keys: some Sequence<Key>) async throws {
-        let missing = forwarders.withLock { forwarders in Set(keys).subtracting(forwarders.keys) }
+        let missing = handles.withLock { handles in Set(keys).subtracting(handles.keys) }
         guard !missing.isEmpty else { return }
-        try await withThrowingTaskGroup(of: (Key, NodeEvents).self) { group in
+        try await withThrowingTaskGroup(of: (Key, WatchHandle).self) { group in
             for key in missing {
-                group.addTask { [store] in
-                    (key, key.subtree ? try await store.watchSubtree(key.path) : try await store.watchNode(key.path))
+                group.addTask { [store, continuation] in
+                    (key, try await store.addWatch(key.path, subtree: key.subtree, into: continuation))
                 }
             }
-            for try await (key, stream) in group {
-                forward(stream, as: key)
+            for try await (key, handle) in group {
+                keep(handle, as: key)
             }
         }
     }
 
     /// Stops following the watches whose key matches.
     func drop(where matches: (Key) -> Bool) {
-        let dropped = forwarders.withLock { forwarders -> [Task<Void, Never>] in
-            let keys = forwarders.keys.filter(matches)
-            return keys.compactMap { forwarders.removeValue(forKey: $0) }
+        let dropped = handles.withLock { handles -> [WatchHandle] in
+            let keys = handles.keys.filter(matches)
+            return keys.compactMap { handles.removeValue(forKey: $0) }
         }
-        for task in dropped { task.cancel() }
+        for handle in dropped { handle.cancel() }
     }
 
     /// Drops every watch and ends ``events``.
@@ -71,25 +80,12 @@ final class SessionWatches: Sendable {
         continuation.finish()
     }
 
-    private func forward(_ stream: NodeEvents, as key: Key) {
-        let continuation = self.continuation
-        let task = Task {
-            do {
-                for try await event in stream {
-                    continuation.yield(event)
-                }
-                if Task.isCancelled { return }
-                continuation.finish(throwing: PopError(.storeUnreachable, "The store ended the watch of \(key)."))
-            } catch {
-                if Task.isCancelled { return }
-                continuation.finish(throwing: error)
-            }
-        }
-        let replaced = forwarders.withLock { forwarders -> Task<Void, Never>? in
+    private func keep(_ handle: WatchHandle, as key: Key) {
+        let replaced = handles.withLock { handles -> WatchHandle? in
             // Checked under the lock that finish() drops under: a watch set after the end is not kept.
-            if finished.load(ordering: .sequentiallyConsistent) { return task }
-            let old = forwarders[key]
-            forwarders[key] = task
+            if finished.load(ordering: .sequentiallyConsistent) { return handle }
+            let old = handles[key]
+            handles[key] = handle
             return old
         }
         replaced?.cancel()

@@ -100,6 +100,22 @@ extension EmbeddedStore {
         try await persistentWatch(path, recursive: false)
     }
 
+    public func addWatch(_ path: String, subtree: Bool, into events: NodeEvents.Continuation) async throws -> WatchHandle {
+        try NodePath.validate(path)
+        try checkOpen()
+        try monitor.activate()
+        let token = try registry.registerSubtree(root: path, recursive: subtree, sharing: events)
+        do {
+            let since = try await read { db in try NodeTable.position(db) }
+            registry.activate(token, since: since)
+            let registry = self.registry
+            return WatchHandle { registry.discard(token) }
+        } catch {
+            registry.discard(token)
+            throw error
+        }
+    }
+
     private func persistentWatch(_ path: String, recursive: Bool) async throws -> NodeEvents {
         try NodePath.validate(path)
         try checkOpen()

@@ -14,6 +14,9 @@ import Synchronization
 ///   At every heartbeat and when opening, a handle deletes the sessions whose heartbeats stopped for their timeout
 ///   (and their ephemeral nodes), so expired sessions are reaped by whichever pop process runs next.
 public final class EmbeddedStore: CoordinationStore {
+    /// Every client of an embedded store runs on this machine.
+    public var isMachineLocal: Bool { true }
+
     /// Settings of a store handle.
     public struct Options: Sendable {
         /// How long a session lives without heartbeats.

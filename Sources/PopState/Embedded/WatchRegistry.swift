@@ -39,6 +39,8 @@ package final class WatchRegistry: Sendable {
         var root: String
         var recursive: Bool
         var continuation: NodeEvents.Continuation
+        /// Whether the continuation is this watch's own (finished when the watch is discarded) or shared.
+        var ownsContinuation = true
         var since: Int64?
         var pending: [(Int64, NodeEvent)] = []
     }
@@ -88,6 +90,21 @@ package final class WatchRegistry: Sendable {
         return (token, stream)
     }
 
+    /// Registers a persistent watch like ``registerSubtree(root:recursive:)`` whose events go into `continuation`,
+    /// which other watches may share: discarding this watch does not finish it; the end of the session does.
+    package func registerSubtree(
+        root: String, recursive: Bool, sharing continuation: NodeEvents.Continuation
+    ) throws(PopError) -> Int {
+        try state.withLock { (state) throws(PopError) -> Int in
+            if let ended = state.ended { throw ended }
+            let token = state.nextToken
+            state.nextToken += 1
+            state.subtrees[token] = Subtree(
+                root: root, recursive: recursive, continuation: continuation, ownsContinuation: false)
+            return token
+        }
+    }
+
     /// Activates a watch set by a read of the snapshot at log position `since`.
     package func activate(_ token: Int, since: Int64) {
         var fire: (OneShotWatch, WatchEvent)?
@@ -119,7 +136,8 @@ package final class WatchRegistry: Sendable {
     package func discard(_ token: Int) {
         let removed = state.withLock { state -> NodeEvents.Continuation? in
             state.oneShots[token] = nil
-            return state.subtrees.removeValue(forKey: token)?.continuation
+            guard let subtree = state.subtrees.removeValue(forKey: token), subtree.ownsContinuation else { return nil }
+            return subtree.continuation
         }
         removed?.finish()
     }

@@ -26,9 +26,10 @@ public struct ServiceSpec: Hashable, Sendable, Codable {
         Array(try! PopJSON.canonicalEncoder().encode(self))
     }
 
-    /// The configuration signature: hex-encoded SHA-1 of ``canonicalEncoding()``.
+    /// The configuration signature: hex-encoded SHA-1 of ``canonicalEncoding()``, the bytes pop stores in the
+    /// service's node (so it equals ``ConfigSignature/init(of:)`` of that node's data).
     public var signature: ConfigSignature {
-        ConfigSignature(digest: Insecure.SHA1.hash(data: canonicalEncoding()))
+        ConfigSignature(of: canonicalEncoding())
     }
 }
 
@@ -40,6 +41,11 @@ public struct ConfigSignature: Hashable, Sendable, Codable, CustomStringConverti
     /// Wraps a hex digest, as read back from the store.
     public init(hex: String) {
         self.hex = hex
+    }
+
+    /// The signature of a stored spec: the SHA-1 of the service node's data, as written (see docs/state.md).
+    public init(of storedSpec: [UInt8]) {
+        self.init(digest: Insecure.SHA1.hash(data: storedSpec))
     }
 
     init(digest: Insecure.SHA1.Digest) {

@@ -41,7 +41,7 @@ extension PopNamespace {
                 .corruptState, "The node \(node.path) holds the spec of service '\(spec.name)', not '\(name)'.",
                 path: node.path)
         }
-        return VersionedService(spec: spec, version: node.stat.version)
+        return VersionedService(spec: spec, version: node.stat.version, signature: ConfigSignature(of: node.data))
     }
 
     /// The names of every service, sorted.

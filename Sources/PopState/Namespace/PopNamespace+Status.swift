@@ -81,7 +81,7 @@ extension PopNamespace {
                 }
             }
             statuses.append(
-                .init(spec: service.spec, version: service.version, signature: service.spec.signature, placements: placements))
+                .init(spec: service.spec, version: service.version, signature: service.signature, placements: placements))
         }
         return StatusSnapshot(store: store.description, machines: machines, services: statuses, problems: problems)
     }

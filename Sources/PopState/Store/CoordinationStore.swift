@@ -21,6 +21,10 @@ public protocol CoordinationStore: Sendable, CustomStringConvertible {
     /// The id of the session this handle owns; it is the ``NodeStat/ephemeralOwner`` of its ephemeral nodes.
     var sessionID: Int64 { get }
 
+    /// Whether every client of the store runs on this machine (the embedded store): a watch then costs no network
+    /// traffic and reaches no other machine, so one subtree watch is cheaper than many narrow ones.
+    var isMachineLocal: Bool { get }
+
     /// Creates a node and returns its path (which, for sequential modes, carries the `%010d` suffix).
     ///
     /// Fails with `.notFound` when the parent is missing and `.conflict` when the node exists.
@@ -70,6 +74,12 @@ public protocol CoordinationStore: Sendable, CustomStringConvertible {
     /// Events are never dropped (the buffer is unbounded). The sequence ends with an error when the session ends.
     func watchNode(_ path: String) async throws -> NodeEvents
 
+    /// Sets a persistent watch of the node at `path` (as ``watchNode(_:)``) or, with `subtree`, of everything at and
+    /// below it (as ``watchSubtree(_:)``), whose events are yielded into `events`: a continuation many watches may
+    /// share, so that following thousands of paths costs no task or buffer per path. When the session ends, `events`
+    /// is finished with the error. ``WatchHandle/cancel()`` stops this watch's deliveries only.
+    func addWatch(_ path: String, subtree: Bool, into events: NodeEvents.Continuation) async throws -> WatchHandle
+
     /// The session's events from now on, starting with its current state.
     func sessionEvents() -> AsyncStream<SessionEvent>
 
@@ -79,3 +89,18 @@ public protocol CoordinationStore: Sendable, CustomStringConvertible {
 
 /// The events of a persistent watch.
 public typealias NodeEvents = AsyncThrowingStream<NodeEvent, any Error>
+
+/// Stops the deliveries of a watch set with ``CoordinationStore/addWatch(_:subtree:into:)``.
+public final class WatchHandle: Sendable {
+    private let onCancel: @Sendable () -> Void
+
+    /// A handle that runs `onCancel` when cancelled.
+    public init(onCancel: @escaping @Sendable () -> Void) {
+        self.onCancel = onCancel
+    }
+
+    /// Stops delivering this watch's events (the shared continuation is not finished).
+    public func cancel() {
+        onCancel()
+    }
+}

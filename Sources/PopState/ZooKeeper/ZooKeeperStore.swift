@@ -8,6 +8,9 @@ import ZooKeeperNIO
 /// One store handle is one ZooKeeper session. The client moves between ensemble members with the same session when a
 /// member fails; only when the session expires is the handle dead, and its owner opens a new one deliberately.
 public final class ZooKeeperStore: CoordinationStore {
+    /// A ZooKeeper ensemble serves many machines.
+    public var isMachineLocal: Bool { false }
+
     /// The ZooKeeper client carrying this store's session.
     public let client: ZooKeeperClient
     /// ACLs given to every node this handle creates.
@@ -217,6 +220,25 @@ public final class ZooKeeperStore: CoordinationStore {
 
     public func watchNode(_ path: String) async throws -> NodeEvents {
         try await persistentWatch(path, mode: .persistent)
+    }
+
+    public func addWatch(_ path: String, subtree: Bool, into events: NodeEvents.Continuation) async throws -> WatchHandle {
+        let label = self.label
+        let identity = self.identity
+        let sink = ZooKeeperWatchSink(
+            deliver: { event in
+                if let mapped = NodeEvent(event) { events.yield(mapped) }
+            },
+            end: { error in
+                // `nil` means removeWatches removed it, which pop does not do for shared watches.
+                guard let error else { return }
+                events.finish(throwing: Self.translate(error, path: path, label: label, identity: identity))
+            })
+        let client = self.client
+        let id = try await translating(path) {
+            try await client.addWatch(path, mode: subtree ? .persistentRecursive : .persistent, sink: sink)
+        }
+        return WatchHandle { client.detachWatch(id) }
     }
 
     private func persistentWatch(_ path: String, mode: ZooKeeperAddWatchMode) async throws -> NodeEvents {

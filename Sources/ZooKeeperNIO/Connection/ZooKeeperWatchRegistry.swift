@@ -6,7 +6,7 @@ import NIOCore
 /// re-registered with SetWatches after a reconnect.
 struct ZooKeeperWatchRegistry {
     typealias OneShot = EventLoopPromise<ZooKeeperWatchEvent>
-    typealias Stream = AsyncThrowingStream<ZooKeeperWatchEvent, any Error>.Continuation
+    typealias Stream = ZooKeeperWatchSink
 
     /// Watches set by getData, or by exists on an existing node.
     private(set) var data: [String: [OneShot]] = [:]
@@ -208,8 +208,10 @@ enum WatchRegistration: Sendable {
             nil
         case .data(_, let promise), .exists(_, let promise), .child(_, let promise):
             .oneShot(promise, .failure(error))
-        case .persistent(_, _, _, let stream):
-            .finishStream(stream, error)
+        case .persistent:
+            // The request's caller gets the error and never sees the watch; its sink may be shared with watches
+            // that were set, so it is not ended.
+            nil
         }
     }
 }
@@ -224,10 +226,36 @@ enum WatchDelivery {
         switch self {
         case .oneShot(let promise, let result):
             promise.completeWith(result.mapError { $0 as any Error })
-        case .stream(let stream, let event):
-            stream.yield(event)
-        case .finishStream(let stream, let error):
-            stream.finish(throwing: error)
+        case .stream(let sink, let event):
+            sink.deliver(event)
+        case .finishStream(let sink, let error):
+            sink.end(error)
         }
     }
+}
+
+/// Where a persistent watch's events go: each event, then at most one end (`nil` when the watch was removed, an
+/// error when the session ended). Both are called on the client's event loop, in order. Several watches may share
+/// one consumer, for example by yielding into one stream.
+public struct ZooKeeperWatchSink: Sendable {
+    let deliver: @Sendable (ZooKeeperWatchEvent) -> Void
+    let end: @Sendable (ZooKeeperError?) -> Void
+
+    /// A sink calling `deliver` for each event and `end` once when the watch ends.
+    public init(
+        deliver: @escaping @Sendable (ZooKeeperWatchEvent) -> Void, end: @escaping @Sendable (ZooKeeperError?) -> Void
+    ) {
+        self.deliver = deliver
+        self.end = end
+    }
+
+    /// A sink feeding a stream's continuation.
+    init(_ continuation: AsyncThrowingStream<ZooKeeperWatchEvent, any Error>.Continuation) {
+        self.init(deliver: { continuation.yield($0) }, end: { continuation.finish(throwing: $0) })
+    }
+}
+
+/// Identifies a watch set with ``ZooKeeperClient/addWatch(_:mode:sink:)``, for ``ZooKeeperClient/detachWatch(_:)``.
+public struct ZooKeeperWatchID: Hashable, Sendable {
+    let rawValue: Int
 }

@@ -39,16 +39,21 @@ final class AgentFixture: Sendable {
     var store: any CoordinationStore { namespace.store }
 
     /// Starts an agent for `machine` in a task; cancel the task to shut it down.
+    ///
+    /// The agent follows only what concerns its machine, as on ZooKeeper, unless `followsWholeNamespace` says
+    /// otherwise (`nil`: the embedded store's default, one subtree watch).
     func startAgent(
         machine: MachineID? = nil, stopInstancesOnShutdown: Bool = false, run: Bool = true,
+        followsWholeNamespace: Bool? = false,
         restartPolicy: RestartPolicy = RestartPolicy(initialBackoffMilliseconds: 50, maximumQuickFailures: 3)
     ) throws -> (agent: Agent, task: Task<Void, any Error>) {
         var logger = Logger(label: "pop.agent.test")
         logger.logLevel = ProcessInfo.processInfo.environment["POP_TEST_LOG"] == nil ? .critical : .debug
-        let configuration = AgentConfiguration(
+        var configuration = AgentConfiguration(
             machine: machine ?? self.machine, home: home,
             environment: ["PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": folder, "LANG": "C.UTF-8"],
             agentVersion: "test", stopInstancesOnShutdown: stopInstancesOnShutdown, restartPolicy: restartPolicy)
+        configuration.followsWholeNamespace = followsWholeNamespace
         let folder = home.storeFolder
         let agent = try Agent(
             configuration: configuration,

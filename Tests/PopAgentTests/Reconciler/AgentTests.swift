@@ -60,6 +60,21 @@ import Testing
         await fixture.stop(task)
     }
 
+    @Test func onTheEmbeddedStoreOneSubtreeWatchFollowsEverything() async throws {
+        let fixture = try await AgentFixture()
+        defer { Task { await fixture.cleanUp() } }
+        let (agent, task) = try fixture.startAgent(followsWholeNamespace: nil)
+        let web = try await fixture.deploy(try AgentFixture.spec("web"))
+        _ = try await fixture.waitForRunning(web)
+        #expect(agent.followedPaths == [fixture.namespace.prefix + "/**"])
+        // Someone else deleting the record is still seen through the one watch.
+        let first = try await fixture.waitForRunning(web)
+        try await fixture.store.delete(fixture.namespace.paths.instance(web, fixture.machine), version: nil)
+        let again = try await fixture.waitForRecord(web, "the record written again") { $0.state == .running }
+        #expect(again.pid == first.pid)
+        await fixture.stop(task)
+    }
+
     @Test func anInstanceRecordDeletedBySomeoneElseIsWrittenAgain() async throws {
         let fixture = try await AgentFixture()
         defer { Task { await fixture.cleanUp() } }

@@ -397,6 +397,38 @@ struct CoordinationStoreConformanceTests {
     }
 
     @Test(arguments: StoreKind.allCases)
+    func watchesSharingOneStreamCanBeCancelledOneByOne(_ kind: StoreKind) async throws {
+        try await withStores(kind) { fixture in
+            let watcher = try await fixture.open()
+            let writer = try await fixture.open()
+            let (events, continuation) = NodeEvents.makeStream()
+            let a = try await watcher.addWatch("/a", subtree: false, into: continuation)
+            _ = try await watcher.addWatch("/b", subtree: true, into: continuation)
+            _ = try await writer.create("/a", data: [], mode: .persistent)
+            _ = try await writer.create("/b", data: [], mode: .persistent)
+            _ = try await writer.create("/b/c", data: [], mode: .persistent)
+            var received: [NodeEvent] = []
+            for try await event in events {
+                received.append(event)
+                if received.count == 3 { break }
+            }
+            #expect(Set(received) == [NodeEvent(.created, path: "/a"), NodeEvent(.created, path: "/b"), NodeEvent(.created, path: "/b/c")])
+            a.cancel()
+            _ = try await writer.set("/a", data: bytes("1"), version: nil)
+            _ = try await writer.set("/b/c", data: bytes("1"), version: nil)
+            var next: NodeEvent?
+            for try await event in events {
+                next = event
+                break
+            }
+            #expect(next == NodeEvent(.dataChanged, path: "/b/c"), "the cancelled watch of /a delivers nothing")
+            await watcher.close()
+            await #expect(throws: PopError.self) { for try await _ in events {} }
+            await writer.close()
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
     func sessionEventsStartWithTheCurrentStateAndEndWithClose(_ kind: StoreKind) async throws {
         try await withStores(kind) { fixture in
             let store = try await fixture.open()

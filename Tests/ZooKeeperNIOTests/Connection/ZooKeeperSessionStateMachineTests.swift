@@ -270,7 +270,7 @@ struct ZooKeeperSessionStateMachineTests {
     @Test func recursiveWatchesMatchDescendantsButNotChildEvents() {
         var registry = ZooKeeperWatchRegistry()
         let (stream, continuation) = ZooKeeperWatchStream.makeStream()
-        registry.add(.persistent(serverPath: "/a", .persistentRecursive, id: 1, continuation), nodeExists: true)
+        registry.add(.persistent(serverPath: "/a", .persistentRecursive, id: 1, ZooKeeperWatchSink(continuation)), nodeExists: true)
         let event = ZooKeeperWatchEvent(type: .nodeCreated, path: "/a/b/c")
         #expect(registry.trigger(type: .nodeCreated, serverPath: "/a/b/c", event: event).count == 1)
         #expect(registry.trigger(type: .nodeCreated, serverPath: "/ab", event: event).isEmpty)

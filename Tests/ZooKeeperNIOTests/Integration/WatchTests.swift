@@ -75,6 +75,44 @@ struct WatchTests {
         }
     }
 
+    @Test func watchesCanShareOneSinkAndBeDetachedOneByOne() async throws {
+        let root = try await TestServer.uniqueRoot()
+        let (events, continuation) = ZooKeeperWatchStream.makeStream()
+        let sink = ZooKeeperWatchSink(
+            deliver: { continuation.yield($0) }, end: { continuation.finish(throwing: $0) })
+        try await withClient { writer in
+            let client = try await TestServer.client()
+            let a = try await client.addWatch("\(root)/a", mode: .persistent, sink: sink)
+            _ = try await client.addWatch("\(root)/b", mode: .persistentRecursive, sink: sink)
+            _ = try await writer.create("\(root)/a")
+            _ = try await writer.create("\(root)/b")
+            _ = try await writer.create("\(root)/b/c")
+            client.detachWatch(a)
+            // A round trip on the same connection: the detach has been applied before the next writes' events.
+            _ = try await client.exists(root)
+            _ = try await writer.setData("\(root)/a", data: [1])
+            _ = try await writer.setData("\(root)/b", data: [1])
+            // A failed add reports its error and leaves the shared sink alone.
+            await #expect(throws: ZooKeeperError.self) {
+                try await client.addWatch("not-absolute", mode: .persistent, sink: sink)
+            }
+            await client.close()
+
+            var received: [ZooKeeperWatchEvent] = []
+            do {
+                for try await event in events { received.append(event) }
+                Issue.record("the sink must end with the session's error")
+            } catch {}
+            #expect(
+                received == [
+                    ZooKeeperWatchEvent(type: .nodeCreated, path: "\(root)/a"),
+                    ZooKeeperWatchEvent(type: .nodeCreated, path: "\(root)/b"),
+                    ZooKeeperWatchEvent(type: .nodeCreated, path: "\(root)/b/c"),
+                    ZooKeeperWatchEvent(type: .nodeDataChanged, path: "\(root)/b"),
+                ])
+        }
+    }
+
     @Test func removeWatchesCompletesOneShotWatches() async throws {
         let root = try await TestServer.uniqueRoot()
         try await withClient { client in
