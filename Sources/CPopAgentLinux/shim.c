@@ -106,4 +106,8 @@ int cpop_epoll_ctl(int epfd, int op, int fd, uint32_t mask, uint64_t token) {
 int cpop_release_free_memory(void) {
     return malloc_trim(0);
 }
+
+int cpop_limit_malloc_arenas(int count) {
+    return mallopt(M_ARENA_MAX, count);
+}
 #endif

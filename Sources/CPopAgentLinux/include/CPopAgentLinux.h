@@ -23,6 +23,9 @@ int cpop_reap_pidfd(int pidfd, int *code, int *status);
 /// malloc_trim(0): returns the C allocator's free pages to the system. 1 when memory was released.
 int cpop_release_free_memory(void);
 
+/// mallopt(M_ARENA_MAX, count): at most `count` malloc arenas, whatever the number of threads. 1 on success.
+int cpop_limit_malloc_arenas(int count);
+
 /// prctl(PR_SET_CHILD_SUBREAPER, 1): orphaned descendants are reparented to this process instead of init.
 int cpop_become_child_subreaper(void);
 

@@ -5,7 +5,7 @@ import Synchronization
 /// Starting or stopping hundreds of instances at once fills the C allocator with short-lived buffers (decoded
 /// records, encoded JSON, SQL statements). The allocator keeps their pages once they are freed, so an idle agent would
 /// go on holding megabytes it no longer uses; after each burst's worth of work it is asked to return them.
-final class MemoryRelease: Sendable {
+public final class MemoryRelease: Sendable {
     /// Units of work (instances reconciled, records written) after which freed memory is returned.
     static let burst = 100
 
