@@ -87,6 +87,9 @@ public final class EmbeddedStore: CoordinationStore {
         configuration.prepareDatabase { db in
             // WAL with synchronous=NORMAL survives a process crash; a power loss may lose the last commits.
             try db.execute(sql: "PRAGMA synchronous = NORMAL")
+            // pop's tables are small and the kernel caches the file: 512 KiB of page cache per connection (SQLite's
+            // default is 2 MiB, and a pool has up to five connections) keeps a long-running agent small.
+            try db.execute(sql: "PRAGMA cache_size = -512")
         }
         let pool: DatabasePool
         do {
