@@ -81,7 +81,6 @@ extension Agent {
                 desired: state.desired, actual: state.actual, unreadable: Set(state.problems.keys).union(state.busy),
                 scope: scope)
         }
-        try await followPlacedServices(snapshots, session: session)
         let actions = try await gateRollouts(planned, scope: scope, session: session)
         for action in actions {
             carryOut(action)

@@ -172,7 +172,6 @@ public final class Agent: Service, Sendable {
             state.session = session
             state.pending = PendingChanges(everything: true)
             state.publishedNodes = []
-            state.placedServices = []
             state.watchedServices = []
             for name in Set(state.statuses.keys).union(state.problems.keys) {
                 state.refreshRecord(name, machine: machine)
@@ -200,16 +199,13 @@ public final class Agent: Service, Sendable {
         }
     }
 
-    /// The watch that follows every service for this machine: this machine's placement, with this machine's
-    /// instance record below it.
-    static func placementWatch(_ name: ServiceName, paths: NamespacePaths, machine: MachineID) -> SessionWatches.Key {
-        .subtree(paths.placement(name, machine))
-    }
-
-    /// The watches that follow a service placed here: its spec, its packages, and its task requests with their
-    /// results (see ``followPlacedServices(_:session:)``).
-    static func placedServiceWatches(_ name: ServiceName, paths: NamespacePaths) -> [SessionWatches.Key] {
-        [.node(paths.service(name)), .node(paths.packages(name)), .subtree(paths.tasks(name))]
+    /// The watches that follow one service for this machine: its spec, its packages, this machine's placement with
+    /// this machine's instance record below it, and its task requests with their results.
+    static func serviceWatches(_ name: ServiceName, paths: NamespacePaths, machine: MachineID) -> [SessionWatches.Key] {
+        [
+            .node(paths.service(name)), .node(paths.packages(name)), .subtree(paths.placement(name, machine)),
+            .subtree(paths.tasks(name)),
+        ]
     }
 
     /// Follows the services in `listed` from now on and stops following those no longer listed; returns the services
@@ -231,39 +227,12 @@ public final class Agent: Service, Sendable {
                 prefixes.contains { key.path == $0 || key.path.hasPrefix($0 + "/") }
             }
         }
-        try await session.watches.add(added.map { Self.placementWatch($0, paths: paths, machine: machine) })
+        try await session.watches.add(added.flatMap { Self.serviceWatches($0, paths: paths, machine: machine) })
         state.withLock { state in
             state.watchedServices.subtract(removed)
             state.watchedServices.formUnion(added)
-            state.placedServices.subtract(removed)
         }
         return added.union(removed)
-    }
-
-    /// Follows the spec, packages and tasks of the services the pass found placed here, and stops following those of
-    /// the services it found not placed here, so an agent's watches grow with its placements rather than with every
-    /// service in the cluster. A service that starts being followed is read once more, since it may have changed
-    /// between the read and the new watches.
-    func followPlacedServices(_ snapshots: [ServiceName: ServiceSnapshot], session: AgentSession) async throws {
-        guard !session.watches.wholeNamespace else { return }
-        let paths = session.namespace.paths
-        let placed = Set(snapshots.filter { $0.value.placement != nil }.keys)
-        let unplaced = Set(snapshots.keys).subtracting(placed)
-        let (start, stop) = state.withLock { state in
-            (placed.subtracting(state.placedServices), unplaced.intersection(state.placedServices))
-        }
-        if !stop.isEmpty {
-            let keys = Set(stop.flatMap { Self.placedServiceWatches($0, paths: paths) })
-            session.watches.drop { keys.contains($0) }
-            state.withLock { $0.placedServices.subtract(stop) }
-        }
-        guard !start.isEmpty else { return }
-        try await session.watches.add(start.flatMap { Self.placedServiceWatches($0, paths: paths) })
-        state.withLock { state in
-            state.placedServices.formUnion(start)
-            state.pending.services.formUnion(start)
-        }
-        session.reconcile.signal()
     }
 
     let readyReported = OnceFlag()

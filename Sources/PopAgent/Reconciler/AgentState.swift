@@ -65,9 +65,6 @@ struct AgentState: Sendable {
     var publishedNodes: Set<ServiceName> = []
     /// The services this session's watches follow (see ``Agent/track(_:session:)``).
     var watchedServices: Set<ServiceName> = []
-    /// Those whose spec, packages and tasks are followed too, because they are placed here (see
-    /// ``Agent/followPlacedServices(_:session:)``).
-    var placedServices: Set<ServiceName> = []
     /// Task requests seen, by service and id.
     var tasks: [TaskKey: TaskProgress] = [:]
     /// Task results that could not be written yet (the store was unreachable).
