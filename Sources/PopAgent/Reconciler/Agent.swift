@@ -13,9 +13,8 @@ import Synchronization
 ///
 /// On ``run()`` it adopts the instances a previous agent left running, opens a store session, registers the machine
 /// as an ephemeral node, follows what concerns this machine with persistent watches (``SessionWatches``), and
-/// reconciles: it starts what is placed here,
-/// stops what is not, restarts what runs an old configuration or was asked to restart, runs `pop run` tasks, and
-/// publishes every instance's record. When the store cannot be reached, instances keep running untouched; when the
+/// reconciles: it starts what is placed here, stops what is not, restarts what runs an old configuration or was asked
+/// to restart, runs `pop run` tasks, and publishes every instance's record. When the store cannot be reached, instances keep running untouched; when the
 /// session expires, the agent opens a new one, registers again and reconciles, never duplicating an instance.
 ///
 /// Graceful shutdown (ServiceLifecycle) leaves instances running unless
@@ -158,7 +157,8 @@ public final class Agent: Service, Sendable {
         // Watch first, then read: nothing that changes in between is missed. The services' own watches are set by
         // the first pass, before it reads them (see ``track(_:session:)``).
         let paths = namespace.paths
-        let watches = SessionWatches(store: store, wholeNamespace: configuration.followsWholeNamespace ?? store.isMachineLocal)
+        let watches = SessionWatches(
+            store: store, wholeNamespace: configuration.followsWholeNamespace ?? store.isMachineLocal)
         defer { watches.finish() }
         if watches.wholeNamespace {
             try await watches.add([.subtree(namespace.prefix)])
