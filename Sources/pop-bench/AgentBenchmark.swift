@@ -30,7 +30,7 @@ struct AgentBenchmark: AsyncParsableCommand {
         case zookeeper
     }
 
-    @Option(help: "The pop binary (default: `pop` beside this program; build it with `swift build -c release`).")
+    @Option(help: "The pop binary (default: `pop` beside this program; build it with `swift build -c release --static-swift-stdlib`).")
     var pop: String?
 
     @Option(help: "Deploy→running samples per store, plus 3 unmeasured warm-up runs (0 skips them and supervisord).")
@@ -130,7 +130,7 @@ struct AgentBenchmark: AsyncParsableCommand {
             .appendingPathComponent("pop").path
         guard access(path, X_OK) == 0 else {
             throw ValidationError(
-                "No pop binary at \(path). Build it first (`swift build -c release --product pop`) or give --pop PATH.")
+                "No pop binary at \(path). Build it first (`swift build -c release --static-swift-stdlib`) or give --pop PATH.")
         }
         return path
     }
