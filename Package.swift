@@ -55,7 +55,9 @@ let package = Package(
         // A pop cluster on one host for tests and benchmarks: a ZooKeeper ensemble and machines in network namespaces.
         .target(
             name: "PopTestSupport",
-            dependencies: ["ZooKeeperTestSupport"],
+            dependencies: [
+                "ZooKeeperTestSupport", .target(name: "CPopAgentLinux", condition: .when(platforms: [.linux])),
+            ],
             swiftSettings: strictSettings
         ),
         // pop's domain model, the CoordinationStore protocol, and its ZooKeeper and embedded implementations.
@@ -157,7 +159,8 @@ let package = Package(
         .testTarget(
             name: "PopCLITests",
             dependencies: [
-                "PopState", "ZooKeeperNIO", "ZooKeeperTestSupport", .product(name: "Logging", package: "swift-log"),
+                "PopState", "ZooKeeperNIO", "ZooKeeperTestSupport", "PopTestSupport",
+                .product(name: "Logging", package: "swift-log"),
             ],
             exclude: ["Security/acl_probe.py"],
             swiftSettings: strictSettings
@@ -172,7 +175,7 @@ let package = Package(
         .testTarget(
             name: "PopTutorialTests",
             dependencies: [
-                "ZooKeeperTestSupport",
+                "ZooKeeperTestSupport", "PopTestSupport",
                 .target(name: "CPopAgentLinux", condition: .when(platforms: [.linux])),
             ],
             swiftSettings: strictSettings
