@@ -61,6 +61,10 @@ public final class Agent: Service, Sendable {
     /// The machine this agent runs.
     public var machine: MachineID { configuration.machine }
 
+    /// How many store events the agent's watches have delivered since it started. For diagnostics and tests.
+    public var storeEventsSeen: Int { eventsSeen.load(ordering: .relaxed) }
+    let eventsSeen = Atomic<Int>(0)
+
     /// What the current session follows in the store, sorted: a node's path, or `PATH/**` for a whole subtree; empty
     /// between sessions. For diagnostics and tests.
     public var followedPaths: [String] {
@@ -282,6 +286,7 @@ public final class Agent: Service, Sendable {
         let paths = session.namespace.paths
         let machinePath = paths.machine(machine)
         for try await event in changes {
+            eventsSeen.add(1, ordering: .relaxed)
             if event.path == machinePath {
                 if event.kind == .deleted { throw PopError(.conflict, "This machine's registration was deleted.") }
                 continue

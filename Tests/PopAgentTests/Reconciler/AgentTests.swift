@@ -50,9 +50,18 @@ import Testing
         #expect(!followed.contains { $0.hasSuffix("/**") && !$0.hasSuffix("/tasks/**") && !$0.hasSuffix("/\(me)/**") })
         #expect(!followed.contains { $0.contains(elsewhere.rawValue) })
 
-        // Another machine's record changes reach no watch of this agent, and a removed service is no longer followed.
+        // Another machine's record changes reach no watch of this agent: after them, a change of web's packages is
+        // the one event it sees (events arrive in order).
+        let before = agent.storeEventsSeen
         _ = try await fixture.store.create(paths.instance(other, elsewhere), data: [], mode: .persistent)
+        _ = try await fixture.store.set(paths.instance(other, elsewhere), data: [1], version: nil)
         try await fixture.store.delete(paths.instance(other, elsewhere), version: nil)
+        _ = try await fixture.store.set(paths.packages(web), data: Array("[]".utf8), version: nil)
+        let seen = await eventually(within: .seconds(10)) { agent.storeEventsSeen > before }
+        #expect(seen)
+        #expect(agent.storeEventsSeen == before + 1, "only web's packages change reached the agent")
+
+        // A removed service is no longer followed.
         try await fixture.namespace.removeService(other)
         let dropped = await eventually(within: .seconds(10)) { !agent.followedPaths.contains(paths.service(other)) }
         #expect(dropped)
