@@ -92,14 +92,6 @@ extension EmbeddedStore {
         }
     }
 
-    public func watchSubtree(_ path: String) async throws -> NodeEvents {
-        try await persistentWatch(path, recursive: true)
-    }
-
-    public func watchNode(_ path: String) async throws -> NodeEvents {
-        try await persistentWatch(path, recursive: false)
-    }
-
     public func addWatch(_ path: String, subtree: Bool, into events: NodeEvents.Continuation) async throws -> WatchHandle {
         try NodePath.validate(path)
         try checkOpen()
@@ -110,21 +102,6 @@ extension EmbeddedStore {
             registry.activate(token, since: since)
             let registry = self.registry
             return WatchHandle { registry.discard(token) }
-        } catch {
-            registry.discard(token)
-            throw error
-        }
-    }
-
-    private func persistentWatch(_ path: String, recursive: Bool) async throws -> NodeEvents {
-        try NodePath.validate(path)
-        try checkOpen()
-        try monitor.activate()
-        let (token, events) = try registry.registerSubtree(root: path, recursive: recursive)
-        do {
-            let since = try await read { db in try NodeTable.position(db) }
-            registry.activate(token, since: since)
-            return events
         } catch {
             registry.discard(token)
             throw error

@@ -39,8 +39,6 @@ package final class WatchRegistry: Sendable {
         var root: String
         var recursive: Bool
         var continuation: NodeEvents.Continuation
-        /// Whether the continuation is this watch's own (finished when the watch is discarded) or shared.
-        var ownsContinuation = true
         var since: Int64?
         var pending: [(Int64, NodeEvent)] = []
     }
@@ -76,22 +74,8 @@ package final class WatchRegistry: Sendable {
     }
 
     /// Registers a persistent watch of the subtree at `root` (or, when not `recursive`, of the node at `root` and its
-    /// children list), pending until ``activate(_:since:)``.
-    package func registerSubtree(root: String, recursive: Bool = true) throws(PopError) -> (Int, NodeEvents) {
-        let (stream, continuation) = NodeEvents.makeStream(bufferingPolicy: .unbounded)
-        let token = try state.withLock { (state) throws(PopError) -> Int in
-            if let ended = state.ended { throw ended }
-            let token = state.nextToken
-            state.nextToken += 1
-            state.subtrees[token] = Subtree(root: root, recursive: recursive, continuation: continuation)
-            return token
-        }
-        continuation.onTermination = { [weak self] _ in self?.discard(token) }
-        return (token, stream)
-    }
-
-    /// Registers a persistent watch like ``registerSubtree(root:recursive:)`` whose events go into `continuation`,
-    /// which other watches may share: discarding this watch does not finish it; the end of the session does.
+    /// children list), pending until ``activate(_:since:)``, whose events go into `continuation`, which other
+    /// watches may share: discarding this watch does not finish it; the end of the session does.
     package func registerSubtree(
         root: String, recursive: Bool, sharing continuation: NodeEvents.Continuation
     ) throws(PopError) -> Int {
@@ -99,8 +83,7 @@ package final class WatchRegistry: Sendable {
             if let ended = state.ended { throw ended }
             let token = state.nextToken
             state.nextToken += 1
-            state.subtrees[token] = Subtree(
-                root: root, recursive: recursive, continuation: continuation, ownsContinuation: false)
+            state.subtrees[token] = Subtree(root: root, recursive: recursive, continuation: continuation)
             return token
         }
     }
@@ -134,12 +117,10 @@ package final class WatchRegistry: Sendable {
 
     /// Forgets a watch (its read failed, or its owner dropped it).
     package func discard(_ token: Int) {
-        let removed = state.withLock { state -> NodeEvents.Continuation? in
+        state.withLock { state in
             state.oneShots[token] = nil
-            guard let subtree = state.subtrees.removeValue(forKey: token), subtree.ownsContinuation else { return nil }
-            return subtree.continuation
+            state.subtrees[token] = nil
         }
-        removed?.finish()
     }
 
     /// Feeds change-log rows read after ``position``, in order; rows at or before it are ignored.

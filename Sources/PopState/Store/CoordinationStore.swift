@@ -62,18 +62,6 @@ public protocol CoordinationStore: Sendable, CustomStringConvertible {
     /// the node itself is deleted.
     func childrenAndWatch(_ path: String) async throws -> ([String], OneShotWatch)
 
-    /// Follows every create, delete and data change at `path` and below, from now until the sequence is dropped.
-    ///
-    /// Events are never dropped (the buffer is unbounded). The sequence ends with an error when the session ends.
-    func watchSubtree(_ path: String) async throws -> NodeEvents
-
-    /// Follows one node, from now until the sequence is dropped: its creation, deletion and data changes, and the
-    /// creation or deletion of its direct children (`childrenChanged`, with the node's own path). The node need not
-    /// exist yet. ZooKeeper's persistent (non-recursive) watch.
-    ///
-    /// Events are never dropped (the buffer is unbounded). The sequence ends with an error when the session ends.
-    func watchNode(_ path: String) async throws -> NodeEvents
-
     /// Sets a persistent watch of the node at `path` (as ``watchNode(_:)``) or, with `subtree`, of everything at and
     /// below it (as ``watchSubtree(_:)``), whose events are yielded into `events`: a continuation many watches may
     /// share, so that following thousands of paths costs no task or buffer per path. When the session ends, `events`
@@ -85,6 +73,32 @@ public protocol CoordinationStore: Sendable, CustomStringConvertible {
 
     /// Closes the session: its ephemeral nodes are deleted at once, and its watches end.
     func close() async
+}
+
+extension CoordinationStore {
+    /// Follows every create, delete and data change at `path` and below, from now until the sequence is dropped.
+    ///
+    /// Events are never dropped (the buffer is unbounded). The sequence ends with an error when the session ends.
+    public func watchSubtree(_ path: String) async throws -> NodeEvents {
+        try await watchStream(path, subtree: true)
+    }
+
+    /// Follows one node, from now until the sequence is dropped: its creation, deletion and data changes, and the
+    /// creation or deletion of its direct children (`childrenChanged`, with the node's own path). The node need not
+    /// exist yet. ZooKeeper's persistent (non-recursive) watch.
+    ///
+    /// Events are never dropped (the buffer is unbounded). The sequence ends with an error when the session ends.
+    public func watchNode(_ path: String) async throws -> NodeEvents {
+        try await watchStream(path, subtree: false)
+    }
+
+    /// One watch with a stream of its own: dropping the stream cancels the watch.
+    private func watchStream(_ path: String, subtree: Bool) async throws -> NodeEvents {
+        let (events, continuation) = NodeEvents.makeStream(bufferingPolicy: .unbounded)
+        let handle = try await addWatch(path, subtree: subtree, into: continuation)
+        continuation.onTermination = { _ in handle.cancel() }
+        return events
+    }
 }
 
 /// The events of a persistent watch.

@@ -214,14 +214,6 @@ public final class ZooKeeperStore: CoordinationStore {
         }
     }
 
-    public func watchSubtree(_ path: String) async throws -> NodeEvents {
-        try await persistentWatch(path, mode: .persistentRecursive)
-    }
-
-    public func watchNode(_ path: String) async throws -> NodeEvents {
-        try await persistentWatch(path, mode: .persistent)
-    }
-
     public func addWatch(_ path: String, subtree: Bool, into events: NodeEvents.Continuation) async throws -> WatchHandle {
         let label = self.label
         let identity = self.identity
@@ -239,31 +231,6 @@ public final class ZooKeeperStore: CoordinationStore {
             try await client.addWatch(path, mode: subtree ? .persistentRecursive : .persistent, sink: sink)
         }
         return WatchHandle { client.detachWatch(id) }
-    }
-
-    private func persistentWatch(_ path: String, mode: ZooKeeperAddWatchMode) async throws -> NodeEvents {
-        let stream = try await translating(path) {
-            try await client.addWatch(path, mode: mode)
-        }
-        let label = self.label
-        let identity = self.identity
-        return NodeEvents { continuation in
-            let task = Task {
-                do {
-                    for try await event in stream {
-                        if let mapped = NodeEvent(event) {
-                            continuation.yield(mapped)
-                        }
-                    }
-                    continuation.finish()
-                } catch let error as ZooKeeperError {
-                    continuation.finish(throwing: Self.translate(error, path: path, label: label, identity: identity))
-                } catch {
-                    continuation.finish(throwing: error)
-                }
-            }
-            continuation.onTermination = { _ in task.cancel() }
-        }
     }
 
     public func sessionEvents() -> AsyncStream<SessionEvent> {

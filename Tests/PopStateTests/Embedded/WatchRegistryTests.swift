@@ -46,7 +46,8 @@ import Testing
 
     @Test func subtreeWatchesDeliverPendingChangesAfterTheirPosition() async throws {
         let registry = WatchRegistry(position: 0)
-        let (token, events) = try registry.registerSubtree(root: "/s")
+        let (events, continuation) = NodeEvents.makeStream()
+        let token = try registry.registerSubtree(root: "/s", recursive: true, sharing: continuation)
         registry.dispatch([change(1, .created, "/s"), change(2, .created, "/s/a"), change(3, .created, "/sx")])
         registry.activate(token, since: 1)
         registry.dispatch([change(4, .deleted, "/s/a")])
