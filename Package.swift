@@ -55,9 +55,7 @@ let package = Package(
         // A pop cluster on one host for tests and benchmarks: a ZooKeeper ensemble and machines in network namespaces.
         .target(
             name: "PopTestSupport",
-            dependencies: [
-                "ZooKeeperTestSupport", .target(name: "CPopAgentLinux", condition: .when(platforms: [.linux])),
-            ],
+            dependencies: ["ZooKeeperTestSupport"],
             swiftSettings: strictSettings
         ),
         // pop's domain model, the CoordinationStore protocol, and its ZooKeeper and embedded implementations.
@@ -159,8 +157,7 @@ let package = Package(
         .testTarget(
             name: "PopCLITests",
             dependencies: [
-                "PopState", "ZooKeeperNIO", "ZooKeeperTestSupport", "PopTestSupport",
-                .product(name: "Logging", package: "swift-log"),
+                "PopState", "ZooKeeperNIO", "ZooKeeperTestSupport", .product(name: "Logging", package: "swift-log"),
             ],
             exclude: ["Security/acl_probe.py"],
             swiftSettings: strictSettings
@@ -175,7 +172,7 @@ let package = Package(
         .testTarget(
             name: "PopTutorialTests",
             dependencies: [
-                "ZooKeeperTestSupport", "PopTestSupport",
+                "ZooKeeperTestSupport",
                 .target(name: "CPopAgentLinux", condition: .when(platforms: [.linux])),
             ],
             swiftSettings: strictSettings

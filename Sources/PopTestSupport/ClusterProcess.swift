@@ -1,6 +1,3 @@
-#if canImport(CPopAgentLinux)
-import CPopAgentLinux
-#endif
 import Foundation
 import Synchronization
 
@@ -53,8 +50,8 @@ public final class ClusterProcess: Sendable {
         posix_spawn_file_actions_init(&fileActions)
         defer { posix_spawn_file_actions_destroy(&fileActions) }
         posix_spawn_file_actions_addopen(&fileActions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&fileActions, 1, stdout.path, O_WRONLY | O_CREAT | O_APPEND, 0o600)
-        posix_spawn_file_actions_addopen(&fileActions, 2, stderr.path, O_WRONLY | O_CREAT | O_APPEND, 0o600)
+        posix_spawn_file_actions_addopen(&fileActions, 1, stdout.path, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        posix_spawn_file_actions_addopen(&fileActions, 2, stderr.path, O_WRONLY | O_CREAT | O_APPEND, 0o644)
         var pipeEnds: [Int32] = [-1, -1]
         if readyPipe {
             // Close-on-exec, so processes spawned meanwhile by other tests never hold the pipe open.
@@ -64,11 +61,6 @@ public final class ClusterProcess: Sendable {
             for end in pipeEnds { _ = fcntl(end, F_SETFD, FD_CLOEXEC) }
             posix_spawn_file_actions_adddup2(&fileActions, pipeEnds[1], 3)
         }
-
-        #if canImport(CPopAgentLinux)
-        // No descriptor of this process beyond the ones above (a daemon it starts must not hold a test's files).
-        cpop_spawn_add_closefrom(&fileActions, readyPipe ? 4 : 3)
-        #endif
 
         let argvPointers = argv.map { strdup($0) } + [nil]
         defer { for pointer in argvPointers { free(pointer) } }

@@ -587,10 +587,8 @@ struct ChildProcess: Sendable {
     let pid: pid_t
 
     /// Spawns `argv` (looked up in PATH when it has no slash) with stdin from /dev/null and stdout plus stderr to
-    /// `output` (or /dev/null); with `ownProcessGroup`, in a process group of its own (to signal it with its children).
-    static func spawn(
-        _ argv: [String], environment: [String: String], output: String? = nil, ownProcessGroup: Bool = false
-    ) throws -> ChildProcess {
+    /// `output` (or /dev/null).
+    static func spawn(_ argv: [String], environment: [String: String], output: String? = nil) throws -> ChildProcess {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -615,10 +613,7 @@ struct ChildProcess: Sendable {
         var unblocked = sigset_t()
         sigemptyset(&unblocked)
         posix_spawnattr_setsigmask(&attributes, &unblocked)
-        posix_spawnattr_setflags(
-            &attributes,
-            Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK | (ownProcessGroup ? POSIX_SPAWN_SETPGROUP : 0)))
-        posix_spawnattr_setpgroup(&attributes, 0)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
         var pid: pid_t = 0
         let status = posix_spawnp(&pid, argv[0], &actions, &attributes, arguments, variables)
         guard status == 0 else { throw BenchError("cannot start \(argv[0]): \(String(cString: strerror(status)))") }

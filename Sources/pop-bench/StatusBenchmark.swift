@@ -233,7 +233,27 @@ enum Spawn {
 
     /// Starts a program with its output in `output` (or /dev/null), in its own process group; returns its pid.
     static func start(_ argv: [String], environment: [String: String], output: String = "/dev/null") throws -> pid_t {
-        try ChildProcess.spawn(argv, environment: environment, output: output, ownProcessGroup: true).pid
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP))
+        posix_spawnattr_setpgroup(&attributes, 0)
+        let cArguments = argv.map { strdup($0) } + [nil]
+        let cEnvironment = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer {
+            cArguments.forEach { free($0) }
+            cEnvironment.forEach { free($0) }
+        }
+        var pid: pid_t = 0
+        let error = posix_spawn(&pid, argv[0], &actions, &attributes, cArguments, cEnvironment)
+        guard error == 0 else { throw Failure(description: "cannot start \(argv[0]): \(String(cString: strerror(error)))") }
+        return pid
     }
 
     /// Waits for a process and returns its exit status (128 + signal when killed).

@@ -1,5 +1,4 @@
 import Foundation
-import PopTestSupport
 import PopState
 import Testing
 
@@ -438,7 +437,33 @@ struct CommandTests {
         return try JSONDecoder().decode(ConfigShown.self, from: Data(result.stdout.utf8))
     }
 
-    static func statusJSON(_ result: PopResult) throws -> StatusJSON {
-        try StatusJSON.decode(result)
+    struct StatusShown: Decodable {
+        struct Row: Decodable {
+            var machine: String
+            var hostname: String?
+            var machineUp: Bool
+            var state: String
+            var pid: Int32?
+            var signature: String?
+            var current: Bool
+            var restarts: Int?
+            var lastError: String?
+        }
+
+        struct Service: Decodable {
+            var service: String
+            var template: String
+            var signature: String
+            var version: Int32
+            var instances: [Row]
+        }
+
+        var store: String
+        var machinesUp: [String]
+        var services: [Service]
+    }
+
+    static func statusJSON(_ result: PopResult) throws -> StatusShown {
+        try JSONDecoder().decode(StatusShown.self, from: Data(result.stdout.utf8))
     }
 }

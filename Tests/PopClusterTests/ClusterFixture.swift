@@ -7,6 +7,29 @@ import Testing
 import Glibc
 #endif
 
+/// `pop status --json`, as far as the scenarios read it.
+struct StatusJSON: Decodable {
+    struct Row: Decodable {
+        var machine: String
+        var machineUp: Bool
+        var state: String
+        var pid: Int32?
+        var signature: String?
+        var current: Bool
+    }
+
+    struct Service: Decodable {
+        var service: String
+        var signature: String
+        var instances: [Row]
+    }
+
+    var machinesUp: [String]
+    var services: [Service]
+
+    func service(_ name: String) -> Service? { services.first { $0.service == name } }
+}
+
 /// A cluster with the `cluster-probe` template deployed as service `web`, and helpers the scenarios share.
 struct ProbeDeployment {
     let cluster: Cluster
@@ -38,7 +61,7 @@ struct ProbeDeployment {
     /// `pop status --json` from the operator's workstation.
     func status() async throws -> StatusJSON {
         let result = try await self.cluster.popOK(["status", "--json"])
-        return try StatusJSON.decode(result)
+        return try JSONDecoder().decode(StatusJSON.self, from: Data(result.stdout.utf8))
     }
 
     /// The pid of each machine's instance, as `pop status` reports it.

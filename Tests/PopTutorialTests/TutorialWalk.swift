@@ -1,5 +1,4 @@
 import Foundation
-import PopTestSupport
 import Testing
 
 /// One walk through the seed's tutorial and Scripts sections on one store, as a user would type it, checking what
@@ -169,7 +168,9 @@ struct TutorialWalk {
     /// This machine's instance of plone, as `pop status --json` reports it.
     private func instance(_ pop: PopRunner) async throws -> StatusJSON.Instance {
         let result = try await pop.require("status", "--json", "plone")
-        let status = try StatusJSON.decode(result)
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        let status = try decoder.decode(StatusJSON.self, from: Data(result.stdout.utf8))
         let service = try #require(status.services.first { $0.service == "plone" }, "\(result)")
         return try #require(service.instances.first { $0.machine == pop.machine }, "\(result)")
     }

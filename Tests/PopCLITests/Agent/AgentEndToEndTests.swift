@@ -1,5 +1,4 @@
 import Foundation
-import PopTestSupport
 import Testing
 import ZooKeeperNIO
 import ZooKeeperTestSupport
@@ -212,7 +211,7 @@ extension PopRunner {
     func statusJSON() async throws -> StatusJSON {
         let result = try await run(["status", "--json"])
         guard result.status == 0 else { throw PopFailure(result: result) }
-        return try StatusJSON.decode(result)
+        return try JSONDecoder().decode(StatusJSON.self, from: Data(result.stdout.utf8))
     }
 
     /// The instance of `service` on this machine, as `pop status --json` shows it.
@@ -235,6 +234,29 @@ extension PopRunner {
         }
         throw PopFailure(message: "\(service) did not reach the expected state within \(seconds) s; last seen: \(String(describing: last))")
     }
+}
+
+/// The parts of `pop status --json` these tests read.
+struct StatusJSON: Decodable {
+    struct Instance: Decodable, CustomStringConvertible {
+        var machine: String
+        var machineUp: Bool
+        var state: String
+        var pid: Int32?
+        var signature: String?
+        var restarts: Int?
+        var lastError: String?
+
+        var description: String { "\(state) pid \(pid.map(String.init) ?? "-") restarts \(restarts ?? 0) error \(lastError ?? "-")" }
+    }
+
+    struct Service: Decodable {
+        var service: String
+        var signature: String
+        var instances: [Instance]
+    }
+
+    var services: [Service]
 }
 
 extension PopResult {

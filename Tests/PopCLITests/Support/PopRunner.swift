@@ -1,9 +1,35 @@
 import Foundation
-import PopTestSupport
 import Testing
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// What one run of the `pop` binary did.
-typealias PopResult = CommandResult
+struct PopResult: CustomStringConvertible, Sendable {
+    var arguments: [String]
+    var status: Int32
+    var stdout: String
+    var stderr: String
+    /// Wall time from spawn to exit.
+    var elapsed: Duration
+
+    /// Standard output and standard error together, for checks on words that may be on either.
+    var output: String { stdout + stderr }
+
+    var description: String {
+        "pop \(arguments.map(PopResult.quoted).joined(separator: " "))\nexit \(status) after \(elapsed)\n--- stdout\n\(stdout)--- stderr\n\(stderr)"
+    }
+
+    /// An argument as a shell would need it quoted, for readable failure messages only.
+    static func quoted(_ argument: String) -> String {
+        let plain = !argument.isEmpty && argument.unicodeScalars.allSatisfy {
+            CharacterSet.alphanumerics.contains($0) || "-_./:=,@%+".unicodeScalars.contains($0)
+        }
+        if plain { return argument }
+        return "'" + argument.debugDescription.dropFirst().dropLast().replacingOccurrences(of: "'", with: "'\\''") + "'"
+    }
+}
 
 /// Runs the built `pop` binary with a private POP_HOME, the way a user would.
 struct PopRunner: Sendable {
@@ -25,11 +51,14 @@ struct PopRunner: Sendable {
 
     /// The `pop` executable next to the test bundle (swift build puts every product in one folder).
     static let binary: URL = {
-        do {
-            return URL(fileURLWithPath: try PopBinary.locate())
-        } catch {
-            fatalError("\(error)")
+        let exe = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        var folder = exe.deletingLastPathComponent()
+        for _ in 0..<4 {
+            let candidate = folder.appendingPathComponent("pop")
+            if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
+            folder = folder.deletingLastPathComponent()
         }
+        fatalError("The pop binary was not found near \(exe.path); build it first with `swift build`.")
     }()
 
     /// The environment `pop` runs with: this process's, minus anything that would pick another store or identity.
@@ -55,11 +84,23 @@ struct PopRunner: Sendable {
 
     /// Runs `pop` with an argument array; standard output and error go to files, so a chatty run cannot block.
     func run(_ arguments: [String], extraEnvironment: [String: String] = [:]) async throws -> PopResult {
-        var result = try await CommandRunner.run(
-            [Self.binary.path] + arguments, environment: processEnvironment(extraEnvironment), scratch: scratch,
-            timeout: .seconds(600))
-        result.arguments = arguments
-        return result
+        let id = UUID().uuidString
+        let stdoutFile = scratch.appendingPathComponent("stdout-\(id)").path
+        let stderrFile = scratch.appendingPathComponent("stderr-\(id)").path
+        defer {
+            try? FileManager.default.removeItem(atPath: stdoutFile)
+            try? FileManager.default.removeItem(atPath: stderrFile)
+        }
+        let start = ContinuousClock.now
+        let status = try await ChildProcess.run(
+            [Self.binary.path] + arguments, environment: processEnvironment(extraEnvironment), stdout: stdoutFile,
+            stderr: stderrFile)
+        let elapsed = ContinuousClock.now - start
+        return PopResult(
+            arguments: arguments, status: status,
+            stdout: String(decoding: try Data(contentsOf: URL(fileURLWithPath: stdoutFile)), as: UTF8.self),
+            stderr: String(decoding: try Data(contentsOf: URL(fileURLWithPath: stderrFile)), as: UTF8.self),
+            elapsed: elapsed)
     }
 
     /// Runs `pop ARGS` and records a test issue unless it exits 0.
@@ -85,5 +126,42 @@ struct PopRunner: Sendable {
                 sourceLocation: sourceLocation)
         }
         return result
+    }
+}
+
+/// Starts programs with posix_spawn (argv only, never a shell) and waits for each on a thread of its own.
+///
+/// Foundation's Process was seen to miss a child's exit when many run at once, leaving a zombie and a test that
+/// never ends; waiting for one pid with waitpid cannot miss it, nor reap anyone else's child.
+enum ChildProcess {
+    /// Runs `argv` with standard input from /dev/null and output into the two files; returns the exit status
+    /// (128 + the signal when killed by one).
+    static func run(_ argv: [String], environment: [String: String], stdout: String, stderr: String) async throws -> Int32 {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, stdout, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        posix_spawn_file_actions_addopen(&actions, 2, stderr, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        let cArguments = argv.map { strdup($0) } + [nil]
+        let cEnvironment = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer {
+            cArguments.forEach { free($0) }
+            cEnvironment.forEach { free($0) }
+        }
+        var pid: pid_t = 0
+        let error = posix_spawn(&pid, argv[0], &actions, nil, cArguments, cEnvironment)
+        guard error == 0 else { throw POSIXError(POSIXErrorCode(rawValue: error) ?? .EINVAL) }
+        let child = pid
+        return await withCheckedContinuation { continuation in
+            let waiter = Thread {
+                var status: Int32 = 0
+                while waitpid(child, &status, 0) < 0 && errno == EINTR {}
+                let signal = status & 0x7f
+                continuation.resume(returning: signal == 0 ? (status >> 8) & 0xff : 128 + signal)
+            }
+            waiter.stackSize = 64 * 1024
+            waiter.start()
+        }
     }
 }

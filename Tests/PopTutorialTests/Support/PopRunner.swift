@@ -1,9 +1,17 @@
 import Foundation
-import PopTestSupport
 import Testing
 
 /// What one run of the `pop` binary did.
-typealias PopResult = CommandResult
+struct PopResult: CustomStringConvertible {
+    var arguments: [String]
+    var status: Int32
+    var stdout: String
+    var stderr: String
+
+    var description: String {
+        "pop \(arguments.joined(separator: " ")): exit \(status)\n--- stdout\n\(stdout)--- stderr\n\(stderr)"
+    }
+}
 
 /// Runs the built `pop` binary the way a user would: a private POP_HOME and machine id, and the store options of
 /// one tutorial run (none for the embedded store, `--host` for ZooKeeper) after the command's name.
@@ -28,11 +36,14 @@ struct PopRunner: Sendable {
 
     /// The `pop` executable next to the test bundle (swift build puts every product in one folder).
     static let binary: URL = {
-        do {
-            return URL(fileURLWithPath: try PopBinary.locate())
-        } catch {
-            fatalError("\(error)")
+        let exe = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        var folder = exe.deletingLastPathComponent()
+        for _ in 0..<4 {
+            let candidate = folder.appendingPathComponent("pop")
+            if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
+            folder = folder.deletingLastPathComponent()
         }
+        fatalError("The pop binary was not found near \(exe.path); build it first with `swift build`.")
     }()
 
     /// The environment every `pop` process of this runner gets.
@@ -48,13 +59,23 @@ struct PopRunner: Sendable {
 
     /// Runs `pop COMMAND STORE-OPTIONS REST...` with standard input from /dev/null and no other inherited
     /// descriptor. A thread of its own waits for the exit, so a long command (a Plone install) holds no thread of
-    /// the test pool.
+    /// the test pool. (Foundation's Process is not used: it did not notice `pop start` exiting once the agent it
+    /// started was running.)
     func run(_ arguments: [String]) async throws -> PopResult {
         var full = arguments
         full.insert(contentsOf: storeArguments, at: min(1, full.count))
-        var result = try await CommandRunner.run(
-            [Self.binary.path] + full, environment: environment, scratch: base, timeout: .seconds(1200))
-        result.arguments = full
+        let stdoutFile = base.appendingPathComponent("stdout-\(UUID().uuidString)").path
+        let stderrFile = base.appendingPathComponent("stderr-\(UUID().uuidString)").path
+        let pid = try ChildProcess.spawn(
+            [Self.binary.path] + full, environment: environment, stdout: stdoutFile, stderr: stderrFile)
+        let status = await ChildProcess.wait(pid)
+        let result = PopResult(
+            arguments: full,
+            status: status,
+            stdout: try String(contentsOfFile: stdoutFile, encoding: .utf8),
+            stderr: try String(contentsOfFile: stderrFile, encoding: .utf8))
+        try? FileManager.default.removeItem(atPath: stdoutFile)
+        try? FileManager.default.removeItem(atPath: stderrFile)
         return result
     }
 
