@@ -2,20 +2,6 @@ import Foundation
 import Logging
 import PopState
 
-/// What the store says about one service, as far as this machine is concerned.
-struct ServiceSnapshot: Sendable {
-    /// The spec, or why it cannot be read; `nil` when the service does not exist.
-    var spec: Result<ServiceSpec, PopError>?
-    /// The configuration signature: the SHA-1 of the spec node's data.
-    var signature: ConfigSignature?
-    /// This machine's placement, or why it cannot be read; `nil` when the service is not placed here.
-    var placement: Result<Placement, PopError>?
-    /// The packages recorded with the service.
-    var packages: [String]
-    /// The names of the service's task requests.
-    var tasks: [String] = []
-}
-
 /// A slow step the agent runs beside its reconcile loop.
 enum AgentOperation: Sendable {
     /// Stop the instance, forget it, and delete its local records.
