@@ -19,7 +19,8 @@ enum AgentAction: Hashable, Sendable {
     case awaitRegistrationRelease
     /// Tell whoever started the agent that it is ready (the first registration only).
     case reportReady(MachineRecord)
-    /// End the current session: drop its watches, stop its work, close its store handle.
+    /// End the current session (or the one being opened): drop its watches, stop its work, close its store handle.
+    /// Every ``openSession`` is matched by one.
     case endSession
     /// Stop the agent: the first session could not be used.
     case fail(PopError)

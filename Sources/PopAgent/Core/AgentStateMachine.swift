@@ -108,12 +108,12 @@ struct AgentStateMachine: Sendable {
         return [.openSession]
     }
 
-    /// The agent shuts down: end the session, if there is one.
+    /// The agent shuts down: end the session, if there is one (or one is being opened).
     mutating func shutdown() -> [AgentAction] {
         let hadSession: Bool
         switch session {
-        case .settingUp, .registered: hadSession = true
-        case .idle, .opening, .waitingToReopen, .stopped: hadSession = false
+        case .opening, .settingUp, .registered: hadSession = true
+        case .idle, .waitingToReopen, .stopped: hadSession = false
         case .modifying: return unexpected("shutdown")
         }
         session = .stopped
@@ -252,13 +252,12 @@ struct AgentStateMachine: Sendable {
         }
     }
 
-    /// The session cannot be used: end it, then open a new one after a backoff; before the first registration,
-    /// stop the agent with the error.
+    /// The session cannot be used (or could not be opened): end it, then open a new one after a backoff; before the
+    /// first registration, stop the agent with the error.
     mutating func sessionFailed(_ error: any Error) -> [AgentAction] {
         var actions: [AgentAction]
         switch session {
-        case .opening: actions = []
-        case .settingUp, .registered: actions = [.endSession]
+        case .opening, .settingUp, .registered: actions = [.endSession]
         case .idle, .waitingToReopen, .stopped, .modifying: return unexpected("sessionFailed")
         }
         let error = PopError.wrapping(error)

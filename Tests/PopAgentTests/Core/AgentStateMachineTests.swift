@@ -217,7 +217,8 @@ import Testing
         for _ in 0..<8 {
             #expect(core.timerFired(.reopenSession) == [.openSession])
             let actions = core.sessionFailed(error)
-            #expect(actions.first == .note(.sessionEnded(error, retryAfter: core.retryDelay(core.failures))))
+            #expect(actions.first == .endSession)
+            #expect(actions.dropFirst().first == .note(.sessionEnded(error, retryAfter: core.retryDelay(core.failures))))
             if case .schedule(.reopenSession, let delay) = actions.last { delays.append(delay) }
         }
         #expect(delays == [400, 800, 1600, 3200, 6400, 10_000, 10_000, 10_000].map { .milliseconds($0) })
@@ -249,7 +250,7 @@ import Testing
         var core = f.core()
         _ = core.start()
         let error = PopError(.notInitialized, "pop's namespace /pop does not exist.")
-        #expect(core.sessionFailed(error) == [.fail(error)])
+        #expect(core.sessionFailed(error) == [.endSession, .fail(error)])
         var registering = f.core()
         _ = registering.start()
         _ = registering.sessionOpened(isMachineLocal: false)

@@ -1,0 +1,59 @@
+import PopState
+
+extension Agent {
+    /// One store session's task: opens the store and checks pop's layout, reports the session (or why it could not be
+    /// opened), then forwards its watch and connection events and runs its store work until the driver ends it. The
+    /// store handle is closed before the task returns, even when it is cancelled, so the session's ephemeral nodes go
+    /// at once rather than when it expires.
+    func runSession(
+        _ epoch: Int, jobs: AsyncStream<AgentDriver.Job>, reporting sink: AsyncStream<DriverInput>.Continuation
+    ) async {
+        let store: any CoordinationStore
+        do {
+            store = try await openStore()
+        } catch {
+            sink.yield(.event(.sessionFailed(error), epoch: epoch))
+            return
+        }
+        let namespace: PopNamespace
+        do {
+            namespace = try PopNamespace(store: store, prefix: configuration.prefix)
+            try await namespace.checkLayout()
+        } catch {
+            await Self.close(store)
+            sink.yield(.event(.sessionFailed(error), epoch: epoch))
+            return
+        }
+        let watches = SessionWatches(store: store)
+        let connection = store.sessionEvents()
+        sink.yield(.opened(SessionHandle(epoch: epoch, namespace: namespace, watches: watches, machine: machine)))
+        await withDiscardingTaskGroup { group in
+            group.addTask {
+                do {
+                    for try await event in watches.events {
+                        sink.yield(.event(.storeChanged(event), epoch: epoch))
+                    }
+                    sink.yield(.event(.sessionFailed(PopError(.storeUnreachable, "The store's watch ended.")), epoch: epoch))
+                } catch {
+                    sink.yield(.event(.sessionFailed(error), epoch: epoch))
+                }
+            }
+            group.addTask {
+                for await event in connection {
+                    sink.yield(.event(.sessionChanged(event), epoch: epoch))
+                }
+            }
+            for await job in jobs {
+                group.addTask { await job() }
+            }
+            group.cancelAll()
+            watches.finish()
+            await Self.close(store)
+        }
+    }
+
+    /// Closes a store handle even when the calling task is cancelled (as it is at shutdown).
+    static func close(_ store: any CoordinationStore) async {
+        await Task { await store.close() }.value
+    }
+}
