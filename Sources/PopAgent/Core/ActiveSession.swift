@@ -29,7 +29,7 @@ struct SessionSetup: Hashable, Sendable {
 struct ActiveSession: Hashable, Sendable {
     /// Whether the session follows the whole namespace with one subtree watch.
     var followsWholeNamespace: Bool
-    /// The watches set or being set.
+    /// The watches set.
     var watches: Set<WatchKey>
     /// The services whose watches are set (every listed service).
     var watchedServices: Set<ServiceName> = []
@@ -62,14 +62,16 @@ struct ActiveSession: Hashable, Sendable {
         case paused
         /// Listing the services.
         case listing(PendingChanges)
-        /// Setting the watches of newly listed services, before reading them.
-        case watchingServices(PendingChanges, scope: Set<ServiceName>)
+        /// Setting the watches of newly listed services, before reading them; the listing and the watches count once
+        /// the store has set them all.
+        case watchingServices(
+            PendingChanges, scope: Set<ServiceName>, listed: Set<ServiceName>, adding: Set<WatchKey>)
         /// Reading the services in scope.
         case reading(PendingChanges, scope: Set<ServiceName>)
         /// Reading the rollouts of the configuration restarts planned.
         case gating(PendingChanges, scope: Set<ServiceName>, planned: [ReconcileAction], tasks: Set<TaskKey>)
         /// Setting the watches of the peers of services whose restart waits.
-        case watchingPeers(PendingChanges, tasks: Set<TaskKey>)
+        case watchingPeers(PendingChanges, tasks: Set<TaskKey>, adding: Set<WatchKey>)
         /// Reading task requests.
         case examiningTasks(PendingChanges)
 
@@ -77,8 +79,8 @@ struct ActiveSession: Hashable, Sendable {
         var changes: PendingChanges? {
             switch self {
             case .idle, .paused: nil
-            case .listing(let changes), .watchingServices(let changes, _), .reading(let changes, _),
-                .gating(let changes, _, _, _), .watchingPeers(let changes, _), .examiningTasks(let changes):
+            case .listing(let changes), .watchingServices(let changes, _, _, _), .reading(let changes, _),
+                .gating(let changes, _, _, _), .watchingPeers(let changes, _, _), .examiningTasks(let changes):
                 changes
             }
         }

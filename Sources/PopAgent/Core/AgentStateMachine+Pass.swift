@@ -114,11 +114,12 @@ extension AgentStateMachine {
                     active.watches.subtract(dropped)
                     actions.append(.dropWatches(dropped))
                 }
+                active.watchedServices.subtract(removed)
             }
+            // Counted as followed once the store has set them (a failed pass sets them again).
             newWatches = Set(added.flatMap { serviceWatches($0) }).subtracting(active.watches)
-            active.watches.formUnion(newWatches)
         }
-        active.watchedServices = listed
+        if newWatches.isEmpty { active.watchedServices = listed }
         let scope: Set<ServiceName>
         if changes.everything {
             templates = Set(services.values.compactMap { $0.placed?.spec.template })
@@ -130,7 +131,7 @@ extension AgentStateMachine {
             active.pass = .reading(changes, scope: scope)
             actions.append(.readServices(scope.sorted()))
         } else {
-            active.pass = .watchingServices(changes, scope: scope)
+            active.pass = .watchingServices(changes, scope: scope, listed: listed, adding: newWatches)
             actions.append(.addWatches(newWatches, purpose: .services))
         }
         session = .registered(active)
@@ -307,7 +308,6 @@ extension AgentStateMachine {
                 actions.append(.dropWatches(dropped))
             }
             peerWatches = wanted.subtracting(active.watches)
-            active.watches.formUnion(peerWatches)
         }
         for action in planned where !held.contains(action.service) {
             actions += carryOut(action)
@@ -315,7 +315,7 @@ extension AgentStateMachine {
         if peerWatches.isEmpty {
             actions += examineTasks(tasks, changes: changes, in: &active)
         } else {
-            active.pass = .watchingPeers(changes, tasks: tasks)
+            active.pass = .watchingPeers(changes, tasks: tasks, adding: peerWatches)
             actions.append(.addWatches(peerWatches, purpose: .rolloutPeers(rolloutWaits)))
         }
         return actions

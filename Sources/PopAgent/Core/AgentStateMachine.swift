@@ -142,16 +142,21 @@ struct AgentStateMachine: Sendable {
             session = .settingUp(setup)
             return [.registerMachine]
         case .services:
-            guard case .registered(var active) = session, case .watchingServices(let changes, let scope) = active.pass
+            guard case .registered(var active) = session,
+                case .watchingServices(let changes, let scope, let listed, let adding) = active.pass
             else { break }
             session = .modifying
+            active.watches.formUnion(adding)
+            active.watchedServices = listed
             active.pass = .reading(changes, scope: scope)
             session = .registered(active)
             return [.readServices(scope.sorted())] + proceed()
         case .rolloutPeers(let held):
-            guard case .registered(var active) = session, case .watchingPeers(let changes, let tasks) = active.pass
+            guard case .registered(var active) = session,
+                case .watchingPeers(let changes, let tasks, let adding) = active.pass
             else { break }
             session = .modifying
+            active.watches.formUnion(adding)
             // Their peers may have moved on before the watches were set: read them again.
             active.pending.services.formUnion(held)
             let actions = examineTasks(tasks, changes: changes, in: &active)

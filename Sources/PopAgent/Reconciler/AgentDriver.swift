@@ -283,12 +283,15 @@ struct AgentDriver {
         }
     }
 
-    /// Ends the current session and waits until its store handle is closed, so the next session starts afresh.
+    /// Ends the current session. An open one is waited for until its store handle is closed, so the next session
+    /// starts afresh; one still opening closes what it opens by itself (and shutdown cancels the opening).
     mutating func endSession() async {
         guard let slot = session else { return }
         session = nil
         slot.jobs.finish()
-        for await _ in slot.ended {}
+        if slot.handle != nil {
+            for await _ in slot.ended {}
+        }
         agent.diagnostics.followed([])
     }
 

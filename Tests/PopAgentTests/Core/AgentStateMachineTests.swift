@@ -448,6 +448,27 @@ import Testing
         #expect(core.timerFired(.resumePasses) == [.readServices([f.db, f.web])])
     }
 
+    @Test func watchesThatCouldNotBeSetAreSetAgain() {
+        var core = f.core()
+        let web = f.spec(f.web)
+        _ = f.registered(&core)
+        _ = core.storeChanged(f.change(.childrenChanged, "/pop/services"))
+        #expect(core.servicesListed(["web"]) == [.addWatches(f.watches(of: f.web), purpose: .services)])
+        let error = PopError(.storeUnreachable, "The store cannot be reached.")
+        #expect(core.passFailed(error) == [.note(.passFailed(error)), .schedule(.resumePasses, after: .seconds(1))])
+        #expect(core.timerFired(.resumePasses) == [.listServices])
+        #expect(core.servicesListed(["web"]) == [.addWatches(f.watches(of: f.web), purpose: .services)])
+        #expect(core.watchesAdded(.services) == [.readServices([f.web])])
+        #expect(core.servicesRead([f.web: f.placed(web)], at: f.now) == [f.start(web)])
+        // Followed from now on: listing it again sets nothing.
+        _ = core.storeChanged(f.change(.childrenChanged, "/pop/services"))
+        #expect(core.servicesListed(["web"]) == [.readServices([])])
+        #expect(core.servicesRead([:], at: f.now) == [])
+        // Removed: its watches are dropped and it is read once more.
+        _ = core.storeChanged(f.change(.childrenChanged, "/pop/services"))
+        #expect(core.servicesListed([]) == [.dropWatches(f.watches(of: f.web)), .readServices([f.web])])
+    }
+
     // MARK: Tasks
 
     func request(machines: [MachineID], maxParallel: Int? = nil, created: Date? = nil) -> TaskRequest {
