@@ -97,6 +97,22 @@ struct ActiveSession: Hashable, Sendable {
     }
 }
 
+extension ActiveSession.Writing {
+    /// Ends the batch in flight: idle again, or, after a failure, paused until `timer` fires, with a note saying why.
+    mutating func finish(
+        failure: (any Error)?, note: (PopError) -> AgentNote, resume timer: AgentTimer
+    ) -> [AgentAction] {
+        guard let failure else {
+            self = .idle
+            return []
+        }
+        self = .paused
+        return [
+            .note(note(PopError.wrapping(failure))), .schedule(timer, after: AgentStateMachine.Configuration.retryPause),
+        ]
+    }
+}
+
 /// Writes the agent still owes the store, kept across sessions.
 struct Outbox: Hashable, Sendable {
     /// An update of one instance record.

@@ -138,22 +138,15 @@ extension AgentStateMachine {
             if outbox.records[name] == nil, services[name]?.supervision?.status != nil { markRecord(name) }
         }
         active.deletedWhilePublishing = []
-        var actions: [AgentAction] = []
-        if let failure {
+        if failure != nil {
             for (name, write) in batch where outcomes[name] == nil && outbox.records[name] == nil {
                 switch write {
                 case .create(let record), .set(let record): outbox.records[name] = .publish(record)
                 case .delete: outbox.records[name] = .delete
                 }
             }
-            active.publishing = .paused
-            actions = [
-                .note(.publishFailed(PopError.wrapping(failure))),
-                .schedule(.resumePublishing, after: Configuration.retryPause),
-            ]
-        } else {
-            active.publishing = .idle
         }
+        let actions = active.publishing.finish(failure: failure, note: AgentNote.publishFailed, resume: .resumePublishing)
         session = .registered(active)
         return actions + proceed()
     }

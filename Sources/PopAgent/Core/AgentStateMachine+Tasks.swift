@@ -147,16 +147,8 @@ extension AgentStateMachine {
         for (key, result) in written where outbox.results[key] == result {
             outbox.results.removeValue(forKey: key)
         }
-        var actions: [AgentAction] = []
-        if let failure {
-            active.resultWrites = .paused
-            actions = [
-                .note(.resultWritesFailed(PopError.wrapping(failure))),
-                .schedule(.resumeResultWrites, after: Configuration.retryPause),
-            ]
-        } else {
-            active.resultWrites = .idle
-        }
+        let actions = active.resultWrites.finish(
+            failure: failure, note: AgentNote.resultWritesFailed, resume: .resumeResultWrites)
         session = .registered(active)
         return actions + proceed()
     }

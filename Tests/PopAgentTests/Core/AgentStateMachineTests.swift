@@ -78,11 +78,7 @@ import Testing
         #expect(core.supervisorReported(.changed(fatal)) == [.publish([f.web: .set(fatal.record(machine: f.me))])])
         #expect(core.recordsPublished([f.web: .written], failure: nil) == [])
         #expect(core.storeChanged(f.change(.dataChanged, "/pop/services/web/machines/m1")) == [.readServices([f.web])])
-        let desired = DesiredInstance(service: f.web, signature: web.signature, restartGeneration: 1)
-        #expect(
-            core.servicesRead([f.web: f.placed(web, generation: 1)], at: f.now) == [
-                .launch(InstanceLaunch(desired: desired, restart: .restartRequested(generation: 1), spec: web, packages: []))
-            ])
+        #expect(core.servicesRead([f.web: f.placed(web, generation: 1)], at: f.now) == [f.restart(web, generation: 1)])
     }
 
     @Test func aConfigurationChangeRestartsTheInstance() {
@@ -92,14 +88,7 @@ import Testing
         let changed = f.spec(f.web, greeting: "bonjour")
         #expect(core.storeChanged(f.change(.dataChanged, "/pop/services/web")) == [.readServices([f.web])])
         #expect(core.servicesRead([f.web: f.placed(changed)], at: f.now) == [.readRollouts([f.web])])
-        let desired = DesiredInstance(service: f.web, signature: changed.signature, restartGeneration: 0)
-        #expect(
-            core.rolloutsRead([f.web: RolloutView()]) == [
-                .launch(
-                    InstanceLaunch(
-                        desired: desired, restart: .configurationChanged(from: web.signature, to: changed.signature),
-                        spec: changed, packages: []))
-            ])
+        #expect(core.rolloutsRead([f.web: RolloutView()]) == [f.restart(web, into: changed)])
     }
 
     @Test func aRolloutRestartWaitsForItsPeers() {
@@ -134,15 +123,7 @@ import Testing
         #expect(core.servicesRead([f.web: f.placed(changed)], at: f.now) == [.readRollouts([f.web])])
         var done = waiting
         done.records = [f.peer: peerRecord(changed.signature)]
-        let desired = DesiredInstance(service: f.web, signature: changed.signature, restartGeneration: 0)
-        #expect(
-            core.rolloutsRead([f.web: done]) == [
-                .dropWatches([peers]),
-                .launch(
-                    InstanceLaunch(
-                        desired: desired, restart: .configurationChanged(from: web.signature, to: changed.signature),
-                        spec: changed, packages: [])),
-            ])
+        #expect(core.rolloutsRead([f.web: done]) == [.dropWatches([peers]), f.restart(web, into: changed)])
         // Nothing waits now: machines coming and going wake nothing.
         #expect(core.storeChanged(f.change(.childrenChanged, "/pop/machines")) == [])
     }
@@ -304,11 +285,7 @@ import Testing
         _ = core.instanceAdopted(f.status(web), generation: 1)
         #expect(f.registered(&core, snapshots: [f.web: f.placed(web, generation: 1)]) == [])
         _ = core.storeChanged(f.change(.dataChanged, "/pop/services/web/machines/m1"))
-        let desired = DesiredInstance(service: f.web, signature: web.signature, restartGeneration: 2)
-        #expect(
-            core.servicesRead([f.web: f.placed(web, generation: 2)], at: f.now) == [
-                .launch(InstanceLaunch(desired: desired, restart: .restartRequested(generation: 2), spec: web, packages: []))
-            ])
+        #expect(core.servicesRead([f.web: f.placed(web, generation: 2)], at: f.now) == [f.restart(web, generation: 2)])
     }
 
     @Test func anAdoptedInstanceNoLongerPlacedIsRemoved() {
@@ -564,7 +541,8 @@ import Testing
         #expect(core.servicesRead([f.web: f.placed(web, tasks: ids.map(\.rawValue))], at: f.now) == [])
     }
 
-    @Test func installedPackagesWaitForASessionToBeRecorded() throws {
+    /// A core whose `install` task of web runs here, and the recording of what it installed.
+    func installRunning() throws -> (AgentStateMachine, TaskKey, PackageRecording) {
         var core = f.core()
         let web = f.spec(f.web)
         _ = f.registered(&core, running: [web], supervised: [f.status(web)])
@@ -574,13 +552,18 @@ import Testing
         _ = core.storeChanged(f.change(.created, "/pop/services/web/tasks/task-0000000001"))
         _ = core.servicesRead([f.web: f.placed(web, tasks: ["task-0000000001"])], at: f.now)
         #expect(core.tasksRead([key: .request(request, results: [:])], at: f.now).count == 1)
-        _ = core.sessionChanged(.expired)
         let result = TaskResult(machine: f.me, state: .succeeded, exitCode: 0, started: f.now, finished: f.now)
         let recording = PackageRecording(
             packages: ["lxml"],
             blueprint: try InstanceBlueprint(
                 spec: web, machine: f.me, directory: "/srv/web", packages: [], baseEnvironment: [:]),
             spec: web, result: result)
+        return (core, key, recording)
+    }
+
+    @Test func installedPackagesWaitForASessionToBeRecorded() throws {
+        var (core, key, recording) = try installRunning()
+        _ = core.sessionChanged(.expired)
         #expect(core.packagesInstalled(key, recording) == [], "no session: nothing to record in yet")
         #expect(core.timerFired(.reopenSession) == [.openSession])
         _ = core.sessionOpened(isMachineLocal: false)
@@ -595,28 +578,14 @@ import Testing
         #expect(core.timerFired(.resumeRecordings) == [.recordPackages(key, recording)])
         #expect(
             core.packagesRecorded(key, ["lxml"]) == [
-                .markEnvironmentComplete(recording, packages: ["lxml"]), .writeTaskResults([key: result]),
+                .markEnvironmentComplete(recording, packages: ["lxml"]), .writeTaskResults([key: recording.result]),
             ])
     }
 
     @Test func packagesThatCannotBeRecordedFailTheTask() throws {
-        var core = f.core()
-        let web = f.spec(f.web)
-        _ = f.registered(&core, running: [web], supervised: [f.status(web)])
-        let key = TaskKey(service: f.web, id: try TaskID("task-0000000001"))
-        let request = TaskRequest(
-            task: "install", arguments: ["lxml"], machines: [f.me], created: f.now, timeoutMilliseconds: 20_000)
-        _ = core.storeChanged(f.change(.created, "/pop/services/web/tasks/task-0000000001"))
-        _ = core.servicesRead([f.web: f.placed(web, tasks: ["task-0000000001"])], at: f.now)
-        _ = core.tasksRead([key: .request(request, results: [:])], at: f.now)
-        let result = TaskResult(machine: f.me, state: .succeeded, exitCode: 0, started: f.now, finished: f.now)
-        let recording = PackageRecording(
-            packages: ["lxml"],
-            blueprint: try InstanceBlueprint(
-                spec: web, machine: f.me, directory: "/srv/web", packages: [], baseEnvironment: [:]),
-            spec: web, result: result)
+        var (core, key, recording) = try installRunning()
         #expect(core.packagesInstalled(key, recording) == [.recordPackages(key, recording)])
-        var failed = result
+        var failed = recording.result
         failed.state = .failed
         failed.error = "The packages were installed, but recording them with the service failed: The service was removed."
         #expect(

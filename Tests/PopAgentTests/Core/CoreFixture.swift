@@ -71,6 +71,22 @@ struct CoreFixture {
                 restart: nil, spec: spec, packages: packages))
     }
 
+    /// The deliberate restart of `spec` at `generation` (`pop restart`).
+    func restart(_ spec: ServiceSpec, generation: Int) -> AgentAction {
+        .launch(
+            InstanceLaunch(
+                desired: DesiredInstance(service: spec.name, signature: spec.signature, restartGeneration: generation),
+                restart: .restartRequested(generation: generation), spec: spec, packages: []))
+    }
+
+    /// The restart of `old` into the changed spec `new`.
+    func restart(_ old: ServiceSpec, into new: ServiceSpec) -> AgentAction {
+        .launch(
+            InstanceLaunch(
+                desired: DesiredInstance(service: new.name, signature: new.signature, restartGeneration: 0),
+                restart: .configurationChanged(from: old.signature, to: new.signature), spec: new, packages: []))
+    }
+
     /// The watches a service gets when it is first listed.
     func watches(of name: ServiceName) -> Set<WatchKey> {
         [
