@@ -58,6 +58,8 @@ struct AgentStateMachine: Sendable {
     var rolloutWaits: Set<ServiceName> = []
     /// One copy of each template the placed specs use.
     var templates: Set<ResolvedTemplate> = []
+    /// Whether the driver is feeding a burst of events that queued up (see ``beginBurst()``).
+    var inBurst = false
 
     init(configuration: Configuration) {
         self.configuration = configuration
@@ -315,10 +317,23 @@ struct AgentStateMachine: Sendable {
 
     // MARK: Proceeding
 
+    /// The driver is about to feed several events that queued up meanwhile: new work (the next pass, the next batch
+    /// of writes) waits for ``endBurst()``, so that the whole burst costs one pass and one batch.
+    mutating func beginBurst() {
+        inBurst = true
+    }
+
+    /// The burst is fed: start what can start now.
+    mutating func endBurst() -> [AgentAction] {
+        inBurst = false
+        return proceed()
+    }
+
     /// Starts whatever can start now: the next pass when changes wait, the next batch of records, results and
-    /// package recordings. Every event ends here, so work never waits for anything but its own turn.
+    /// package recordings. Every event ends here (or, in a burst, the burst does), so work never waits for anything
+    /// but its own turn.
     mutating func proceed() -> [AgentAction] {
-        guard case .registered(var active) = session else { return [] }
+        guard !inBurst, case .registered(var active) = session else { return [] }
         session = .modifying
         var actions: [AgentAction] = []
         if active.pass == .idle, !active.pending.isEmpty {

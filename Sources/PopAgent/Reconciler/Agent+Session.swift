@@ -6,13 +6,13 @@ extension Agent {
     /// store handle is closed before the task returns, even when it is cancelled, so the session's ephemeral nodes go
     /// at once rather than when it expires.
     func runSession(
-        _ epoch: Int, jobs: AsyncStream<AgentDriver.Job>, reporting sink: AsyncStream<DriverInput>.Continuation
+        _ epoch: Int, jobs: AsyncStream<AgentDriver.Job>, reporting inbox: AgentInbox
     ) async {
         let store: any CoordinationStore
         do {
             store = try await openStore()
         } catch {
-            sink.yield(.event(.sessionFailed(error), epoch: epoch))
+            inbox.yield(.event(.sessionFailed(error), epoch: epoch))
             return
         }
         let namespace: PopNamespace
@@ -21,26 +21,26 @@ extension Agent {
             try await namespace.checkLayout()
         } catch {
             await Self.close(store)
-            sink.yield(.event(.sessionFailed(error), epoch: epoch))
+            inbox.yield(.event(.sessionFailed(error), epoch: epoch))
             return
         }
         let watches = SessionWatches(store: store)
         let connection = store.sessionEvents()
-        sink.yield(.opened(SessionHandle(epoch: epoch, namespace: namespace, watches: watches, machine: machine)))
+        inbox.yield(.opened(SessionHandle(epoch: epoch, namespace: namespace, watches: watches, machine: machine)))
         await withDiscardingTaskGroup { group in
             group.addTask {
                 do {
                     for try await event in watches.events {
-                        sink.yield(.event(.storeChanged(event), epoch: epoch))
+                        inbox.yield(.event(.storeChanged(event), epoch: epoch))
                     }
-                    sink.yield(.event(.sessionFailed(PopError(.storeUnreachable, "The store's watch ended.")), epoch: epoch))
+                    inbox.yield(.event(.sessionFailed(PopError(.storeUnreachable, "The store's watch ended.")), epoch: epoch))
                 } catch {
-                    sink.yield(.event(.sessionFailed(error), epoch: epoch))
+                    inbox.yield(.event(.sessionFailed(error), epoch: epoch))
                 }
             }
             group.addTask {
                 for await event in connection {
-                    sink.yield(.event(.sessionChanged(event), epoch: epoch))
+                    inbox.yield(.event(.sessionChanged(event), epoch: epoch))
                 }
             }
             for await job in jobs {

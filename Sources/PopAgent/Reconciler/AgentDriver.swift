@@ -15,9 +15,9 @@ enum DriverInput: Sendable {
 
 /// The agent's executor: the only owner of the agent's core (``AgentStateMachine``).
 ///
-/// It consumes one stream of inputs, fed by every source: the supervisor's reports, the session's watches and
-/// connection events, and the outcomes of the actions it started. It feeds each to the core in turn and performs the
-/// actions the core returns. Quick actions (starting an instance, dropping a watch) are performed at once; slow ones
+/// It consumes one inbox, fed by every source: the supervisor's reports, the session's watches and connection
+/// events, and the outcomes of the actions it started. It feeds each input to the core in turn (what queued up
+/// meanwhile as one burst) and performs the actions the core returns. Quick actions (starting an instance, dropping a watch) are performed at once; slow ones
 /// run as child tasks that report back through the stream: store round trips in the session's task group (ended with
 /// the session), stops, task runs and timers in the agent's. No task outlives ``Agent/run()``, and nothing but this
 /// driver touches the core.
@@ -39,8 +39,8 @@ struct AgentDriver {
 
     let agent: Agent
     var core: AgentStateMachine
-    let inbox: AsyncStream<DriverInput>
-    let sink: AsyncStream<DriverInput>.Continuation
+    /// Where every source reports.
+    let inbox = AgentInbox()
     /// The number of the last session opened.
     var epoch = 0
     /// The current session.
@@ -58,7 +58,6 @@ struct AgentDriver {
                 machine: configuration.machine, paths: paths,
                 followsWholeNamespace: configuration.followsWholeNamespace,
                 maximumRetryDelay: configuration.maximumRetryDelay))
-        (inbox, sink) = AsyncStream.makeStream(of: DriverInput.self)
     }
 
     var logger: Logger { agent.logger }
@@ -69,17 +68,21 @@ struct AgentDriver {
         adoptInstances()
         try await withThrowingDiscardingTaskGroup { group in
             group.addTask { [agent] in try await agent.supervisor.run() }
-            group.addTask { [sink] in
-                for await report in reports { sink.yield(.event(.supervisorReported(report), epoch: nil)) }
+            group.addTask { [inbox] in
+                for await report in reports { inbox.yield(.event(.supervisorReported(report), epoch: nil)) }
             }
             await perform(core.start(), in: &group)
             await withGracefulShutdownHandler {
-                for await input in inbox {
-                    await handle(input, in: &group)
-                    if stopping { break }
+                // Whatever queued up while the last inputs were handled is fed as one burst.
+                while !stopping, let inputs = await inbox.next() {
+                    core.beginBurst()
+                    for input in inputs where !stopping {
+                        await handle(input, in: &group)
+                    }
+                    await perform(core.endBurst(), in: &group)
                 }
-            } onGracefulShutdown: { [sink] in
-                sink.yield(.shutdown)
+            } onGracefulShutdown: { [inbox] in
+                inbox.yield(.shutdown)
             }
             if !stopping {
                 // Cancelled: end the session all the same (its store handle is closed even under cancellation).
@@ -90,7 +93,7 @@ struct AgentDriver {
                     agent.configuration.stopInstancesOnShutdown
                         ? "agent stopping; stopping every instance" : "agent stopping; instances keep running")
             }
-            sink.finish()
+            inbox.finish()
             group.cancelAll()
         }
         if let failure { throw failure }
@@ -218,9 +221,9 @@ struct AgentDriver {
             stopping = true
         case .schedule(let timer, let delay):
             let epoch = timer.isSessionScoped ? session?.epoch : nil
-            group.addTask { [sink] in
+            group.addTask { [inbox] in
                 guard (try? await Task.sleep(for: delay)) != nil else { return }
-                sink.yield(.event(.timerFired(timer), epoch: epoch))
+                inbox.yield(.event(.timerFired(timer), epoch: epoch))
             }
         case .listServices:
             submit { await $0.listServices() }
@@ -234,16 +237,16 @@ struct AgentDriver {
             return launchInstance(launch)
         case .remove(let name):
             logger.info("stop \(name)", metadata: ["service": "\(name)"])
-            group.addTask { [agent, sink] in
+            group.addTask { [agent, inbox] in
                 await agent.supervisor.remove(name)
                 PlacementMemory.remove(from: agent.configuration.stateDirectory(name))
-                sink.yield(.event(.instanceRemoved(name), epoch: nil))
+                inbox.yield(.event(.instanceRemoved(name), epoch: nil))
             }
         case .publish(let batch):
             submit { await $0.publish(batch) }
         case .runTask(let launch):
-            group.addTask { [agent, sink] in
-                await agent.runTask(launch) { sink.yield(.event($0, epoch: nil)) }
+            group.addTask { [agent, inbox] in
+                await agent.runTask(launch) { inbox.yield(.event($0, epoch: nil)) }
             }
         case .writeTaskResults(let results):
             submit { await $0.writeTaskResults(results) }
@@ -264,9 +267,9 @@ struct AgentDriver {
             assertionFailure("store work asked for without an open session")
             return
         }
-        let sink = self.sink
+        let inbox = self.inbox
         let epoch = session.epoch
-        session.jobs.yield { sink.yield(.event(await work(handle), epoch: epoch)) }
+        session.jobs.yield { inbox.yield(.event(await work(handle), epoch: epoch)) }
     }
 
     // MARK: Sessions
@@ -277,8 +280,8 @@ struct AgentDriver {
         let (jobs, jobSink) = AsyncStream.makeStream(of: Job.self)
         let (ended, endedSink) = AsyncStream.makeStream(of: Void.self)
         session = SessionSlot(epoch: epoch, jobs: jobSink, ended: ended)
-        group.addTask { [agent, sink, epoch] in
-            await agent.runSession(epoch, jobs: jobs, reporting: sink)
+        group.addTask { [agent, inbox, epoch] in
+            await agent.runSession(epoch, jobs: jobs, reporting: inbox)
             endedSink.finish()
         }
     }

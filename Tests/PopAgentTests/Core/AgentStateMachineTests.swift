@@ -57,6 +57,25 @@ import Testing
         #expect(core.servicesRead([f.web: f.placed(f.spec(f.web))], at: f.now) == [f.start(f.spec(f.web)), .readServices([f.db, f.web])])
     }
 
+    @Test func eventsFedInABurstShareOnePassAndOneBatch() {
+        var core = f.core()
+        let web = f.spec(f.web)
+        let db = f.spec(f.db)
+        _ = f.registered(&core, running: [db, web], supervised: [f.status(db), f.status(web)])
+        core.beginBurst()
+        let crashed = f.status(web, .backoff, pid: nil, restarts: 1)
+        #expect(core.supervisorReported(.changed(crashed)) == [])
+        #expect(core.storeChanged(f.change(.dataChanged, "/pop/services/db/packages")) == [])
+        let stopped = f.status(db, .stopping)
+        #expect(core.supervisorReported(.changed(stopped)) == [])
+        #expect(core.storeChanged(f.change(.dataChanged, "/pop/services/web/packages")) == [])
+        #expect(
+            core.endBurst() == [
+                .readServices([f.db, f.web]),
+                .publish([f.web: .set(crashed.record(machine: f.me)), f.db: .set(stopped.record(machine: f.me))]),
+            ])
+    }
+
     @Test func aCrashIsTheSupervisorsToRestartAndOnlyItsRecordChanges() {
         var core = f.core()
         let web = f.spec(f.web)
