@@ -194,8 +194,9 @@ import Testing
                 let fatal = try await fixture.waitForRecord(web, "FATAL") { $0.state == .fatal }
                 #expect(fatal.pid == nil)
                 #expect(fatal.lastError?.contains("3") == true)
-                FileManager.default.createFile(
-                    atPath: fixture.home.instanceFolder(fixture.machine, web) + "/ready", contents: Data())
+                #expect(
+                    FileManager.default.createFile(
+                        atPath: fixture.home.instanceFolder(fixture.machine, web) + "/ready", contents: Data()))
                 try await fixture.namespace.restart(web)
                 let running = try await fixture.waitForRunning(web)
                 #expect(running.restarts == 0)
