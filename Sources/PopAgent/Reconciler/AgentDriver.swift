@@ -145,29 +145,24 @@ struct AgentDriver {
 
     /// Diagnostics and logs of an event, before the core sees it.
     func observe(_ event: AgentEvent) {
-        switch event {
-        case .storeChanged(let change):
+        if case .storeChanged(let change) = event {
             agent.diagnostics.saw(change)
-        case .machineRegistered:
-            if let store = session?.handle?.store {
-                logger.info("registered machine", metadata: ["store": "\(store)", "session": "\(store.sessionID)"])
-            }
-        default:
-            break
+        }
+        if case .machineRegistered = event, let store = session?.handle?.store {
+            logger.info("registered machine", metadata: ["store": "\(store)", "session": "\(store.sessionID)"])
         }
     }
 
-    /// Bookkeeping after an event was handled.
+    /// Bookkeeping after an event was handled: what the session follows, and the memory a burst of work freed.
     func afterwards(_ event: AgentEvent) {
-        switch event {
-        case .watchesAdded:
+        if case .watchesAdded = event {
             showFollowedPaths()
-        case .servicesRead(let snapshots, _):
+        }
+        if case .servicesRead(let snapshots, _) = event {
             agent.memoryRelease.finished(snapshots.count)
-        case .recordsPublished(let outcomes, _):
+        }
+        if case .recordsPublished(let outcomes, _) = event {
             agent.memoryRelease.finished(outcomes.count)
-        default:
-            break
         }
     }
 
