@@ -2,10 +2,13 @@ import Synchronization
 
 /// The driver's one inbox: every source yields into it, and the driver takes everything that queued up at once, so
 /// that a burst of events is fed to the core as one burst (``AgentStateMachine/beginBurst()``).
+///
+/// A waiting driver is only woken by an input; it takes the queue when it runs, so whatever arrives between the
+/// wake-up and its turn on a busy machine joins the same burst.
 final class AgentInbox: Sendable {
     private struct State {
         var queued: [DriverInput] = []
-        var waiter: CheckedContinuation<[DriverInput]?, Never>?
+        var waiter: CheckedContinuation<Void, Never>?
         var finished = false
     }
 
@@ -13,52 +16,57 @@ final class AgentInbox: Sendable {
 
     /// Adds an input (ignored once the inbox is finished).
     func yield(_ input: DriverInput) {
-        let waiter = state.withLock { state -> CheckedContinuation<[DriverInput]?, Never>? in
+        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
             guard !state.finished else { return nil }
-            if let waiter = state.waiter {
-                // A waiter only waits on an empty queue: hand the input over.
-                state.waiter = nil
-                return waiter
-            }
             state.queued.append(input)
-            return nil
+            defer { state.waiter = nil }
+            return state.waiter
         }
-        waiter?.resume(returning: [input])
+        waiter?.resume()
     }
 
     /// Everything queued, in order, waiting for an input when there is none; `nil` once the inbox is finished or the
     /// calling task is cancelled. One task takes from the inbox.
     func next() async -> [DriverInput]? {
-        await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<[DriverInput]?, Never>) in
-                let ready: [DriverInput]?? = state.withLock { state in
-                    if !state.queued.isEmpty {
-                        defer { state.queued = [] }
-                        return .some(state.queued)
-                    }
-                    if state.finished || Task.isCancelled { return .some(nil) }
-                    state.waiter = continuation
-                    return nil
+        while true {
+            let taken: [DriverInput]?? = state.withLock { state in
+                if !state.queued.isEmpty {
+                    defer { state.queued = [] }
+                    return .some(state.queued)
                 }
-                if let ready { continuation.resume(returning: ready) }
+                return state.finished ? .some(nil) : nil
             }
-        } onCancel: {
-            let waiter = state.withLock { state in
-                defer { state.waiter = nil }
-                return state.waiter
+            if let taken { return taken }
+            if Task.isCancelled { return nil }
+            await withTaskCancellationHandler {
+                await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                    let ready = state.withLock { state in
+                        if !state.queued.isEmpty || state.finished || Task.isCancelled { return true }
+                        state.waiter = continuation
+                        return false
+                    }
+                    if ready { continuation.resume() }
+                }
+            } onCancel: {
+                wake()
             }
-            waiter?.resume(returning: nil)
         }
     }
 
     /// Ends the inbox: inputs yielded from now on are dropped, and a waiting ``next()`` returns `nil`.
     func finish() {
-        let waiter = state.withLock { state in
+        state.withLock { state in
             state.finished = true
             state.queued = []
+        }
+        wake()
+    }
+
+    private func wake() {
+        let waiter = state.withLock { state in
             defer { state.waiter = nil }
             return state.waiter
         }
-        waiter?.resume(returning: nil)
+        waiter?.resume()
     }
 }
