@@ -173,11 +173,11 @@ struct AgentDriver {
 
     // MARK: Actions
 
-    /// Performs actions in order; what a quick action's outcome asks for is performed after them.
+    /// Performs actions in order; what a quick action's outcome asks for is performed right after it.
     mutating func perform(_ actions: [AgentAction], in group: inout ThrowingDiscardingTaskGroup<any Error>) async {
-        var queue = actions[...]
-        while let action = queue.popFirst() {
-            queue.append(contentsOf: await perform(action, in: &group))
+        for action in actions {
+            let next = await perform(action, in: &group)
+            if !next.isEmpty { await perform(next, in: &group) }
         }
     }
 
