@@ -2,12 +2,10 @@ import PopState
 
 extension Agent {
     /// One store session's task: opens the store and checks pop's layout, reports the session (or why it could not be
-    /// opened), then forwards its watch and connection events and runs its store work until the driver ends it. The
-    /// store handle is closed before the task returns, even when it is cancelled, so the session's ephemeral nodes go
-    /// at once rather than when it expires.
-    func runSession(
-        _ epoch: Int, jobs: AsyncStream<AgentDriver.Job>, reporting inbox: AgentInbox
-    ) async {
+    /// opened), then forwards its watch and connection events until `stop` ends. The store handle is closed before the
+    /// task returns, even when it is cancelled, so the session's ephemeral nodes go at once rather than when it
+    /// expires (and store work still in flight fails at once).
+    func runSession(_ epoch: Int, until stop: AsyncStream<Void>, reporting inbox: AgentInbox) async {
         let store: any CoordinationStore
         do {
             store = try await openStore()
@@ -43,9 +41,7 @@ extension Agent {
                     inbox.yield(.event(.sessionChanged(event), epoch: epoch))
                 }
             }
-            for await job in jobs {
-                group.addTask { await job() }
-            }
+            for await _ in stop {}
             group.cancelAll()
             watches.finish()
             await Self.close(store)

@@ -22,16 +22,13 @@ enum DriverInput: Sendable {
 /// the session), stops, task runs and timers in the agent's. No task outlives ``Agent/run()``, and nothing but this
 /// driver touches the core.
 struct AgentDriver {
-    /// A unit of store work of one session.
-    typealias Job = @Sendable () async -> Void
-
     /// The session being opened, or open.
     struct SessionSlot {
         /// Which session.
         let epoch: Int
-        /// Where its work goes.
-        let jobs: AsyncStream<Job>.Continuation
-        /// Ends once the session's task has stopped its work and closed the store handle.
+        /// Finishing it ends the session's task.
+        let stop: AsyncStream<Void>.Continuation
+        /// Ends once the session's task has stopped following the session and closed the store handle.
         let ended: AsyncStream<Void>
         /// The open session, once it is.
         var handle: SessionHandle?
@@ -189,7 +186,7 @@ struct AgentDriver {
         case .openSession:
             openSession(in: &group)
         case .addWatches(let keys, let purpose):
-            submit { session in
+            submit(in: &group) { session in
                 do {
                     try await session.watches.add(keys)
                     return .watchesAdded(purpose)
@@ -202,11 +199,11 @@ struct AgentDriver {
             showFollowedPaths()
         case .registerMachine:
             let record = machineRecord()
-            submit { await $0.register(record) }
+            submit(in: &group) { await $0.register(record) }
         case .replaceStaleRegistration(let version):
-            submit { await $0.deleteRegistration(version: version) }
+            submit(in: &group) { await $0.deleteRegistration(version: version) }
         case .awaitRegistrationRelease:
-            submit { await $0.awaitRegistrationRelease() }
+            submit(in: &group) { await $0.awaitRegistrationRelease() }
         case .reportReady(let record):
             agent.onReady(record)
         case .endSession:
@@ -221,13 +218,13 @@ struct AgentDriver {
                 inbox.yield(.event(.timerFired(timer), epoch: epoch))
             }
         case .listServices:
-            submit { await $0.listServices() }
+            submit(in: &group) { await $0.listServices() }
         case .readServices(let names):
-            submit { await $0.readServices(names) }
+            submit(in: &group) { await $0.readServices(names) }
         case .readRollouts(let names):
-            submit { await $0.readRollouts(names) }
+            submit(in: &group) { await $0.readRollouts(names) }
         case .readTasks(let keys):
-            submit { await $0.readTasks(keys) }
+            submit(in: &group) { await $0.readTasks(keys) }
         case .launch(let launch):
             return launchInstance(launch)
         case .remove(let name):
@@ -238,15 +235,15 @@ struct AgentDriver {
                 inbox.yield(.event(.instanceRemoved(name), epoch: nil))
             }
         case .publish(let batch):
-            submit { await $0.publish(batch) }
+            submit(in: &group) { await $0.publish(batch) }
         case .runTask(let launch):
             group.addTask { [agent, inbox] in
                 await agent.runTask(launch) { inbox.yield(.event($0, epoch: nil)) }
             }
         case .writeTaskResults(let results):
-            submit { await $0.writeTaskResults(results) }
+            submit(in: &group) { await $0.writeTaskResults(results) }
         case .recordPackages(let key, let recording):
-            submit { await $0.recordPackages(key, recording) }
+            submit(in: &group) { await $0.recordPackages(key, recording) }
         case .markEnvironmentComplete(let recording, let packages):
             agent.markEnvironmentComplete(recording, packages: packages)
         case .note(let note):
@@ -255,28 +252,31 @@ struct AgentDriver {
         return []
     }
 
-    /// Hands store work to the current session; its outcome comes back as an event of that session.
-    func submit(_ work: @escaping @Sendable (SessionHandle) async -> AgentEvent) {
+    /// Starts store work in the current session; its outcome comes back as an event of that session (dropped when the
+    /// session has ended meanwhile: its store handle is closed then, so the work fails at once).
+    func submit(
+        in group: inout ThrowingDiscardingTaskGroup<any Error>,
+        _ work: @escaping @Sendable (SessionHandle) async -> AgentEvent
+    ) {
         guard let session, let handle = session.handle else {
             logger.error("store work asked for without an open session; ignored")
             assertionFailure("store work asked for without an open session")
             return
         }
-        let inbox = self.inbox
         let epoch = session.epoch
-        session.jobs.yield { inbox.yield(.event(await work(handle), epoch: epoch)) }
+        group.addTask { [inbox] in inbox.yield(.event(await work(handle), epoch: epoch)) }
     }
 
     // MARK: Sessions
 
-    /// Starts a session's task: it opens the store, then runs the session's work until the session ends.
+    /// Starts a session's task: it opens the store, then follows the session until it ends.
     mutating func openSession(in group: inout ThrowingDiscardingTaskGroup<any Error>) {
         epoch += 1
-        let (jobs, jobSink) = AsyncStream.makeStream(of: Job.self)
+        let (stop, stopSink) = AsyncStream.makeStream(of: Void.self)
         let (ended, endedSink) = AsyncStream.makeStream(of: Void.self)
-        session = SessionSlot(epoch: epoch, jobs: jobSink, ended: ended)
+        session = SessionSlot(epoch: epoch, stop: stopSink, ended: ended)
         group.addTask { [agent, inbox, epoch] in
-            await agent.runSession(epoch, jobs: jobs, reporting: inbox)
+            await agent.runSession(epoch, until: stop, reporting: inbox)
             endedSink.finish()
         }
     }
@@ -286,7 +286,7 @@ struct AgentDriver {
     mutating func endSession() async {
         guard let slot = session else { return }
         session = nil
-        slot.jobs.finish()
+        slot.stop.finish()
         if slot.handle != nil {
             for await _ in slot.ended {}
         }
