@@ -147,6 +147,24 @@ import Testing
         #expect(core.storeChanged(f.change(.childrenChanged, "/pop/machines")) == [])
     }
 
+    @Test func onAMachineLocalStoreARolloutWaitsWithoutWatchesOfItsOwn() {
+        var core = f.core(followsWholeNamespace: true)
+        let web = f.spec(f.web)
+        _ = core.instanceAdopted(f.status(web), generation: 0)
+        _ = core.start()
+        #expect(core.sessionOpened(isMachineLocal: false) == [.addWatches([.subtree("/pop")], purpose: .base)])
+        _ = core.watchesAdded(.base)
+        _ = core.machineRegistered(f.record)
+        #expect(core.servicesListed(["web"]) == [.readServices([f.web])])
+        let changed = f.spec(f.web, greeting: "bonjour")
+        #expect(core.servicesRead([f.web: f.placed(changed)], at: f.now) == [.readRollouts([f.web])])
+        let waiting = RolloutView(rollout: Rollout(maxParallel: 1), placed: [f.peer, f.me], registered: [f.peer])
+        // The one subtree watch already sees the peers' records.
+        #expect(core.rolloutsRead([f.web: waiting]) == [.note(.rolloutTurnAwaited(f.web, changed.signature))])
+        #expect(
+            core.storeChanged(f.change(.created, "/pop/services/web/machines/m0/instance")) == [.readServices([f.web])])
+    }
+
     @Test func aMachineGoingAwayWakesAWaitingRestart() {
         var core = f.core()
         let web = f.spec(f.web)
@@ -463,6 +481,42 @@ import Testing
         // Removed: its watches are dropped and it is read once more.
         _ = core.storeChanged(f.change(.childrenChanged, "/pop/services"))
         #expect(core.servicesListed([]) == [.dropWatches(f.watches(of: f.web)), .readServices([f.web])])
+    }
+
+    @Test func failedResultWritesAreRetriedAfterAPause() {
+        var core = f.core()
+        let web = f.spec(f.web)
+        _ = f.registered(&core, running: [web], supervised: [f.status(web)])
+        let key = TaskKey(service: f.web, id: try! TaskID("task-0000000001"))
+        _ = core.storeChanged(f.change(.created, "/pop/services/web/tasks/task-0000000001"))
+        _ = core.servicesRead([f.web: f.placed(web, tasks: ["task-0000000001"])], at: f.now)
+        let launched = core.tasksRead([key: .request(request(machines: [f.me]), results: [:])], at: f.now)
+        #expect(launched.count == 1)
+        let running = TaskResult(machine: f.me, state: .running, started: f.now)
+        #expect(core.taskStarted(key, running) == [.writeTaskResults([key: running])])
+        let error = PopError(.storeUnreachable, "The store cannot be reached.")
+        #expect(
+            core.taskResultsWritten([:], failure: error) == [
+                .note(.resultWritesFailed(error)), .schedule(.resumeResultWrites, after: .seconds(1)),
+            ])
+        let finished = TaskResult(machine: f.me, state: .succeeded, exitCode: 0, started: f.now, finished: f.now)
+        #expect(core.taskFinished(key, finished) == [], "waits for the pause")
+        #expect(core.timerFired(.resumeResultWrites) == [.writeTaskResults([key: finished])])
+    }
+
+    @Test func shuttingDownEndsWhateverSessionThereIs() {
+        var idle = f.core()
+        #expect(idle.shutdown() == [])
+        var opening = f.core()
+        _ = opening.start()
+        #expect(opening.shutdown() == [.endSession])
+        var registered = f.core()
+        _ = f.registered(&registered)
+        #expect(registered.shutdown() == [.endSession])
+        var between = f.core()
+        _ = f.registered(&between)
+        _ = between.sessionChanged(.expired)
+        #expect(between.shutdown() == [])
     }
 
     // MARK: Tasks
