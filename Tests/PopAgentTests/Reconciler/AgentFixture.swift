@@ -157,11 +157,36 @@ final class AgentFixture: Sendable {
     ) async throws -> [AgentObservation] {
         let observations = agent.observations()
         try await act()
-        return try await Self.within(timeout, what) {
+        return try await Self.next(in: observations, what, timeout: timeout, until: accept)
+    }
+
+    /// Waits for the next observation in `observations` that `accept` takes; returns the observations before it.
+    /// Fails the test when `timeout` passes first. The stream can be waited on again afterwards.
+    static func next(
+        in observations: AsyncStream<AgentObservation>, _ what: String, timeout: Duration = AgentFixture.timeout,
+        until accept: @escaping @Sendable (AgentObservation) -> Bool
+    ) async throws -> [AgentObservation] {
+        try await within(timeout, what) {
             var before: [AgentObservation] = []
             for await observation in observations {
                 if accept(observation) { return before }
                 before.append(observation)
+            }
+            return nil
+        }
+    }
+
+    /// Waits until every one of `conditions` has taken some observation in `observations`, in any order. Fails the
+    /// test when `timeout` passes first.
+    static func seen(
+        in observations: AsyncStream<AgentObservation>, _ what: String, timeout: Duration = AgentFixture.timeout,
+        _ conditions: [@Sendable (AgentObservation) -> Bool]
+    ) async throws {
+        _ = try await within(timeout, what) { () -> Bool? in
+            var waiting = conditions
+            for await observation in observations {
+                waiting.removeAll { $0(observation) }
+                if waiting.isEmpty { return true }
             }
             return nil
         }

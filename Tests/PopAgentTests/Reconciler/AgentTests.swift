@@ -42,14 +42,28 @@ import Testing
                     paths.service(other), paths.packages(other), paths.placement(other, me) + "/**",
                     paths.tasks(other) + "/**",
                 ]
-                _ = try await fixture.observe(agent, "both services followed") {
-                    if case .followed(let followed) = $0 { return Set(followed) == expected }
-                    return false
-                } then: {
-                    try await fixture.deploy(try AgentFixture.spec("web"))
-                    try await fixture.deploy(try AgentFixture.spec("other"), on: [elsewhere])
-                }
-                _ = try await fixture.waitForRunning(web)
+                // Observed from before the deploys, so that no event of the agent's own slips by unseen.
+                let observations = agent.observations()
+                try await fixture.deploy(try AgentFixture.spec("web"))
+                try await fixture.deploy(try AgentFixture.spec("other"), on: [elsewhere])
+                // Both services followed, and the agent's own record write echoed through its placement watch (after
+                // which nothing of this machine changes any more), in whichever order they come.
+                try await AgentFixture.seen(
+                    in: observations, "both services followed and web's record written",
+                    [
+                        {
+                            if case .followed(let followed) = $0 { return Set(followed) == expected }
+                            return false
+                        },
+                        {
+                            if case .storeEvent(let event) = $0 {
+                                return event.path == paths.instance(web, me) && event.kind == .created
+                            }
+                            return false
+                        },
+                    ])
+                let record = try #require(try await fixture.record(web))
+                #expect(record.state == .running)
                 let followed = Set(agent.followedPaths)
                 #expect(followed == expected, "follows \(followed.sorted())")
                 // Nothing recursive over the services, their placements or another machine's records.
@@ -60,14 +74,13 @@ import Testing
                 // Another machine's record changes reach no watch of this agent: the change of web's packages made
                 // after them is the first event it sees (a watch delivers in order).
                 let before = agent.storeEventsSeen
-                let seenFirst = try await fixture.observe(agent, "the packages change") {
+                _ = try await fixture.store.create(paths.instance(other, elsewhere), data: [], mode: .persistent)
+                _ = try await fixture.store.set(paths.instance(other, elsewhere), data: [1], version: nil)
+                try await fixture.store.delete(paths.instance(other, elsewhere), version: nil)
+                _ = try await fixture.store.set(paths.packages(web), data: Array("[]".utf8), version: nil)
+                let seenFirst = try await AgentFixture.next(in: observations, "the packages change") {
                     if case .storeEvent(let event) = $0 { return event.path == paths.packages(web) }
                     return false
-                } then: {
-                    _ = try await fixture.store.create(paths.instance(other, elsewhere), data: [], mode: .persistent)
-                    _ = try await fixture.store.set(paths.instance(other, elsewhere), data: [1], version: nil)
-                    try await fixture.store.delete(paths.instance(other, elsewhere), version: nil)
-                    _ = try await fixture.store.set(paths.packages(web), data: Array("[]".utf8), version: nil)
                 }
                 #expect(seenFirst.filter { if case .storeEvent = $0 { true } else { false } }.isEmpty, "\(seenFirst)")
                 #expect(agent.storeEventsSeen == before + 1, "only web's packages change reached the agent")
