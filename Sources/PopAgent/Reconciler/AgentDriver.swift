@@ -77,6 +77,8 @@ struct AgentDriver {
                         await handle(input, in: &group)
                     }
                     await perform(core.endBurst(), in: &group)
+                    // A burst of work leaves freed memory behind; return it once enough has been done.
+                    agent.memoryRelease.finished(inputs.count)
                 }
             } onGracefulShutdown: { [inbox] in
                 inbox.yield(.shutdown)
@@ -125,11 +127,9 @@ struct AgentDriver {
     mutating func handle(_ input: DriverInput, in group: inout ThrowingDiscardingTaskGroup<any Error>) async {
         switch input {
         case .event(let event, let from):
-            // What an ended session reports (a late read, its watch ending, its timer) concerns nothing now.
+            // What an ended session reports (a late registration, its watch ending, its timer) concerns nothing now.
             if let from, from != session?.epoch { return }
-            observe(event)
-            await perform(core.receive(event), in: &group)
-            afterwards(event)
+            await feed(event, in: &group)
         case .opened(let handle):
             guard handle.epoch == session?.epoch else { return }
             session?.handle = handle
@@ -137,6 +137,29 @@ struct AgentDriver {
         case .shutdown:
             await perform(core.shutdown(), in: &group)
             stopping = true
+        }
+    }
+
+    /// Feeds one event to the core and performs what it asks.
+    mutating func feed(_ event: AgentEvent, in group: inout ThrowingDiscardingTaskGroup<any Error>) async {
+        observe(event)
+        let work = Bookkeeping(event)
+        let actions = core.receive(event)
+        await perform(actions, in: &group)
+        afterwards(work)
+    }
+
+    /// What is left to do after an event was handled.
+    struct Bookkeeping {
+        /// Whether the followed paths may have changed.
+        var watchesChanged = false
+        /// Units of work done, for ``MemoryRelease``.
+        var units = 0
+
+        init(_ event: AgentEvent) {
+            if case .watchesAdded = event { watchesChanged = true }
+            if case .servicesRead(let snapshots, _) = event { units = snapshots.count }
+            if case .recordsPublished(let outcomes, _) = event { units = outcomes.count }
         }
     }
 
@@ -151,16 +174,9 @@ struct AgentDriver {
     }
 
     /// Bookkeeping after an event was handled: what the session follows, and the memory a burst of work freed.
-    func afterwards(_ event: AgentEvent) {
-        if case .watchesAdded = event {
-            showFollowedPaths()
-        }
-        if case .servicesRead(let snapshots, _) = event {
-            agent.memoryRelease.finished(snapshots.count)
-        }
-        if case .recordsPublished(let outcomes, _) = event {
-            agent.memoryRelease.finished(outcomes.count)
-        }
+    func afterwards(_ work: Bookkeeping) {
+        if work.watchesChanged { showFollowedPaths() }
+        agent.memoryRelease.finished(work.units)
     }
 
     /// Tells the diagnostics what the session follows now.
@@ -186,7 +202,7 @@ struct AgentDriver {
         case .openSession:
             openSession(in: &group)
         case .addWatches(let keys, let purpose):
-            submit(in: &group) { session in
+            await roundTrip(in: &group) { session in
                 do {
                     try await session.watches.add(keys)
                     return .watchesAdded(purpose)
@@ -199,9 +215,9 @@ struct AgentDriver {
             showFollowedPaths()
         case .registerMachine:
             let record = machineRecord()
-            submit(in: &group) { await $0.register(record) }
+            await roundTrip(in: &group) { await $0.register(record) }
         case .replaceStaleRegistration(let version):
-            submit(in: &group) { await $0.deleteRegistration(version: version) }
+            await roundTrip(in: &group) { await $0.deleteRegistration(version: version) }
         case .awaitRegistrationRelease:
             submit(in: &group) { await $0.awaitRegistrationRelease() }
         case .reportReady(let record):
@@ -218,13 +234,13 @@ struct AgentDriver {
                 inbox.yield(.event(.timerFired(timer), epoch: epoch))
             }
         case .listServices:
-            submit(in: &group) { await $0.listServices() }
+            await roundTrip(in: &group) { await $0.listServices() }
         case .readServices(let names):
-            submit(in: &group) { await $0.readServices(names) }
+            await roundTrip(in: &group) { await $0.readServices(names) }
         case .readRollouts(let names):
-            submit(in: &group) { await $0.readRollouts(names) }
+            await roundTrip(in: &group) { await $0.readRollouts(names) }
         case .readTasks(let keys):
-            submit(in: &group) { await $0.readTasks(keys) }
+            await roundTrip(in: &group) { await $0.readTasks(keys) }
         case .launch(let launch):
             return launchInstance(launch)
         case .remove(let name):
@@ -235,15 +251,15 @@ struct AgentDriver {
                 inbox.yield(.event(.instanceRemoved(name), epoch: nil))
             }
         case .publish(let batch):
-            submit(in: &group) { await $0.publish(batch) }
+            await roundTrip(in: &group) { await $0.publish(batch) }
         case .runTask(let launch):
             group.addTask { [agent, inbox] in
                 await agent.runTask(launch) { inbox.yield(.event($0, epoch: nil)) }
             }
         case .writeTaskResults(let results):
-            submit(in: &group) { await $0.writeTaskResults(results) }
+            await roundTrip(in: &group) { await $0.writeTaskResults(results) }
         case .recordPackages(let key, let recording):
-            submit(in: &group) { await $0.recordPackages(key, recording) }
+            await roundTrip(in: &group) { await $0.recordPackages(key, recording) }
         case .markEnvironmentComplete(let recording, let packages):
             agent.markEnvironmentComplete(recording, packages: packages)
         case .note(let note):
@@ -252,17 +268,25 @@ struct AgentDriver {
         return []
     }
 
-    /// Starts store work in the current session; its outcome comes back as an event of that session (dropped when the
-    /// session has ended meanwhile: its store handle is closed then, so the work fails at once).
+    /// Performs one store round trip in the current session and feeds its outcome to the core at once. The driver
+    /// waits for it: a round trip is short, inputs that arrive meanwhile queue up and are fed as the next burst, and no
+    /// hop to another task and back is added to the agent's reaction.
+    mutating func roundTrip(
+        in group: inout ThrowingDiscardingTaskGroup<any Error>, _ work: (SessionHandle) async -> AgentEvent
+    ) async {
+        // An action performed after the outcome of an earlier one ended its session concerns nothing now.
+        guard let handle = session?.handle else { return }
+        await feed(await work(handle), in: &group)
+    }
+
+    /// Starts store work that may wait for long (for another session to go) as a child task; its outcome comes back
+    /// as an event of the current session (dropped when the session has ended meanwhile: its store handle is closed
+    /// then, so the work fails at once).
     func submit(
         in group: inout ThrowingDiscardingTaskGroup<any Error>,
         _ work: @escaping @Sendable (SessionHandle) async -> AgentEvent
     ) {
-        guard let session, let handle = session.handle else {
-            logger.error("store work asked for without an open session; ignored")
-            assertionFailure("store work asked for without an open session")
-            return
-        }
+        guard let session, let handle = session.handle else { return }
         let epoch = session.epoch
         group.addTask { [inbox] in inbox.yield(.event(await work(handle), epoch: epoch)) }
     }
