@@ -39,7 +39,7 @@ struct Pop: AsyncParsableCommand {
             }
             let message = fullMessage(for: error)
             Terminal.standardError.write(message.hasSuffix("\n") ? message : message + "\n")
-            Foundation.exit(ExitStatus.usage.rawValue)
+            Foundation.exit(PopExitCode.usage.rawValue)
         }
         // Commands log warnings and errors only; the agent (`pop fg`) logs at the level it is given.
         CommandLogging.bootstrap(level: (command as? Foreground)?.level)
@@ -51,7 +51,7 @@ struct Pop: AsyncParsableCommand {
             }
         } catch let error as PopError {
             Terminal.standardError.writeError(error)
-            Foundation.exit(ExitStatus(error.code).rawValue)
+            Foundation.exit(PopExitCode(error.code).rawValue)
         } catch let error as ExitCode {
             Foundation.exit(error.rawValue)
         } catch {
@@ -60,7 +60,7 @@ struct Pop: AsyncParsableCommand {
                 exit(withError: error)
             }
             Terminal.standardError.write("pop: \(fullMessage(for: error))\n")
-            Foundation.exit(code == .validationFailure ? ExitStatus.usage.rawValue : ExitStatus.failure.rawValue)
+            Foundation.exit(code == .validationFailure ? PopExitCode.usage.rawValue : PopExitCode.failure.rawValue)
         }
     }
 }

@@ -12,16 +12,11 @@
 /// literal text inside the element that named it.
 public enum Placeholders {
     /// The values the agent supplies at run time, with what each one means.
-    public static let runtimeNames: [String: String] = [
-        "service": "the service's name",
-        "machine": "the id of the machine running the instance",
-        "instance_dir": "the instance's folder (absolute path); setup steps, the command and tasks run in it",
-        "venv": "the instance's Python virtual environment, {instance_dir}/venv (python templates only)",
-        "python": "the virtual environment's interpreter, {venv}/bin/python (python templates only)",
-    ]
+    public static let runtimeNames: [String: String] = Dictionary(
+        uniqueKeysWithValues: RuntimeValue.allCases.map { ($0.rawValue, $0.meaning) })
 
     /// Runtime values that exist only for templates with a Python environment.
-    public static let pythonRuntimeNames: Set<String> = ["venv", "python"]
+    public static let pythonRuntimeNames: Set<String> = Set(RuntimeValue.allCases.filter(\.needsPython).map(\.rawValue))
 
     /// The whole-element placeholder that expands to a task's arguments.
     public static let argumentsElement = "{args}"
@@ -344,16 +339,43 @@ extension ServiceSpec {
     /// `instanceDirectory` is the instance's absolute folder; for python templates `{venv}` is `instanceDirectory/venv`
     /// and `{python}` is its `bin/python`.
     public func placeholderValues(machine: MachineID, instanceDirectory: String) -> [String: String] {
-        var runtime = [
-            "service": name.rawValue,
-            "machine": machine.rawValue,
-            "instance_dir": instanceDirectory,
-        ]
-        if template.python != nil {
-            let venv = instanceDirectory.hasSuffix("/") ? instanceDirectory + "venv" : instanceDirectory + "/venv"
-            runtime["venv"] = venv
-            runtime["python"] = venv + "/bin/python"
+        let venv = instanceDirectory.hasSuffix("/") ? instanceDirectory + "venv" : instanceDirectory + "/venv"
+        var runtime: [String: String] = [:]
+        for value in Placeholders.RuntimeValue.allCases where template.python != nil || !value.needsPython {
+            runtime[value.rawValue] =
+                switch value {
+                case .service: name.rawValue
+                case .machine: machine.rawValue
+                case .instanceDirectory: instanceDirectory
+                case .venv: venv
+                case .python: venv + "/bin/python"
+                }
         }
         return Placeholders.values(options: template.options, values: options, runtime: runtime)
+    }
+}
+
+extension Placeholders {
+    /// A value the agent supplies at run time: the one list of them, for templates, the manifest checks and the agent.
+    public enum RuntimeValue: String, CaseIterable, Sendable {
+        case service
+        case machine
+        case instanceDirectory = "instance_dir"
+        case venv
+        case python
+
+        /// What the value is, for `pop describe` and the manifest checks' messages.
+        public var meaning: String {
+            switch self {
+            case .service: "the service's name"
+            case .machine: "the id of the machine running the instance"
+            case .instanceDirectory: "the instance's folder (absolute path); setup steps, the command and tasks run in it"
+            case .venv: "the instance's Python virtual environment, {instance_dir}/venv (python templates only)"
+            case .python: "the virtual environment's interpreter, {venv}/bin/python (python templates only)"
+            }
+        }
+
+        /// Whether only templates with a Python environment have it.
+        public var needsPython: Bool { self == .venv || self == .python }
     }
 }

@@ -282,14 +282,7 @@ public final class ZooKeeperStore: CoordinationStore {
         Task {
             do {
                 let event = try await watch.event
-                let kind: WatchEvent.Kind
-                switch event.type {
-                case .nodeCreated: kind = .nodeCreated
-                case .nodeDeleted: kind = .nodeDeleted
-                case .nodeDataChanged: kind = .nodeDataChanged
-                default: kind = .nodeChildrenChanged
-                }
-                oneShot.fire(.success(WatchEvent(kind, path: event.path)))
+                oneShot.fire(.success(NodeEvent(event) ?? NodeEvent(.childrenChanged, path: event.path)))
             } catch let error as ZooKeeperError {
                 oneShot.fire(.failure(Self.translate(error, path: path, label: label, identity: identity)))
             } catch {

@@ -188,8 +188,6 @@ final class ZooKeeperSessionController: @unchecked Sendable {
             break
         case .connect(let server, let timeout):
             self.openConnection(server: server, timeout: timeout)
-        case .scheduleReconnect(let delay):
-            self.scheduleReconnect(delay: delay)
         case .sendConnectRequest(let request):
             self.write(.connect(request))
         case .write(let message):

@@ -93,8 +93,6 @@ struct ZooKeeperSessionStateMachine {
         case none
         /// Open a connection to server `index`; the attempt may take `timeout`.
         case connect(server: Int, timeout: TimeAmount)
-        /// Wait, then call `reconnectTimerFired()`.
-        case scheduleReconnect(delay: TimeAmount)
         /// Send the handshake on the new connection.
         case sendConnectRequest(ConnectRequest)
         case write(ZooKeeperClientMessage)

@@ -114,7 +114,7 @@ struct Run: AsyncParsableCommand {
         for machine in targets where finals[machine] == nil {
             if let result = results[machine], result.state != .running {
                 finals[machine] = result
-                if !context.json { printResult(result, context) }
+                if !context.json { Run.printResult(result, context) }
             } else {
                 let why = results[machine] == nil ? "not reached" : "still running at the timeout"
                 unreached.append((machine, why))
@@ -142,10 +142,6 @@ struct Run: AsyncParsableCommand {
                 "\(task): \(ok) of \(targets.count) machine\(targets.count == 1 ? "" : "s") succeeded", failed == 0 ? .green : .red))
         }
         return failed == 0
-    }
-
-    private func printResult(_ result: TaskResult, _ context: CommandContext) {
-        Run.printResult(result, context)
     }
 
     private static func printResult(_ result: TaskResult, _ context: CommandContext) {

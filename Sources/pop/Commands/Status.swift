@@ -57,7 +57,7 @@ struct Status: AsyncParsableCommand {
             let problems = snapshot.problems.filter { service == nil || $0.service == nil || $0.service == service?.rawValue }
             if !problems.isEmpty {
                 for problem in problems { context.err.writeError(problem.error) }
-                throw ExitCode(ExitStatus.corruptState.rawValue)
+                throw ExitCode(PopExitCode.corruptState.rawValue)
             }
         }
     }

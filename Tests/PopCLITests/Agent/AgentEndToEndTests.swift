@@ -101,6 +101,34 @@ struct AgentEndToEndTests {
         }
     }
 
+    /// The manifest parser and the agent share one stop-signal type: a signal the parser accepts is one the agent sends.
+    @Test func aTemplatesStopSignalIsTheOneTheInstanceReceives() async throws {
+        let plugins = FileManager.default.temporaryDirectory.appendingPathComponent("pop-winch-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: plugins) }
+        try FileManager.default.createDirectory(at: plugins.appendingPathComponent("winch"), withIntermediateDirectories: true)
+        // Outside the instance folder, which undeploy removes.
+        let marker = plugins.appendingPathComponent("stopped-by").path
+        let manifest = #"""
+            name: winch
+            command: ["python3", "-c", "import signal, sys, time\ndef stop(*_):\n    open('\#(marker)', 'w').write('WINCH')\n    sys.exit(0)\nsignal.signal(signal.SIGWINCH, stop)\nopen('\#(marker)-ready', 'w').close()\nwhile True: time.sleep(1000)\n"]
+            stop-signal: WINCH
+            stop-timeout: 30s
+
+            """#
+        try manifest.write(to: plugins.appendingPathComponent("winch/winch.yaml"), atomically: true, encoding: .utf8)
+        try await withMachine(.embedded, plugins: plugins.path) { pop in
+            try await pop.ok("start")
+            try await pop.ok("add", "winch", "--template", "winch")
+            try await pop.ok("deploy", "winch")
+            _ = try await pop.waitFor("winch") { $0.state == "running" && $0.pid != nil }
+            // SIGWINCH is ignored by default: wait until the program handles it.
+            #expect(try await eventually(20) { FileManager.default.fileExists(atPath: marker + "-ready") })
+            try await pop.ok("undeploy", "winch")
+            #expect(try await eventually(20) { FileManager.default.fileExists(atPath: marker) }, "no SIGWINCH arrived")
+            #expect((try? String(contentsOfFile: marker, encoding: .utf8)) == "WINCH")
+        }
+    }
+
     @Test func servicesNeverInheritTheAgentsCredentials() async throws {
         try await withMachine(.embedded) { pop in
             let secret = "pw-" + UUID().uuidString
@@ -148,9 +176,11 @@ struct AgentEndToEndTests {
 
 /// One machine: a private POP_HOME and machine id, on one store; its agent and instances are stopped afterwards.
 private func withMachine(
-    _ store: AgentEndToEndTests.Store, server: ZooKeeperServer? = nil, _ body: (PopRunner) async throws -> Void
+    _ store: AgentEndToEndTests.Store, server: ZooKeeperServer? = nil, plugins: String? = nil,
+    _ body: (PopRunner) async throws -> Void
 ) async throws {
     var environment = ["POP_MACHINE_ID": "e2e-" + UUID().uuidString.prefix(8).lowercased()]
+    if let plugins { environment["POP_PLUGIN_PATH"] = plugins }
     if store == .zooKeeper {
         let zooKeeper: ZooKeeperServer
         if let server { zooKeeper = server } else { zooKeeper = try await ZooKeeperServer.shared() }

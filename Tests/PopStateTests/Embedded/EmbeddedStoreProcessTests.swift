@@ -87,7 +87,7 @@ struct EmbeddedStoreProcessTests {
             probe.kill(SIGKILL)
             _ = await probe.wait()
             let event = try await within(10, "the killed probe's ephemeral to vanish") { try await watch.event() }
-            #expect(event == WatchEvent(.nodeDeleted, path: "/machines/probe"))
+            #expect(event == NodeEvent(.deleted, path: "/machines/probe"))
             let elapsed = ContinuousClock.now - killed
             // Not before the probe's session has timed out (1.5 s after its last heartbeat, sent at most 0.5 s
             // before the kill); the `within(10)` above bounds it from above.

@@ -201,8 +201,8 @@ struct CoordinationStoreConformanceTests {
             let (_, childWatch) = try await observer.childrenAndWatch("/machines")
             await owner.close()
             let event = try await within(15, "the ephemeral's delete") { try await watch.event() }
-            #expect(event == WatchEvent(.nodeDeleted, path: path))
-            #expect(try await within(15, "the child watch") { try await childWatch.event() }.kind == .nodeChildrenChanged)
+            #expect(event == NodeEvent(.deleted, path: path))
+            #expect(try await within(15, "the child watch") { try await childWatch.event() }.kind == .childrenChanged)
             #expect(try await observer.exists(path) == nil)
 
             let closed = await #expect(throws: PopError.self) { try await owner.get("/machines") }
@@ -228,7 +228,7 @@ struct CoordinationStoreConformanceTests {
 
             try await fixture.stopHeartbeats(owner)
             let event = try await within(10, "the expired ephemeral's delete") { try await watch.event() }
-            #expect(event == WatchEvent(.nodeDeleted, path: path))
+            #expect(event == NodeEvent(.deleted, path: path))
 
             let expired = await #expect(throws: PopError.self) {
                 try await owner.create("/other", data: [], mode: .persistent)
@@ -256,7 +256,7 @@ struct CoordinationStoreConformanceTests {
             _ = try await writer.set("/w", data: bytes("1"), version: nil)
             _ = try await writer.set("/w", data: bytes("2"), version: nil)
             let event = try await within(15, "the data watch") { try await watch.event() }
-            #expect(event == WatchEvent(.nodeDataChanged, path: "/w"))
+            #expect(event == NodeEvent(.dataChanged, path: "/w"))
             // The watch fired once; awaiting it again gives the same single event.
             #expect(try await watch.event() == event)
 
@@ -266,13 +266,13 @@ struct CoordinationStoreConformanceTests {
             try await Task.sleep(for: .milliseconds(100))
             #expect(second.result == nil, "no change happened since the read")
             try await writer.delete("/w", version: nil)
-            #expect(try await within(15, "the delete") { try await second.event() } == WatchEvent(.nodeDeleted, path: "/w"))
+            #expect(try await within(15, "the delete") { try await second.event() } == NodeEvent(.deleted, path: "/w"))
 
             // An exists watch on a missing node fires when it is created.
             let (missing, creation) = try await watcher.existsAndWatch("/w")
             #expect(missing == nil)
             _ = try await writer.create("/w", data: [], mode: .persistent)
-            #expect(try await within(15, "the create") { try await creation.event() } == WatchEvent(.nodeCreated, path: "/w"))
+            #expect(try await within(15, "the create") { try await creation.event() } == NodeEvent(.created, path: "/w"))
 
             // A child watch ignores data changes of the node and its children, and fires on a child create.
             let (children, childWatch) = try await watcher.childrenAndWatch("/w")
@@ -283,7 +283,7 @@ struct CoordinationStoreConformanceTests {
             _ = try await writer.create("/w/child", data: [], mode: .persistent)
             #expect(
                 try await within(15, "the child create") { try await childWatch.event() }
-                    == WatchEvent(.nodeChildrenChanged, path: "/w"))
+                    == NodeEvent(.childrenChanged, path: "/w"))
             await watcher.close()
             await writer.close()
         }
