@@ -330,7 +330,7 @@ struct CommandTests {
         let marker = FileManager.default.temporaryDirectory.appendingPathComponent("pwned-\(UUID().uuidString)").path
         let payloads = [
             "x; rm -rf \(marker)", "$(touch \(marker))", "`touch \(marker)`", "a && touch \(marker)", "| touch \(marker)",
-            "'quoted' \"double\"", "--timeout", "", "*", "${HOME}", "line\nbreak",
+            "'quoted' \"double\"", "--timeout", "--json", "--prefix", "/x", "", "*", "${HOME}", "line\nbreak",
         ]
         let store = try await fixture.openStore()
         let namespace = try PopNamespace(store: store)
@@ -383,7 +383,7 @@ struct CommandTests {
         #expect(bash.stdout.contains("complete -o") || bash.stdout.contains("complete -F"))
         let help = try await pop.ok("--help")
         #expect(!help.stdout.contains("dump"), "dump is hidden from help")
-        #expect(help.stdout.contains("Exit codes"))
+        #expect(help.stdout.contains("EXIT CODES:"))
     }
 
     @Test("dump prints every node sorted, with version and data", arguments: StoreKind.allCases)

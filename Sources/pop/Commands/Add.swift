@@ -13,7 +13,7 @@ struct Add: AsyncParsableCommand {
             Example: pop add plone --template plone4 --port 8081
             """)
 
-    @OptionGroup var global: GlobalOptions
+    @OptionGroup(title: "Global options") var global: GlobalOptions
 
     @Argument(help: "The service's name: lower-case letters, digits and dashes, starting with a letter.")
     var name: String

@@ -14,7 +14,7 @@ struct Config: AsyncParsableCommand {
             a check); 1 is a rolling restart, 0 restarts every machine at once again. It is kept with the service.
             """)
 
-    @OptionGroup var global: GlobalOptions
+    @OptionGroup(title: "Global options") var global: GlobalOptions
 
     @Argument(help: "The service.")
     var name: String

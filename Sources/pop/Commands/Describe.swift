@@ -7,7 +7,7 @@ struct Describe: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "describe",abstract: "Show a template's description, options and tasks.")
 
-    @OptionGroup var global: GlobalOptions
+    @OptionGroup(title: "Global options") var global: GlobalOptions
 
     @Argument(help: "The template's name (see `pop list`).")
     var template: String

@@ -15,7 +15,7 @@ struct Foreground: AsyncParsableCommand {
             --stop-instances-on-exit), and the next agent adopts them. `pop start` runs this in the background.
             """)
 
-    @OptionGroup var global: GlobalOptions
+    @OptionGroup(title: "Global options") var global: GlobalOptions
 
     @Flag(name: .customLong("stop-instances-on-exit"), help: "Stop every instance when the agent exits.")
     var stopInstancesOnExit = false

@@ -16,7 +16,7 @@ struct Init: AsyncParsableCommand {
             users can see in the process list while pop runs. See docs/security.md.
             """)
 
-    @OptionGroup var global: GlobalOptions
+    @OptionGroup(title: "Global options") var global: GlobalOptions
 
     @Flag(name: .long, help: "Reset an existing namespace: every service, placement and task is removed.")
     var force = false

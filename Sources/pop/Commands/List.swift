@@ -7,7 +7,7 @@ struct List: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "list",abstract: "List the available templates and their plugins.")
 
-    @OptionGroup var global: GlobalOptions
+    @OptionGroup(title: "Global options") var global: GlobalOptions
 
     func run() async throws {
         let catalog = TemplateCatalog.discover()

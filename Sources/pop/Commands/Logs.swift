@@ -14,7 +14,7 @@ struct Logs: AsyncParsableCommand {
         case stdout, stderr, setup, all
     }
 
-    @OptionGroup var global: GlobalOptions
+    @OptionGroup(title: "Global options") var global: GlobalOptions
 
     @Argument(help: "The service.")
     var name: String

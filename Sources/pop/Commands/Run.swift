@@ -14,7 +14,7 @@ struct Run: AsyncParsableCommand {
             Example: pop run plone install lxml==5.3.0
             """)
 
-    @OptionGroup var global: GlobalOptions
+    @OptionGroup(title: "Global options") var global: GlobalOptions
 
     @Option(name: .long, help: ArgumentHelp("Run only on this machine (repeatable).", valueName: "machine"))
     var machine: [String] = []

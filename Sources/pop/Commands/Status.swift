@@ -13,7 +13,7 @@ struct Status: AsyncParsableCommand {
             --wait STATE waits (using watches) until every instance shown is in STATE with the current signature.
             """)
 
-    @OptionGroup var global: GlobalOptions
+    @OptionGroup(title: "Global options") var global: GlobalOptions
 
     @Argument(help: "Show only this service.")
     var name: String?

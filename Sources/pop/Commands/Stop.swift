@@ -9,7 +9,7 @@ struct Stop: AsyncParsableCommand {
         commandName: "stop",
         abstract: "Stop this machine's agent. Its services keep running; the next agent adopts them.")
 
-    @OptionGroup var global: GlobalOptions
+    @OptionGroup(title: "Global options") var global: GlobalOptions
 
     @Option(name: .long, help: "Seconds to wait for the agent to exit.")
     var timeout: Double = 30

@@ -21,24 +21,23 @@ struct GlobalOptions: ParsableArguments {
     /// `arguments` with the global options given before the command's name moved to just after it.
     ///
     /// The leading arguments are moved only when they parse as global options and are followed by the name of one of
-    /// `commands`; anything else is left as it is, for the parser to accept or refuse with its usual message.
+    /// `commands`. Leading global options followed by no command are dropped, so that `pop --host h --help` shows the
+    /// help, and `pop --host h` alone asks for a command. Anything else is left as it is, for the parser to accept or
+    /// refuse with its usual message.
     static func placedAfterCommand(_ arguments: [String], commands: [any ParsableCommand.Type]) -> [String] {
         let names = Set(commands.map { $0._commandName })
-        for (index, argument) in arguments.enumerated() where index > 0 && names.contains(argument) {
+        for index in arguments.indices where names.contains(arguments[index]) {
             let leading = Array(arguments[..<index])
-            // Every leading argument must be an option (a value such as `--prefix status` is tried at a later index).
-            guard (try? GlobalOptions.parse(leading)) != nil else { continue }
-            return [argument] + leading + arguments[(index + 1)...]
+            if leading.isEmpty { return arguments }
+            // A value such as `--prefix status` does not parse here; the next occurrence of the name is tried.
+            if (try? GlobalOptions.parse(leading)) != nil {
+                return [arguments[index]] + leading + arguments[(index + 1)...]
+            }
+        }
+        for end in stride(from: arguments.count, through: 1, by: -1)
+        where (try? GlobalOptions.parse(Array(arguments[..<end]))) != nil {
+            return Array(arguments[end...])
         }
         return arguments
-    }
-
-    /// The global options as the root command's help lists them, one line each, generated from the declarations.
-    static var helpLines: [String] {
-        let usage = GlobalOptions.helpMessage(columns: 10_000)
-        guard let start = usage.range(of: "OPTIONS:\n") else { return [] }
-        return usage[start.upperBound...].split(separator: "\n")
-            .map { $0.trimmingCharacters(in: .whitespaces) }
-            .filter { !$0.isEmpty && !$0.hasPrefix("-h, --help") }
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import PopState
 import Testing
 
 #if canImport(Glibc)
@@ -163,5 +164,35 @@ enum ChildProcess {
             waiter.stackSize = 64 * 1024
             waiter.start()
         }
+    }
+}
+
+extension PopRunner {
+    /// Runs `body`, then stops this runner's agent and instances, whether `body` threw or not.
+    func withAgentStoppedAfterwards(_ body: () async throws -> Void) async throws {
+        do {
+            try await body()
+        } catch {
+            await tearDown()
+            throw error
+        }
+        await tearDown()
+    }
+
+    /// Runs `body` with a namespace on the ZooKeeper store `host` names (`connect-string/chroot`), closing it afterwards.
+    func withNamespace(host: String, prefix: String, _ body: (PopNamespace) async throws -> Void) async throws {
+        let configuration = try StoreConfiguration(
+            host: host, prefix: prefix, environment: [:], home: PopHome(path: home.path))
+        guard case .zooKeeper(let servers, let chroot) = configuration.kind else {
+            preconditionFailure("\(host) names no ZooKeeper store")
+        }
+        let store = try await ZooKeeperStore.open(servers: servers, chroot: chroot, logger: quietLogger)
+        do {
+            try await body(try PopNamespace(store: store, prefix: prefix))
+        } catch {
+            await store.close()
+            throw error
+        }
+        await store.close()
     }
 }
