@@ -157,7 +157,8 @@ let package = Package(
         .testTarget(
             name: "PopCLITests",
             dependencies: [
-                "PopState", "ZooKeeperNIO", "ZooKeeperTestSupport", .product(name: "Logging", package: "swift-log"),
+                "PopState", "ZooKeeperNIO", "ZooKeeperTestSupport", "PopTestSupport",
+                .product(name: "Logging", package: "swift-log"),
             ],
             exclude: ["Security/acl_probe.py"],
             swiftSettings: strictSettings
@@ -172,7 +173,7 @@ let package = Package(
         .testTarget(
             name: "PopTutorialTests",
             dependencies: [
-                "ZooKeeperTestSupport",
+                "ZooKeeperTestSupport", "PopTestSupport",
                 .target(name: "CPopAgentLinux", condition: .when(platforms: [.linux])),
             ],
             swiftSettings: strictSettings

@@ -1,4 +1,5 @@
 import Foundation
+import PopTestSupport
 import Testing
 
 /// One walk through the seed's tutorial and Scripts sections on one store, as a user would type it, checking what

@@ -5,11 +5,13 @@
 /// - `{name}` is replaced by the value named `name` (an option or a runtime value) anywhere inside a string.
 /// - `{{` and `}}` stand for a literal `{` and `}`.
 /// - An argv element that is exactly `{words:name}` expands to the words of that value, split by ``splitWords(_:)``
-///   (zero or more elements). It may not appear inside a larger element.
+///   (zero or more elements), each word then having its own `{name}` placeholders substituted once: a command line
+///   given as an option can hand the program its port (`python3 -m http.server {port}`). It may not appear inside a
+///   larger element.
 /// - A task argv element that is exactly `{args}` expands to the task's arguments, one element each.
 ///
 /// Substituted values are never scanned again, so braces, quotes, `;`, `$(...)` or backticks in an option value stay
-/// literal text inside the element that named it.
+/// literal text inside the element (or word) that named it.
 public enum Placeholders {
     /// The values the agent supplies at run time, with what each one means.
     public static let runtimeNames: [String: String] = Dictionary(
@@ -183,20 +185,42 @@ public enum Placeholders {
                     result += arguments
                     continue
                 case .words(let wordsName):
-                    let text = try value(named: wordsName, in: values, text: element)
-                    do {
-                        result += try splitWords(text)
-                    } catch {
-                        throw PopError(
-                            .invalidInput, "The value of '\(wordsName)' cannot be split into words: \(error.message)",
-                            hint: error.hint)
-                    }
+                    result += try commandLine(named: wordsName, values: values, element: element)
                     continue
                 case .value:
                     break
                 }
             }
             result.append(try substitute(element, values: values))
+        }
+        return result
+    }
+
+    /// The words of the command line in value `name`, each with its own placeholders substituted once.
+    ///
+    /// The line is split first, so a substituted value is always part of one word and is never scanned again: an
+    /// option's value can neither add a word nor bring in a placeholder of its own.
+    private static func commandLine(
+        named name: String, values: [String: String], element: String
+    ) throws(PopError) -> [String] {
+        let line = try value(named: name, in: values, text: element)
+        let words: [String]
+        do {
+            words = try splitWords(line)
+        } catch {
+            throw PopError(
+                .invalidInput, "The value of '\(name)' cannot be split into words: \(error.message)", hint: error.hint)
+        }
+        var result: [String] = []
+        for word in words {
+            do {
+                result.append(try substitute(word, values: values))
+            } catch {
+                throw PopError(
+                    .invalidInput, "The value of '\(name)', \(quote(line)): \(error.message)",
+                    hint: (error.hint.map { $0 + " " } ?? "") + "Placeholders such as {port} may be used in it; write "
+                        + "'{{' and '}}' for literal braces.")
+            }
         }
         return result
     }
@@ -334,6 +358,19 @@ public enum Placeholders {
 }
 
 extension ServiceSpec {
+    /// Checks that every placeholder of the command, the setup steps, the environment and the health check can be
+    /// substituted, and that a command line given as an option splits into words: what the agent will do, done before
+    /// the spec is written, so bad input is refused by `pop add` and `pop config` rather than by every agent.
+    public func checkPlaceholders() throws(PopError) {
+        let values = placeholderValues(machine: try MachineID("machine"), instanceDirectory: "/instance")
+        _ = try Placeholders.expand(template.command, values: values)
+        for step in template.setup {
+            _ = try Placeholders.expand(step.command, values: values)
+            for value in step.environment.values { _ = try Placeholders.substitute(value, values: values) }
+        }
+        for value in template.environment.values { _ = try Placeholders.substitute(value, values: values) }
+    }
+
     /// The placeholder values for one instance of this service: its options plus the runtime values.
     ///
     /// `instanceDirectory` is the instance's absolute folder; for python templates `{venv}` is `instanceDirectory/venv`

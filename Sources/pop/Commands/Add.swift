@@ -31,6 +31,7 @@ struct Add: AsyncParsableCommand {
         let resolved = try catalog.resolve(named: template)
         let values = try OptionResolver(template: resolved).resolve(pairs)
         let spec = ServiceSpec(name: serviceName, template: resolved, options: values)
+        try spec.checkPlaceholders()
         try await CommandContext.with(global) { context in
             try await context.namespace.addService(spec)
             if context.json {

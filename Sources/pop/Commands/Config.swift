@@ -105,6 +105,7 @@ struct Config: AsyncParsableCommand {
             let current = try await context.namespace.service(service)
             var spec = current.spec
             spec.options = try OptionResolver(template: spec.template).update(spec.options, with: pairs)
+            try spec.checkPlaceholders()
             if spec == current.spec {
                 context.done("\(service) already has these options; nothing changed (signature \(spec.signature.short))")
                 return

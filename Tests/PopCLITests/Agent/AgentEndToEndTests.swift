@@ -1,4 +1,5 @@
 import Foundation
+import PopTestSupport
 import Testing
 import ZooKeeperNIO
 import ZooKeeperTestSupport
@@ -98,6 +99,40 @@ struct AgentEndToEndTests {
             let after = try await pop.waitFor("steady") { $0.state == "running" && $0.pid != nil }
             #expect(after.pid == before.pid, "adopted, not restarted")
             #expect(after.restarts == 0)
+        }
+    }
+
+    /// `{port}` in a command line given with `--command` is the service's port: `pop config --port` moves a program
+    /// that takes its port as an argument.
+    @Test func theCommandTemplatesPortReachesTheCommandLineAndConfigMovesIt() async throws {
+        let first = try LoopbackHTTP.freePort()
+        let second = try LoopbackHTTP.freePort(excluding: [first])
+        try await withMachine(.embedded) { pop in
+            try await pop.ok("start")
+            let line = "python3 -m http.server {port} --bind 127.0.0.1"
+            try await pop.ok("add", "web", "--template", "command", "--command", line, "--port", String(first))
+            try await pop.ok("deploy", "web")
+            // The template's TCP health check passes only once the program listens on the port.
+            try await pop.ok("status", "web", "--wait", "running", "--timeout", "60")
+            #expect(try LoopbackHTTP.get(port: first).status == 200)
+
+            try await pop.ok("config", "web", "--port", String(second))
+            try await pop.ok("status", "web", "--wait", "running", "--timeout", "60")
+            #expect(try LoopbackHTTP.get(port: second).status == 200)
+            #expect(!LoopbackHTTP.accepts(port: first), "the old instance still listens on \(first)")
+            let shown = try await pop.ok("config", "web")
+            #expect(shown.stdout.contains(line), "the stored command line is the one given:\n\(shown)")
+        }
+    }
+
+    @Test func aCommandLineThatCannotBeExpandedIsRefusedBeforeAnythingIsWritten() async throws {
+        try await withMachine(.embedded) { pop in
+            try await pop.fails(2, ["add", "bad", "--template", "command", "--command", "awk {print}"], mentioning: ["{print}", "{{"])
+            try await pop.fails(2, ["add", "bad", "--template", "command", "--command", "echo 'open"], mentioning: ["unterminated"])
+            try await pop.ok("add", "good", "--template", "command", "--command", "sleep {port}", "--port", "100")
+            try await pop.fails(2, ["config", "good", "--command", "sleep {nope}"], mentioning: ["{nope}"])
+            let status = try await pop.ok("status")
+            #expect(!status.stdout.contains("bad"))
         }
     }
 
