@@ -8,8 +8,9 @@ struct Add: AsyncParsableCommand {
         commandName: "add",
         abstract: "Add a service built from a template.",
         discussion: """
-            Every --OPTION VALUE is checked against the template's declared options (see `pop describe TEMPLATE`).
+            Every --OPTION VALUE is checked against the template's declared options (see `pop describe TEMPLATE`). \
             The template is resolved now and stored with the service, so agents need no copy of its plugin.
+
             Example: pop add plone --template plone4 --port 8081
             """)
 

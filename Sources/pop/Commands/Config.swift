@@ -8,10 +8,12 @@ struct Config: AsyncParsableCommand {
         commandName: "config",
         abstract: "Show a service's options, or change them (every instance then restarts with the new signature).",
         discussion: """
+            --max-parallel N makes this and later configuration changes roll out N machines at a time, in \
+            machine-id order, each waiting until the previous instance runs the new configuration (healthy, when the \
+            template has a check); 1 is a rolling restart, 0 restarts every machine at once again. It is kept with \
+            the service.
+
             Example: pop config plone --port 8081
-            --max-parallel N makes this and later configuration changes roll out N machines at a time, in machine-id
-            order, each waiting until the previous instance runs the new configuration (healthy, when the template has
-            a check); 1 is a rolling restart, 0 restarts every machine at once again. It is kept with the service.
             """)
 
     @OptionGroup(title: "Global options") var global: GlobalOptions
@@ -21,7 +23,9 @@ struct Config: AsyncParsableCommand {
 
     @Option(
         name: .customLong("max-parallel"),
-        help: "Restart at most this many machines at once on configuration changes (kept; 0: all at once).")
+        help: ArgumentHelp(
+            "Restart at most this many machines at once on configuration changes (kept; 0: all at once).",
+            valueName: "n"))
     var maxParallel: Int?
 
     @Argument(parsing: .allUnrecognized, help: ArgumentHelp("Options to change.", valueName: "--OPTION VALUE"))

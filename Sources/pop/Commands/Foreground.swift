@@ -11,7 +11,7 @@ struct Foreground: AsyncParsableCommand {
         commandName: "fg",
         abstract: "Run this machine's agent in the foreground, logging to standard error.",
         discussion: """
-            SIGTERM or SIGINT stops the agent gracefully; its services keep running (unless
+            SIGTERM or SIGINT stops the agent gracefully; its services keep running (unless \
             --stop-instances-on-exit), and the next agent adopts them. `pop start` runs this in the background.
             """)
 

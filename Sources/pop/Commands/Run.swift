@@ -9,8 +9,9 @@ struct Run: AsyncParsableCommand {
         commandName: "run",
         abstract: "Run a service's task on every machine running it, and print each machine's result.",
         discussion: """
-            Each argument reaches the task as one argument; nothing passes through a shell.
-            Exits non-zero if any machine failed or was not reached before the timeout.
+            Each argument reaches the task as one argument; nothing passes through a shell. Exits non-zero if any \
+            machine failed or was not reached before the timeout.
+
             Example: pop run plone install lxml==5.3.0
             """)
 
@@ -19,10 +20,14 @@ struct Run: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Run only on this machine (repeatable).", valueName: "machine"))
     var machine: [String] = []
 
-    @Option(name: .customLong("max-parallel"), help: "At most this many machines at once (1 for a rolling upgrade).")
+    @Option(
+        name: .customLong("max-parallel"),
+        help: ArgumentHelp("At most this many machines at once (1 for a rolling upgrade).", valueName: "n"))
     var maxParallel: Int?
 
-    @Option(name: .long, help: "Seconds to wait for every machine before reporting the rest as not reached.")
+    @Option(
+        name: .long,
+        help: ArgumentHelp("Seconds to wait for every machine before reporting the rest as not reached.", valueName: "seconds"))
     var timeout: Double = 600
 
     @Argument(help: "The service.")

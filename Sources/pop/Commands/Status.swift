@@ -8,8 +8,9 @@ struct Status: AsyncParsableCommand {
         commandName: "status",
         abstract: "Show services, their machines, and each instance's state, PID, signature, uptime and restarts.",
         discussion: """
-            A machine whose agent is not registered shows as 'down' and its instances as 'unknown'.
-            A signature marked with * differs from the service's current configuration (a restart is under way).
+            A machine whose agent is not registered shows as 'down' and its instances as 'unknown'. A signature \
+            marked with * differs from the service's current configuration (a restart is under way).
+
             --wait STATE waits (using watches) until every instance shown is in STATE with the current signature.
             """)
 
@@ -21,7 +22,7 @@ struct Status: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Wait until every instance is in this state (e.g. running).", valueName: "state"))
     var wait: String?
 
-    @Option(name: .long, help: "How long --wait waits, in seconds, before failing.")
+    @Option(name: .long, help: ArgumentHelp("How long --wait waits, in seconds, before failing.", valueName: "seconds"))
     var timeout: Double = 60
 
     func run() async throws {

@@ -11,7 +11,7 @@ struct Stop: AsyncParsableCommand {
 
     @OptionGroup(title: "Global options") var global: GlobalOptions
 
-    @Option(name: .long, help: "Seconds to wait for the agent to exit.")
+    @Option(name: .long, help: ArgumentHelp("Seconds to wait for the agent to exit.", valueName: "seconds"))
     var timeout: Double = 30
 
     func run() async throws {
