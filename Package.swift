@@ -6,8 +6,8 @@ let strictSettings: [SwiftSetting] = [
 ]
 
 let package = Package(
+    // Linux only for now (README.md): the agent and the embedded store use pidfd, inotify, /proc and prctl.
     name: "pop",
-    platforms: [.macOS(.v15)],
     products: [
         .library(name: "ZooKeeperNIO", targets: ["ZooKeeperNIO"]),
         .library(name: "ZooKeeperTestSupport", targets: ["ZooKeeperTestSupport"]),

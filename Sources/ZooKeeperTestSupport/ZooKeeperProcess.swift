@@ -1,11 +1,7 @@
 import Foundation
 import NIOConcurrencyHelpers
 
-#if canImport(Glibc)
 import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 /// One ZooKeeper JVM, started in its own process group so it and anything it spawns can be signalled at once.
 final class ZooKeeperProcess: Sendable {

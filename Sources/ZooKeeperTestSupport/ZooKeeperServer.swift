@@ -1,11 +1,7 @@
 import Foundation
 import NIOConcurrencyHelpers
 
-#if canImport(Glibc)
 import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 /// A real ZooKeeper server (Debian's 3.8) for tests and benchmarks: standalone, or one member of a
 /// `ZooKeeperEnsemble`, on free ports with its own data folder and the AdminServer disabled.

@@ -1,8 +1,4 @@
-#if canImport(Glibc)
 import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 /// A signal that asks an instance's process group to stop, named as templates name it (`TERM`, `INT`, ...).
 ///
