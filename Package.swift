@@ -124,6 +124,7 @@ let package = Package(
             name: "ZooKeeperNIOTests",
             dependencies: [
                 "ZooKeeperNIO", "ZooKeeperTestSupport",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOTestUtils", package: "swift-nio"),
             ],
@@ -157,7 +158,7 @@ let package = Package(
         .testTarget(
             name: "PopCLITests",
             dependencies: [
-                "PopState", "ZooKeeperNIO", "ZooKeeperTestSupport", "PopTestSupport",
+                "PopState", "PopAgent", "ZooKeeperNIO", "ZooKeeperTestSupport", "PopTestSupport",
                 .product(name: "Logging", package: "swift-log"),
             ],
             exclude: ["Security/acl_probe.py"],

@@ -70,7 +70,7 @@ public final class ZooKeeperServer: Sendable {
             "clientPort=\(clientPort)",
             "clientPortAddress=\(options.bindAddress)",
             "admin.enableServer=false",
-            "4lw.commands.whitelist=ruok,srvr,mntr",
+            "4lw.commands.whitelist=ruok,srvr,mntr,wchc",
             "maxClientCnxns=0",
             "initLimit=10",
             "syncLimit=5",

@@ -10,4 +10,30 @@ public enum SessionEvent: String, Hashable, Sendable {
     case expired
     /// The session was closed by its owner.
     case closed
+    /// The store rejected the session's credentials: the handle is dead, and its operations fail with
+    /// `.permissionDenied` (``authenticationError``). Fix the credentials and open a new one.
+    case authFailed
+
+    /// Whether no event follows.
+    public var isTerminal: Bool {
+        switch self {
+        case .expired, .closed, .authFailed: true
+        case .connected, .disconnected, .reconnected: false
+        }
+    }
+
+    /// What an owner that needs the session reports when it ends with this event.
+    public var endingError: PopError? {
+        switch self {
+        case .connected, .disconnected, .reconnected: nil
+        case .expired: PopError(.storeUnreachable, "The store session expired.")
+        case .closed: PopError(.storeUnreachable, "The store session was closed.")
+        case .authFailed: Self.authenticationError
+        }
+    }
+
+    /// The error of a session whose credentials the store rejected.
+    public static let authenticationError = PopError(
+        .permissionDenied, "The store rejected the session's credentials and ended it.",
+        hint: "Check POP_AUTH or the credentials file against those `pop init --auth` set.")
 }
