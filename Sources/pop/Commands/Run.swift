@@ -86,32 +86,19 @@ struct Run: AsyncParsableCommand {
         _ name: ServiceName, _ id: TaskID, _ targets: [MachineID], _ context: CommandContext
     ) async throws -> Bool {
         let taskPath = try NamespacePaths(root: context.namespace.prefix).task(name, id)
-        let events = try await context.store.watchSubtree(taskPath)
         let progress = TaskProgress()
         let json = context.json
-
-        @Sendable func absorb() async throws {
-            for (_, result) in try await context.namespace.taskResults(name, id).sorted(by: { $0.key < $1.key })
-            where result.state != .running && progress.record(result) {
-                if !json { Run.printResult(result, context) }
-            }
-        }
-
-        let deadline = ContinuousClock.now + .milliseconds(Int(timeout * 1000))
-        try await absorb()
-        if progress.count < targets.count {
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask {
-                    for try await _ in events {
-                        try await absorb()
-                        if progress.count >= targets.count { return }
-                    }
+        let namespace = context.namespace
+        // Prints each machine's result once, as it arrives; machines finishing together cost one read.
+        _ = try await namespace.read(
+            {
+                for (_, result) in try await namespace.taskResults(name, id).sorted(by: { $0.key < $1.key })
+                where result.state != .running && progress.record(result) {
+                    if !json { Run.printResult(result, context) }
                 }
-                group.addTask { try await Task.sleep(until: deadline) }
-                try await group.next()
-                group.cancelAll()
-            }
-        }
+                return progress.count
+            }, until: { $0 >= targets.count }, wokenByChangesUnder: taskPath,
+            deadline: ContinuousClock.now + .milliseconds(Int(timeout * 1000)))
         var finals = progress.finals
         // Whatever is still missing now was not reached in time.
         let results = try await context.namespace.taskResults(name, id)

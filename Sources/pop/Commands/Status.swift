@@ -69,7 +69,7 @@ struct Status: AsyncParsableCommand {
         first: StatusSnapshot
     ) async throws -> StatusSnapshot {
         /// An instance that is fatal with the current signature will not become running by itself: fail at once.
-        func hopeless(_ snapshot: StatusSnapshot) -> Bool {
+        @Sendable func hopeless(_ snapshot: StatusSnapshot) -> Bool {
             guard state != .fatal else { return false }
             return snapshot.services.filter { service == nil || $0.spec.name == service }.contains { status in
                 status.placements.contains { placement in
@@ -77,7 +77,7 @@ struct Status: AsyncParsableCommand {
                 }
             }
         }
-        func satisfied(_ snapshot: StatusSnapshot) -> Bool {
+        @Sendable func satisfied(_ snapshot: StatusSnapshot) -> Bool {
             let services = snapshot.services.filter { service == nil || $0.spec.name == service }
             return services.allSatisfy { status in
                 status.placements.allSatisfy { placement in
@@ -93,39 +93,24 @@ struct Status: AsyncParsableCommand {
                 .system, "An instance is fatal, so it will not become \(state.rawValue) by itself.",
                 hint: "`pop logs NAME` shows its output; fix the cause, then `pop restart NAME`.")
         }
-        let events = try await context.store.watchSubtree(context.namespace.prefix)
         let deadline = ContinuousClock.now + .milliseconds(Int(timeout * 1000))
-        return try await withThrowingTaskGroup(of: StatusSnapshot?.self) { group in
-            group.addTask {
-                // Re-read after each burst of changes; the watch wakes us, nothing polls.
-                var latest = try await context.namespace.status()
-                if satisfied(latest) || hopeless(latest) { return latest }
-                for try await _ in events {
-                    latest = try await context.namespace.status()
-                    if satisfied(latest) || hopeless(latest) { return latest }
-                }
-                return nil
-            }
-            group.addTask {
-                try await Task.sleep(until: deadline)
-                return nil
-            }
-            let result = try await group.next() ?? nil
-            group.cancelAll()
-            if let result, satisfied(result) { return result }
-            if let result, hopeless(result) {
-                context.out.write(StatusReport(snapshot: result, only: service).render(for: context.out))
-                throw PopError(
-                    .system, "An instance is fatal, so it will not become \(state.rawValue) by itself.",
-                    hint: "`pop logs NAME` shows its output; fix the cause, then `pop restart NAME`.")
-            }
-            let latest = try await context.namespace.status()
-            context.out.write(StatusReport(snapshot: latest, only: service).render(for: context.out))
+        let namespace = context.namespace
+        let result = try await namespace.read(
+            { try await namespace.status() }, until: { satisfied($0) || hopeless($0) },
+            wokenByChangesUnder: namespace.prefix, deadline: deadline)
+        if let result, satisfied(result) { return result }
+        if let result, hopeless(result) {
+            context.out.write(StatusReport(snapshot: result, only: service).render(for: context.out))
             throw PopError(
-                .system,
-                "Timed out after \(Int(timeout)) s waiting for \(service.map { "\($0)'s instances" } ?? "every instance") to be \(state.rawValue).",
-                hint: "See the table above; `pop logs NAME` shows an instance's output.")
+                .system, "An instance is fatal, so it will not become \(state.rawValue) by itself.",
+                hint: "`pop logs NAME` shows its output; fix the cause, then `pop restart NAME`.")
         }
+        let latest = try await context.namespace.status()
+        context.out.write(StatusReport(snapshot: latest, only: service).render(for: context.out))
+        throw PopError(
+            .system,
+            "Timed out after \(Int(timeout)) s waiting for \(service.map { "\($0)'s instances" } ?? "every instance") to be \(state.rawValue).",
+            hint: "See the table above; `pop logs NAME` shows an instance's output.")
     }
 }
 
