@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "PopTemplates", targets: ["PopTemplates"]),
         .library(name: "PopAgent", targets: ["PopAgent"]),
         .library(name: "PopTestSupport", targets: ["PopTestSupport"]),
+        .library(name: "TestProcesses", targets: ["TestProcesses"]),
         .executable(name: "pop", targets: ["pop"]),
         .executable(name: "pop-bench", targets: ["pop-bench"]),
     ],
@@ -42,10 +43,17 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // Starts programs for tests and benchmarks: argv only, output in files, no inherited descriptor, exits seen at once.
+        .target(
+            name: "TestProcesses",
+            dependencies: [.target(name: "CPopAgentLinux", condition: .when(platforms: [.linux]))],
+            swiftSettings: strictSettings
+        ),
         // Starts real ZooKeeper servers (standalone or an ensemble) for tests and benchmarks.
         .target(
             name: "ZooKeeperTestSupport",
             dependencies: [
+                "TestProcesses",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -55,7 +63,13 @@ let package = Package(
         // A pop cluster on one host for tests and benchmarks: a ZooKeeper ensemble and machines in network namespaces.
         .target(
             name: "PopTestSupport",
-            dependencies: ["ZooKeeperTestSupport"],
+            dependencies: ["ZooKeeperTestSupport", "TestProcesses", "PopState"],
+            swiftSettings: strictSettings
+        ),
+        // The expectations tests put on pop's commands (`ok`, `fails`), built on PopTestSupport's runner.
+        .target(
+            name: "PopTestExpectations",
+            dependencies: ["PopTestSupport", "TestProcesses"],
             swiftSettings: strictSettings
         ),
         // pop's domain model, the CoordinationStore protocol, and its ZooKeeper and embedded implementations.
@@ -108,7 +122,7 @@ let package = Package(
         .executableTarget(
             name: "pop-bench",
             dependencies: [
-                "ZooKeeperNIO", "ZooKeeperTestSupport", "PopState", "PopTestSupport",
+                "ZooKeeperNIO", "ZooKeeperTestSupport", "PopState", "PopTestSupport", "TestProcesses",
                 .target(name: "CPopAgentLinux", condition: .when(platforms: [.linux])),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
@@ -123,7 +137,7 @@ let package = Package(
         .testTarget(
             name: "ZooKeeperNIOTests",
             dependencies: [
-                "ZooKeeperNIO", "ZooKeeperTestSupport",
+                "ZooKeeperNIO", "ZooKeeperTestSupport", "TestProcesses",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOTestUtils", package: "swift-nio"),
@@ -133,7 +147,7 @@ let package = Package(
         .testTarget(
             name: "PopStateTests",
             dependencies: [
-                "PopState", "ZooKeeperTestSupport", "PopStateProbe",
+                "PopState", "ZooKeeperTestSupport", "PopStateProbe", "TestProcesses",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings
@@ -147,7 +161,7 @@ let package = Package(
         ),
         .testTarget(
             name: "PopTemplatesTests",
-            dependencies: ["PopTemplates"],
+            dependencies: ["PopTemplates", "TestProcesses"],
             swiftSettings: strictSettings
         ),
         .testTarget(
@@ -158,7 +172,8 @@ let package = Package(
         .testTarget(
             name: "PopCLITests",
             dependencies: [
-                "PopState", "PopAgent", "ZooKeeperNIO", "ZooKeeperTestSupport", "PopTestSupport",
+                "PopState", "PopAgent", "ZooKeeperNIO", "ZooKeeperTestSupport", "PopTestSupport", "PopTestExpectations",
+                "TestProcesses",
                 .product(name: "Logging", package: "swift-log"),
             ],
             exclude: ["Security/acl_probe.py"],
@@ -167,14 +182,14 @@ let package = Package(
         // Many machines: the real pop binary on a ZooKeeper ensemble with agents in network namespaces (needs root).
         .testTarget(
             name: "PopClusterTests",
-            dependencies: ["PopTestSupport", "PopState", "ZooKeeperTestSupport"],
+            dependencies: ["PopTestSupport", "PopState", "ZooKeeperTestSupport", "TestProcesses"],
             swiftSettings: strictSettings
         ),
         // The seed's tutorial with the real binary on both stores: Plone from PyPI, `pop run`, `pop config --port`.
         .testTarget(
             name: "PopTutorialTests",
             dependencies: [
-                "ZooKeeperTestSupport", "PopTestSupport",
+                "ZooKeeperTestSupport", "PopTestSupport", "PopTestExpectations", "PopState", "TestProcesses",
                 .target(name: "CPopAgentLinux", condition: .when(platforms: [.linux])),
             ],
             swiftSettings: strictSettings

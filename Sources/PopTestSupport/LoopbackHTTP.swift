@@ -18,8 +18,17 @@ public enum LoopbackHTTP {
         public var description: String
     }
 
-    /// `GET path` on 127.0.0.1:`port`, reading until the server closes the connection (at most `timeout` per read).
-    public static func get(port: Int, path: String = "/", timeout: Int = 30) throws -> Response {
+    /// `GET path` on 127.0.0.1:`port`, reading until the server closes the connection (at most `timeout` seconds per
+    /// read), on a thread of its own so that no thread of the task pool blocks on the socket.
+    public static func get(port: Int, path: String = "/", timeout: Int = 30) async throws -> Response {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread.detachNewThread {
+                continuation.resume(with: Result { try blockingGet(port: port, path: path, timeout: timeout) })
+            }
+        }
+    }
+
+    private static func blockingGet(port: Int, path: String, timeout: Int) throws -> Response {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw Failure(description: "socket: \(String(cString: strerror(errno)))") }
         defer { close(fd) }

@@ -1,6 +1,9 @@
 import Foundation
+import PopTestExpectations
+import PopTestSupport
 import PopState
 import Synchronization
+import TestProcesses
 import Testing
 
 /// One command that must be refused: its exit status, words its message must hold, and nothing written.
@@ -18,8 +21,8 @@ struct BadInput: Sendable, CustomTestStringConvertible {
     }
 
     var testDescription: String {
-        arguments.map(PopResult.quoted).joined(separator: " ")
-            + (environment.isEmpty ? "" : " with " + environment.map { "\($0.key)=\(PopResult.quoted($0.value))" }.joined(separator: " "))
+        arguments.map(CommandResult.quoted).joined(separator: " ")
+            + (environment.isEmpty ? "" : " with " + environment.map { "\($0.key)=\(CommandResult.quoted($0.value))" }.joined(separator: " "))
     }
 
     /// A file a shell would create if any of these commands reached one.

@@ -1,5 +1,8 @@
 import Foundation
+import PopTestExpectations
+import PopTestSupport
 import PopState
+import TestProcesses
 import Testing
 
 /// Every command of the seed and what operators expect, run as the built binary against both stores.
@@ -278,13 +281,11 @@ struct CommandTests {
         try await CLIFixture.register("m1", in: namespace)
         let name = try ServiceName("web")
         let signature = try await namespace.service(name).spec.signature
-        async let waited = pop("status", "web", "--wait", "running", "--timeout", "30")
-        // The instance first starts, then runs: only the second satisfies the wait.
-        try await Task.sleep(for: .milliseconds(500))
+        // The instance first starts, then runs: only the second satisfies the wait, which shows the running one.
         try await namespace.publishInstance(
             InstanceRecord(machine: MachineID("m1"), pid: 7, signature: signature, state: .starting, since: Date()),
             service: name)
-        try await Task.sleep(for: .milliseconds(300))
+        async let waited = pop("status", "web", "--wait", "running", "--timeout", "30")
         try await namespace.publishInstance(
             InstanceRecord(
                 machine: MachineID("m1"), pid: 7, signature: signature, state: .running, since: Date(), started: Date()),
@@ -437,33 +438,7 @@ struct CommandTests {
         return try JSONDecoder().decode(ConfigShown.self, from: Data(result.stdout.utf8))
     }
 
-    struct StatusShown: Decodable {
-        struct Row: Decodable {
-            var machine: String
-            var hostname: String?
-            var machineUp: Bool
-            var state: String
-            var pid: Int32?
-            var signature: String?
-            var current: Bool
-            var restarts: Int?
-            var lastError: String?
-        }
-
-        struct Service: Decodable {
-            var service: String
-            var template: String
-            var signature: String
-            var version: Int32
-            var instances: [Row]
-        }
-
-        var store: String
-        var machinesUp: [String]
-        var services: [Service]
-    }
-
-    static func statusJSON(_ result: PopResult) throws -> StatusShown {
-        try JSONDecoder().decode(StatusShown.self, from: Data(result.stdout.utf8))
+    static func statusJSON(_ result: CommandResult) throws -> StatusReport {
+        try StatusReport.decode(result.stdout)
     }
 }

@@ -1,5 +1,8 @@
 import Foundation
+import PopTestExpectations
+import PopTestSupport
 import PopState
+import TestProcesses
 import Testing
 import ZooKeeperTestSupport
 
@@ -18,7 +21,7 @@ struct GlobalOptionsTests {
         /// The namespace the command works in (`--prefix`); `/alt` unless the command needs its own.
         var prefix = "/alt"
         var status: Int32 = 0
-        var check: @Sendable (PopResult, Position) throws -> Void = { _, _ in }
+        var check: @Sendable (CommandResult, Position) throws -> Void = { _, _ in }
     }
 
     /// Every subcommand, including the hidden `dump`. `start` and `stop` come last: the agent registers in `/alt`.
@@ -163,7 +166,7 @@ struct GlobalOptionsTests {
     }
 
     /// Standard output as JSON, nil when it is not JSON.
-    static func jsonObject(_ result: PopResult) -> Any? {
+    static func jsonObject(_ result: CommandResult) -> Any? {
         try? JSONSerialization.jsonObject(with: Data(result.stdout.utf8))
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import PopTestSupport
 import Testing
 
 /// `pop --help` and every subcommand's help read cleanly at 80 columns: no line is longer, and no paragraph is broken

@@ -114,66 +114,8 @@ struct Status: AsyncParsableCommand {
     }
 }
 
-/// The data `pop status` shows, as a table or as JSON.
-struct StatusReport: Encodable {
-    struct Row: Encodable {
-        var machine: String
-        var hostname: String?
-        var machineUp: Bool
-        var state: String
-        var pid: Int32?
-        var signature: String?
-        var current: Bool
-        var started: Date?
-        var since: Date?
-        var restarts: Int?
-        var lastError: String?
-    }
-
-    struct Service: Encodable {
-        var service: String
-        var template: String
-        var signature: String
-        var version: Int32
-        var instances: [Row]
-    }
-
-    struct Problem: Encodable {
-        var service: String?
-        var path: String?
-        var error: String
-    }
-
-    var store: String
-    var machinesUp: [String]
-    var services: [Service]
-    var problems: [Problem]
-
-    init(snapshot: StatusSnapshot, only: ServiceName?) {
-        store = snapshot.store
-        problems = snapshot.problems.filter { only == nil || $0.service == nil || $0.service == only?.rawValue }.map {
-            Problem(service: $0.service, path: $0.error.path, error: $0.error.message)
-        }
-        let machines = Dictionary(snapshot.machines.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
-        machinesUp = snapshot.machines.map(\.id.rawValue).sorted()
-        services = snapshot.services.filter { only == nil || $0.spec.name == only }.map { status in
-            let rows = status.placements.sorted { $0.machine < $1.machine }.map { placement -> Row in
-                let machine = machines[placement.machine]
-                let up = machine != nil
-                let instance = placement.instance
-                let state = !up ? "unknown" : instance?.state.rawValue ?? "pending"
-                return Row(
-                    machine: placement.machine.rawValue, hostname: machine?.hostname, machineUp: up, state: state,
-                    pid: up ? instance?.pid : nil, signature: instance?.signature.hex,
-                    current: instance?.signature == status.signature, started: instance?.started,
-                    since: instance?.since, restarts: instance?.restarts, lastError: instance?.lastError)
-            }
-            return Service(
-                service: status.spec.name.rawValue, template: status.spec.template.name,
-                signature: status.signature.hex, version: status.version, instances: rows)
-        }
-    }
-
+extension StatusReport {
+    /// The table `pop status` prints.
     func render(for terminal: Terminal, now: Date = Date()) -> String {
         var table = Table("SERVICE", "MACHINE", "STATE", "PID", "SIGNATURE", "UPTIME", "RESTARTS", "LAST ERROR")
         var counts: [String: Int] = [:]

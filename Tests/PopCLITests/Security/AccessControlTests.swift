@@ -1,5 +1,7 @@
 import Foundation
+import PopTestSupport
 import PopState
+import TestProcesses
 import Testing
 
 /// `pop init --auth` on a real ZooKeeper, checked from outside with kazoo.
@@ -35,7 +37,7 @@ struct AccessControlTests {
         let fixture = try await SecurityFixture.make()
         let password = "pw-" + UUID().uuidString
         let auth = "ops:" + password
-        var outputs: [PopResult] = []
+        var outputs: [CommandResult] = []
 
         // The password given on the command line is never printed back.
         let initialized = try await fixture.run(["init", "--auth", auth] + Self.prefix, auth: nil)
@@ -59,7 +61,7 @@ struct AccessControlTests {
 
         let digest = try StoreCredentials(parsing: auth, source: "test").digestID
         for outsider in ["ops:wrong-" + UUID().uuidString, nil] {
-            let data = try Kazoo.run("acl_probe.py", [fixture.host, "/team", auth] + (outsider.map { [$0] } ?? []))
+            let data = try await Kazoo.run("acl_probe.py", [fixture.host, "/team", auth] + (outsider.map { [$0] } ?? []))
             let report = try JSONDecoder().decode(ProbeReport.self, from: data)
             // The walk saw the prefix's parent, the namespace and the nodes the commands above created.
             for path in ["/team", "/team/pop", "/team/pop/machines", "/team/pop/services", "/team/pop/services/web",

@@ -1,4 +1,6 @@
 import Foundation
+import PopTestSupport
+import TestProcesses
 import Testing
 
 /// Credentials never show in pop's output, error messages or process listing.
@@ -31,29 +33,23 @@ struct CredentialLeakTests {
         #expect(try await fixture.run(["deploy", "web", "m1"], auth: "ops:" + secret).status == 0)
 
         // `status --wait` keeps running (no agent starts the instance), long enough to look at it from outside.
-        let process = Process()
-        process.executableURL = PopRunner.binary
-        process.arguments = ["status", "--wait", "running", "--timeout", "20"]
-        var environment = ProcessInfo.processInfo.environment
-        environment.merge(fixture.pop.environment) { $1 }
-        environment["POP_HOME"] = fixture.pop.home.path
-        environment["POP_AUTH"] = "ops:" + secret
-        process.environment = environment
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        defer {
-            process.terminate()
-            process.waitUntilExit()
+        let process = try ChildProcess(
+            [try PopRunner.binary(), "status", "--wait", "running", "--timeout", "60"],
+            environment: fixture.pop.processEnvironment(["POP_AUTH": "ops:" + secret]))
+        do {
+            // posix_spawn returns once the program is executing: its argv and environment are in place.
+            #expect(!process.hasExited, "status --wait ended at once with \(String(describing: process.exitCode))")
+            let pid = process.pid
+            let cmdline = try Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/cmdline"))
+            #expect(!String(decoding: cmdline, as: UTF8.self).contains(secret), "argv holds the password")
+            #expect(String(decoding: cmdline, as: UTF8.self).contains("status"))
+            // The environment, which does hold it, is readable only by its owner.
+            let attributes = try FileManager.default.attributesOfItem(atPath: "/proc/\(pid)/environ")
+            #expect((attributes[.posixPermissions] as? Int).map { $0 & 0o077 } == 0)
+        } catch {
+            await process.stop()
+            throw error
         }
-        try await Task.sleep(for: .milliseconds(500))
-        #expect(process.isRunning)
-        let pid = process.processIdentifier
-        let cmdline = try Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/cmdline"))
-        #expect(!String(decoding: cmdline, as: UTF8.self).contains(secret), "argv holds the password")
-        #expect(String(decoding: cmdline, as: UTF8.self).contains("status"))
-        // The environment, which does hold it, is readable only by its owner.
-        let attributes = try FileManager.default.attributesOfItem(atPath: "/proc/\(pid)/environ")
-        #expect((attributes[.posixPermissions] as? Int).map { $0 & 0o077 } == 0)
+        await process.stop()
     }
 }

@@ -1,5 +1,7 @@
 import Foundation
+import PopTestSupport
 import PopState
+import TestProcesses
 import Testing
 import ZooKeeperTestSupport
 
@@ -30,7 +32,7 @@ struct SecurityFixture {
     }
 
     /// Runs `pop` with `POP_AUTH` set to `auth` (none when nil).
-    func run(_ arguments: [String], auth: String?) async throws -> PopResult {
+    func run(_ arguments: [String], auth: String?) async throws -> CommandResult {
         try await pop.run(arguments, extraEnvironment: ["POP_AUTH": auth ?? ""])
     }
 }
@@ -40,27 +42,14 @@ enum Kazoo {
     /// The folder holding the scripts next to this file.
     static let scripts = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
 
-    /// Runs `python3 SCRIPT ARGS` (python3 from PATH) and returns its standard output, recording an issue when it fails.
-    static func run(_ script: String, _ arguments: [String]) throws -> Data {
-        let process = Process()
-        // python3 as found on PATH (where kazoo is installed), through env's exec: no shell involved.
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", scripts.appendingPathComponent(script).path] + arguments
-        let errorFile = FileManager.default.temporaryDirectory.appendingPathComponent("kazoo-\(UUID().uuidString)")
-        _ = FileManager.default.createFile(atPath: errorFile.path, contents: nil)
-        defer { try? FileManager.default.removeItem(at: errorFile) }
-        let errors = try FileHandle(forWritingTo: errorFile)
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = errors
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        try errors.close()
-        #expect(
-            process.terminationStatus == 0,
-            "\(script) failed: \((try? String(contentsOf: errorFile, encoding: .utf8)) ?? "")")
-        return data
+    /// Runs `python3 SCRIPT ARGS` (python3 from PATH, where kazoo is installed) and returns its standard output,
+    /// recording an issue when it fails.
+    static func run(_ script: String, _ arguments: [String]) async throws -> Data {
+        let result = try await CommandRunner.run(
+            ["python3", scripts.appendingPathComponent(script).path] + arguments,
+            environment: CommandRunner.baseEnvironment(), scratch: FileManager.default.temporaryDirectory,
+            timeout: .seconds(120))
+        #expect(result.status == 0, "\(script) failed: \(result)")
+        return Data(result.stdout.utf8)
     }
 }

@@ -1,6 +1,9 @@
 import Foundation
+import PopTestExpectations
+import PopTestSupport
 import Logging
 import PopState
+import TestProcesses
 import Testing
 import ZooKeeperTestSupport
 
@@ -45,28 +48,12 @@ struct CLIFixture: Sendable {
 
     /// Opens a store handle of our own on the same store, as an agent or a damaged store would write to it.
     func openStore() async throws -> any CoordinationStore {
-        let environment = pop.processEnvironment()
-        let configuration = try StoreConfiguration(
-            host: nil, prefix: nil, environment: environment, home: PopHome(path: pop.home.path))
-        switch configuration.kind {
-        case .embedded(let folder):
-            return try await EmbeddedStore.open(folder: folder, options: .init(logger: quietLogger))
-        case .zooKeeper(let servers, let chroot):
-            return try await ZooKeeperStore.open(servers: servers, chroot: chroot, logger: quietLogger)
-        }
+        try await pop.openStore()
     }
 
     /// Runs `body` with a store handle and a namespace on it, closing the handle afterwards.
     func withNamespace<T: Sendable>(_ body: (PopNamespace) async throws -> T) async throws -> T {
-        let store = try await openStore()
-        do {
-            let result = try await body(try PopNamespace(store: store))
-            await store.close()
-            return result
-        } catch {
-            await store.close()
-            throw error
-        }
+        try await pop.withNamespace(body)
     }
 
     /// Everything in the store, as `pop dump /` prints it (exit status included, for a store pop cannot read).
@@ -81,7 +68,7 @@ struct CLIFixture: Sendable {
     func refuses(
         _ status: Int32, _ arguments: [String], mentioning words: [String] = [],
         sourceLocation: SourceLocation = #_sourceLocation
-    ) async throws -> PopResult {
+    ) async throws -> CommandResult {
         let before = try await dump()
         let result = try await pop.fails(status, arguments, mentioning: words, sourceLocation: sourceLocation)
         let after = try await dump()
