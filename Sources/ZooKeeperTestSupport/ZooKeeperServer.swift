@@ -72,6 +72,8 @@ public final class ZooKeeperServer: Sendable {
             "admin.enableServer=false",
             "4lw.commands.whitelist=ruok,srvr,mntr,wchc",
             "maxClientCnxns=0",
+            // A test that is not about expiry asks for a long session, so that no pause of a loaded machine ends it.
+            "maxSessionTimeout=120000",
             "initLimit=10",
             "syncLimit=5",
         ]

@@ -98,7 +98,7 @@ struct ZooKeeperStoreTests {
 
     /// The paths (relative to the store's chroot) the server watches for this store's session, from `wchc`.
     static func serverWatches(_ store: ZooKeeperStore, _ server: ZooKeeperServer) async throws -> Set<String> {
-        let answer = try await zooKeeperFourLetterWord("wchc", host: server.host, port: server.clientPort)
+        let answer = try await zooKeeperFourLetterWord("wchc", host: server.host, port: server.clientPort, timeout: .seconds(30))
         let session = "0x" + String(store.sessionID, radix: 16)
         let chroot = store.client.configuration.chroot ?? ""
         var paths: Set<String> = []
