@@ -98,13 +98,7 @@ struct GlobalOptionsTests {
 
     @Test("every command takes --host, --prefix and --json before or after its name", arguments: Position.allCases)
     func everyCommand(position: Position) async throws {
-        let server = try await ZooKeeperServer.shared()
-        let chroot = "/globals-" + UUID().uuidString.lowercased()
-        let store = try await ZooKeeperStore.open(
-            servers: [.init(host: server.host, port: server.clientPort)], chroot: nil, logger: quietLogger)
-        _ = try await store.create(chroot, data: [], mode: .persistent)
-        await store.close()
-        let host = server.connectString + chroot
+        let host = try await CLIFixture.chroot("globals")
         let pop = try PopRunner(environment: [
             "POP_PLUGIN_PATH": try TestPlugin.folder.path, "POP_MACHINE_ID": "m-local-\(position.rawValue)",
         ])

@@ -251,13 +251,7 @@ private func withMachine(
     var environment = ["POP_MACHINE_ID": "e2e-" + UUID().uuidString.prefix(8).lowercased()]
     if let plugins { environment["POP_PLUGIN_PATH"] = plugins }
     if store == .zooKeeper {
-        let zooKeeper: ZooKeeperServer
-        if let server { zooKeeper = server } else { zooKeeper = try await ZooKeeperServer.shared() }
-        let chroot = "/pop-e2e-" + UUID().uuidString
-        let client = try await ZooKeeperClient.connect(ZooKeeperConfiguration(connectString: zooKeeper.connectString))
-        _ = try await client.create(chroot, data: [])
-        await client.close()
-        environment["POP_HOST"] = zooKeeper.connectString + chroot
+        environment["POP_HOST"] = try await CLIFixture.chroot("pop-e2e", on: server)
     }
     let pop = try PopRunner(label: "e2e", environment: environment)
     try await pop.withAgentStoppedAfterwards {

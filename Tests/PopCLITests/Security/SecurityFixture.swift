@@ -16,13 +16,7 @@ struct SecurityFixture {
 
     /// Creates an open chroot (as an operator would) and a runner using it.
     static func make() async throws -> SecurityFixture {
-        let server = try await ZooKeeperServer.shared()
-        let chroot = "/pop-cli-security-" + UUID().uuidString
-        let setup = try await ZooKeeperStore.open(
-            servers: [.init(host: server.host, port: server.clientPort)], chroot: nil)
-        _ = try await setup.create(chroot, data: [], mode: .persistent)
-        await setup.close()
-        let host = server.connectString + chroot
+        let host = try await CLIFixture.chroot("pop-cli-security")
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("pop-security-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
         let pop = try PopRunner(environment: [

@@ -31,19 +31,30 @@ struct CLIFixture: Sendable {
         let localMachine = "local-" + UUID().uuidString.prefix(8).lowercased()
         var environment = ["POP_MACHINE_ID": localMachine, "POP_PLUGIN_PATH": try TestPlugin.folder.path]
         if kind == .zooKeeper {
-            let server = try await ZooKeeperServer.shared()
-            let chroot = "/cli-" + UUID().uuidString.lowercased()
-            let setup = try await ZooKeeperStore.open(
-                servers: [.init(host: server.host, port: server.clientPort)], chroot: nil, logger: quietLogger)
-            _ = try await setup.create(chroot, data: [], mode: .persistent)
-            await setup.close()
-            environment["POP_HOST"] = server.connectString + chroot
+            environment["POP_HOST"] = try await Self.chroot("cli")
         }
         let fixture = CLIFixture(kind: kind, pop: try PopRunner(environment: environment), localMachine: localMachine)
         if initialized {
             try await fixture.pop.ok("init")
         }
         return fixture
+    }
+
+    /// A new, empty chroot on `server` (the shared test server by default), as the hosts to give pop:
+    /// `127.0.0.1:PORT/LABEL-UUID`.
+    static func chroot(_ label: String, on server: ZooKeeperServer? = nil) async throws -> String {
+        let server = if let server { server } else { try await ZooKeeperServer.shared() }
+        let chroot = "/\(label)-" + UUID().uuidString.lowercased()
+        let setup = try await ZooKeeperStore.open(
+            servers: [.init(host: server.host, port: server.clientPort)], chroot: nil, logger: quietLogger)
+        do {
+            _ = try await setup.create(chroot, data: [], mode: .persistent)
+        } catch {
+            await setup.close()
+            throw error
+        }
+        await setup.close()
+        return server.connectString + chroot
     }
 
     /// Opens a store handle of our own on the same store, as an agent or a damaged store would write to it.
