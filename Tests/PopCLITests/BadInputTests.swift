@@ -28,9 +28,9 @@ struct BadInput: Sendable, CustomTestStringConvertible {
     /// A file a shell would create if any of these commands reached one.
     static let marker = FileManager.default.temporaryDirectory.appendingPathComponent("pwned-\(UUID().uuidString)").path
 
-    static let usage: Int32 = 2
-    static let notFound: Int32 = 3
-    static let conflict: Int32 = 4
+    static let usage = PopExitCode.usage.rawValue
+    static let notFound = PopExitCode.notFound.rawValue
+    static let conflict = PopExitCode.conflict.rawValue
 
     /// Hostile and malformed input for every command.
     static let all: [BadInput] = names + templates + options + unknowns + commandLine + environmentCases
