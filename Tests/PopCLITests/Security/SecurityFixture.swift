@@ -14,8 +14,16 @@ struct SecurityFixture {
     /// An empty folder for credentials files and the like.
     let scratch: URL
 
+    /// Runs `body` with an open chroot (as an operator would) and a runner using it; whatever the runner started is
+    /// stopped, and the folders removed, before this returns.
+    static func with<T>(_ body: (SecurityFixture) async throws -> T) async throws -> T {
+        let fixture = try await make()
+        defer { try? FileManager.default.removeItem(at: fixture.scratch) }
+        return try await fixture.pop.withAgentStoppedAfterwards { try await body(fixture) }
+    }
+
     /// Creates an open chroot (as an operator would) and a runner using it.
-    static func make() async throws -> SecurityFixture {
+    private static func make() async throws -> SecurityFixture {
         let host = try await CLIFixture.chroot("pop-cli-security")
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("pop-security-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)

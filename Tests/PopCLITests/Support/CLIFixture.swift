@@ -26,7 +26,16 @@ struct CLIFixture: Sendable {
     /// The machine `pop deploy` picks by default (POP_MACHINE_ID).
     let localMachine: String
 
-    /// A fresh world; `initialized` runs `pop init` in it first.
+    /// Runs `body` in a fresh world (`initialized` runs `pop init` in it first); any agent or instance it started is
+    /// stopped, and its folder removed, before this returns.
+    static func with<T>(
+        _ kind: StoreKind, initialized: Bool = true, _ body: (CLIFixture) async throws -> T
+    ) async throws -> T {
+        let fixture = try await make(kind, initialized: initialized)
+        return try await fixture.pop.withAgentStoppedAfterwards { try await body(fixture) }
+    }
+
+    /// A fresh world; `initialized` runs `pop init` in it first. Prefer ``with(_:initialized:_:)``, which cleans up.
     static func make(_ kind: StoreKind, initialized: Bool = true) async throws -> CLIFixture {
         let localMachine = "local-" + UUID().uuidString.prefix(8).lowercased()
         var environment = ["POP_MACHINE_ID": localMachine, "POP_PLUGIN_PATH": try TestPlugin.folder.path]
