@@ -227,6 +227,7 @@ let package = Package(
             name: "PopUITests",
             dependencies: [
                 "PopUI", "PopState", "PopTestSupport", "BrowserTestSupport", "TestProcesses", "ZooKeeperTestSupport",
+                .product(name: "Hummingbird", package: "hummingbird"),
             ],
             swiftSettings: strictSettings
         ),

@@ -5,6 +5,7 @@
 
 const state = {
   csrf: null,
+  loginWith: "token",   // what the login form asks for: "token" or "password"
   fleet: null,          // the model: {store, machines, services, problems}
   clockOffset: 0,       // server time minus this page's time, in ms
   cells: new Map(),     // "service\u0000machine" -> {td, html}
@@ -35,7 +36,7 @@ async function api(path, body) {
   let json = {};
   try { json = await response.json(); } catch (_) { json = {}; }
   if (response.status === 401 && path !== "/api/login") {
-    showLogin(json.login);
+    showLogin();
   }
   if (!response.ok) {
     const error = new Error(json.error || `The server answered ${response.status}.`);
@@ -59,14 +60,14 @@ function failed(error) {
 
 // MARK: login
 
-function showLogin(kind) {
+function showLogin() {
   closeEvents();
   $("fleet").hidden = true;
   $("details").hidden = true;
   $("logout").hidden = true;
   $("login").hidden = false;
   setConnection("Not logged in", "lost");
-  const token = kind !== "password";
+  const token = state.loginWith !== "password";
   for (const field of document.querySelectorAll("#login-form [data-kind]")) {
     field.hidden = field.dataset.kind !== (token ? "token" : "password");
   }
@@ -96,8 +97,7 @@ async function logIn(event) {
 async function logOut() {
   try { await api("/api/logout", {}); } catch (_) { /* the session is gone either way */ }
   state.csrf = null;
-  showLogin(null);
-  location.reload();
+  showLogin();
 }
 
 function startSession(session) {
@@ -120,23 +120,22 @@ async function begin() {
   // address bar and the history.
   const token = new URLSearchParams(location.hash.slice(1)).get("token");
   if (token) history.replaceState(null, "", location.pathname);
-  let response = await fetch("/api/session", { credentials: "same-origin" });
-  let json = await response.json();
-  if (response.status === 401 && token) {
+  let session = await api("/api/session");
+  state.loginWith = session.loginWith;
+  if (!session.authenticated && token) {
     try {
-      json = await api("/api/login", { token });
-      response = { ok: true };
+      session = await api("/api/login", { token });
     } catch (error) {
-      showLogin("token");
+      showLogin();
       $("login-error").textContent = error.message;
       return;
     }
   }
-  if (!response.ok) {
-    showLogin(json.login);
+  if (!session.authenticated) {
+    showLogin();
     return;
   }
-  startSession(json);
+  startSession(session);
 }
 
 // MARK: the event stream
@@ -178,9 +177,10 @@ function openEvents() {
       setConnection("Disconnected", "lost");
       // A closed stream is a refused one (the session ended) or a server that went away.
       try {
-        await api("/api/session");
-        setTimeout(() => { if (state.events === events) openEvents(); }, 2000);
-      } catch (_) { /* showLogin ran for a 401 */ }
+        const session = await api("/api/session");
+        if (!session.authenticated) showLogin();
+        else setTimeout(() => { if (state.events === events) openEvents(); }, 2000);
+      } catch (_) { /* the server is gone: the status says so */ }
     } else {
       setConnection("Reconnecting…", "lost");
     }
@@ -647,7 +647,7 @@ async function followLog(service, machine) {
   } catch (_) {
     return;
   }
-  if (!response.ok) {
+  if (!response.ok || !(response.headers.get("Content-Type") || "").startsWith("text/event-stream")) {
     let json = {};
     try { json = await response.json(); } catch (_) { json = {}; }
     log.hidden = true;

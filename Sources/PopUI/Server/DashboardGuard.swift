@@ -16,7 +16,7 @@ struct DashboardGuard: RouterMiddleware {
     static let frameOptions = HTTPField.Name("X-Frame-Options")!
     static let referrerPolicy = HTTPField.Name("Referrer-Policy")!
     /// Routes open without a session: the page itself (it holds no data) and the login.
-    static let openPaths: Set<String> = ["/", "/dashboard.css", "/dashboard.js", "/api/session", "/api/login"]
+    static let openPaths: Set<String> = ["/", "/dashboard.css", "/dashboard.js", "/favicon.ico", "/api/session", "/api/login"]
 
     func handle(
         _ request: Request, context: Context, next: (Request, Context) async throws -> Response

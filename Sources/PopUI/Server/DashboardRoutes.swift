@@ -5,6 +5,7 @@ import Logging
 import NIOCore
 import PopAgent
 import PopState
+import ServiceLifecycle
 
 /// The dashboard's routes.
 struct DashboardRoutes: Sendable {
@@ -29,6 +30,7 @@ struct DashboardRoutes: Sendable {
             }
         }
         router.get("/api/session") { _, context in try session(context) }
+        router.get("/favicon.ico") { _, _ in Response(status: .noContent) }
         router.post("/api/login") { request, context in try await logIn(request, context) }
         router.post("/api/logout") { _, context in logOut(context) }
         router.get("/api/events") { _, context in fleetEvents(context) }
@@ -86,11 +88,23 @@ struct DashboardRoutes: Sendable {
 
     // MARK: Session
 
+    /// Whether this browser is logged in, and how to log in: never an error, the page shows its login form.
     private func session(_ context: DashboardRequestContext) throws -> Response {
         guard let session = context.session else {
-            return JSONReply.response(["login": login.kind], status: .unauthorized)
+            return JSONReply.response(SessionReply(authenticated: false, loginWith: login.kind))
         }
-        return JSONReply.response(["user": session.user, "csrf": session.csrf, "store": namespace.store.description])
+        return JSONReply.response(
+            SessionReply(
+                authenticated: true, loginWith: login.kind, user: session.user, csrf: session.csrf,
+                store: namespace.store.description))
+    }
+
+    private struct SessionReply: Encodable {
+        var authenticated: Bool
+        var loginWith: String
+        var user: String?
+        var csrf: String?
+        var store: String?
     }
 
     private struct LoginBody: Decodable {
@@ -116,7 +130,10 @@ struct DashboardRoutes: Sendable {
         }
         let user = login.kind == "token" ? "token" : body.user ?? "-"
         let session = sessions.open(user: user)
-        var response = JSONReply.response(["user": user, "csrf": session.csrf])
+        var response = JSONReply.response(
+            SessionReply(
+                authenticated: true, loginWith: login.kind, user: user, csrf: session.csrf,
+                store: namespace.store.description))
         response.headers[.setCookie] =
             "\(address.cookieName)=\(session.id); Path=/; HttpOnly; SameSite=Strict; Max-Age=\(Int(DashboardSessions.idleLifetime.components.seconds))"
         return response
@@ -135,14 +152,14 @@ struct DashboardRoutes: Sendable {
     /// the last one the store watch, ends when the page goes away.
     private func fleetEvents(_ context: DashboardRequestContext) -> Response {
         let subscription = feed.subscribe()
-        let closed = context.channel.closeFuture
-        closed.whenComplete { _ in subscription.cancel() }
+        ConnectionClosing.watch(context.channel) { subscription.cancel() }
         return Response(
             status: .ok, headers: Self.eventStreamHeaders,
             body: ResponseBody { writer in
                 defer { subscription.cancel() }
                 var sent: FleetModel?
-                for await item in subscription.items {
+                // The server waits for open responses when it shuts down: the stream ends then.
+                for await item in subscription.items.cancelOnGracefulShutdown() {
                     let text: String
                     switch item {
                     case .model(let model):
@@ -162,7 +179,13 @@ struct DashboardRoutes: Sendable {
     private func instanceLog(_ context: DashboardRequestContext) throws -> Response {
         let service = try serviceName(context)
         let machine = try machineIDs([context.parameters.get("machine") ?? ""])[0]
-        let files = try logs.files(service, machine)
+        let files: [String]
+        do {
+            files = try logs.files(service, machine)
+        } catch let error as DashboardError where error.code == .notFound {
+            // Not a failure of the page: the log is elsewhere, and the page says where.
+            return JSONReply.response(["available": "false", "error": error.message, "hint": error.hint ?? ""])
+        }
         let follower: LogFollower
         do {
             follower = try InstanceLog.follow(files)
@@ -170,7 +193,7 @@ struct DashboardRoutes: Sendable {
             throw DashboardError(error)
         }
         let start = logs.tail(files, lines: 200)
-        context.channel.closeFuture.whenComplete { _ in follower.stop() }
+        ConnectionClosing.watch(context.channel) { follower.stop() }
         return Response(
             status: .ok, headers: Self.eventStreamHeaders,
             body: ResponseBody { writer in
@@ -178,7 +201,7 @@ struct DashboardRoutes: Sendable {
                 for (path, text) in start where !text.isEmpty {
                     try await writer.write(ByteBuffer(string: Self.logEvent(path, text)))
                 }
-                for try await chunk in follower.chunks {
+                for try await chunk in follower.chunks.cancelOnGracefulShutdown() {
                     try await writer.write(ByteBuffer(string: Self.logEvent(chunk.path, chunk.text)))
                 }
                 await follower.finished()
