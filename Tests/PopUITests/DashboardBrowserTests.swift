@@ -102,6 +102,21 @@ struct DashboardBrowserTests {
                     #expect(shown == workerAfter.map(String.init))
                     try await page.screenshot(to: artifacts.appendingPathComponent("instance-1280x800.png"))
 
+                    // A page of another origin on the same host (the same *site*, so the SameSite cookie is sent)
+                    // submits a form that would restart worker on m1: refused, and nothing restarts.
+                    let refused = try await ForgedPage.serve(target: dashboard.origin + "/api/services/worker/restart") {
+                        attacker in
+                        let forged = try await browser.newPage(width: 800, height: 600)
+                        try await forged.navigate(attacker)
+                        let text = try await forged.waitFor(
+                            "document.body && document.body.innerText.includes('cross-site')",
+                            then: "document.body.innerText", timeout: .seconds(10)) as? String
+                        try await forged.close()
+                        return text ?? ""
+                    }
+                    #expect(refused.contains("Refused a cross-site request"), "\(refused)")
+                    #expect(try await self.pid(cluster, service: "worker", machine: "m1") == workerAfter)
+
                     // A phone: the page fits the width (the grid scrolls in its own region), the text stays readable,
                     // with the instance view open and with the grid alone.
                     try await page.setViewport(width: 390, height: 844, mobile: true)
@@ -116,6 +131,42 @@ struct DashboardBrowserTests {
 
                     #expect(page.javaScriptErrors == [], "JavaScript errors: \(page.javaScriptErrors)")
                 }
+            }
+        }
+    }
+
+    /// Serves, on another port of 127.0.0.1, a page that posts a form to `target` as soon as it loads: what a hostile
+    /// page in the operator's browser could do.
+    enum ForgedPage {
+        static func serve<T: Sendable>(target: String, _ body: @escaping @Sendable (String) async throws -> T) async throws -> T {
+            let html = """
+                <!doctype html><html><body>
+                <form id="f" method="post" action="\(target)" enctype="text/plain">
+                <input type="hidden" name='{"machines":null,"x":"' value='"}'></form>
+                <script>document.getElementById("f").submit();</script></body></html>
+                """
+            let router = Router()
+            router.get("/") { _, _ in
+                Response(
+                    status: .ok, headers: [.contentType: "text/html; charset=utf-8"],
+                    body: ResponseBody(byteBuffer: ByteBuffer(string: html)))
+            }
+            let (ports, portContinuation) = AsyncStream<Int>.makeStream()
+            let application = Application(
+                router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+                onServerRunning: { channel in
+                    portContinuation.yield(channel.localAddress?.port ?? 0)
+                    portContinuation.finish()
+                })
+            return try await withThrowingTaskGroup(of: T?.self) { group in
+                group.addTask {
+                    try await application.run()
+                    return nil
+                }
+                defer { group.cancelAll() }
+                var iterator = ports.makeAsyncIterator()
+                guard let port = await iterator.next() else { throw ClusterError("the forged page's server did not start") }
+                return try await body("http://127.0.0.1:\(port)/")
             }
         }
     }
