@@ -33,18 +33,14 @@ struct UIBenchmark: AsyncParsableCommand {
     @Option(help: "Timed page loads (after 3 untimed ones), and timed changes.")
     var runs = 30
 
-    @Option(help: "The pop binary (default: the one beside this benchmark).")
+    @Option(help: "The pop binary (default: POP_BINARY, else the one beside this benchmark).")
     var pop: String?
 
     @Flag(help: "Skip supervisord's page.")
     var skipSupervisor = false
 
     mutating func run() async throws {
-        let popPath = pop ?? URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
-            .deletingLastPathComponent().appendingPathComponent("pop").path
-        guard FileManager.default.isExecutableFile(atPath: popPath) else {
-            throw ValidationError("No pop binary at \(popPath); build it with `swift build -c release --static-swift-stdlib`.")
-        }
+        let popPath = try pop ?? PopBinary.locate()
         let folder = URL(fileURLWithPath: NSTemporaryDirectory() + "pop-bench-ui-" + UUID().uuidString)
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: folder) }
@@ -126,6 +122,7 @@ struct UIBenchmark: AsyncParsableCommand {
                 ) as? Int ?? 0
                 var interactive: [Double] = []
                 var loaded: [Double] = []
+                var phases: [String: [Double]] = [:]
                 for run in 0..<(runs + 3) {
                     try await page.navigate(dashboard.origin + "/")
                     let marks = try await page.waitFor(
@@ -141,6 +138,15 @@ struct UIBenchmark: AsyncParsableCommand {
                     if run >= 3 {
                         interactive.append(marks[0])
                         loaded.append(marks[1])
+                        let split = try await page.evaluate(
+                            """
+                            (() => { const n = performance.getEntriesByType('navigation')[0];
+                              const mark = (name) => (performance.getEntriesByName(name)[0] || {}).startTime || 0;
+                              return { "1 page received": n.responseEnd, "2 DOMContentLoaded": n.domContentLoadedEventEnd,
+                                "3 session read": mark('pop-session'), "4 first event received": mark('pop-fleet-received'),
+                                "5 grid drawn": mark('pop-interactive') }; })()
+                            """) as? [String: Double] ?? [:]
+                        for (phase, value) in split { phases[phase, default: []].append(value) }
                     }
                 }
                 // A change in the store until the page shows it: one instance gets a new pid.
@@ -163,6 +169,10 @@ struct UIBenchmark: AsyncParsableCommand {
                 }
                 if !page.javaScriptErrors.isEmpty {
                     throw ValidationError("the page reported JavaScript errors: \(page.javaScriptErrors)")
+                }
+                print("where the time goes (p50, ms since navigation start):")
+                for (phase, values) in phases.sorted(by: { $0.key < $1.key }) {
+                    print("  \(phase.dropFirst(2)): " + String(format: "%.1f", Timings(milliseconds: values.sorted()).percentile(0.5)))
                 }
                 let pop = Figures(
                     interactive: Timings(milliseconds: interactive.sorted()),

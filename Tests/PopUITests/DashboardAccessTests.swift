@@ -185,7 +185,7 @@ struct DashboardAccessTests {
         }
     }
 
-    @Test("bad --listen values are refused with exit 2 before anything starts")
+    @Test("bad --listen values are refused with exit 2 before anything starts; a port in use exits 4")
     func badListen() async throws {
         let pop = try PopRunner(label: "ui-listen")
         defer { pop.removeFolder() }
@@ -194,6 +194,10 @@ struct DashboardAccessTests {
             #expect(result.status == PopExitCode.usage.rawValue, "\(value): \(result)")
             #expect(result.stderr.contains("--listen"))
         }
+        try await pop.run(["init"]).check()
+        let taken = try await RawHTTP.listening { port in try await pop.run(["ui", "--listen", "127.0.0.1:\(port)"]) }
+        #expect(taken.status == PopExitCode.conflict.rawValue, "\(taken)")
+        #expect(taken.stderr.contains("in use"))
     }
 
     /// The value of a string field in a JSON object's text.

@@ -99,6 +99,23 @@ enum RawHTTP {
         return Response(status: status, headers: fields, body: payload)
     }
 
+    /// Runs `body` while a socket of this process listens on a port of 127.0.0.1 (so that port is in use).
+    static func listening<T>(_ body: (Int) async throws -> T) async throws -> T {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr = in_addr(s_addr: inet_addr("127.0.0.1"))
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 && listen(fd, 1) == 0
+            }
+        }
+        guard bound else { throw Failure(description: "could not listen on 127.0.0.1") }
+        return try await body(Int(UInt16(bigEndian: address.sin_port)))
+    }
+
     /// The body of a chunked response (as far as it was read).
     private static func unchunk(_ text: String) -> String {
         var rest = Substring(text)

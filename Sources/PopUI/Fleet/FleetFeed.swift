@@ -37,7 +37,6 @@ public final class FleetFeed: Service, Sendable {
         var machine = FleetFeedStateMachine()
         var subscribers: [Int: AsyncStream<Item>.Continuation] = [:]
         var nextID = 0
-        var reads = 0
     }
 
     private let namespace: PopNamespace
@@ -52,12 +51,6 @@ public final class FleetFeed: Service, Sendable {
         self.logger = logger
         (demand, demandContinuation) = AsyncStream.makeStream(bufferingPolicy: .unbounded)
     }
-
-    /// How many times the namespace was read since the feed started (for tests: no page, no read).
-    public var readCount: Int { locked.withLock { $0.reads } }
-
-    /// Whether the store is followed now.
-    public var isFollowing: Bool { locked.withLock { $0.machine.state != .idle } }
 
     /// Subscribes a page: it gets the newest model at once if there is one, else after the first read.
     public func subscribe() -> Subscription {
@@ -152,7 +145,6 @@ public final class FleetFeed: Service, Sendable {
     private func readAndDeliver() async throws {
         let model: FleetModel
         do {
-            locked.withLock { $0.reads += 1 }
             model = FleetModel(snapshot: try await namespace.status())
         } catch let error as PopError where error.code != .storeUnreachable && error.code != .permissionDenied {
             // The namespace may be gone (`pop init --force`) or damaged: say so, keep following.

@@ -101,6 +101,7 @@ async function logOut() {
 }
 
 function startSession(session) {
+  if (!state.interactive) performance.mark("pop-session");
   state.csrf = session.csrf;
   $("login").hidden = true;
   $("fleet").hidden = false;
@@ -157,6 +158,7 @@ function openEvents() {
   state.events = events;
   events.addEventListener("open", () => setConnection("Live", "live"));
   events.addEventListener("fleet", (event) => {
+    if (!state.interactive) performance.mark("pop-fleet-received");
     const message = JSON.parse(event.data);
     state.clockOffset = message.now - Date.now();
     state.fleet = message.fleet;
@@ -218,14 +220,15 @@ function cellKey(service, machine) {
 }
 
 function cellHTML(service, instance) {
-  const running = instance.state === "running";
   const pid = instance.pid ?? null;
+  // An uptime only while a process exists.
+  const started = pid !== null ? instance.started : null;
   const label = `${service} on ${instance.machine}: ${instance.state}${pid !== null ? `, PID ${pid}` : ""}${instance.current ? "" : ", old signature"}`;
   return `<button type="button" class="cell-button" data-service="${esc(service)}" data-machine="${esc(instance.machine)}" aria-label="${esc(label)}">`
     + `<span class="state">${esc(instance.state)}</span>`
     + (!instance.current && instance.signature ? `<span class="old-mark" title="runs signature ${esc(instance.signature)}, not the service's current one">old</span>` : "")
     + `<span class="facts">PID <span class="pid">${esc(dash(pid))}</span></span>`
-    + `<span class="facts"><span class="uptime" data-started="${running || instance.started ? esc(instance.started ?? "") : ""}">${esc(uptime(instance.started))}</span> · ↻ <span class="restarts">${esc(dash(instance.restarts))}</span></span>`
+    + `<span class="facts"><span class="uptime" data-started="${esc(started ?? "")}">${esc(uptime(started))}</span> · ↻ <span class="restarts">${esc(dash(instance.restarts))}</span></span>`
     + `<span class="facts">CPU ${esc(percent(instance.cpuPercent))} · ${esc(bytes(instance.memoryBytes))}</span>`
     + `</button>`;
 }
@@ -415,7 +418,7 @@ function instanceFactsHTML(serviceName, instance) {
   const service = findService(serviceName);
   return `<dt>State</dt><dd>${esc(instance.state)}</dd>`
     + `<dt>PID</dt><dd>${esc(dash(instance.pid))}</dd>`
-    + `<dt>Uptime</dt><dd><span class="uptime" data-started="${esc(instance.started ?? "")}">${esc(uptime(instance.started))}</span></dd>`
+    + `<dt>Uptime</dt><dd><span class="uptime" data-started="${esc(instance.pid != null ? instance.started ?? "" : "")}">${esc(uptime(instance.pid != null ? instance.started : null))}</span></dd>`
     + `<dt>Restarts</dt><dd>${esc(dash(instance.restarts))}</dd>`
     + `<dt>CPU</dt><dd>${esc(percent(instance.cpuPercent))}</dd>`
     + `<dt>Memory</dt><dd>${esc(bytes(instance.memoryBytes))}</dd>`
