@@ -6,6 +6,10 @@ import TestProcesses
 import Testing
 import ZooKeeperTestSupport
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Who gets into the dashboard, what a forged request gets, and that secrets never reach the page, its event stream
 /// or the server's output: requests written byte for byte against a real `pop ui`.
 @Suite("Dashboard access")
@@ -162,11 +166,24 @@ struct DashboardAccessTests {
         }
     }
 
-    @Test("an open namespace: a random token printed at start, and nothing without it")
+    @Test("an open namespace: a random token printed at start, and nothing without it; a local instance's log, live")
     func openNamespace() async throws {
         let pop = try PopRunner(label: "ui-token", environment: ["POP_MACHINE_ID": "m1"])
         defer { pop.removeFolder() }
         try await pop.run(["init"]).check()
+        try await pop.run([
+            "add", "talker", "--template", "command", "--command",
+            "python3 -u -c \"import time; print('first-line'); time.sleep(100000)\"",
+        ]).check()
+        try await pop.run(["deploy", "talker", "m1"]).check()
+        // The agent, stopping its instance when it exits.
+        let agentLog = pop.scratch.appendingPathComponent("agent.log")
+        let agent = try ChildProcess(
+            [try PopRunner.binary(), "fg", "--stop-instances-on-exit"], environment: pop.processEnvironment(),
+            stdout: .file(agentLog), stderr: .file(agentLog))
+        defer { agent.signalGroup(SIGKILL) }
+        try await pop.run(["status", "talker", "--wait", "running", "--timeout", "60"]).check()
+
         let argv = [try PopRunner.binary(), "ui", "--listen", "127.0.0.1:0"]
         try await DashboardProcess.with(argv, environment: pop.processEnvironment(), scratch: pop.scratch) { dashboard in
             let token = try #require(dashboard.token)
@@ -175,14 +192,29 @@ struct DashboardAccessTests {
             let json = ["Content-Type": "application/json", "Origin": dashboard.origin]
             let session = try await RawHTTP.request(port: port, path: "/api/session")
             #expect(session.body.contains(#""loginWith":"token""#))
+            #expect(try await RawHTTP.request(port: port, path: "/api/services/talker/machines/m1/log").status == 401)
             let wrong = try await RawHTTP.request(
                 port: port, method: "POST", path: "/api/login", headers: json, body: #"{"token":"\#(String(token.reversed()))"}"#)
             #expect(wrong.status == 401)
             let right = try await RawHTTP.request(
                 port: port, method: "POST", path: "/api/login", headers: json, body: #"{"token":"\#(token)"}"#)
             #expect(right.status == 200)
-            #expect(right.header("Set-Cookie")?.contains("pop_ui_\(port)=") == true)
+            let setCookie = try #require(right.header("Set-Cookie"))
+            #expect(setCookie.hasPrefix("pop_ui_\(port)="))
+            let cookie = ["Cookie": String(setCookie.prefix { $0 != ";" })]
+
+            // The instance's log is on this host: its last lines at once.
+            let log = try await RawHTTP.request(
+                port: port, path: "/api/services/talker/machines/m1/log", headers: cookie, until: "first-line", timeout: 15)
+            #expect(log.status == 200)
+            #expect(log.header("Content-Type")?.hasPrefix("text/event-stream") == true)
+            #expect(log.body.contains("event: log") && log.body.contains("first-line"))
+            // Another machine's log is not here: the answer says where it is.
+            let elsewhere = try await RawHTTP.request(port: port, path: "/api/services/talker/machines/m9/log", headers: cookie)
+            #expect(elsewhere.body.contains(#""available":"false""#) && elsewhere.body.contains("m9"))
         }
+        agent.signal(SIGTERM)
+        #expect(await agent.waitForExit(timeout: .seconds(30)) == 0)
     }
 
     @Test("bad --listen values are refused with exit 2 before anything starts; a port in use exits 4")

@@ -89,8 +89,8 @@ struct DashboardActions: Sendable {
             try spec.checkPlaceholders()
         } catch let error as PopError {
             throw DashboardError(
-                error.code == .invalidInput ? .invalidInput : DashboardError(error).code,
-                Self.masking(secrets, in: error.message), hint: error.hint.map { Self.masking(secrets, in: $0) })
+                DashboardError(error).code, Self.masking(secrets, in: error.message),
+                hint: error.hint.map { Self.masking(secrets, in: $0) })
         }
         return spec
     }
