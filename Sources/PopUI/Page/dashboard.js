@@ -229,7 +229,7 @@ function cellHTML(service, instance) {
     + (!instance.current && instance.signature ? `<span class="old-mark" title="runs signature ${esc(instance.signature)}, not the service's current one">old</span>` : "")
     + `<span class="facts">PID <span class="pid">${esc(dash(pid))}</span></span>`
     + `<span class="facts"><span class="uptime" data-started="${esc(started ?? "")}">${esc(uptime(started))}</span> · ↻ <span class="restarts">${esc(dash(instance.restarts))}</span></span>`
-    + `<span class="facts">CPU ${esc(percent(instance.cpuPercent))} · ${esc(bytes(instance.memoryBytes))}</span>`
+    + `<span class="facts">CPU ${esc(percent(instance.cpuPercent))} · mem ${esc(bytes(instance.memoryBytes))}</span>`
     + `</button>`;
 }
 
