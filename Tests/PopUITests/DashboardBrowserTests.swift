@@ -117,6 +117,38 @@ struct DashboardBrowserTests {
                     #expect(refused.contains("Refused a cross-site request"), "\(refused)")
                     #expect(try await self.pid(cluster, service: "worker", machine: "m1") == workerAfter)
 
+                    // A configuration change from the service view: the plan first, then Apply and Confirm; every
+                    // instance of the service restarts into the new signature.
+                    let oldSignature = try #require(try await self.signature(cluster, service: "worker"))
+                    try await page.click(".service-button[data-service=\"worker\"]")
+                    try await page.waitFor("document.getElementById('option-command') !== null", timeout: .seconds(10))
+                    try await page.evaluate(
+                        "(() => { const input = document.getElementById('option-command'); input.value = 'sleep 100001'; })()")
+                    try await page.click("#config-form button[type=submit]")
+                    let plan = try await page.waitFor(
+                        "document.getElementById('apply-plan') !== null", then: "document.getElementById('plan').innerText",
+                        timeout: .seconds(10)) as? String ?? ""
+                    #expect(plan.contains("--command") && plan.contains("sleep 100000") && plan.contains("sleep 100001"), "\(plan)")
+                    #expect(plan.contains("2 instance(s) restart") && plan.contains("m1, m2"), "\(plan)")
+                    #expect(try await self.signature(cluster, service: "worker") == oldSignature, "the plan changed something")
+                    try await page.click("#apply-plan")
+                    try await page.waitFor("document.getElementById('confirm').open", timeout: .seconds(5))
+                    try await page.click("#confirm-ok")
+                    let newSignature = try await page.waitFor(
+                        """
+                        (() => { const row = document.querySelector('tr[data-service="worker"]');
+                          return row && !row.querySelector('.template').textContent.includes('\(oldSignature.prefix(8))')
+                            && row.querySelectorAll('td.state-running').length === 2 && row.querySelectorAll('.old-mark').length === 0; })()
+                        """, then: "document.querySelector('tr[data-service=\"worker\"] .template').textContent",
+                        timeout: .seconds(20)) as? String ?? ""
+                    let stored = try #require(try await self.signature(cluster, service: "worker"))
+                    #expect(stored != oldSignature)
+                    #expect(newSignature.contains(String(stored.prefix(8))), "\(newSignature) vs \(stored)")
+                    try await page.screenshot(to: artifacts.appendingPathComponent("service-1280x800.png"))
+                    try await page.evaluate("document.getElementById('details-close').click()")
+                    try await page.evaluate(
+                        "document.querySelector('.cell-button[data-service=\"worker\"][data-machine=\"m1\"]').click()")
+
                     // A phone: the page fits the width (the grid scrolls in its own region), the text stays readable,
                     // with the instance view open and with the grid alone.
                     try await page.setViewport(width: 390, height: 844, mobile: true)
@@ -182,6 +214,10 @@ struct DashboardBrowserTests {
             """) as? [String: Any]
         #expect((fit?["page"] as? Int ?? 9999) <= width, "wider than \(width) px: \(fit?["wide"] ?? "?")")
         #expect((fit?["font"] as? Double ?? 0) >= 12)
+    }
+
+    private func signature(_ cluster: Cluster, service: String) async throws -> String? {
+        try StatusReport.decode(try await cluster.popOK(["status", "--json"]).stdout).service(service)?.signature
     }
 
     private func pid(_ cluster: Cluster, service: String, machine: String) async throws -> Int32? {
