@@ -158,6 +158,7 @@ let package = Package(
             name: "PopCLITests",
             dependencies: [
                 "PopState", "ZooKeeperNIO", "ZooKeeperTestSupport", .product(name: "Logging", package: "swift-log"),
+                .target(name: "CPopAgentLinux", condition: .when(platforms: [.linux])),
             ],
             exclude: ["Security/acl_probe.py"],
             swiftSettings: strictSettings

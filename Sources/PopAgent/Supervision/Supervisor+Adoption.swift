@@ -26,7 +26,7 @@ extension Supervisor {
         let name = record.configuration.name
         let pid = record.pid
         if state.withLock({ $0.instances[name] != nil }) { return .alreadySupervised(name) }
-        guard let stat = ProcessTable.stat(pid), !stat.isZombie else {
+        guard let stat = ProcessTable.stat(pid), !stat.hasExited else {
             let killed = killLeftovers(of: record)
             let leftovers = killed > 0 ? "; killed \(killed) leftover process(es) of its group" : ""
             return gone(name, "process \(pid) no longer exists\(leftovers)")
