@@ -33,4 +33,38 @@ struct AgentFaultTests {
             #expect(after.pid == before.pid, "the instance was adopted, not restarted")
         }
     }
+
+    /// `pop start` on a store holding data pop cannot read exits 6 (docs/cli.md), says what is wrong, starts no
+    /// agent and changes nothing: another layout version, a root pop did not write, a database file that is not one.
+    @Test func aStartOnADamagedStoreExits6AndStartsNoAgent() async throws {
+        try await withCLIFixture(.embedded) { fixture in
+            let pop = fixture.pop
+            try await pop.ok("add", "web", "--template", "kit")
+            let damages: [(label: String, data: [UInt8], words: [String])] = [
+                ("another layout", Array(#"{"layout":99}"#.utf8), ["layout version 99"]),
+                ("not written by pop", Array("hello".utf8), ["not written by pop"]),
+            ]
+            for damage in damages {
+                try await fixture.withNamespace { namespace in
+                    _ = try await namespace.store.set("/pop", data: damage.data, version: nil)
+                }
+                let result = try await fixture.refuses(6, ["start"], mentioning: damage.words)
+                #expect(pop.agentPID() == nil, "\(damage.label): no agent runs\n\(result)")
+            }
+            try await fixture.withNamespace { namespace in
+                _ = try await namespace.store.set("/pop", data: Array(#"{"layout":1}"#.utf8), version: nil)
+            }
+
+            // A database file that is not one: refused, and left as it was for the operator to look at.
+            let database = pop.home.appendingPathComponent("store.sqlite").path
+            for file in ["store.sqlite-wal", "store.sqlite-shm"] {
+                try? FileManager.default.removeItem(atPath: pop.home.appendingPathComponent(file).path)
+            }
+            let garbage = Data((0..<8192).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) })
+            try garbage.write(to: URL(fileURLWithPath: database))
+            let result = try await pop.fails(6, ["start"], mentioning: ["damaged", database])
+            #expect(pop.agentPID() == nil, "no agent runs\n\(result)")
+            #expect(try Data(contentsOf: URL(fileURLWithPath: database)) == garbage, "the file is left as it was")
+        }
+    }
 }

@@ -36,6 +36,18 @@ func withFaultMachine(
     await pop.killEverything()
 }
 
+/// A ``CLIFixture`` whose agent and instances are killed afterwards, the teardown awaited.
+func withCLIFixture(_ kind: StoreKind, _ body: (CLIFixture) async throws -> Void) async throws {
+    let fixture = try await CLIFixture.make(kind)
+    do {
+        try await body(fixture)
+    } catch {
+        await fixture.pop.killEverything()
+        throw error
+    }
+    await fixture.pop.killEverything()
+}
+
 extension PopRunner {
     /// The machine id this runner's agent uses.
     var machineID: String { environment["POP_MACHINE_ID"] ?? "" }
