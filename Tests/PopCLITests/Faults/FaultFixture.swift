@@ -57,16 +57,30 @@ extension PopRunner {
         home.path + "/machines/\(machineID)/instances/\(service)"
     }
 
-    /// Kills the agent, every process that runs in one of this machine's instance folders (whatever record says
-    /// or does not say so), and removes the home.
-    func killEverything() async {
-        _ = try? await run(["stop"])
-        if let agent = agentPID() { kill(agent, SIGKILL) }
+    /// Kills the agent and every process that runs in one of this machine's instance folders (whatever a record
+    /// says or does not say), waits until they are gone, and removes the home unless `keepHome`.
+    func killEverything(keepHome: Bool = false) async {
+        var pids: [Int32] = []
+        if let agent = agentPID() {
+            kill(agent, SIGKILL)
+            pids.append(agent)
+        }
         for pid in instancePIDs() { kill(-pid, SIGKILL) }
         for pid in ProcessScan.processes(inFolderUnder: home.path + "/machines/") {
             kill(pid, SIGKILL)
+            pids.append(pid)
         }
-        try? FileManager.default.removeItem(at: home.deletingLastPathComponent())
+        for pid in pids { _ = await ProcessScan.waitForExit(pid, within: .seconds(10)) }
+        if !keepHome { try? FileManager.default.removeItem(at: home.deletingLastPathComponent()) }
+    }
+
+    /// Waits (on the store's watches, in `pop status --wait`) until every instance shown runs its service's current
+    /// signature, then returns the status.
+    @discardableResult
+    func waitUntilRunning(_ services: [String] = [], within seconds: Int = 60, sourceLocation: SourceLocation = #_sourceLocation) async throws -> StatusJSON {
+        let result = try await run(["status"] + services + ["--wait", "running", "--timeout", String(seconds)])
+        #expect(result.status == 0, "not running within \(seconds) s:\n\(result)", sourceLocation: sourceLocation)
+        return try await statusJSON()
     }
 }
 
@@ -138,6 +152,29 @@ enum ProcessScan {
 
     static func allPIDs() -> [Int32] {
         ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { Int32($0) }
+    }
+
+    /// Waits until the file at `path` contains `text`, woken by inotify; returns whether it did within `limit`.
+    static func waitForFile(_ path: String, containing text: String, within limit: Duration) async -> Bool {
+        let deadline = ContinuousClock.now + limit
+        let folder = (path as NSString).deletingLastPathComponent
+        let watcher = inotify_init1(Int32(IN_CLOEXEC | IN_NONBLOCK))
+        guard watcher >= 0 else { return false }
+        defer { close(watcher) }
+        while true {
+            // Watch the folder (it may not exist yet), then look, then wait for the next change.
+            _ = inotify_add_watch(watcher, folder, UInt32(IN_MODIFY | IN_CREATE | IN_MOVED_TO))
+            if (try? String(contentsOfFile: path, encoding: .utf8))?.contains(text) == true { return true }
+            let remaining = deadline - ContinuousClock.now
+            guard remaining > .zero else { return false }
+            // Until the folder exists there is nothing to watch: wait for its parent instead.
+            if access(folder, F_OK) != 0 {
+                _ = inotify_add_watch(watcher, (folder as NSString).deletingLastPathComponent, UInt32(IN_CREATE))
+            }
+            _ = await Poller.readable(watcher, within: min(remaining, .seconds(1)))
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            while read(watcher, &buffer, buffer.count) > 0 {}
+        }
     }
 
     /// Waits (in poll on a pidfd, not in a loop of sleeps) until `pid` has exited; returns whether it did in time.
