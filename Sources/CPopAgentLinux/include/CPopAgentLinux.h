@@ -41,6 +41,47 @@ int cpop_spawn_add_closefrom(posix_spawn_file_actions_t *actions, int from);
 /// POSIX_SPAWN_SETSID: the child starts a new session (and process group), as setsid(2).
 short cpop_spawn_setsid_flag(void);
 
+/// What a gated child runs: prepared by the caller, and left untouched until the gate is released or aborted.
+struct cpop_spawn_image {
+    /// The executable's path (already resolved) and its argv and envp, each ending with NULL.
+    const char *path;
+    char *const *argv;
+    char *const *envp;
+    /// The folder the child changes to before exec.
+    const char *directory;
+    /// Descriptors that become the child's 0, 1 and 2.
+    int stdin_fd;
+    int stdout_fd;
+    int stderr_fd;
+};
+
+/// A child that exists but has not exec'd yet: it waits at a gate until released.
+struct cpop_gated_child {
+    pid_t pid;
+    /// A pidfd for the child, opened atomically with it (CLONE_PIDFD).
+    int pidfd;
+    int gate_fd;
+    int status_fd;
+    void *stack;
+    void *arguments;
+};
+
+/// Starts a child that leads a new session, has default signal handling and only the image's three descriptors,
+/// and then waits at a gate before exec. The gate is a pipe whose write end only the caller holds: if the caller
+/// dies, the child sees end-of-file and exits without ever running the program. So the caller can record the pid
+/// (durably) before the program runs, and no program runs unrecorded whatever instant the caller dies at. The child
+/// shares the caller's memory until exec (CLONE_VM, as posix_spawn) and makes only raw system calls.
+/// Returns 0, or an errno when no child was created.
+int cpop_gated_spawn(const struct cpop_spawn_image *image, struct cpop_gated_child *child);
+
+/// Opens the gate: the child execs. Waits until it has; returns 0, or the errno of the step that failed (the child
+/// has then exited, and must be reaped). Frees what the spawn held except the pidfd.
+int cpop_gated_release(struct cpop_gated_child *child);
+
+/// Closes the gate without opening it: the child exits (status 127) without running the program. Waits until it
+/// has exited; it must be reaped. Frees what the spawn held except the pidfd.
+void cpop_gated_abort(struct cpop_gated_child *child);
+
 /// The size of one epoll_event (12 bytes on x86_64, where it is packed; 16 elsewhere).
 size_t cpop_epoll_event_size(void);
 

@@ -26,13 +26,13 @@ enum ChildReaper {
         _ = installation
     }
 
-    /// Runs `spawn` under the reaper's lock and tracks the pid it returns, so the reaper never takes its status.
-    static func spawnTracked<Failure: Error>(_ spawn: () throws(Failure) -> Int32) throws(Failure) -> Int32 {
-        let result: Result<Int32, Failure> = tracked.withLock { set in
+    /// Runs `spawn` under the reaper's lock and tracks the child it returns, so the reaper never takes its status.
+    static func spawnTracked<Failure: Error>(_ spawn: () throws(Failure) -> GatedChild) throws(Failure) -> GatedChild {
+        let result: Result<GatedChild, Failure> = tracked.withLock { set in
             do throws(Failure) {
-                let pid = try spawn()
-                set.insert(pid)
-                return .success(pid)
+                let child = try spawn()
+                set.insert(child.pid)
+                return .success(child)
             } catch {
                 return .failure(error)
             }

@@ -6,10 +6,13 @@ import Darwin
 import Foundation
 import PopState
 
-/// What the agent remembers on disk about a running instance, so that the next agent can adopt its process.
+/// What the agent remembers on disk about an instance's process, so that the next agent can adopt or stop it.
 ///
 /// Stored as `instance.json` in the instance's state folder and replaced atomically (write a temporary file, then
-/// rename), so a reader sees the old record or the new one, never half of one.
+/// rename), so a reader sees the old record or the new one, never half of one. It is an intent: it is written once
+/// the process exists and before its program runs (the process waits at a gate meanwhile, see
+/// ``ProcessSpawner/spawn(_:)``), and removed only once the process has exited and its group was killed. So at any
+/// instant, every process the supervisor started is named by a record.
 struct LocalInstanceRecord: Hashable, Sendable, Codable {
     /// The configuration the process runs.
     var configuration: InstanceConfiguration
@@ -23,6 +26,9 @@ struct LocalInstanceRecord: Hashable, Sendable, Codable {
     var started: Date
     /// Unexpected exits since the last deliberate (re)start.
     var restarts: Int
+    /// The setup step the process runs, or `nil` for the instance's command. A setup step is never adopted: the next
+    /// agent kills it and starts the instance afresh.
+    var setupStep: String? = nil
 
     /// The record's file name in the state folder.
     static let fileName = "instance.json"

@@ -85,6 +85,13 @@ enum ProcessTable {
         }
     }
 
+    /// Waits until the child behind `handle` has exited, then reaps it.
+    static func reapWhenExited(handle: Int32) -> Reaped {
+        var entry = pollfd(fd: handle, events: Int16(POLLIN), revents: 0)
+        while poll(&entry, 1, -1) < 0 && errno == EINTR {}
+        return reap(handle: handle)
+    }
+
     /// Makes this process the reaper of its orphaned descendants, so grandchildren never escape to init unreaped.
     static func becomeSubreaper() {
         _ = cpop_become_child_subreaper()

@@ -96,7 +96,9 @@ extension Supervisor {
             }
             logger.info("instance state changed", metadata: metadata)
             if status.state == .stopped || status.state == .fatal {
+                // The process has exited and its group was killed (``processExited``): only now does the record go.
                 LocalInstanceRecord.remove(from: outcome.configuration.stateDirectory)
+                CrashPoint.reach(.recordRemoved)
             }
         }
         if let watch = outcome.unwatchFolder { loop.unwatchFolder(watch) }
@@ -141,6 +143,7 @@ extension Supervisor {
             logger.info(
                 "stopping instance", metadata: ["service": "\(name)", "pid": "\(pid)", "signal": "\(signal.rawValue)"])
             kill(-pid, signal.number)
+            CrashPoint.reach(.stopSignalled)
             schedule(.timer(name, generation: generation), after: killAfter)
         case .killGroup(let pid):
             logger.warning(
@@ -151,15 +154,20 @@ extension Supervisor {
             startProbe(name, configuration)
         case .forget:
             LocalInstanceRecord.remove(from: configuration.stateDirectory)
+            CrashPoint.reach(.recordRemoved)
             logger.info("instance removed", metadata: ["service": "\(name)"])
         }
     }
 
     /// Spawns the command or a setup step, then tells the machine (and only then watches the process, so its exit
     /// can never reach the machine before its start).
+    ///
+    /// The process is created waiting at a gate; the instance record naming it is written before the gate opens and
+    /// its program runs. An agent that dies at any instant in between leaves either a record of a process that never
+    /// ran its program (it exits when its gate's other end closes with the agent) or a record of the running
+    /// process: never a process that no record names.
     private func launch(_ name: ServiceName, _ configuration: InstanceConfiguration, arguments: [String], stepName: String?) {
-        let pid: Int32
-        let handle: Int32
+        let child: GatedChild
         do {
             try ProcessSpawner.makeDirectory(configuration.workingDirectory)
             try ProcessSpawner.makeDirectory(configuration.logDirectory)
@@ -169,26 +177,44 @@ extension Supervisor {
                 workingDirectory: configuration.workingDirectory,
                 standardOutput: logs + (stepName == nil ? "/stdout.log" : "/setup.log"),
                 standardError: stepName == nil ? logs + "/stderr.log" : nil)
-            pid = try ChildReaper.spawnTracked { () throws(SupervisorError) in try ProcessSpawner.spawn(request) }
-            do {
-                handle = try ProcessTable.openHandle(pid)
-            } catch {
-                // Without a handle the exit could not be seen: take the process down again, the reaper collects it.
-                kill(-pid, SIGKILL)
-                ChildReaper.untrack(pid)
-                throw error
-            }
+            child = try ChildReaper.spawnTracked { () throws(SupervisorError) in try ProcessSpawner.spawn(request) }
         } catch {
-            logger.error("could not start instance", metadata: ["service": "\(name)", "error": "\(error)"])
-            let message = error.supervisorMessage
-            feed(name) { machine, now in machine.spawnFailed(message, at: now) }
+            spawnFailed(name, error)
             return
         }
-        let startTime = ProcessTable.stat(pid)?.startTime
+        let pid = child.pid
+        let handle = child.handle
+        CrashPoint.reach(.spawnCloned)
+        let now = Moment.now()
+        do {
+            guard let startTime = ProcessTable.stat(pid)?.startTime else {
+                throw SupervisorError.system("read the start time of process \(pid)")
+            }
+            let restarts = state.withLock { $0.instances[name]?.machine.restarts } ?? 0
+            try LocalInstanceRecord(
+                configuration: configuration, pid: pid, processStartTime: startTime, processGroup: pid,
+                started: now.date, restarts: restarts, setupStep: stepName
+            ).write()
+        } catch {
+            // Without a record the process must not run: nothing would find it if this agent died.
+            child.abort()
+            discard(pid: pid, handle: handle)
+            spawnFailed(name, SupervisorError(.record, "Could not record the process before starting it: \(error.supervisorMessage)"))
+            return
+        }
+        CrashPoint.reach(.spawnRecorded)
+        do {
+            try child.release()
+        } catch {
+            LocalInstanceRecord.remove(from: configuration.stateDirectory)
+            discard(pid: pid, handle: handle)
+            spawnFailed(name, error)
+            return
+        }
+        CrashPoint.reach(.spawnReleased)
         let token = makeToken()
         let watched = WatchedProcess(pid: pid, handle: handle, token: token, isChild: true, stepName: stepName)
         state.withLock { $0.registrations[token] = .process(name, pid: pid) }
-        let now = Moment.now()
         let outcome = mutate(name, now: now) { entry in
             entry.process = watched
             if stepName == nil { entry.processSignature = configuration.signature }
@@ -197,21 +223,28 @@ extension Supervisor {
         guard outcome != nil else {
             // Forgotten meanwhile (cannot happen while spawning, but never leave a process unwatched).
             kill(-pid, SIGKILL)
+            _ = ProcessTable.reapWhenExited(handle: handle)
             close(handle)
             ChildReaper.untrack(pid)
+            LocalInstanceRecord.remove(from: configuration.stateDirectory)
             return
         }
         loop.add(handle, mask: ProcessEventLoop.readable, token: token)
         watchLogs(name, configuration)
-        if stepName == nil, let startTime {
-            let record = LocalInstanceRecord(
-                configuration: configuration, pid: pid, processStartTime: startTime, processGroup: pid,
-                started: now.date, restarts: outcome?.changed?.restarts ?? 0)
-            do { try record.write() } catch {
-                logger.error("could not write the instance record", metadata: ["service": "\(name)", "error": "\(error)"])
-            }
-        }
         finish(outcome, name: name)
+    }
+
+    /// Reaps a child that exited without running its program, and lets go of it.
+    private func discard(pid: Int32, handle: Int32) {
+        _ = ProcessTable.reapWhenExited(handle: handle)
+        close(handle)
+        ChildReaper.untrack(pid)
+    }
+
+    private func spawnFailed(_ name: ServiceName, _ error: any Error) {
+        logger.error("could not start instance", metadata: ["service": "\(name)", "error": "\(error)"])
+        let message = error.supervisorMessage
+        feed(name) { machine, now in machine.spawnFailed(message, at: now) }
     }
 
     /// Reports `registration` from the event loop after `delay`.

@@ -51,6 +51,7 @@ extension Supervisor {
         }
         guard let watched else { return }
         loop.remove(watched.handle)
+        CrashPoint.reach(.exitSeen)
         // The exited leader is not reaped yet, so its pid (the group id) cannot have been reused: this SIGKILL
         // reaches only what is left of the instance's own group, such as background grandchildren.
         kill(-pid, SIGKILL)
@@ -60,6 +61,7 @@ extension Supervisor {
         }
         close(watched.handle)
         ChildReaper.untrack(pid)
+        CrashPoint.reach(.exitReaped)
         logger.info(
             "process exited",
             metadata: ["service": "\(name)", "pid": "\(pid)", "status": "\(status)"])

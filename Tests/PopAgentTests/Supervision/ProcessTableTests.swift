@@ -70,15 +70,18 @@ func withNonReapingParent(
     let spawned = posix_spawnp(&parent, "python3", &actions, nil, argv, environ)
     close(ends[1])
     try #require(spawned == 0, "python3 could not be started")
+    // The parent prints the zombie's pid once the child is one.
+    let line = readLine(from: ends[0], within: .seconds(20))
+    let zombie = line.flatMap { Int32($0) }
     defer {
         kill(parent, SIGKILL)
         var status: Int32 = 0
         waitpid(parent, &status, 0)
+        // This process may be a child subreaper (a supervisor makes it one): then the orphaned zombie is now its
+        // child, in its session, which no sweep reaps.
+        if let zombie { waitpid(zombie, &status, WNOHANG) }
     }
-    // The parent prints the zombie's pid once the child is one.
-    let line = readLine(from: ends[0], within: .seconds(20))
-    let zombie = try #require(line.flatMap { Int32($0) }, "no zombie within 20 s (read \(String(describing: line)))")
-    try await body(parent, zombie)
+    try await body(parent, try #require(zombie, "no zombie within 20 s (read \(String(describing: line)))"))
 }
 
 /// Reads one line from `descriptor`, waiting (in poll, not in a loop of sleeps) at most `limit`.
