@@ -260,7 +260,7 @@ public final class Agent: Service, Sendable {
                 }
                 let node = try? await namespace.store.get(path)
                 let other = node.flatMap { try? PopJSON.decoder().decode(MachineRecord.self, from: Data($0.data)) }
-                if let other, other.hostname == record.hostname, !ProcessTable.isAlive(other.agentPID) || other.agentPID == getpid()
+                if let other, other.hostname == record.hostname, !Self.isAlive(other.agentPID) || other.agentPID == getpid()
                 {
                     logger.info(
                         "replacing the registration of a previous agent of this machine",
@@ -275,6 +275,10 @@ public final class Agent: Service, Sendable {
                 _ = try await watch.event()
             }
         }
+    }
+
+    static func isAlive(_ pid: Int32) -> Bool {
+        ProcessTable.isAlive(pid)
     }
 
     /// Follows the session's watches, turning events into pending changes; throws when the session ends.
