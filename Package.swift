@@ -55,7 +55,9 @@ let package = Package(
         // A pop cluster on one host for tests and benchmarks: a ZooKeeper ensemble and machines in network namespaces.
         .target(
             name: "PopTestSupport",
-            dependencies: ["ZooKeeperTestSupport"],
+            dependencies: [
+                "ZooKeeperTestSupport", .target(name: "CPopAgentLinux", condition: .when(platforms: [.linux])),
+            ],
             swiftSettings: strictSettings
         ),
         // pop's domain model, the CoordinationStore protocol, and its ZooKeeper and embedded implementations.
@@ -151,14 +153,14 @@ let package = Package(
         ),
         .testTarget(
             name: "PopAgentTests",
-            dependencies: ["PopAgent", "PopTemplates", "ZooKeeperTestSupport"],
+            dependencies: ["PopAgent", "PopTemplates", "ZooKeeperTestSupport", "PopTestSupport"],
             swiftSettings: strictSettings
         ),
         .testTarget(
             name: "PopCLITests",
             dependencies: [
-                "PopState", "ZooKeeperNIO", "ZooKeeperTestSupport", .product(name: "Logging", package: "swift-log"),
-                .target(name: "CPopAgentLinux", condition: .when(platforms: [.linux])),
+                "PopState", "ZooKeeperNIO", "ZooKeeperTestSupport", "PopTestSupport",
+                .product(name: "Logging", package: "swift-log"),
             ],
             exclude: ["Security/acl_probe.py"],
             swiftSettings: strictSettings

@@ -295,6 +295,10 @@ void cpop_gated_abort(struct cpop_gated_child *child) {
     gated_finish(child);
 }
 
+int cpop_pipe_cloexec(int fds[2]) {
+    return pipe2(fds, O_CLOEXEC);
+}
+
 int cpop_release_free_memory(void) {
     return malloc_trim(0);
 }

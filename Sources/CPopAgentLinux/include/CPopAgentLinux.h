@@ -82,6 +82,21 @@ int cpop_gated_release(struct cpop_gated_child *child);
 /// has exited; it must be reaped. Frees what the spawn held except the pidfd.
 void cpop_gated_abort(struct cpop_gated_child *child);
 
+/// pipe2(fds, O_CLOEXEC): a pipe whose ends no spawned program inherits unless given them on purpose.
+int cpop_pipe_cloexec(int fds[2]);
+
+/// The name (argv[0]) the log writer is started under: the agent's own executable, recognised by a constructor that
+/// runs before the rest of the program, writes the logs and exits.
+const char *cpop_log_writer_name(void);
+
+/// The marker argument (argv[1]) that follows the name, so that nothing else is ever taken for the log writer.
+const char *cpop_log_writer_marker(void);
+
+/// The log writer: `pop-log MARKER FOLDER MAXIMUM-BYTES KEEP FD=FILE...` reads each descriptor FD until every writer
+/// has closed it and appends what it reads to FOLDER/FILE, rotating (copy to FILE.1 ..., then truncate) so that no
+/// file ever holds more than MAXIMUM-BYTES. Returns the exit status.
+int cpop_log_writer_main(int argc, char **argv);
+
 /// The size of one epoll_event (12 bytes on x86_64, where it is packed; 16 elsewhere).
 size_t cpop_epoll_event_size(void);
 

@@ -50,9 +50,39 @@ enum ChildReaper {
         _ = tracked.withLock { $0.remove(pid) }
     }
 
+    private static let sweepWaiters = Mutex<(next: Int, waiting: [Int: CheckedContinuation<Void, Never>])>((0, [:]))
+
+    /// Returns after the next sweep has finished, or when the task is cancelled (for tests: a sweep reaps every
+    /// zombie that existed when it began).
+    static func nextSweep() async {
+        let id = sweepWaiters.withLock { waiters in
+            defer { waiters.next += 1 }
+            return waiters.next
+        }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                let resumeNow = sweepWaiters.withLock { waiters -> Bool in
+                    if Task.isCancelled { return true }
+                    waiters.waiting[id] = continuation
+                    return false
+                }
+                if resumeNow { continuation.resume() }
+            }
+        } onCancel: {
+            sweepWaiters.withLock { $0.waiting.removeValue(forKey: id) }?.resume()
+        }
+    }
+
     /// Reaps every untracked zombie child in another session; returns how many were reaped.
     @discardableResult
     static func sweep() -> Int {
+        defer {
+            let waiters = sweepWaiters.withLock { waiters in
+                defer { waiters.waiting = [:] }
+                return Array(waiters.waiting.values)
+            }
+            for waiter in waiters { waiter.resume() }
+        }
         let ownSession = getsid(0)
         var reaped = 0
         // Most children are tracked instance leaders: leave them out before reading anything from /proc.

@@ -4,38 +4,23 @@ import Glibc
 
 extension ProcessSpawner {
     /// Starts `request` as a child that waits at a gate: it already leads its own session and process group, has
-    /// default signal handling, stdin from /dev/null, its output on its files (opened here with `O_APPEND`) and every
-    /// other descriptor closed, but has not run the program yet. ``GatedChild/release()`` runs it.
+    /// default signal handling, stdin from /dev/null, its output on the request's descriptors and every other
+    /// descriptor closed, but has not run the program yet. ``GatedChild/release()`` runs it.
     ///
     /// The gate is what makes the instance record an intent: the supervisor writes the record naming the child
     /// between the two steps, and a child whose supervisor dies before releasing it exits without running anything.
     static func spawn(_ request: SpawnRequest) throws(SupervisorError) -> GatedChild {
-        let executable = try resolveExecutable(
-            request.arguments.first ?? "", environment: request.environment,
-            workingDirectory: request.workingDirectory)
-        let appendFlags = O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC
-        let output = open(request.standardOutput, appendFlags, 0o644)
-        guard output >= 0 else { throw .system("open the log file '\(request.standardOutput)'") }
-        var errorOutput = output
-        if let standardError = request.standardError {
-            errorOutput = open(standardError, appendFlags, 0o644)
-            guard errorOutput >= 0 else {
-                let error = SupervisorError.system("open the log file '\(standardError)'")
-                close(output)
-                throw error
-            }
-        }
         let child = GatedChild(
-            executable: executable, arguments: request.arguments,
+            executable: request.executable, arguments: request.arguments,
             environment: request.environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" },
-            directory: request.workingDirectory, descriptors: [Self.devNull, output, errorOutput],
-            owned: errorOutput == output ? [output] : [output, errorOutput])
+            directory: request.workingDirectory,
+            descriptors: [Self.devNull, request.standardOutput, request.standardError])
         let result = child.start()
         guard result == 0 else {
             child.free()
             throw SupervisorError(
                 .spawnFailed,
-                "Could not start '\(executable)' in '\(request.workingDirectory)': \(String(cString: strerror(result))).",
+                "Could not start '\(request.executable)' in '\(request.workingDirectory)': \(String(cString: strerror(result))).",
                 hint: "The system may be out of processes or memory.")
         }
         return child
@@ -52,14 +37,12 @@ final class GatedChild {
     private let strings: [UnsafeMutablePointer<CChar>]
     private let argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>
     private let envp: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>
-    private let owned: [Int32]
     private var freed = false
     private let executable: String
     private let directory: String
 
     fileprivate init(
-        executable: String, arguments: [String], environment: [String], directory: String, descriptors: [Int32],
-        owned: [Int32]
+        executable: String, arguments: [String], environment: [String], directory: String, descriptors: [Int32]
     ) {
         self.executable = executable
         self.directory = directory
@@ -81,7 +64,6 @@ final class GatedChild {
                 stdout_fd: descriptors[1], stderr_fd: descriptors[2]))
         state = .allocate(capacity: 1)
         state.initialize(to: cpop_gated_child())
-        self.owned = owned
     }
 
     /// The child's pid.
@@ -121,7 +103,6 @@ final class GatedChild {
     fileprivate func free() {
         guard !freed else { return }
         freed = true
-        for fd in owned { close(fd) }
         for string in strings { Glibc.free(string) }
         argv.deallocate()
         envp.deallocate()

@@ -14,7 +14,6 @@ extension Supervisor {
         /// The new status, when it changed.
         var changed: InstanceStatus?
         var waiters: [CheckedContinuation<Void, Never>] = []
-        var unwatchFolder: Int32?
     }
 
     /// Feeds an event to `name`'s machine under the lock (creating the instance from `create` if it is new), and
@@ -74,10 +73,6 @@ extension Supervisor {
         }
         if action == .forget {
             state.instances[name] = nil
-            if let watch = entry.logWatch {
-                state.logWatches[watch] = nil
-                outcome.unwatchFolder = watch
-            }
             for subscriber in state.subscribers.values { subscriber.yield(.removed(name)) }
         } else {
             state.instances[name] = entry
@@ -101,7 +96,6 @@ extension Supervisor {
                 CrashPoint.reach(.recordRemoved)
             }
         }
-        if let watch = outcome.unwatchFolder { loop.unwatchFolder(watch) }
         for waiter in outcome.waiters { waiter.resume() }
         perform(outcome.action, name: name, configuration: outcome.configuration)
     }
@@ -171,12 +165,18 @@ extension Supervisor {
         do {
             try ProcessSpawner.makeDirectory(configuration.workingDirectory)
             try ProcessSpawner.makeDirectory(configuration.logDirectory)
-            let logs = configuration.logDirectory
+            let executable = try ProcessSpawner.resolveExecutable(
+                arguments.first ?? "", environment: configuration.environment,
+                workingDirectory: configuration.workingDirectory)
+            let pipes = try LogWriter.start(
+                folder: configuration.logDirectory, files: stepName == nil ? ["stdout.log", "stderr.log"] : ["setup.log"],
+                rotation: configuration.logRotation)
+            // The child has its copies once spawned; the log writer ends when the last of them is closed.
+            defer { pipes.close() }
             let request = SpawnRequest(
-                arguments: arguments, environment: configuration.environment,
-                workingDirectory: configuration.workingDirectory,
-                standardOutput: logs + (stepName == nil ? "/stdout.log" : "/setup.log"),
-                standardError: stepName == nil ? logs + "/stderr.log" : nil)
+                executable: executable, arguments: arguments, environment: configuration.environment,
+                workingDirectory: configuration.workingDirectory, standardOutput: pipes.output,
+                standardError: pipes.errorOutput)
             child = try ChildReaper.spawnTracked { () throws(SupervisorError) in try ProcessSpawner.spawn(request) }
         } catch {
             spawnFailed(name, error)
@@ -230,7 +230,6 @@ extension Supervisor {
             return
         }
         loop.add(handle, mask: ProcessEventLoop.readable, token: token)
-        watchLogs(name, configuration)
         finish(outcome, name: name)
     }
 
@@ -252,19 +251,6 @@ extension Supervisor {
         let token = makeToken()
         state.withLock { $0.registrations[token] = registration }
         loop.schedule(after: delay, token: token)
-    }
-
-    /// Watches the instance's log folder for growth (once), and checks its sizes now.
-    func watchLogs(_ name: ServiceName, _ configuration: InstanceConfiguration) {
-        state.withLock { state in
-            guard var entry = state.instances[name], entry.logWatch == nil,
-                let watch = loop.watchFolder(configuration.logDirectory)
-            else { return }
-            entry.logWatch = watch
-            state.instances[name] = entry
-            state.logWatches[watch] = name
-        }
-        LogRotator.rotateIfNeeded(in: configuration.logDirectory, rotation: configuration.logRotation)
     }
 }
 

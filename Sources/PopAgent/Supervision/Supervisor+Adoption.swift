@@ -65,7 +65,6 @@ extension Supervisor {
             return entry.machine.adopted(pid: pid, started: started, restarts: record.restarts, at: now)
         }
         loop.add(handle, mask: ProcessEventLoop.readable, token: token)
-        watchLogs(name, configuration)
         logger.info(
             "adopted running instance",
             metadata: ["service": "\(name)", "pid": "\(pid)", "signature": "\(configuration.signature)"])

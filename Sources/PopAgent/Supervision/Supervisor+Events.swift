@@ -13,8 +13,6 @@ extension Supervisor {
         case .childSignal:
             let reaped = ChildReaper.sweep()
             if reaped > 0 { logger.debug("reaped orphaned processes", metadata: ["count": "\(reaped)"]) }
-        case .folderModified(let watch):
-            logFolderModified(watch)
         case .ready(let token, _), .timer(let token):
             let registration = state.withLock { state -> Registration? in
                 switch state.registrations[token] {
@@ -31,8 +29,6 @@ extension Supervisor {
                 continueProbe(name, token: token)
             case .probeTimeout(let name, let socketToken)?:
                 probeTimedOut(name, socketToken: socketToken)
-            case .logRearm(let name)?:
-                rearmLogWatch(name)
             case nil:
                 return
             }
@@ -121,35 +117,5 @@ extension Supervisor {
         let timeout = state.withLock { $0.instances[name]?.configuration.health?.timeoutMilliseconds } ?? 0
         let detail = "no answer within \(timeout) ms"
         feed(name) { machine, now in machine.probeFinished(healthy: false, detail: detail, at: now) }
-    }
-
-    // MARK: Log rotation
-
-    /// A log folder changed: check sizes now, and leave the folder unwatched for a quiet period so a chatty
-    /// instance costs at most a few checks a second.
-    private func logFolderModified(_ watch: Int32) {
-        let target = state.withLock { state -> (ServiceName, InstanceConfiguration)? in
-            guard let name = state.logWatches.removeValue(forKey: watch), var entry = state.instances[name] else {
-                return nil
-            }
-            entry.logWatch = nil
-            state.instances[name] = entry
-            return (name, entry.configuration)
-        }
-        loop.unwatchFolder(watch)
-        guard let (name, configuration) = target else { return }
-        rotate(name, configuration)
-        schedule(.logRearm(name), after: options.logCheckQuietPeriod)
-    }
-
-    private func rearmLogWatch(_ name: ServiceName) {
-        guard let configuration = state.withLock({ $0.instances[name]?.configuration }) else { return }
-        watchLogs(name, configuration)
-    }
-
-    private func rotate(_ name: ServiceName, _ configuration: InstanceConfiguration) {
-        for path in LogRotator.rotateIfNeeded(in: configuration.logDirectory, rotation: configuration.logRotation) {
-            logger.debug("rotated log file", metadata: ["service": "\(name)", "file": "\(path)"])
-        }
     }
 }

@@ -8,10 +8,11 @@ import Synchronization
 ///
 /// It takes concrete instructions (``start(_:)``, ``stop(_:)``, ``restart(_:)``, ``remove(_:)``, ``adopt(stateDirectory:)``)
 /// and knows nothing of the coordination store. Each instance runs in its own session and process group, writes its
-/// output to log files (never to pipes held here), is watched through a pidfd, restarted with backoff when it exits
-/// unexpectedly, health-checked if it has a check, and recorded on disk so a later agent can adopt it.
+/// output into pipes read by a log writer of its own (never by the agent, see ``LogWriter``), is watched through a
+/// pidfd, restarted with backoff when it exits unexpectedly, health-checked if it has a check, and recorded on disk
+/// before its program runs, so a later agent can adopt it.
 ///
-/// One event thread, owned by ``run()``, waits on every process handle, probe socket and log folder at once; it
+/// One event thread, owned by ``run()``, waits on every process handle and probe socket at once; it
 /// uses no CPU while nothing happens. Call ``run()`` (or put the supervisor in a `ServiceGroup`) before expecting
 /// exits, restarts or health checks to be handled. When ``run()`` ends, instances keep running unless
 /// ``Options/stopInstancesOnShutdown`` is set, so the next agent can adopt them.
@@ -20,13 +21,10 @@ public final class Supervisor: Service, Sendable {
     public struct Options: Sendable {
         /// Stop every instance when ``run()`` ends (by default they keep running, to be adopted).
         public var stopInstancesOnShutdown: Bool
-        /// How long a busy log folder is left unwatched after a size check, bounding the work chatty logs cause.
-        public var logCheckQuietPeriod: Duration
 
         /// Creates options.
-        public init(stopInstancesOnShutdown: Bool = false, logCheckQuietPeriod: Duration = .milliseconds(250)) {
+        public init(stopInstancesOnShutdown: Bool = false) {
             self.stopInstancesOnShutdown = stopInstancesOnShutdown
-            self.logCheckQuietPeriod = logCheckQuietPeriod
         }
     }
 
@@ -60,7 +58,6 @@ public final class Supervisor: Service, Sendable {
         var processSignature: ConfigSignature?
         var process: WatchedProcess?
         var stopWaiters: [CheckedContinuation<Void, Never>] = []
-        var logWatch: Int32?
         var lastStatus: InstanceStatus?
     }
 
@@ -70,14 +67,12 @@ public final class Supervisor: Service, Sendable {
         case timer(ServiceName, generation: UInt64)
         case probeSocket(ServiceName)
         case probeTimeout(ServiceName, socketToken: UInt64)
-        case logRearm(ServiceName)
     }
 
     struct State: Sendable {
         var instances: [ServiceName: Entry] = [:]
         var registrations: [UInt64: Registration] = [:]
         var probes: [UInt64: HealthProbeConnection] = [:]
-        var logWatches: [Int32: ServiceName] = [:]
         var subscribers: [Int: AsyncStream<InstanceEvent>.Continuation] = [:]
         var nextSubscriber = 0
         var lifecycle: Lifecycle = .idle

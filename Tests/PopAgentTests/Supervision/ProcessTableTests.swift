@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import PopTestSupport
 import Testing
 
 @testable import PopAgent
@@ -71,7 +72,7 @@ func withNonReapingParent(
     close(ends[1])
     try #require(spawned == 0, "python3 could not be started")
     // The parent prints the zombie's pid once the child is one.
-    let line = readLine(from: ends[0], within: .seconds(20))
+    let line = await Waiting.line(from: ends[0], within: .seconds(20))
     let zombie = line.flatMap { Int32($0) }
     defer {
         kill(parent, SIGKILL)
@@ -82,24 +83,4 @@ func withNonReapingParent(
         if let zombie { waitpid(zombie, &status, WNOHANG) }
     }
     try await body(parent, try #require(zombie, "no zombie within 20 s (read \(String(describing: line)))"))
-}
-
-/// Reads one line from `descriptor`, waiting (in poll, not in a loop of sleeps) at most `limit`.
-func readLine(from descriptor: Int32, within limit: Duration) -> String? {
-    let deadline = ContinuousClock.now + limit
-    var bytes: [UInt8] = []
-    while !bytes.contains(UInt8(ascii: "\n")) {
-        let remaining = deadline - ContinuousClock.now
-        guard remaining > .zero else { return nil }
-        var entry = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
-        let milliseconds = Int32(clamping: remaining.components.seconds * 1000 + 1)
-        let ready = poll(&entry, 1, milliseconds)
-        if ready < 0, errno == EINTR { continue }
-        guard ready > 0 else { return nil }
-        var chunk = [UInt8](repeating: 0, count: 256)
-        let count = read(descriptor, &chunk, chunk.count)
-        guard count > 0 else { return nil }
-        bytes += chunk[..<count]
-    }
-    return String(decoding: bytes.prefix { $0 != UInt8(ascii: "\n") }, as: UTF8.self)
 }

@@ -1,4 +1,5 @@
 import Foundation
+import PopTestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -21,7 +22,7 @@ struct AgentFaultTests {
             let agent = try #require(pop.agentPID())
 
             kill(agent, SIGKILL)
-            #expect(await ProcessScan.waitForExit(agent, within: .seconds(10)))
+            #expect(await Waiting.exit(of: agent, within: .seconds(10)))
             #expect(ProcessScan.isZombie(agent), "the killed agent stays a zombie: its new parent does not reap")
 
             let started = ContinuousClock.now

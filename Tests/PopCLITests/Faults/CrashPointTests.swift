@@ -1,4 +1,5 @@
 import Foundation
+import PopTestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -76,7 +77,7 @@ struct CrashPointTests {
                 }
             }
         }
-        let died = await ProcessScan.waitForExit(agent, within: .seconds(60))
+        let died = await Waiting.exit(of: agent, within: .seconds(60))
         let log = (try? String(contentsOfFile: pop.home.path + "/machines/\(pop.machineID)/agent.log", encoding: .utf8)) ?? ""
         try #require(died, "the agent did not reach \(crash.point):\n\(log.suffix(3000))")
         #expect(log.contains("test crash point \(crash.point.split(separator: ":")[0]) reached"), "\(log.suffix(2000))")
@@ -85,9 +86,11 @@ struct CrashPointTests {
         if crash.scenario == .stop {
             for service in services {
                 for pid in ProcessScan.processes(withEnvironment: "POP_INSTANCE_DIR", pop.instanceFolder(service.name)) {
-                    #expect(await ProcessScan.waitForExit(pid, within: .seconds(30)), "\(service.name): process \(pid) was not stopped")
+                    #expect(await Waiting.exit(of: pid, within: .seconds(30)), "\(service.name): process \(pid) was not stopped")
                 }
                 #expect(ProcessScan.listeners(onPort: service.port).isEmpty, "\(service.name): its port is still held")
+                let writers = ProcessScan.logWriters(of: pop.instanceFolder(service.name) + "/logs")
+                #expect(await Waiting.exit(of: writers, within: .seconds(10)), "\(service.name): its log writers \(writers) live on")
             }
             let status = try await pop.statusJSON()
             #expect(status.services.allSatisfy { $0.instances.isEmpty }, "\(status.services.map { ($0.service, $0.instances) })")
@@ -105,6 +108,13 @@ struct CrashPointTests {
                 #expect(ProcessScan.listeners(onPort: service.port).isEmpty, "\(service.name): the old port is still held")
             }
             #expect(instance.state == "running" && instance.machineUp, "\(service.name): \(instance)")
+            // One log writer reads the running process's output; those of the processes before it have ended.
+            let output = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/1")
+            let writers = ProcessScan.logWriters(of: pop.instanceFolder(service.name) + "/logs")
+            let current = writers.filter { (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\($0)/fd/0")) == output }
+            #expect(current.count == 1, "\(service.name): \(current.count) log writers read its output")
+            let stale = writers.filter { !current.contains($0) }
+            #expect(await Waiting.exit(of: stale, within: .seconds(10)), "\(service.name): log writers \(stale) outlive their processes")
         }
     }
 

@@ -9,6 +9,7 @@ import Glibc
 #if canImport(CPopAgentLinux)
 import CPopAgentLinux
 #endif
+import PopTestSupport
 
 /// One machine for a fault-injection test: a private POP_HOME and machine id, on the embedded store unless a
 /// ZooKeeper connect string is given. Its agent and every instance are killed afterwards, and the teardown is awaited.
@@ -70,7 +71,7 @@ extension PopRunner {
             kill(pid, SIGKILL)
             pids.append(pid)
         }
-        for pid in pids { _ = await ProcessScan.waitForExit(pid, within: .seconds(10)) }
+        _ = await Waiting.exit(of: pids, within: .seconds(10))
         if !keepHome { try? FileManager.default.removeItem(at: home.deletingLastPathComponent()) }
     }
 
@@ -81,145 +82,6 @@ extension PopRunner {
         let result = try await run(["status"] + services + ["--wait", "running", "--timeout", String(seconds)])
         #expect(result.status == 0, "not running within \(seconds) s:\n\(result)", sourceLocation: sourceLocation)
         return try await statusJSON()
-    }
-}
-
-/// Reads of /proc that the fault tests check the machine with, independent of what pop says.
-enum ProcessScan {
-    /// Every live process whose working folder is `folder` or below it.
-    static func processes(inFolderUnder folder: String) -> [Int32] {
-        allPIDs().filter { pid in
-            guard ProcessScan.isAlive(pid),
-                let cwd = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/cwd")
-            else { return false }
-            return cwd == folder || cwd.hasPrefix(folder.hasSuffix("/") ? folder : folder + "/")
-        }
-    }
-
-    /// Every live process whose environment has `NAME=VALUE`.
-    static func processes(withEnvironment name: String, _ value: String) -> [Int32] {
-        let wanted = Array("\(name)=\(value)".utf8)
-        return allPIDs().filter { pid in
-            guard ProcessScan.isAlive(pid),
-                let data = FileManager.default.contents(atPath: "/proc/\(pid)/environ")
-            else { return false }
-            return data.split(separator: 0).contains { Array($0) == wanted }
-        }
-    }
-
-    /// Whether `pid` names a process that has not exited (a zombie has).
-    static func isAlive(_ pid: Int32) -> Bool {
-        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-            let close = stat.lastIndex(of: ")")
-        else { return false }
-        let state = stat[stat.index(after: close)...].split(separator: " ").first
-        return state != "Z" && state != "X"
-    }
-
-    /// Whether `pid` is a zombie: exited, not reaped.
-    static func isZombie(_ pid: Int32) -> Bool {
-        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-            let close = stat.lastIndex(of: ")")
-        else { return false }
-        return stat[stat.index(after: close)...].split(separator: " ").first == "Z"
-    }
-
-    /// The pids of the processes listening on TCP `port` (IPv4 or IPv6), from /proc/net and /proc/PID/fd.
-    static func listeners(onPort port: Int) -> [Int32] {
-        var inodes = Set<String>()
-        for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
-            let text = (try? String(contentsOfFile: table, encoding: .utf8)) ?? ""
-            for line in text.split(separator: "\n").dropFirst() {
-                let fields = line.split(separator: " ")
-                guard fields.count > 9, fields[3] == "0A",
-                    let colon = fields[1].lastIndex(of: ":"),
-                    Int(fields[1][fields[1].index(after: colon)...], radix: 16) == port
-                else { continue }
-                inodes.insert(String(fields[9]))
-            }
-        }
-        guard !inodes.isEmpty else { return [] }
-        return allPIDs().filter { pid in
-            let fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? []
-            return fds.contains { fd in
-                guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\(fd)"),
-                    target.hasPrefix("socket:[")
-                else { return false }
-                return inodes.contains(String(target.dropFirst("socket:[".count).dropLast()))
-            }
-        }
-    }
-
-    static func allPIDs() -> [Int32] {
-        ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { Int32($0) }
-    }
-
-    /// Waits until the file at `path` contains `text`, woken by inotify; returns whether it did within `limit`.
-    static func waitForFile(_ path: String, containing text: String, within limit: Duration) async -> Bool {
-        let deadline = ContinuousClock.now + limit
-        let folder = (path as NSString).deletingLastPathComponent
-        let watcher = inotify_init1(Int32(IN_CLOEXEC | IN_NONBLOCK))
-        guard watcher >= 0 else { return false }
-        defer { close(watcher) }
-        while true {
-            // Watch the folder (it may not exist yet), then look, then wait for the next change.
-            _ = inotify_add_watch(watcher, folder, UInt32(IN_MODIFY | IN_CREATE | IN_MOVED_TO))
-            if (try? String(contentsOfFile: path, encoding: .utf8))?.contains(text) == true { return true }
-            let remaining = deadline - ContinuousClock.now
-            guard remaining > .zero else { return false }
-            // Until the folder exists there is nothing to watch: wait for its parent instead.
-            if access(folder, F_OK) != 0 {
-                _ = inotify_add_watch(watcher, (folder as NSString).deletingLastPathComponent, UInt32(IN_CREATE))
-            }
-            _ = await Poller.readable(watcher, within: min(remaining, .seconds(1)))
-            var buffer = [UInt8](repeating: 0, count: 4096)
-            while read(watcher, &buffer, buffer.count) > 0 {}
-        }
-    }
-
-    /// Waits (in poll on a pidfd, not in a loop of sleeps) until `pid` has exited; returns whether it did in time.
-    static func waitForExit(_ pid: Int32, within limit: Duration) async -> Bool {
-        let handle = cpop_pidfd_open(pid)
-        guard handle >= 0 else { return true }
-        defer { close(handle) }
-        return await Poller.readable(handle, within: limit)
-    }
-}
-
-/// Waits for a descriptor on a thread of its own, so no test task blocks.
-enum Poller {
-    /// Whether `descriptor` became readable within `limit`.
-    static func readable(_ descriptor: Int32, within limit: Duration) async -> Bool {
-        await withCheckedContinuation { continuation in
-            let thread = Thread {
-                let deadline = ContinuousClock.now + limit
-                while true {
-                    let remaining = deadline - ContinuousClock.now
-                    guard remaining > .zero else { return continuation.resume(returning: false) }
-                    var entry = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
-                    let ready = poll(&entry, 1, Int32(clamping: remaining.components.seconds * 1000 + 1))
-                    if ready < 0, errno == EINTR { continue }
-                    return continuation.resume(returning: ready > 0)
-                }
-            }
-            thread.stackSize = 64 * 1024
-            thread.start()
-        }
-    }
-
-    /// One line read from `descriptor` within `limit`, without its newline.
-    static func line(from descriptor: Int32, within limit: Duration) async -> String? {
-        let deadline = ContinuousClock.now + limit
-        var bytes: [UInt8] = []
-        while !bytes.contains(UInt8(ascii: "\n")) {
-            let remaining = deadline - ContinuousClock.now
-            guard remaining > .zero, await readable(descriptor, within: remaining) else { return nil }
-            var chunk = [UInt8](repeating: 0, count: 512)
-            let count = read(descriptor, &chunk, chunk.count)
-            guard count > 0 else { return nil }
-            bytes += chunk[..<count]
-        }
-        return String(decoding: bytes.prefix { $0 != UInt8(ascii: "\n") }, as: UTF8.self)
     }
 }
 
@@ -265,7 +127,7 @@ struct NonReapingParent: Sendable {
 
     /// The exit status of the command it ran, once it has finished.
     func commandStatus(within limit: Duration = .seconds(60)) async -> Int32? {
-        await Poller.line(from: output, within: limit).flatMap { Int32($0) }
+        await Waiting.line(from: output, within: limit).flatMap { Int32($0) }
     }
 
     /// Kills it and reaps it; its unreaped orphans go to the next reaper up.

@@ -1,4 +1,5 @@
 import Foundation
+import PopTestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -16,7 +17,7 @@ struct FullDiskTests {
             try await pop.ok("start")
             try await pop.waitUntilRunning()
             let logs = pop.instanceFolder("web") + "/logs/stdout.log"
-            #expect(await ProcessScan.waitForFile(logs, containing: "hello-from-web", within: .seconds(20)))
+            #expect(await Waiting.file(logs, contains: "hello-from-web", within: .seconds(20)))
 
             try disk.fill()
             let before = try await pop.run(["dump", "/"])

@@ -1,0 +1,85 @@
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Reads of /proc that tests check a machine with, independent of what pop says.
+public enum ProcessScan {
+    /// Every live process whose working folder is `folder` or below it.
+    public static func processes(inFolderUnder folder: String) -> [Int32] {
+        allPIDs().filter { pid in
+            guard ProcessScan.isAlive(pid),
+                let cwd = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/cwd")
+            else { return false }
+            return cwd == folder || cwd.hasPrefix(folder.hasSuffix("/") ? folder : folder + "/")
+        }
+    }
+
+    /// Every live process whose environment has `NAME=VALUE`.
+    public static func processes(withEnvironment name: String, _ value: String) -> [Int32] {
+        let wanted = Array("\(name)=\(value)".utf8)
+        return allPIDs().filter { pid in
+            guard ProcessScan.isAlive(pid),
+                let data = FileManager.default.contents(atPath: "/proc/\(pid)/environ")
+            else { return false }
+            return data.split(separator: 0).contains { Array($0) == wanted }
+        }
+    }
+
+    /// Whether `pid` names a process that has not exited (a zombie has).
+    public static func isAlive(_ pid: Int32) -> Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let close = stat.lastIndex(of: ")")
+        else { return false }
+        let state = stat[stat.index(after: close)...].split(separator: " ").first
+        return state != "Z" && state != "X"
+    }
+
+    /// Whether `pid` is a zombie: exited, not reaped.
+    public static func isZombie(_ pid: Int32) -> Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let close = stat.lastIndex(of: ")")
+        else { return false }
+        return stat[stat.index(after: close)...].split(separator: " ").first == "Z"
+    }
+
+    /// The pids of the processes listening on TCP `port` (IPv4 or IPv6), from /proc/net and /proc/PID/fd.
+    public static func listeners(onPort port: Int) -> [Int32] {
+        var inodes = Set<String>()
+        for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+            let text = (try? String(contentsOfFile: table, encoding: .utf8)) ?? ""
+            for line in text.split(separator: "\n").dropFirst() {
+                let fields = line.split(separator: " ")
+                guard fields.count > 9, fields[3] == "0A",
+                    let colon = fields[1].lastIndex(of: ":"),
+                    Int(fields[1][fields[1].index(after: colon)...], radix: 16) == port
+                else { continue }
+                inodes.insert(String(fields[9]))
+            }
+        }
+        guard !inodes.isEmpty else { return [] }
+        return allPIDs().filter { pid in
+            let fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? []
+            return fds.contains { fd in
+                guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\(fd)"),
+                    target.hasPrefix("socket:[")
+                else { return false }
+                return inodes.contains(String(target.dropFirst("socket:[".count).dropLast()))
+            }
+        }
+    }
+
+    public static func allPIDs() -> [Int32] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { Int32($0) }
+    }
+
+    /// The log writers (`pop-log`) writing into the log folder `folder`, found by their command line.
+    public static func logWriters(of folder: String) -> [Int32] {
+        allPIDs().filter { pid in
+            guard isAlive(pid), let line = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
+            let arguments = line.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+            return arguments.first == "pop-log" && arguments.count > 2 && arguments[2] == folder
+        }
+    }
+}
