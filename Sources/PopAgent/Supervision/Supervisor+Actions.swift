@@ -144,12 +144,16 @@ extension Supervisor {
                 "instance did not stop within its stop timeout; killing its process group",
                 metadata: ["service": "\(name)", "pid": "\(pid)"])
             kill(-pid, SIGKILL)
-        case .probe:
-            startProbe(name, configuration)
+        case .probe(let generation):
+            startProbe(name, configuration, generation: generation)
         case .forget:
             LocalInstanceRecord.remove(from: configuration.stateDirectory)
             CrashPoint.reach(.recordRemoved)
             logger.info("instance removed", metadata: ["service": "\(name)"])
+        case .impossible(let event, let phase):
+            logger.error(
+                "the instance's state machine got an event its state cannot receive; ignored",
+                metadata: ["service": "\(name)", "event": "\(event)", "phase": "\(phase)"])
         }
     }
 

@@ -25,10 +25,10 @@ extension Supervisor {
                 processExited(name, pid: pid, token: token)
             case .timer(let name, let generation)?:
                 feed(name) { machine, now in machine.timerFired(generation: generation, at: now) }
-            case .probeSocket(let name)?:
-                continueProbe(name, token: token)
-            case .probeTimeout(let name, let socketToken)?:
-                probeTimedOut(name, socketToken: socketToken)
+            case .probeSocket(let name, let generation)?:
+                continueProbe(name, token: token, generation: generation)
+            case .probeTimeout(let name, let socketToken, let generation)?:
+                probeTimedOut(name, socketToken: socketToken, generation: generation)
             case nil:
                 return
             }
@@ -67,26 +67,34 @@ extension Supervisor {
 
     // MARK: Health probes
 
-    func startProbe(_ name: ServiceName, _ configuration: InstanceConfiguration) {
-        guard let health = configuration.health else { return }
+    func startProbe(_ name: ServiceName, _ configuration: InstanceConfiguration, generation: UInt64) {
+        guard let health = configuration.health else {
+            feed(name) { machine, now in
+                machine.probeFinished(generation: generation, healthy: false, detail: "no health check", at: now)
+            }
+            return
+        }
         let (connection, step) = HealthProbeConnection.start(health.target)
         let token = makeToken()
         if case .finished = step {
-            probeStepped(name, token: token, connection: connection, step: step)
+            probeStepped(name, token: token, generation: generation, connection: connection, step: step)
             return
         }
-        schedule(.probeTimeout(name, socketToken: token), after: .milliseconds(health.timeoutMilliseconds))
-        probeStepped(name, token: token, connection: connection, step: step)
+        schedule(
+            .probeTimeout(name, socketToken: token, generation: generation),
+            after: .milliseconds(health.timeoutMilliseconds))
+        probeStepped(name, token: token, generation: generation, connection: connection, step: step)
     }
 
-    private func continueProbe(_ name: ServiceName, token: UInt64) {
+    private func continueProbe(_ name: ServiceName, token: UInt64, generation: UInt64) {
         guard var connection = state.withLock({ $0.probes[token] }) else { return }
         let step = connection.resume()
-        probeStepped(name, token: token, connection: connection, step: step)
+        probeStepped(name, token: token, generation: generation, connection: connection, step: step)
     }
 
     private func probeStepped(
-        _ name: ServiceName, token: UInt64, connection: HealthProbeConnection, step: HealthProbeConnection.Step
+        _ name: ServiceName, token: UInt64, generation: UInt64, connection: HealthProbeConnection,
+        step: HealthProbeConnection.Step
     ) {
         switch step {
         case .finished(let healthy, let detail):
@@ -95,18 +103,20 @@ extension Supervisor {
                 state.registrations[token] = nil
             }
             if !healthy { logger.debug("health probe failed", metadata: ["service": "\(name)", "detail": "\(detail)"]) }
-            feed(name) { machine, now in machine.probeFinished(healthy: healthy, detail: detail, at: now) }
+            feed(name) { machine, now in
+                machine.probeFinished(generation: generation, healthy: healthy, detail: detail, at: now)
+            }
         case .waitWritable, .waitReadable:
             state.withLock { state in
                 state.probes[token] = connection
-                state.registrations[token] = .probeSocket(name)
+                state.registrations[token] = .probeSocket(name, generation: generation)
             }
             let mask = step == .waitWritable ? ProcessEventLoop.writable : ProcessEventLoop.readable
             loop.add(connection.socket, mask: mask, token: token)
         }
     }
 
-    private func probeTimedOut(_ name: ServiceName, socketToken: UInt64) {
+    private func probeTimedOut(_ name: ServiceName, socketToken: UInt64, generation: UInt64) {
         let connection = state.withLock { state -> HealthProbeConnection? in
             state.registrations[socketToken] = nil
             return state.probes.removeValue(forKey: socketToken)
@@ -116,6 +126,6 @@ extension Supervisor {
         connection.cancel()
         let timeout = state.withLock { $0.instances[name]?.configuration.health?.timeoutMilliseconds } ?? 0
         let detail = "no answer within \(timeout) ms"
-        feed(name) { machine, now in machine.probeFinished(healthy: false, detail: detail, at: now) }
+        feed(name) { machine, now in machine.probeFinished(generation: generation, healthy: false, detail: detail, at: now) }
     }
 }

@@ -65,8 +65,8 @@ public final class Supervisor: Service, Sendable {
     enum Registration: Sendable {
         case process(ServiceName, pid: Int32)
         case timer(ServiceName, generation: UInt64)
-        case probeSocket(ServiceName)
-        case probeTimeout(ServiceName, socketToken: UInt64)
+        case probeSocket(ServiceName, generation: UInt64)
+        case probeTimeout(ServiceName, socketToken: UInt64, generation: UInt64)
     }
 
     struct State: Sendable {
