@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -198,6 +199,10 @@ static int gated_child(void *raw) {
     } while (result == -EINTR);
     if (result != 1) raw_syscall(SYS_exit_group, 127, 0, 0, 0);  // The gate closed unopened.
     raw_syscall(SYS_close, 3, 0, 0, 0);
+    if (image->nofile_soft >= 0) {
+        unsigned long long limits[2] = {(unsigned long long)image->nofile_soft, (unsigned long long)image->nofile_hard};
+        raw_syscall(SYS_prlimit64, 0, RLIMIT_NOFILE, (long)limits, 0);
+    }
     unsigned long empty = 0;
     raw_syscall(SYS_rt_sigprocmask, SIG_SETMASK, (long)&empty, 0, 8);
     result = raw_syscall(SYS_execve, (long)image->path, (long)image->argv, (long)image->envp, 0);
@@ -293,6 +298,16 @@ void cpop_gated_abort(struct cpop_gated_child *child) {
     close(child->gate_fd);
     child->gate_fd = -1;
     gated_finish(child);
+}
+
+int cpop_raise_file_limit(long long *soft, long long *hard) {
+    struct rlimit limit;
+    if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= limit.rlim_max) return 0;
+    struct rlimit raised = {limit.rlim_max, limit.rlim_max};
+    if (setrlimit(RLIMIT_NOFILE, &raised) != 0) return 0;
+    *soft = (long long)limit.rlim_cur;
+    *hard = (long long)limit.rlim_max;
+    return 1;
 }
 
 int cpop_pipe_cloexec(int fds[2]) {

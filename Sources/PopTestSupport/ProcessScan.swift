@@ -82,4 +82,15 @@ public enum ProcessScan {
             return arguments.first == "pop-log" && arguments.count > 2 && arguments[2] == folder
         }
     }
+
+    /// A process in a few words, for test failures: pid, state, parent, command line and working folder.
+    public static func describe(_ pid: Int32) -> String {
+        let stat = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)) ?? "gone"
+        let state = stat.split(separator: ")").last.map { $0.split(separator: " ").prefix(2).joined(separator: " ") } ?? "?"
+        let command = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline").map {
+            $0.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }.joined(separator: " ")
+        } ?? ""
+        let folder = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/cwd")) ?? "?"
+        return "\(pid) [\(state)] \(command.prefix(60)) in \(folder)"
+    }
 }

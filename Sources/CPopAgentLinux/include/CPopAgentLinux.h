@@ -53,6 +53,9 @@ struct cpop_spawn_image {
     int stdin_fd;
     int stdout_fd;
     int stderr_fd;
+    /// The open-files limit the program gets (soft, hard), when the caller raised its own; -1 leaves it.
+    long long nofile_soft;
+    long long nofile_hard;
 };
 
 /// A child that exists but has not exec'd yet: it waits at a gate until released.
@@ -81,6 +84,10 @@ int cpop_gated_release(struct cpop_gated_child *child);
 /// Closes the gate without opening it: the child exits (status 127) without running the program. Waits until it
 /// has exited; it must be reaped. Frees what the spawn held except the pidfd.
 void cpop_gated_abort(struct cpop_gated_child *child);
+
+/// Raises this process's soft open-files limit to its hard limit. Returns 1 and the limits it had when it raised
+/// them, 0 when they were already equal or could not be changed.
+int cpop_raise_file_limit(long long *soft, long long *hard);
 
 /// pipe2(fds, O_CLOEXEC): a pipe whose ends no spawned program inherits unless given them on purpose.
 int cpop_pipe_cloexec(int fds[2]);

@@ -50,26 +50,35 @@ enum ChildReaper {
         _ = tracked.withLock { $0.remove(pid) }
     }
 
-    private static let sweepWaiters = Mutex<(next: Int, waiting: [Int: CheckedContinuation<Void, Never>])>((0, [:]))
+    private struct Sweeps {
+        var done = 0
+        var nextWaiter = 0
+        var waiting: [Int: (after: Int, continuation: CheckedContinuation<Void, Never>)] = [:]
+    }
 
-    /// Returns after the next sweep has finished, or when the task is cancelled (for tests: a sweep reaps every
-    /// zombie that existed when it began).
-    static func nextSweep() async {
-        let id = sweepWaiters.withLock { waiters in
-            defer { waiters.next += 1 }
-            return waiters.next
+    private static let sweeps = Mutex(Sweeps())
+
+    /// How many sweeps have finished so far (for tests).
+    static var sweepsDone: Int { sweeps.withLock { $0.done } }
+
+    /// Returns once more than `count` sweeps have finished, or when the task is cancelled (for tests: a sweep reaps
+    /// every zombie that existed when it began).
+    static func sweep(after count: Int) async {
+        let id = sweeps.withLock { sweeps in
+            defer { sweeps.nextWaiter += 1 }
+            return sweeps.nextWaiter
         }
         await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
-                let resumeNow = sweepWaiters.withLock { waiters -> Bool in
-                    if Task.isCancelled { return true }
-                    waiters.waiting[id] = continuation
+                let resumeNow = sweeps.withLock { sweeps -> Bool in
+                    if Task.isCancelled || sweeps.done > count { return true }
+                    sweeps.waiting[id] = (count, continuation)
                     return false
                 }
                 if resumeNow { continuation.resume() }
             }
         } onCancel: {
-            sweepWaiters.withLock { $0.waiting.removeValue(forKey: id) }?.resume()
+            sweeps.withLock { $0.waiting.removeValue(forKey: id) }?.continuation.resume()
         }
     }
 
@@ -77,9 +86,11 @@ enum ChildReaper {
     @discardableResult
     static func sweep() -> Int {
         defer {
-            let waiters = sweepWaiters.withLock { waiters in
-                defer { waiters.waiting = [:] }
-                return Array(waiters.waiting.values)
+            let waiters = sweeps.withLock { sweeps in
+                sweeps.done += 1
+                let due = sweeps.waiting.filter { $0.value.after < sweeps.done }
+                for id in due.keys { sweeps.waiting[id] = nil }
+                return due.values.map(\.continuation)
             }
             for waiter in waiters { waiter.resume() }
         }

@@ -110,6 +110,8 @@ struct InstanceStateMachine: Sendable {
     private var probeInFlight: UInt64?
     /// How long to wait for the next probe while starting (doubles up to the interval).
     private var startingProbeDelay: Duration = .zero
+    /// When the current `starting` phase began: its grace period counts from here (the process may be older).
+    private var startingSince: Moment?
 
     private enum TimerPurpose: Hashable, Sendable {
         case backoff, stopTimeout, probe
@@ -233,10 +235,13 @@ struct InstanceStateMachine: Sendable {
     /// The instance's process was found alive by a new agent and is supervised again.
     mutating func adopted(pid: Int32, started: Moment, restarts: Int, at now: Moment) -> Action {
         self.restarts = restarts
-        if parameters.health != nil {
-            // Healthy enough to be running when the last agent left it; the grace period counts from now.
-            setPhase(.running(pid: pid, started: started, lastHealthy: now), at: now)
-            return scheduleProbe(after: parameters.health!.interval)
+        if let health = parameters.health {
+            // Running is what a passed check says: the previous agent may have died before the first one. A healthy
+            // process passes at once; the grace period counts from now.
+            setPhase(.starting(pid: pid, started: started), at: now)
+            startingSince = now
+            startingProbeDelay = min(.milliseconds(10), health.interval)
+            return scheduleProbe(after: .zero)
         }
         setPhase(.running(pid: pid, started: started, lastHealthy: nil), at: now)
         return .none
@@ -253,6 +258,7 @@ struct InstanceStateMachine: Sendable {
         case .command:
             if let health = parameters.health {
                 setPhase(.starting(pid: pid, started: now), at: now)
+                startingSince = now
                 startingProbeDelay = min(.milliseconds(10), health.interval)
                 if !stopRequested { return scheduleProbe(after: .zero) }
             } else {
@@ -339,7 +345,7 @@ struct InstanceStateMachine: Sendable {
                 setPhase(.running(pid: pid, started: started, lastHealthy: now), at: now)
                 return scheduleProbe(after: health.interval)
             }
-            if now.instant - started.instant > health.gracePeriod {
+            if now.instant - (startingSince ?? started).instant > health.gracePeriod {
                 return beginStop(
                     pid: pid, then: .fail("not healthy within the grace period: \(detail)"), at: now)
             }

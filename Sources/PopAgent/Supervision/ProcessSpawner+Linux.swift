@@ -28,6 +28,21 @@ extension ProcessSpawner {
 
     /// `/dev/null`, opened once for every child's stdin.
     private static let devNull: Int32 = open("/dev/null", O_RDONLY | O_CLOEXEC)
+
+    /// The open-files limit this process had before ``raiseFileLimit()`` raised it, which programs get back; `nil`
+    /// when it was not changed.
+    static let originalFileLimit: (soft: Int64, hard: Int64)? = {
+        var soft: Int64 = 0
+        var hard: Int64 = 0
+        return cpop_raise_file_limit(&soft, &hard) == 1 ? (soft, hard) : nil
+    }()
+
+    /// Raises the soft open-files limit to the hard one, once: a supervisor holds a pidfd and two pipe ends per
+    /// instance, which a soft limit of 1,024 does not allow for hundreds of instances. The programs it starts get
+    /// the limit they would have had.
+    static func raiseFileLimit() {
+        _ = originalFileLimit
+    }
 }
 
 /// A spawned child waiting at its gate; exactly one of ``release()`` and ``abort()`` must follow.
@@ -58,10 +73,12 @@ final class GatedChild {
         envp[environmentStrings.count] = nil
         strings = [path, folder] + argumentStrings + environmentStrings
         image = .allocate(capacity: 1)
+        let limit = ProcessSpawner.originalFileLimit
         image.initialize(
             to: cpop_spawn_image(
                 path: path, argv: argv, envp: envp, directory: folder, stdin_fd: descriptors[0],
-                stdout_fd: descriptors[1], stderr_fd: descriptors[2]))
+                stdout_fd: descriptors[1], stderr_fd: descriptors[2], nofile_soft: limit?.soft ?? -1,
+                nofile_hard: limit?.hard ?? -1))
         state = .allocate(capacity: 1)
         state.initialize(to: cpop_gated_child())
     }

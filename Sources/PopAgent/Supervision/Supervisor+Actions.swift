@@ -14,6 +14,8 @@ extension Supervisor {
         /// The new status, when it changed.
         var changed: InstanceStatus?
         var waiters: [CheckedContinuation<Void, Never>] = []
+        /// The log pipes of an instance that stopped for good, to close.
+        var closeLogs: LogWriter.Pipes?
     }
 
     /// Feeds an event to `name`'s machine under the lock (creating the instance from `create` if it is new), and
@@ -71,6 +73,10 @@ extension Supervisor {
             outcome.waiters = entry.stopWaiters
             entry.stopWaiters = []
         }
+        if entry.machine.isSettled || action == .forget {
+            outcome.closeLogs = entry.logOutput?.pipes
+            entry.logOutput = nil
+        }
         if action == .forget {
             state.instances[name] = nil
             for subscriber in state.subscribers.values { subscriber.yield(.removed(name)) }
@@ -96,6 +102,7 @@ extension Supervisor {
                 CrashPoint.reach(.recordRemoved)
             }
         }
+        outcome.closeLogs?.close()
         for waiter in outcome.waiters { waiter.resume() }
         perform(outcome.action, name: name, configuration: outcome.configuration)
     }
@@ -172,11 +179,9 @@ extension Supervisor {
             let executable = try ProcessSpawner.resolveExecutable(
                 arguments.first ?? "", environment: configuration.environment,
                 workingDirectory: configuration.workingDirectory)
-            let pipes = try LogWriter.start(
-                folder: configuration.logDirectory, files: stepName == nil ? ["stdout.log", "stderr.log"] : ["setup.log"],
-                rotation: configuration.logRotation)
+            let (pipes, keep) = try logPipes(name, configuration, setupStep: stepName != nil)
             // The child has its copies once spawned; the log writer ends when the last of them is closed.
-            defer { pipes.close() }
+            defer { if !keep { pipes.close() } }
             let request = SpawnRequest(
                 executable: executable, arguments: arguments, environment: configuration.environment,
                 workingDirectory: configuration.workingDirectory, standardOutput: pipes.output,
@@ -194,11 +199,20 @@ extension Supervisor {
             guard let startTime = ProcessTable.stat(pid)?.startTime else {
                 throw SupervisorError.system("read the start time of process \(pid)")
             }
-            let restarts = state.withLock { $0.instances[name]?.machine.restarts } ?? 0
+            let (restarts, cached) = state.withLock { state in
+                (state.instances[name]?.machine.restarts ?? 0, state.instances[name]?.recordConfiguration)
+            }
+            let json: [UInt8]
+            if let cached, cached.configuration == configuration {
+                json = cached.json
+            } else {
+                json = try LocalInstanceRecord.encodedConfiguration(configuration)
+                state.withLock { $0.instances[name]?.recordConfiguration = (configuration, json) }
+            }
             try LocalInstanceRecord(
                 configuration: configuration, pid: pid, processStartTime: startTime, processGroup: pid,
                 started: now.date, restarts: restarts, setupStep: stepName
-            ).write()
+            ).write(configurationJSON: json)
         } catch {
             // Without a record the process must not run: nothing would find it if this agent died.
             child.abort()
@@ -235,6 +249,33 @@ extension Supervisor {
         }
         loop.add(handle, mask: ProcessEventLoop.readable, token: token)
         finish(outcome, name: name)
+    }
+
+    /// The pipes a process writes its output to: for the command, the ones its previous process wrote to while their
+    /// log writer reads on (kept, `true`), else new ones with a log writer of their own.
+    private func logPipes(
+        _ name: ServiceName, _ configuration: InstanceConfiguration, setupStep: Bool
+    ) throws(SupervisorError) -> (LogWriter.Pipes, keep: Bool) {
+        if setupStep {
+            return (try LogWriter.start(folder: configuration.logDirectory, files: ["setup.log"], rotation: configuration.logRotation), false)
+        }
+        let kept = state.withLock { $0.instances[name]?.logOutput }
+        if let kept, kept.folder == configuration.logDirectory, kept.rotation == configuration.logRotation,
+            kept.pipes.readerIsAlive
+        {
+            return (kept.pipes, true)
+        }
+        let pipes = try LogWriter.start(
+            folder: configuration.logDirectory, files: ["stdout.log", "stderr.log"], rotation: configuration.logRotation)
+        let (stored, replaced) = state.withLock { state -> (Bool, LogWriter.Pipes?) in
+            guard state.instances[name] != nil else { return (false, nil) }
+            let replaced = state.instances[name]!.logOutput?.pipes
+            state.instances[name]!.logOutput = LogWriter.Kept(
+                folder: configuration.logDirectory, rotation: configuration.logRotation, pipes: pipes)
+            return (true, replaced)
+        }
+        replaced?.close()
+        return (pipes, stored)
     }
 
     /// Reaps a child that exited without running its program, and lets go of it.

@@ -58,6 +58,11 @@ public final class Supervisor: Service, Sendable {
         var processSignature: ConfigSignature?
         var process: WatchedProcess?
         var stopWaiters: [CheckedContinuation<Void, Never>] = []
+        /// The configuration as the instance record holds it, encoded once (the record is written at every start).
+        var recordConfiguration: (configuration: InstanceConfiguration, json: [UInt8])?
+        /// The write ends of the command's log pipes, kept while the instance is meant to run so that its next process
+        /// writes to the same log writer; closed once it has stopped for good.
+        var logOutput: LogWriter.Kept?
         var lastStatus: InstanceStatus?
     }
 
@@ -95,6 +100,7 @@ public final class Supervisor: Service, Sendable {
         self.options = options
         self.logger = logger
         ChildReaper.install()
+        ProcessSpawner.raiseFileLimit()
         self.loop = try ProcessEventLoop()
     }
 
@@ -274,6 +280,8 @@ public final class Supervisor: Service, Sendable {
             var waiters: [CheckedContinuation<Void, Never>] = []
             for name in state.instances.keys {
                 state.instances[name]!.process = nil
+                state.instances[name]!.logOutput?.pipes.close()
+                state.instances[name]!.logOutput = nil
                 waiters += state.instances[name]!.stopWaiters
                 state.instances[name]!.stopWaiters = []
             }

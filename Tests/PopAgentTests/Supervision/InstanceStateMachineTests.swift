@@ -278,6 +278,29 @@ struct InstanceStateMachineTests {
         #expect(machine.processExited(pid: 1, status: .signaled(15), at: t0) == .forget)
     }
 
+    /// An adopted instance with a health check is running only once a probe says so (the previous agent may have died
+    /// before the first one); its grace period counts from the adoption, not from the process's start.
+    @Test func anAdoptedInstanceWithAHealthCheckIsProbedAtOnce() {
+        let health = Machine.Parameters.Health(interval: .seconds(1), gracePeriod: .seconds(2))
+        var machine = Machine(parameters: parameters(health: health), at: t0)
+        let adoptedAt = t0.advanced(by: .seconds(3600))
+        guard case .scheduleTimer(.zero, let generation) = machine.adopted(pid: 8, started: t0, restarts: 0, at: adoptedAt)
+        else {
+            Issue.record("expected an immediate probe")
+            return
+        }
+        #expect(machine.state == .starting)
+        #expect(machine.started == t0.date, "the process's own start is kept")
+        #expect(machine.timerFired(generation: generation, at: adoptedAt) == .probe(generation: generation))
+        // Unhealthy an hour after the process started, but within the grace period since the adoption: probe again.
+        guard case .scheduleTimer = machine.probeFinished(generation: generation, healthy: false, detail: "refused", at: adoptedAt)
+        else {
+            Issue.record("expected another probe within the grace period")
+            return
+        }
+        #expect(machine.state == .starting)
+    }
+
     @Test func adoptedInstanceRunsWithoutRestart() {
         var machine = Machine(parameters: parameters(), at: t0)
         #expect(machine.adopted(pid: 77, started: t0, restarts: 2, at: t0.advanced(by: .seconds(5))) == .none)

@@ -136,11 +136,14 @@ func sweepAfterNow(within limit: Duration = .seconds(10)) async -> Bool {
     let argv: [UnsafeMutablePointer<CChar>?] = [strdup("true"), nil]
     defer { free(argv[0]) }
     var sentinel: pid_t = 0
+    var seen = ChildReaper.sweepsDone
     guard posix_spawnp(&sentinel, "true", nil, &attributes, argv, environ) == 0 else { return false }
     while ProcessTable.stat(sentinel) != nil {
         let remaining = deadline - ContinuousClock.now
         guard remaining > .zero else { return false }
-        _ = await first(within: remaining) { await ChildReaper.nextSweep() }
+        let after = seen
+        _ = await first(within: remaining) { await ChildReaper.sweep(after: after) }
+        seen = ChildReaper.sweepsDone
     }
     return true
 }

@@ -103,7 +103,8 @@ struct CrashPointTests {
             let processes = ProcessScan.processes(withEnvironment: "POP_INSTANCE_DIR", pop.instanceFolder(service.name))
             #expect(processes == [pid], "\(service.name): processes \(processes), supervised \(pid)")
             let port = crash.scenario == .restart ? service.newPort : service.port
-            #expect(ProcessScan.listeners(onPort: port) == [pid], "\(service.name): port \(port) held by \(ProcessScan.listeners(onPort: port))")
+            let holders = ProcessScan.listeners(onPort: port)
+            #expect(holders == [pid], "\(service.name): port \(port) held by \(holders.map(ProcessScan.describe)), supervised \(ProcessScan.describe(pid))")
             if crash.scenario == .restart {
                 #expect(ProcessScan.listeners(onPort: service.port).isEmpty, "\(service.name): the old port is still held")
             }
@@ -151,8 +152,12 @@ struct Listener: Sendable {
 /// Runs `body` with a machine whose plugin path has the `listener` template and `count` services made from it.
 func withListeners(count: Int, _ body: (PopRunner, [Listener]) async throws -> Void) async throws {
     try await withFaultMachine(environment: ["POP_PLUGIN_PATH": try ListenerPlugin.folder.path]) { pop in
+        // Below the ephemeral range (32768 and up), so that no client connection on this busy machine takes one.
         var ports = Set<Int>()
-        while ports.count < count * 2 { ports.insert(try StoreFailureTests.closedPort()) }
+        while ports.count < count * 2 {
+            let port = Int.random(in: 20_000..<32_000)
+            if ListenerPlugin.isFree(port) { ports.insert(port) }
+        }
         let sorted = Array(ports)
         let services = (0..<count).map { Listener(name: "s\($0)", port: sorted[$0 * 2], newPort: sorted[$0 * 2 + 1]) }
         for service in services {
@@ -192,6 +197,20 @@ enum ListenerPlugin {
         stop-timeout: 5s
 
         """
+    }
+
+    /// Whether nothing is bound to 127.0.0.1:`port` right now.
+    static func isFree(_ port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        } == 0
     }
 
     static func jsonString(_ text: String) -> String {
