@@ -300,6 +300,13 @@ void cpop_gated_abort(struct cpop_gated_child *child) {
     gated_finish(child);
 }
 
+int cpop_has_exited_child(void) {
+    siginfo_t info;
+    memset(&info, 0, sizeof(info));
+    if (waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) != 0) return 0;
+    return info.si_pid != 0;
+}
+
 int cpop_raise_file_limit(long long *soft, long long *hard) {
     struct rlimit limit;
     if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= limit.rlim_max) return 0;

@@ -85,6 +85,10 @@ int cpop_gated_release(struct cpop_gated_child *child);
 /// has exited; it must be reaped. Frees what the spawn held except the pidfd.
 void cpop_gated_abort(struct cpop_gated_child *child);
 
+/// Whether this process has a child that has exited and is not reaped yet (waitid with WNOWAIT: nothing is reaped).
+/// 1 when there is one, 0 when there is none (or no child at all).
+int cpop_has_exited_child(void);
+
 /// Raises this process's soft open-files limit to its hard limit. Returns 1 and the limits it had when it raised
 /// them, 0 when they were already equal or could not be changed.
 int cpop_raise_file_limit(long long *soft, long long *hard);

@@ -94,6 +94,9 @@ enum ChildReaper {
             }
             for waiter in waiters { waiter.resume() }
         }
+        // Most SIGCHLDs are for instances, which their pidfd handlers have reaped by now (the event loop handles
+        // SIGCHLD after the other events it woke for): with no exited child at all there is nothing to look for.
+        guard cpop_has_exited_child() == 1 else { return 0 }
         let ownSession = getsid(0)
         var reaped = 0
         // Most children are tracked instance leaders: leave them out before reading anything from /proc.

@@ -88,6 +88,7 @@ final class ProcessEventLoop: Sendable {
                 if errno == EINTR { continue }
                 return
             }
+            var childSignal = false
             for index in 0..<Int(count) {
                 var mask: UInt32 = 0
                 var token: UInt64 = 0
@@ -97,11 +98,13 @@ final class ProcessEventLoop: Sendable {
                     drain(wake)
                 case Self.childSignalToken:
                     drain(ChildReaper.wakeDescriptor)
-                    handler(.childSignal)
+                    childSignal = true
                 default:
                     handler(.ready(token: token, mask: mask))
                 }
             }
+            // After the exits this wake-up reported were handled (and those children reaped through their pidfds).
+            if childSignal { handler(.childSignal) }
             let expired = timers.withLock { $0.popExpired(now: .now) }
             for token in expired {
                 handler(.timer(token: token))

@@ -173,12 +173,18 @@ extension Supervisor {
     /// process: never a process that no record names.
     private func launch(_ name: ServiceName, _ configuration: InstanceConfiguration, arguments: [String], stepName: String?) {
         let child: GatedChild
+        let prepared: PreparedLaunch
         do {
-            try ProcessSpawner.makeDirectory(configuration.workingDirectory)
-            try ProcessSpawner.makeDirectory(configuration.logDirectory)
-            let executable = try ProcessSpawner.resolveExecutable(
-                arguments.first ?? "", environment: configuration.environment,
-                workingDirectory: configuration.workingDirectory)
+            prepared = try prepare(name, configuration)
+            let executable: String
+            if stepName == nil, let known = prepared.executable {
+                executable = known
+            } else {
+                executable = try ProcessSpawner.resolveExecutable(
+                    arguments.first ?? "", environment: configuration.environment,
+                    workingDirectory: configuration.workingDirectory)
+                if stepName == nil { state.withLock { $0.instances[name]?.prepared?.executable = executable } }
+            }
             let (pipes, keep) = try logPipes(name, configuration, setupStep: stepName != nil)
             // The child has its copies once spawned; the log writer ends when the last of them is closed.
             defer { if !keep { pipes.close() } }
@@ -199,20 +205,11 @@ extension Supervisor {
             guard let startTime = ProcessTable.stat(pid)?.startTime else {
                 throw SupervisorError.system("read the start time of process \(pid)")
             }
-            let (restarts, cached) = state.withLock { state in
-                (state.instances[name]?.machine.restarts ?? 0, state.instances[name]?.recordConfiguration)
-            }
-            let json: [UInt8]
-            if let cached, cached.configuration == configuration {
-                json = cached.json
-            } else {
-                json = try LocalInstanceRecord.encodedConfiguration(configuration)
-                state.withLock { $0.instances[name]?.recordConfiguration = (configuration, json) }
-            }
+            let restarts = state.withLock { $0.instances[name]?.machine.restarts } ?? 0
             try LocalInstanceRecord(
                 configuration: configuration, pid: pid, processStartTime: startTime, processGroup: pid,
                 started: now.date, restarts: restarts, setupStep: stepName
-            ).write(configurationJSON: json)
+            ).write(configurationJSON: prepared.recordJSON)
         } catch {
             // Without a record the process must not run: nothing would find it if this agent died.
             child.abort()
@@ -278,6 +275,21 @@ extension Supervisor {
         return (pipes, stored)
     }
 
+    /// The configuration's ``PreparedLaunch``: the one kept from its last start, or a new one (which makes the folders
+    /// and encodes the record's configuration).
+    private func prepare(_ name: ServiceName, _ configuration: InstanceConfiguration) throws(SupervisorError) -> PreparedLaunch {
+        if let kept = state.withLock({ $0.instances[name]?.prepared }), kept.configuration == configuration {
+            return kept
+        }
+        try ProcessSpawner.makeDirectory(configuration.workingDirectory)
+        try ProcessSpawner.makeDirectory(configuration.logDirectory)
+        let prepared = PreparedLaunch(
+            configuration: configuration, executable: nil,
+            recordJSON: try LocalInstanceRecord.encodedConfiguration(configuration))
+        state.withLock { $0.instances[name]?.prepared = prepared }
+        return prepared
+    }
+
     /// Reaps a child that exited without running its program, and lets go of it.
     private func discard(pid: Int32, handle: Int32) {
         _ = ProcessTable.reapWhenExited(handle: handle)
@@ -287,6 +299,8 @@ extension Supervisor {
 
     private func spawnFailed(_ name: ServiceName, _ error: any Error) {
         logger.error("could not start instance", metadata: ["service": "\(name)", "error": "\(error)"])
+        // Its folders or its program may have gone: look again at the next start.
+        state.withLock { $0.instances[name]?.prepared = nil }
         let message = error.supervisorMessage
         feed(name) { machine, now in machine.spawnFailed(message, at: now) }
     }

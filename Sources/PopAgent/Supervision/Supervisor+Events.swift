@@ -11,8 +11,13 @@ extension Supervisor {
     func handle(_ event: ProcessEventLoop.Event) {
         switch event {
         case .childSignal:
-            let reaped = ChildReaper.sweep()
-            if reaped > 0 { logger.debug("reaped orphaned processes", metadata: ["count": "\(reaped)"]) }
+            // Instances are reaped through their pidfds; what is left to sweep (orphaned grandchildren, log writers)
+            // can wait a moment, so that a burst of exits costs one sweep rather than one per exit.
+            let first = state.withLock { state in
+                defer { state.sweepScheduled = true }
+                return !state.sweepScheduled
+            }
+            if first { schedule(.sweep, after: Self.sweepDelay) }
         case .ready(let token, _), .timer(let token):
             let registration = state.withLock { state -> Registration? in
                 switch state.registrations[token] {
@@ -25,6 +30,10 @@ extension Supervisor {
                 processExited(name, pid: pid, token: token)
             case .timer(let name, let generation)?:
                 feed(name) { machine, now in machine.timerFired(generation: generation, at: now) }
+            case .sweep?:
+                state.withLock { $0.sweepScheduled = false }
+                let reaped = ChildReaper.sweep()
+                if reaped > 0 { logger.debug("reaped orphaned processes", metadata: ["count": "\(reaped)"]) }
             case .probeSocket(let name, let generation)?:
                 continueProbe(name, token: token, generation: generation)
             case .probeTimeout(let name, let socketToken, let generation)?:

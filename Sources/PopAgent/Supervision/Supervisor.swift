@@ -58,12 +58,23 @@ public final class Supervisor: Service, Sendable {
         var processSignature: ConfigSignature?
         var process: WatchedProcess?
         var stopWaiters: [CheckedContinuation<Void, Never>] = []
-        /// The configuration as the instance record holds it, encoded once (the record is written at every start).
-        var recordConfiguration: (configuration: InstanceConfiguration, json: [UInt8])?
+        /// What every start of this configuration needs and can reuse: folders made, program found, record encoded.
+        var prepared: PreparedLaunch?
         /// The write ends of the command's log pipes, kept while the instance is meant to run so that its next process
         /// writes to the same log writer; closed once it has stopped for good.
         var logOutput: LogWriter.Kept?
         var lastStatus: InstanceStatus?
+    }
+
+    /// The work of a start that depends only on the configuration, done once for it (a crash loop starts the same
+    /// configuration again and again).
+    struct PreparedLaunch: Sendable {
+        var configuration: InstanceConfiguration
+        /// The command's program, found in the instance's `PATH` when the command first starts (a setup step may be
+        /// what creates it).
+        var executable: String?
+        /// The configuration as the instance record holds it.
+        var recordJSON: [UInt8]
     }
 
     /// What a loop token stands for.
@@ -72,6 +83,8 @@ public final class Supervisor: Service, Sendable {
         case timer(ServiceName, generation: UInt64)
         case probeSocket(ServiceName, generation: UInt64)
         case probeTimeout(ServiceName, socketToken: UInt64, generation: UInt64)
+        /// Reap what exited and no pidfd handler reaps.
+        case sweep
     }
 
     struct State: Sendable {
@@ -79,6 +92,8 @@ public final class Supervisor: Service, Sendable {
         var registrations: [UInt64: Registration] = [:]
         var probes: [UInt64: HealthProbeConnection] = [:]
         var subscribers: [Int: AsyncStream<InstanceEvent>.Continuation] = [:]
+        /// Whether a sweep is scheduled (SIGCHLDs until then are covered by it).
+        var sweepScheduled = false
         var nextSubscriber = 0
         var lifecycle: Lifecycle = .idle
     }
@@ -88,6 +103,9 @@ public final class Supervisor: Service, Sendable {
         case running(shutdown: CheckedContinuation<Void, Never>?, requested: Bool)
         case finished
     }
+
+    /// How long a sweep waits after the SIGCHLD that asked for it, gathering the exits of a burst.
+    static let sweepDelay: Duration = .milliseconds(50)
 
     let options: Options
     let logger: Logger
