@@ -85,7 +85,7 @@ extension AgentBenchmark {
             }
             let log = environment.home + "/machines/\(environment.machine)/agent.log"
             let offset = Self.fileSize(log)
-            FileManager.default.createFile(atPath: go, contents: nil)
+            _ = FileManager.default.createFile(atPath: go, contents: nil)
             let profiler = try stormProfile.map {
                 try ChildProcess.spawn(
                     ["perf", "record", "-q", "-g", "--no-inherit", "-F", "10000", "-p", String(agent), "-o", $0],
@@ -140,7 +140,7 @@ extension AgentBenchmark {
             let pids = try await supervisor.control(["pid", "all"]).split(whereSeparator: \.isNewline).compactMap { Int32($0) }
             guard pids.count == count else { throw BenchError("supervisorctl pid all gave \(pids.count) pids") }
             let offset = Self.fileSize(log)
-            FileManager.default.createFile(atPath: go, contents: nil)
+            _ = FileManager.default.createFile(atPath: go, contents: nil)
             let before = try ProcFile.cpu(pid: supervisor.daemon.pid)
             let start = ContinuousClock.now
             for pid in pids { kill(pid, SIGKILL) }
@@ -183,7 +183,10 @@ extension AgentBenchmark {
         let before = try ProcFile.cpu(pid: agent)
         let start = ContinuousClock.now
         try await environment.pop(["deploy", "flood"])
-        let done = await Waiting.file(logs + "/stdout.log", within: .seconds(600)) { $0.hasSuffix("flood-end\n") }
+        // The last line ends stdout.log, or (a pop that rotated by copying and truncating) the copy of it.
+        let done = await Waiting.file(logs + "/stdout.log", within: .seconds(600)) { text in
+            text.hasSuffix("flood-end\n") || Self.tail(of: logs + "/stdout.log.1").hasSuffix("flood-end\n")
+        }
         let wall = ContinuousClock.now - start
         let peak = sampler.stop()
         guard done else { throw BenchError("the flood's last line did not reach stdout.log") }
@@ -266,6 +269,15 @@ extension AgentBenchmark {
             }
             return done
         }
+    }
+
+    /// The last bytes of the file at `path`.
+    static func tail(of path: String) -> String {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return "" }
+        defer { try? handle.close() }
+        let size = (try? handle.seekToEnd()) ?? 0
+        try? handle.seek(toOffset: size > 64 ? size - 64 : 0)
+        return String(decoding: handle.readDataToEndOfFile(), as: UTF8.self)
     }
 
     static func fileSize(_ path: String) -> Int {

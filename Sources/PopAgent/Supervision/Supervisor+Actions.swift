@@ -209,7 +209,7 @@ extension Supervisor {
             try LocalInstanceRecord(
                 configuration: configuration, pid: pid, processStartTime: startTime, processGroup: pid,
                 started: now.date, restarts: restarts, setupStep: stepName
-            ).write(configurationJSON: prepared.recordJSON)
+            ).write()
         } catch {
             // Without a record the process must not run: nothing would find it if this agent died.
             child.abort()
@@ -275,17 +275,15 @@ extension Supervisor {
         return (pipes, stored)
     }
 
-    /// The configuration's ``PreparedLaunch``: the one kept from its last start, or a new one (which makes the folders
-    /// and encodes the record's configuration).
+    /// The configuration's ``PreparedLaunch``: the one kept from its last start, or a new one (which makes the
+    /// folders).
     private func prepare(_ name: ServiceName, _ configuration: InstanceConfiguration) throws(SupervisorError) -> PreparedLaunch {
         if let kept = state.withLock({ $0.instances[name]?.prepared }), kept.configuration == configuration {
             return kept
         }
         try ProcessSpawner.makeDirectory(configuration.workingDirectory)
         try ProcessSpawner.makeDirectory(configuration.logDirectory)
-        let prepared = PreparedLaunch(
-            configuration: configuration, executable: nil,
-            recordJSON: try LocalInstanceRecord.encodedConfiguration(configuration))
+        let prepared = PreparedLaunch(configuration: configuration, executable: nil)
         state.withLock { $0.instances[name]?.prepared = prepared }
         return prepared
     }

@@ -58,7 +58,7 @@ public final class Supervisor: Service, Sendable {
         var processSignature: ConfigSignature?
         var process: WatchedProcess?
         var stopWaiters: [CheckedContinuation<Void, Never>] = []
-        /// What every start of this configuration needs and can reuse: folders made, program found, record encoded.
+        /// What every start of this configuration needs and can reuse: folders made, program found.
         var prepared: PreparedLaunch?
         /// The write ends of the command's log pipes, kept while the instance is meant to run so that its next process
         /// writes to the same log writer; closed once it has stopped for good.
@@ -73,8 +73,6 @@ public final class Supervisor: Service, Sendable {
         /// The command's program, found in the instance's `PATH` when the command first starts (a setup step may be
         /// what creates it).
         var executable: String?
-        /// The configuration as the instance record holds it.
-        var recordJSON: [UInt8]
     }
 
     /// What a loop token stands for.
