@@ -70,13 +70,7 @@ extension AgentBenchmark {
             "add", first.rawValue, "--template", "command", "--command", Self.stormCommand(go: go, sleep: sleep),
         ])
         return try await environment.withNamespace { namespace in
-            let spec = try await namespace.service(first).spec
-            var names = [first]
-            for index in 1..<storm {
-                let name = try ServiceName(String(format: "storm-%04d", index))
-                try await namespace.addService(ServiceSpec(name: name, template: spec.template, options: spec.options))
-                names.append(name)
-            }
+            let names = try await Self.addCopies(of: first, count: storm, prefix: "storm", in: namespace)
             let agent = try await environment.startAgent()
             let events = EventQueue(try await namespace.store.watchSubtree(namespace.paths.services))
             for name in names { _ = try await namespace.deploy(name, machines: [environment.machine]) }

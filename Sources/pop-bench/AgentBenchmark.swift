@@ -287,13 +287,7 @@ struct AgentBenchmark: AsyncParsableCommand {
     }
 
     fileprivate func scaleRun(_ environment: BenchEnvironment, namespace: PopNamespace, first: ServiceName) async throws {
-        let template = try await namespace.service(first).spec
-        var names = [first]
-        for index in 1..<instances {
-            let name = try ServiceName(String(format: "scale-%04d", index))
-            try await namespace.addService(ServiceSpec(name: name, template: template.template, options: template.options))
-            names.append(name)
-        }
+        let names = try await Self.addCopies(of: first, count: instances, prefix: "scale", in: namespace)
         let services = names
         let agentPID = try await environment.startAgent()
         let paths = namespace.paths
@@ -372,6 +366,23 @@ struct AgentBenchmark: AsyncParsableCommand {
             String(
                 format: "  agent CPU over %.0f s idle: utime+stime %.0f ms = %.3f%%; %d of %d instances still alive",
                 wall, ticksUsed * 1000, ticksUsed / wall * 100, stillAlive, pids.count))
+    }
+}
+
+extension AgentBenchmark {
+    /// `first` and `count - 1` services added with its spec (through `PopNamespace.addService`, which is what `pop add`
+    /// does, without spawning a process each), named `PREFIX-0001` and on.
+    static func addCopies(of first: ServiceName, count: Int, prefix: String, in namespace: PopNamespace) async throws
+        -> [ServiceName]
+    {
+        let spec = try await namespace.service(first).spec
+        var names = [first]
+        for index in 1..<count {
+            let name = try ServiceName(String(format: "\(prefix)-%04d", index))
+            try await namespace.addService(ServiceSpec(name: name, template: spec.template, options: spec.options))
+            names.append(name)
+        }
+        return names
     }
 }
 

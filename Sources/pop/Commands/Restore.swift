@@ -39,7 +39,7 @@ struct Restore: AsyncParsableCommand {
                     hint: "`pop restore --force \(file)` replaces it (its services and placements are deleted), or restore into another --prefix.",
                     path: plan.prefix)
             }
-            try await plan.apply(to: context.store, replacing: existing)
+            try await plan.apply(to: context.namespace, replacing: existing)
             if context.json {
                 try context.printJSON(plan.summary)
                 return
@@ -212,8 +212,9 @@ struct RestorePlan: Sendable {
     ///
     /// The embedded store takes any number of operations in one transaction; ZooKeeper limits a request's size, so a
     /// large namespace goes in several multi-operations, and the nodes created before one fails are deleted again.
-    func apply(to store: any CoordinationStore, replacing existing: [StoreNode]) async throws {
-        try await createAncestors(in: store)
+    func apply(to namespace: PopNamespace, replacing existing: [StoreNode]) async throws {
+        let store = namespace.store
+        try await namespace.createAncestors()
         let deletes = existing.map(\.path).sorted { $0.count > $1.count }.map { StoreOperation.delete($0, version: nil) }
         let creates = nodes.map { StoreOperation.create($0.path, data: $0.data, mode: .persistent) }
         let batches = Self.batches(deletes + creates, oneBatch: store.isMachineLocal)
@@ -241,23 +242,6 @@ struct RestorePlan: Sendable {
                     .system,
                     "Restoring \(prefix) failed after \(created.count) of \(nodes.count) nodes: \(error). The nodes it had written were deleted again.\(replaced)",
                     hint: "Fix the cause and run the restore again.", path: prefix)
-            }
-        }
-    }
-
-    /// Creates the missing folders above the prefix (a nested prefix), as `pop init` does.
-    private func createAncestors(in store: any CoordinationStore) async throws {
-        var missing: [String] = []
-        var parent = NodePath.parent(prefix)
-        while let path = parent, path != "/", try await store.exists(path) == nil {
-            missing.insert(path, at: 0)
-            parent = NodePath.parent(path)
-        }
-        for path in missing {
-            do {
-                _ = try await store.create(path, data: [], mode: .persistent)
-            } catch let error as PopError where error.code == .conflict {
-                // Created meanwhile by someone else: fine.
             }
         }
     }
