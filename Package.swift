@@ -17,6 +17,7 @@ let package = Package(
         .library(name: "PopTestSupport", targets: ["PopTestSupport"]),
         .executable(name: "pop", targets: ["pop"]),
         .executable(name: "pop-bench", targets: ["pop-bench"]),
+        .executable(name: "pop-log", targets: ["pop-log"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -105,6 +106,11 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strictSettings
+        ),
+        // An instance's log writer as a small program of its own, used when it lies beside pop (docs/agent.md, Logs).
+        .executableTarget(
+            name: "pop-log",
+            dependencies: [.target(name: "CPopAgentLinux", condition: .when(platforms: [.linux]))]
         ),
         // Benchmarks that print the figures recorded in docs/benchmarks.md.
         .executableTarget(

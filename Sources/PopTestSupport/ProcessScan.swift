@@ -19,11 +19,21 @@ public enum ProcessScan {
     /// Every live process whose environment has `NAME=VALUE`.
     public static func processes(withEnvironment name: String, _ value: String) -> [Int32] {
         let wanted = Array("\(name)=\(value)".utf8)
-        return allPIDs().filter { pid in
+        return processes(whoseEnvironmentHas: { $0.elementsEqual(wanted) })
+    }
+
+    /// Every live process whose environment has `NAME=` followed by a value that starts with `prefix`.
+    public static func processes(withEnvironment name: String, startingWith prefix: String) -> [Int32] {
+        let wanted = Array("\(name)=\(prefix)".utf8)
+        return processes(whoseEnvironmentHas: { $0.starts(with: wanted) })
+    }
+
+    private static func processes(whoseEnvironmentHas matches: (ArraySlice<UInt8>) -> Bool) -> [Int32] {
+        allPIDs().filter { pid in
             guard ProcessScan.isAlive(pid),
                 let data = FileManager.default.contents(atPath: "/proc/\(pid)/environ")
             else { return false }
-            return data.split(separator: 0).contains { Array($0) == wanted }
+            return [UInt8](data).split(separator: 0).contains(where: matches)
         }
     }
 

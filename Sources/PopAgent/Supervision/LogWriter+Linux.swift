@@ -1,5 +1,6 @@
 #if os(Linux)
 import CPopAgentLinux
+import Foundation
 import Glibc
 
 /// Starts an instance's log writer (`pop-log`): a small process that reads the instance's output from pipes and
@@ -11,9 +12,19 @@ import Glibc
 /// kill it with SIGPIPE, or block it once full. So each process the supervisor spawns gets a log writer of its own,
 /// in a session of its own, which ends when the last writer of its pipes (the instance's whole group) has gone.
 ///
-/// The log writer is this very executable, started under the name `pop-log`: a C constructor in `CPopAgentLinux`
-/// recognises the name and marker, runs the writer and exits before any Swift code runs.
+/// The log writer is the `pop-log` program beside this executable, or else this very executable started under the name
+/// `pop-log`: a C constructor in `CPopAgentLinux` recognises the name and marker, runs the writer and exits before any
+/// Swift code runs.
 enum LogWriter {
+    /// The program: `pop-log` beside this executable when it is there (a small C program, cheap to start), else this
+    /// executable itself, whose constructor recognises the name (it costs the start of the whole program: ~2.5 ms of
+    /// CPU for pop's static release build, more for a debug build).
+    static let executable: String = {
+        let own = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? ""
+        let beside = (own as NSString).deletingLastPathComponent + "/" + String(cString: cpop_log_writer_name())
+        return !own.isEmpty && access(beside, X_OK) == 0 ? beside : "/proc/self/exe"
+    }()
+
     /// The write ends of an instance's output pipes, for its stdout and stderr (the same one when both go to one file).
     struct Pipes {
         var output: Int32
@@ -94,7 +105,7 @@ enum LogWriter {
         defer { for pointer in argv { free(pointer) } }
         var environment: [UnsafeMutablePointer<CChar>?] = [nil]
         var pid: pid_t = 0
-        let result = posix_spawn(&pid, "/proc/self/exe", &actions, &attributes, argv, &environment)
+        let result = posix_spawn(&pid, executable, &actions, &attributes, argv, &environment)
         for fd in readEnds { Glibc.close(fd) }
         guard result == 0 else {
             for fd in writeEnds { Glibc.close(fd) }

@@ -16,7 +16,8 @@ struct Dump: AsyncParsableCommand {
             the data as text. Data that is not UTF-8 is shown as 'base64:' and its Base64; control characters are \
             escaped as \\u{..}. The store is named on standard error, so standard output can be compared as is.
             With --json the output is a backup of the namespace that `pop restore FILE` reads back, on either store.
-            """)
+            """,
+        shouldDisplay: false)
 
     @OptionGroup var global: GlobalOptions
 

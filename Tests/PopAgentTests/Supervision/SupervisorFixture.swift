@@ -119,11 +119,6 @@ func groupEnds(_ group: Int32, within limit: Duration = .seconds(10)) async -> B
         && processes(inGroup: group).allSatisfy { ProcessTable.stat($0)?.hasExited ?? true }
 }
 
-/// Zombie children of this process.
-func zombieChildren() -> [Int32] {
-    ProcessTable.children().filter { ProcessTable.stat($0)?.isZombie == true }
-}
-
 /// Waits until the child reaper has swept after now: a sentinel child in a session of its own exits, and its
 /// SIGCHLD makes the reaper sweep, reaping the sentinel and every zombie that was there before. Returns whether the
 /// sentinel was reaped within `limit`.

@@ -104,7 +104,9 @@ struct CrashPointTests {
             #expect(processes == [pid], "\(service.name): processes \(processes), supervised \(pid)")
             let port = crash.scenario == .restart ? service.newPort : service.port
             let holders = ProcessScan.listeners(onPort: port)
-            #expect(holders == [pid], "\(service.name): port \(port) held by \(holders.map(ProcessScan.describe)), supervised \(ProcessScan.describe(pid))")
+            #expect(
+                holders == [pid],
+                "\(service.name): port \(port) held by \(holders.map(ProcessScan.describe)), supervised \(ProcessScan.describe(pid)) \(instance); its log: \(String(decoding: FileManager.default.contents(atPath: pop.instanceFolder(service.name) + "/logs/stderr.log") ?? Data(), as: UTF8.self).suffix(300))")
             if crash.scenario == .restart {
                 #expect(ProcessScan.listeners(onPort: service.port).isEmpty, "\(service.name): the old port is still held")
             }

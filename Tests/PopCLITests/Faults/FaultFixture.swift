@@ -58,20 +58,20 @@ extension PopRunner {
         home.path + "/machines/\(machineID)/instances/\(service)"
     }
 
-    /// Kills the agent and every process that runs in one of this machine's instance folders (whatever a record
-    /// says or does not say), waits until they are gone, and removes the home unless `keepHome`.
+    /// Kills this home's agent and every process of its instances (found by their environment and working folder,
+    /// never by a recorded pid, which another test's process may have by now), waits until they are gone, and removes
+    /// the home unless `keepHome`.
     func killEverything(keepHome: Bool = false) async {
-        var pids: [Int32] = []
-        if let agent = agentPID() {
-            kill(agent, SIGKILL)
-            pids.append(agent)
+        let agents = ProcessScan.processes(withEnvironment: "POP_HOME", home.path)
+        let instances =
+            ProcessScan.processes(withEnvironment: "POP_INSTANCE_DIR", startingWith: home.path + "/")
+            + ProcessScan.processes(inFolderUnder: home.path + "/machines/")
+        for pid in agents { kill(pid, SIGKILL) }
+        for pid in instances {
+            // An instance leads its own process group: take its background children with it.
+            if getpgid(pid) == pid { kill(-pid, SIGKILL) } else { kill(pid, SIGKILL) }
         }
-        for pid in instancePIDs() { kill(-pid, SIGKILL) }
-        for pid in ProcessScan.processes(inFolderUnder: home.path + "/machines/") {
-            kill(pid, SIGKILL)
-            pids.append(pid)
-        }
-        _ = await Waiting.exit(of: pids, within: .seconds(10))
+        _ = await Waiting.exit(of: agents + instances, within: .seconds(10))
         if !keepHome { try? FileManager.default.removeItem(at: home.deletingLastPathComponent()) }
     }
 
