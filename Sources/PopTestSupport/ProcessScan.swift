@@ -31,9 +31,9 @@ public enum ProcessScan {
     private static func processes(whoseEnvironmentHas matches: (ArraySlice<UInt8>) -> Bool) -> [Int32] {
         allPIDs().filter { pid in
             guard ProcessScan.isAlive(pid),
-                let data = FileManager.default.contents(atPath: "/proc/\(pid)/environ")
+                let data = read("/proc/\(pid)/environ")
             else { return false }
-            return [UInt8](data).split(separator: 0).contains(where: matches)
+            return data.split(separator: 0).contains(where: matches)
         }
     }
 
@@ -58,7 +58,7 @@ public enum ProcessScan {
     public static func listeners(onPort port: Int) -> [Int32] {
         var inodes = Set<String>()
         for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
-            let text = (try? String(contentsOfFile: table, encoding: .utf8)) ?? ""
+            let text = String(decoding: read(table) ?? [], as: UTF8.self)
             for line in text.split(separator: "\n").dropFirst() {
                 let fields = line.split(separator: " ")
                 guard fields.count > 9, fields[3] == "0A",
@@ -87,7 +87,7 @@ public enum ProcessScan {
     /// The log writers (`pop-log`) writing into the log folder `folder`, found by their command line.
     public static func logWriters(of folder: String) -> [Int32] {
         allPIDs().filter { pid in
-            guard isAlive(pid), let line = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
+            guard isAlive(pid), let line = read("/proc/\(pid)/cmdline") else { return false }
             let arguments = line.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
             return arguments.first == "pop-log" && arguments.count > 2 && arguments[2] == folder
         }
@@ -97,10 +97,27 @@ public enum ProcessScan {
     public static func describe(_ pid: Int32) -> String {
         let stat = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)) ?? "gone"
         let state = stat.split(separator: ")").last.map { $0.split(separator: " ").prefix(2).joined(separator: " ") } ?? "?"
-        let command = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline").map {
+        let command = read("/proc/\(pid)/cmdline").map {
             $0.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }.joined(separator: " ")
         } ?? ""
         let folder = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/cwd")) ?? "?"
         return "\(pid) [\(state)] \(command.prefix(60)) in \(folder)"
+    }
+
+    /// The whole of a file such as one in /proc, read until its end: /proc files say they are empty and hand out a
+    /// page per read, so a single read (what reading a file of size 0 may amount to) misses all but the first page.
+    public static func read(_ path: String) -> [UInt8]? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let count = Glibc.read(fd, &chunk, chunk.count)
+            if count < 0, errno == EINTR { continue }
+            guard count > 0 else { break }
+            bytes += chunk[..<count]
+        }
+        return bytes
     }
 }

@@ -10,9 +10,9 @@ import PopState
 struct Restore: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "restore",
-        abstract: "Restore pop's namespace from a `pop dump --json` backup: services, options, packages, placements.",
+        abstract: "Put back pop's namespace from a JSON backup: services, options, packages, placements.",
         discussion: """
-            The backup may come from either store and go to either (--host, --prefix choose where it goes). Only the \
+            The backup is what `pop dump --json` prints. It may come from either store and go to either (--host, --prefix choose where it goes). Only the \
             desired state is restored: machine registrations and instance records belong to running agents, which \
             write them again, and `pop run` task records are history. A service's stored spec is restored byte for \
             byte, so its signature is unchanged and no instance restarts because of a restore.
