@@ -6,8 +6,8 @@ let strictSettings: [SwiftSetting] = [
 ]
 
 let package = Package(
+    // Linux only for now (README.md): the agent and the embedded store use pidfd, inotify, /proc and prctl.
     name: "pop",
-    platforms: [.macOS(.v15)],
     products: [
         .library(name: "ZooKeeperNIO", targets: ["ZooKeeperNIO"]),
         .library(name: "ZooKeeperTestSupport", targets: ["ZooKeeperTestSupport"]),
@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "PopTemplates", targets: ["PopTemplates"]),
         .library(name: "PopAgent", targets: ["PopAgent"]),
         .library(name: "PopTestSupport", targets: ["PopTestSupport"]),
+        .library(name: "TestProcesses", targets: ["TestProcesses"]),
         .executable(name: "pop", targets: ["pop"]),
         .executable(name: "pop-bench", targets: ["pop-bench"]),
         .executable(name: "pop-log", targets: ["pop-log"]),
@@ -43,10 +44,17 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // Starts programs for tests and benchmarks: argv only, output in files, no inherited descriptor, exits seen at once.
+        .target(
+            name: "TestProcesses",
+            dependencies: [.target(name: "CPopAgentLinux", condition: .when(platforms: [.linux]))],
+            swiftSettings: strictSettings
+        ),
         // Starts real ZooKeeper servers (standalone or an ensemble) for tests and benchmarks.
         .target(
             name: "ZooKeeperTestSupport",
             dependencies: [
+                "TestProcesses",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -57,8 +65,15 @@ let package = Package(
         .target(
             name: "PopTestSupport",
             dependencies: [
-                "ZooKeeperTestSupport", .target(name: "CPopAgentLinux", condition: .when(platforms: [.linux])),
+                "ZooKeeperTestSupport", "TestProcesses", "PopState",
+                .target(name: "CPopAgentLinux", condition: .when(platforms: [.linux])),
             ],
+            swiftSettings: strictSettings
+        ),
+        // The expectations tests put on pop's commands (`ok`, `fails`), built on PopTestSupport's runner.
+        .target(
+            name: "PopTestExpectations",
+            dependencies: ["PopTestSupport", "TestProcesses"],
             swiftSettings: strictSettings
         ),
         // pop's domain model, the CoordinationStore protocol, and its ZooKeeper and embedded implementations.
@@ -116,7 +131,7 @@ let package = Package(
         .executableTarget(
             name: "pop-bench",
             dependencies: [
-                "ZooKeeperNIO", "ZooKeeperTestSupport", "PopState", "PopTestSupport",
+                "ZooKeeperNIO", "ZooKeeperTestSupport", "PopState", "PopTestSupport", "TestProcesses",
                 .target(name: "CPopAgentLinux", condition: .when(platforms: [.linux])),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
@@ -131,7 +146,8 @@ let package = Package(
         .testTarget(
             name: "ZooKeeperNIOTests",
             dependencies: [
-                "ZooKeeperNIO", "ZooKeeperTestSupport",
+                "ZooKeeperNIO", "ZooKeeperTestSupport", "TestProcesses",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOTestUtils", package: "swift-nio"),
             ],
@@ -140,7 +156,7 @@ let package = Package(
         .testTarget(
             name: "PopStateTests",
             dependencies: [
-                "PopState", "ZooKeeperTestSupport", "PopStateProbe",
+                "PopState", "ZooKeeperTestSupport", "PopStateProbe", "TestProcesses",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings
@@ -154,18 +170,19 @@ let package = Package(
         ),
         .testTarget(
             name: "PopTemplatesTests",
-            dependencies: ["PopTemplates"],
+            dependencies: ["PopTemplates", "TestProcesses"],
             swiftSettings: strictSettings
         ),
         .testTarget(
             name: "PopAgentTests",
-            dependencies: ["PopAgent", "PopTemplates", "ZooKeeperTestSupport", "PopTestSupport"],
+            dependencies: ["PopAgent", "PopTemplates", "ZooKeeperTestSupport", "PopTestSupport", "TestProcesses"],
             swiftSettings: strictSettings
         ),
         .testTarget(
             name: "PopCLITests",
             dependencies: [
-                "PopState", "ZooKeeperNIO", "ZooKeeperTestSupport", "PopTestSupport",
+                "PopState", "PopAgent", "ZooKeeperNIO", "ZooKeeperTestSupport", "PopTestSupport", "PopTestExpectations",
+                "TestProcesses",
                 .product(name: "Logging", package: "swift-log"),
             ],
             exclude: ["Security/acl_probe.py"],
@@ -174,14 +191,14 @@ let package = Package(
         // Many machines: the real pop binary on a ZooKeeper ensemble with agents in network namespaces (needs root).
         .testTarget(
             name: "PopClusterTests",
-            dependencies: ["PopTestSupport", "PopState", "ZooKeeperTestSupport"],
+            dependencies: ["PopTestSupport", "PopState", "ZooKeeperTestSupport", "TestProcesses"],
             swiftSettings: strictSettings
         ),
         // The seed's tutorial with the real binary on both stores: Plone from PyPI, `pop run`, `pop config --port`.
         .testTarget(
             name: "PopTutorialTests",
             dependencies: [
-                "ZooKeeperTestSupport",
+                "ZooKeeperTestSupport", "PopTestSupport", "PopTestExpectations", "PopState", "TestProcesses",
                 .target(name: "CPopAgentLinux", condition: .when(platforms: [.linux])),
             ],
             swiftSettings: strictSettings

@@ -1,4 +1,5 @@
 import Foundation
+import TestProcesses
 
 #if canImport(Glibc)
 import Glibc
@@ -9,7 +10,7 @@ public enum ProcessScan {
     /// Every live process whose working folder is `folder` or below it.
     public static func processes(inFolderUnder folder: String) -> [Int32] {
         allPIDs().filter { pid in
-            guard ProcessScan.isAlive(pid),
+            guard Processes.isAlive(pid),
                 let cwd = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/cwd")
             else { return false }
             return cwd == folder || cwd.hasPrefix(folder.hasSuffix("/") ? folder : folder + "/")
@@ -22,28 +23,13 @@ public enum ProcessScan {
         return processes(whoseEnvironmentHas: { $0.elementsEqual(wanted) })
     }
 
-    /// Every live process whose environment has `NAME=` followed by a value that starts with `prefix`.
-    public static func processes(withEnvironment name: String, startingWith prefix: String) -> [Int32] {
-        let wanted = Array("\(name)=\(prefix)".utf8)
-        return processes(whoseEnvironmentHas: { $0.starts(with: wanted) })
-    }
-
     private static func processes(whoseEnvironmentHas matches: (ArraySlice<UInt8>) -> Bool) -> [Int32] {
         allPIDs().filter { pid in
-            guard ProcessScan.isAlive(pid),
+            guard Processes.isAlive(pid),
                 let data = read("/proc/\(pid)/environ")
             else { return false }
             return data.split(separator: 0).contains(where: matches)
         }
-    }
-
-    /// Whether `pid` names a process that has not exited (a zombie has).
-    public static func isAlive(_ pid: Int32) -> Bool {
-        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-            let close = stat.lastIndex(of: ")")
-        else { return false }
-        let state = stat[stat.index(after: close)...].split(separator: " ").first
-        return state != "Z" && state != "X"
     }
 
     /// Whether `pid` is a zombie: exited, not reaped.
@@ -87,7 +73,7 @@ public enum ProcessScan {
     /// The log writers (`pop-log`) writing into the log folder `folder`, found by their command line.
     public static func logWriters(of folder: String) -> [Int32] {
         allPIDs().filter { pid in
-            guard isAlive(pid), let line = read("/proc/\(pid)/cmdline") else { return false }
+            guard Processes.isAlive(pid), let line = read("/proc/\(pid)/cmdline") else { return false }
             let arguments = line.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
             return arguments.first == "pop-log" && arguments.count > 2 && arguments[2] == folder
         }

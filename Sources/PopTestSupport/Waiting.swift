@@ -7,26 +7,9 @@ import Glibc
 import CPopAgentLinux
 #endif
 
-/// Waits on events, never in a loop of sleeps: a process's exit (a pidfd), a descriptor becoming readable (poll), a
-/// file gaining text (inotify). Each wait ends at its time limit whether or not anything happened, and says which.
+/// Waits on events, never in a loop of sleeps: a descriptor becoming readable (poll), a file gaining text (inotify).
+/// (A process's exit: `Processes.waitForExit`, on pidfds.) Each wait ends at its time limit whether or not anything happened, and says which.
 public enum Waiting {
-    /// Whether `pid` exits (or has already) within `limit`; a process that does not exist counts as exited.
-    public static func exit(of pid: Int32, within limit: Duration) async -> Bool {
-        let handle = cpop_pidfd_open(pid)
-        guard handle >= 0 else { return true }
-        defer { close(handle) }
-        return await readable(handle, within: limit)
-    }
-
-    /// Whether every one of `pids` exits within `limit`.
-    public static func exit(of pids: [Int32], within limit: Duration) async -> Bool {
-        let deadline = ContinuousClock.now + limit
-        for pid in pids where !(await exit(of: pid, within: max(.zero, deadline - ContinuousClock.now))) {
-            return false
-        }
-        return true
-    }
-
     /// Whether `descriptor` becomes readable within `limit`. The poll runs on a thread of its own, so no task blocks.
     public static func readable(_ descriptor: Int32, within limit: Duration) async -> Bool {
         await withCheckedContinuation { continuation in

@@ -1,6 +1,7 @@
 import Foundation
 import PopState
 import PopTestSupport
+import TestProcesses
 
 #if canImport(Glibc)
 import Glibc
@@ -81,7 +82,7 @@ extension AgentBenchmark {
             let offset = Self.fileSize(log)
             _ = FileManager.default.createFile(atPath: go, contents: nil)
             let profiler = try stormProfile.map {
-                try ChildProcess.spawn(
+                try ChildProcess(
                     ["perf", "record", "-q", "-g", "--no-inherit", "-F", "10000", "-p", String(agent), "-o", $0],
                     environment: ProcessInfo.processInfo.environment)
             }
@@ -93,7 +94,7 @@ extension AgentBenchmark {
             let after = try ProcFile.cpu(pid: agent)
             if let profiler {
                 kill(profiler.pid, SIGINT)
-                _ = await profiler.exit()
+                await profiler.waitForExit()
             }
             let starts = Self.count("state=starting", in: log, from: offset)
             return StormFigures(

@@ -1,5 +1,6 @@
 import Foundation
 import PopState
+import TestProcesses
 import Testing
 
 /// `pop dump --json` and `pop restore FILE`: a backup of the desired state that comes back byte for byte, on both
@@ -171,7 +172,7 @@ struct BackupTests {
 
     func signatures(_ fixture: CLIFixture) async throws -> [String: String] {
         let result = try await fixture.pop.ok("status", "--json")
-        let status = try JSONDecoder().decode(StatusJSON.self, from: Data(result.stdout.utf8))
+        let status = try JSONDecoder().decode(StatusReport.self, from: Data(result.stdout.utf8))
         return Dictionary(uniqueKeysWithValues: status.services.map { ($0.service, $0.signature) })
     }
 }

@@ -334,6 +334,8 @@ public final class Agent: Service, Sendable {
                 throw PopError(.storeUnreachable, "The store session expired.")
             case .closed:
                 throw PopError(.storeUnreachable, "The store session was closed.")
+            case .authFailed:
+                throw SessionEvent.authenticationError
             }
         }
     }

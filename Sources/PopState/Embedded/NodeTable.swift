@@ -141,10 +141,6 @@ package enum NodeTable {
         }
     }
 
-    static func oldestChange(_ db: Database) throws -> Int64? {
-        try Int64.fetchOne(db, sql: "SELECT min(id) FROM change")
-    }
-
     // MARK: Writing
 
     static func create(

@@ -19,7 +19,7 @@ struct Dump: AsyncParsableCommand {
             """,
         shouldDisplay: false)
 
-    @OptionGroup var global: GlobalOptions
+    @OptionGroup(title: "Global options") var global: GlobalOptions
 
     @Argument(help: "The subtree to print (default: the namespace root, --prefix).")
     var path: String?

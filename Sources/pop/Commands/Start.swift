@@ -9,7 +9,7 @@ struct Start: AsyncParsableCommand {
         commandName: "start",
         abstract: "Start this machine's agent in the background; returns once it has registered the machine.")
 
-    @OptionGroup var global: GlobalOptions
+    @OptionGroup(title: "Global options") var global: GlobalOptions
 
     @Option(name: .long, help: "Seconds to wait for the agent to register.")
     var timeout: Double = 30

@@ -3,6 +3,7 @@ import Glibc
 import Logging
 import PopState
 import PopTestSupport
+import TestProcesses
 import Testing
 
 @testable import PopAgent
@@ -115,7 +116,7 @@ func processes(inGroup group: Int32) -> [Int32] {
 
 /// Waits (on pidfds) until every process of `group` has exited; returns whether they did within `limit`.
 func groupEnds(_ group: Int32, within limit: Duration = .seconds(10)) async -> Bool {
-    await Waiting.exit(of: processes(inGroup: group), within: limit)
+    await Processes.waitForExit(processes(inGroup: group), timeout: limit)
         && processes(inGroup: group).allSatisfy { ProcessTable.stat($0)?.hasExited ?? true }
 }
 

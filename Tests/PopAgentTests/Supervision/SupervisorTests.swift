@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import PopState
 import PopTestSupport
+import TestProcesses
 import Testing
 
 @testable import PopAgent
@@ -319,7 +320,7 @@ struct SupervisorTests {
                     else { return false }
                     return folder.hasPrefix(fixture.root + "/")
                 }
-                #expect(await Waiting.exit(of: orphans, within: .seconds(10)))
+                #expect(await Processes.waitForExit(orphans, timeout: .seconds(10)))
                 #expect(await sweepAfterNow())
                 let left = orphans.filter { ProcessTable.stat($0) != nil }
                 #expect(left.isEmpty, "not reaped: \(left.map { ($0, fileText("/proc/\($0)/stat")) })")
@@ -397,7 +398,7 @@ struct SupervisorTests {
                 #expect(await log(stdout, contains: "started \(second)"))
                 #expect(ProcessScan.logWriters(of: configuration.logDirectory) == writers, "the same writer")
                 await supervisor.stop(configuration.name)
-                #expect(await Waiting.exit(of: writers, within: .seconds(10)), "the writer ends once the instance stopped")
+                #expect(await Processes.waitForExit(writers, timeout: .seconds(10)), "the writer ends once the instance stopped")
             }
         }
     }
@@ -426,7 +427,7 @@ struct SupervisorTests {
             let writers = ProcessScan.logWriters(of: chatty.logDirectory)
             #expect(writers.count == 1, "\(writers)")
             kill(-pid, SIGKILL)
-            #expect(await Waiting.exit(of: writers, within: .seconds(10)), "the log writer ends with its instance")
+            #expect(await Processes.waitForExit(writers, timeout: .seconds(10)), "the log writer ends with its instance")
         }
     }
 }
@@ -450,7 +451,7 @@ struct SupervisorLeftoverTests {
             #expect(processes(inGroup: leader).count == 3)
             // The leader dies while no agent runs; its background children live on in the group.
             kill(leader, SIGKILL)
-            #expect(await Waiting.exit(of: leader, within: .seconds(10)))
+            #expect(await Processes.waitForExit([leader], timeout: .seconds(10)))
             var status: Int32 = 0
             waitpid(leader, &status, 0)
             #expect(processes(inGroup: leader).count >= 1)

@@ -1,5 +1,7 @@
 import Foundation
+import PopTestExpectations
 import PopTestSupport
+import TestProcesses
 import Testing
 
 #if canImport(Glibc)
@@ -18,11 +20,11 @@ struct AgentFaultTests {
             let parent = try NonReapingParent.start(pop, ["start"])
             defer { parent.stop() }
             #expect(await parent.commandStatus() == 0, "pop start under the non-reaping parent")
-            let before = try await pop.waitFor("steady") { $0.state == "running" && $0.pid != nil }
+            let before = try #require(try await pop.waitUntilRunning().services.first?.instances.first)
             let agent = try #require(pop.agentPID())
 
             kill(agent, SIGKILL)
-            #expect(await Waiting.exit(of: agent, within: .seconds(10)))
+            #expect(await Processes.waitForExit([agent], timeout: .seconds(10)))
             #expect(ProcessScan.isZombie(agent), "the killed agent stays a zombie: its new parent does not reap")
 
             let started = ContinuousClock.now
@@ -30,15 +32,15 @@ struct AgentFaultTests {
             let elapsed = ContinuousClock.now - started
             // The dead agent's session lasts 10 s; waiting for it is the fault.
             #expect(elapsed < .seconds(5), "pop start took \(elapsed)")
-            let after = try await pop.waitFor("steady") { $0.state == "running" && $0.pid != nil && $0.machineUp }
-            #expect(after.pid == before.pid, "the instance was adopted, not restarted")
+            let after = try #require(try await pop.waitUntilRunning().services.first?.instances.first)
+            #expect(after.pid == before.pid && after.machineUp, "the instance was adopted, not restarted: \(after)")
         }
     }
 
     /// `pop start` on a store holding data pop cannot read exits 6 (docs/cli.md), says what is wrong, starts no
     /// agent and changes nothing: another layout version, a root pop did not write, a database file that is not one.
     @Test func aStartOnADamagedStoreExits6AndStartsNoAgent() async throws {
-        try await withCLIFixture(.embedded) { fixture in
+        try await CLIFixture.with(.embedded) { fixture in
             let pop = fixture.pop
             try await pop.ok("add", "web", "--template", "kit")
             let damages: [(label: String, data: [UInt8], words: [String])] = [

@@ -1,5 +1,7 @@
 import Foundation
+import PopTestExpectations
 import PopTestSupport
+import TestProcesses
 import Testing
 
 #if canImport(Glibc)
@@ -77,8 +79,8 @@ struct CrashPointTests {
                 }
             }
         }
-        let died = await Waiting.exit(of: agent, within: .seconds(60))
-        let log = (try? String(contentsOfFile: pop.home.path + "/machines/\(pop.machineID)/agent.log", encoding: .utf8)) ?? ""
+        let died = await Processes.waitForExit([agent], timeout: .seconds(60))
+        let log = (try? String(contentsOfFile: pop.home.path + "/machines/\((pop.machine ?? ""))/agent.log", encoding: .utf8)) ?? ""
         try #require(died, "the agent did not reach \(crash.point):\n\(log.suffix(3000))")
         #expect(log.contains("test crash point \(crash.point.split(separator: ":")[0]) reached"), "\(log.suffix(2000))")
 
@@ -86,13 +88,13 @@ struct CrashPointTests {
         if crash.scenario == .stop {
             for service in services {
                 for pid in ProcessScan.processes(withEnvironment: "POP_INSTANCE_DIR", pop.instanceFolder(service.name)) {
-                    #expect(await Waiting.exit(of: pid, within: .seconds(30)), "\(service.name): process \(pid) was not stopped")
+                    #expect(await Processes.waitForExit([pid], timeout: .seconds(30)), "\(service.name): process \(pid) was not stopped")
                 }
                 #expect(ProcessScan.listeners(onPort: service.port).isEmpty, "\(service.name): its port is still held")
                 let writers = ProcessScan.logWriters(of: pop.instanceFolder(service.name) + "/logs")
-                #expect(await Waiting.exit(of: writers, within: .seconds(10)), "\(service.name): its log writers \(writers) live on")
+                #expect(await Processes.waitForExit(writers, timeout: .seconds(10)), "\(service.name): its log writers \(writers) live on")
             }
-            let status = try await pop.statusJSON()
+            let status = try await pop.statusReport()
             #expect(status.services.allSatisfy { $0.instances.isEmpty }, "\(status.services.map { ($0.service, $0.instances) })")
             return
         }
@@ -117,18 +119,18 @@ struct CrashPointTests {
             let current = writers.filter { (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\($0)/fd/0")) == output }
             #expect(current.count == 1, "\(service.name): \(current.count) log writers read its output")
             let stale = writers.filter { !current.contains($0) }
-            #expect(await Waiting.exit(of: stale, within: .seconds(10)), "\(service.name): log writers \(stale) outlive their processes")
+            #expect(await Processes.waitForExit(stale, timeout: .seconds(10)), "\(service.name): log writers \(stale) outlive their processes")
         }
     }
 
     /// `pop start --json` with `environment`; returns the agent's pid.
     func startAgent(_ pop: PopRunner, environment: [String: String] = [:]) async throws -> Int32 {
         let result = try await pop.run(["start", "--json"], extraEnvironment: environment)
-        try result.expectSuccess()
+        try result.check()
         guard let line = result.stdout.split(separator: "\n").first(where: { $0.hasPrefix("{") }),
             let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
             let pid = object["pid"] as? Int
-        else { throw PopFailure(result: result) }
+        else { throw TestFailure("\(result)") }
         return Int32(pid)
     }
 

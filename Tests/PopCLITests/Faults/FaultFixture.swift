@@ -1,4 +1,8 @@
 import Foundation
+import PopState
+import PopTestExpectations
+import PopTestSupport
+import TestProcesses
 import Testing
 import ZooKeeperNIO
 import ZooKeeperTestSupport
@@ -9,7 +13,6 @@ import Glibc
 #if canImport(CPopAgentLinux)
 import CPopAgentLinux
 #endif
-import PopTestSupport
 
 /// One machine for a fault-injection test: a private POP_HOME and machine id, on the embedded store unless a
 /// ZooKeeper connect string is given. Its agent and every instance are killed afterwards, and the teardown is awaited.
@@ -26,7 +29,7 @@ func withFaultMachine(
         environment["POP_HOST"] = connectString + chroot
     }
     for (key, value) in extra { environment[key] = value }
-    let pop = try PopRunner(environment: environment)
+    let pop = try PopRunner(label: "fault", environment: environment)
     do {
         try await pop.ok("init")
         try await body(pop)
@@ -37,25 +40,10 @@ func withFaultMachine(
     await pop.killEverything()
 }
 
-/// A ``CLIFixture`` whose agent and instances are killed afterwards, the teardown awaited.
-func withCLIFixture(_ kind: StoreKind, _ body: (CLIFixture) async throws -> Void) async throws {
-    let fixture = try await CLIFixture.make(kind)
-    do {
-        try await body(fixture)
-    } catch {
-        await fixture.pop.killEverything()
-        throw error
-    }
-    await fixture.pop.killEverything()
-}
-
 extension PopRunner {
-    /// The machine id this runner's agent uses.
-    var machineID: String { environment["POP_MACHINE_ID"] ?? "" }
-
     /// This machine's instance folder for `service`.
     func instanceFolder(_ service: String) -> String {
-        home.path + "/machines/\(machineID)/instances/\(service)"
+        home.path + "/machines/\(machine ?? "")/instances/\(service)"
     }
 
     /// Kills this home's agent and every process of its instances (found by their environment and working folder,
@@ -64,24 +52,24 @@ extension PopRunner {
     func killEverything(keepHome: Bool = false) async {
         let agents = ProcessScan.processes(withEnvironment: "POP_HOME", home.path)
         let instances =
-            ProcessScan.processes(withEnvironment: "POP_INSTANCE_DIR", startingWith: home.path + "/")
+            Processes.withEnvironment(startingWith: ["POP_INSTANCE_DIR=\(home.path)/"])
             + ProcessScan.processes(inFolderUnder: home.path + "/machines/")
         for pid in agents { kill(pid, SIGKILL) }
         for pid in instances {
             // An instance leads its own process group: take its background children with it.
             if getpgid(pid) == pid { kill(-pid, SIGKILL) } else { kill(pid, SIGKILL) }
         }
-        _ = await Waiting.exit(of: agents + instances, within: .seconds(10))
-        if !keepHome { try? FileManager.default.removeItem(at: home.deletingLastPathComponent()) }
+        _ = await Processes.waitForExit(agents + instances, timeout: .seconds(10))
+        if !keepHome { removeFolder() }
     }
 
     /// Waits (on the store's watches, in `pop status --wait`) until every instance shown runs its service's current
     /// signature, then returns the status.
     @discardableResult
-    func waitUntilRunning(_ services: [String] = [], within seconds: Int = 60, sourceLocation: SourceLocation = #_sourceLocation) async throws -> StatusJSON {
+    func waitUntilRunning(_ services: [String] = [], within seconds: Int = 60, sourceLocation: SourceLocation = #_sourceLocation) async throws -> StatusReport {
         let result = try await run(["status"] + services + ["--wait", "running", "--timeout", String(seconds)])
         #expect(result.status == 0, "not running within \(seconds) s:\n\(result)", sourceLocation: sourceLocation)
-        return try await statusJSON()
+        return try await statusReport()
     }
 }
 
@@ -109,7 +97,7 @@ struct NonReapingParent: Sendable {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_adddup2(&actions, ends[1], 1)
         cpop_spawn_add_closefrom(&actions, 3)
-        let argv = (["python3", "-c", script, PopRunner.binary.path] + arguments).map { strdup($0) } + [nil]
+        let argv = (["python3", "-c", script, try PopRunner.binary()] + arguments).map { strdup($0) } + [nil]
         let envp = pop.processEnvironment().map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer {
             argv.forEach { free($0) }

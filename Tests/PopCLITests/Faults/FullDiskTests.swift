@@ -1,5 +1,7 @@
 import Foundation
+import PopTestExpectations
 import PopTestSupport
+import TestProcesses
 import Testing
 
 #if canImport(Glibc)
@@ -49,14 +51,14 @@ struct FullDiskTests {
     func expectReadsWork(_ pop: PopRunner, agentRunning: Bool) async throws {
         let status = try await pop.ok("status")
         #expect(status.stdout.contains("web"), "\(status)")
-        let json = try await pop.statusJSON()
+        let json = try await pop.statusReport()
         #expect(json.services.map(\.service) == ["web"])
         let dump = try await pop.ok("dump")
         #expect(dump.stdout.contains("/pop/services/web"), "\(dump)")
         let dumpJSON = try await pop.ok("dump", "--json")
         #expect(dumpJSON.stdout.contains("/pop/services/web"), "\(dumpJSON)")
         let machines = try await pop.ok("machines")
-        if agentRunning { #expect(machines.stdout.contains(pop.machineID), "\(machines)") }
+        if agentRunning { #expect(machines.stdout.contains((pop.machine ?? "")), "\(machines)") }
         try await pop.ok("list")
         try await pop.ok("describe", "command")
         let logs = try await pop.ok("logs", "web")
@@ -99,7 +101,7 @@ struct SmallDisk: Sendable {
 /// Runs `body` with pop's home on a fresh 16 MB tmpfs; unmounts it afterwards, once the agent and its instances are
 /// gone.
 func withSmallDisk(_ body: (PopRunner, SmallDisk) async throws -> Void) async throws {
-    let pop = try PopRunner(environment: ["POP_MACHINE_ID": "disk-" + UUID().uuidString.prefix(8).lowercased()])
+    let pop = try PopRunner(label: "disk", environment: ["POP_MACHINE_ID": "disk-" + UUID().uuidString.prefix(8).lowercased()])
     try FileManager.default.createDirectory(at: pop.home, withIntermediateDirectories: true)
     let mounted = try await runTool(["mount", "-t", "tmpfs", "-o", "size=16m,mode=700", "tmpfs", pop.home.path])
     try #require(mounted == 0, "mount a tmpfs at \(pop.home.path) (the tests run as root)")
@@ -114,13 +116,13 @@ func withSmallDisk(_ body: (PopRunner, SmallDisk) async throws -> Void) async th
     }
     await pop.killEverything(keepHome: true)
     _ = try await runTool(["umount", "-l", pop.home.path])
-    try? FileManager.default.removeItem(at: pop.scratch)
+    pop.removeFolder()
 }
 
 /// Runs a system tool (argv, no shell) and returns its exit status.
 func runTool(_ argv: [String]) async throws -> Int32 {
-    let output = NSTemporaryDirectory() + "pop-tool-" + UUID().uuidString
-    defer { unlink(output) }
-    return try await ChildProcess.run(argv.first!.hasPrefix("/") ? argv : ["/usr/bin/env"] + argv,
-        environment: ProcessInfo.processInfo.environment, stdout: output, stderr: output)
+    try await CommandRunner.run(
+        ["/usr/bin/env"] + argv, environment: ProcessInfo.processInfo.environment,
+        scratch: FileManager.default.temporaryDirectory, timeout: .seconds(60)
+    ).status
 }

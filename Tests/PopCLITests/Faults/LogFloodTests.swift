@@ -38,7 +38,7 @@ struct LogFloodTests {
             #expect(
                 agentSeconds < 0.5 * Double(megabytes) / 100,
                 "the agent used \(agentSeconds) s of CPU for \(megabytes) MB of logs")
-            let instance = try await pop.instance("flood")
+            let instance = try await pop.statusReport().services.first { $0.service == "flood" }?.instances.first
             #expect(instance?.state == "running" && instance?.restarts == 0, "\(String(describing: instance))")
         }
     }

@@ -1,5 +1,7 @@
 import Foundation
+import PopTestExpectations
 import PopTestSupport
+import TestProcesses
 import Testing
 import ZooKeeperTestSupport
 
@@ -38,7 +40,7 @@ struct ZooKeeperLeaderTests {
                         }
                     }
                     for pid in pids {
-                        #expect(ProcessScan.isAlive(pid), "instance \(pid) runs on while the leader hangs")
+                        #expect(Processes.isAlive(pid), "instance \(pid) runs on while the leader hangs")
                     }
                     // The agent reconverges on the new leader: a service deployed now starts, nothing else restarts.
                     try await retryUntilWritten(pop, ["deploy", "gamma"])
@@ -67,7 +69,7 @@ struct ZooKeeperLeaderTests {
             let result = try await pop.run(arguments)
             if result.status == 0 || (arguments.first == "add" && result.status == 4) { return }
             #expect(result.status == 5, "\(result)")
-            guard ContinuousClock.now < deadline else { throw PopFailure(result: result) }
+            guard ContinuousClock.now < deadline else { throw TestFailure("\(result)") }
             // A client cannot be told when the ensemble has a leader again: try again shortly.
             try await Task.sleep(for: .milliseconds(250))
         }
