@@ -15,6 +15,7 @@ struct Dump: AsyncParsableCommand {
             One line per node: PATH, then 'v' and the data version, 'ephemeral' for a node owned by a session, and \
             the data as text. Data that is not UTF-8 is shown as 'base64:' and its Base64; control characters are \
             escaped as \\u{..}. The store is named on standard error, so standard output can be compared as is.
+
             With --json the output is a backup of the namespace that `pop restore FILE` reads back, on either store.
             """,
         shouldDisplay: false)

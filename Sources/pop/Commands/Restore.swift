@@ -16,6 +16,7 @@ struct Restore: AsyncParsableCommand {
             desired state is restored: machine registrations and instance records belong to running agents, which \
             write them again, and `pop run` task records are history. A service's stored spec is restored byte for \
             byte, so its signature is unchanged and no instance restarts because of a restore.
+
             An existing namespace is replaced only with --force.
             """)
 
