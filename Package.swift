@@ -19,6 +19,7 @@ let package = Package(
         .library(name: "TestProcesses", targets: ["TestProcesses"]),
         .executable(name: "pop", targets: ["pop"]),
         .executable(name: "pop-bench", targets: ["pop-bench"]),
+        .executable(name: "pop-log", targets: ["pop-log"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -65,7 +66,10 @@ let package = Package(
         // A pop cluster on one host for tests and benchmarks: a ZooKeeper ensemble and machines in network namespaces.
         .target(
             name: "PopTestSupport",
-            dependencies: ["ZooKeeperTestSupport", "TestProcesses", "PopState"],
+            dependencies: [
+                "ZooKeeperTestSupport", "TestProcesses", "PopState",
+                .target(name: "CPopAgentLinux", condition: .when(platforms: [.linux])),
+            ],
             swiftSettings: strictSettings
         ),
         // The expectations tests put on pop's commands (`ok`, `fails`), built on PopTestSupport's runner.
@@ -145,6 +149,11 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // An instance's log writer as a small program of its own, used when it lies beside pop (docs/agent.md, Logs).
+        .executableTarget(
+            name: "pop-log",
+            dependencies: [.target(name: "CPopAgentLinux", condition: .when(platforms: [.linux]))]
+        ),
         // Benchmarks that print the figures recorded in docs/benchmarks.md.
         .executableTarget(
             name: "pop-bench",
@@ -194,7 +203,7 @@ let package = Package(
         ),
         .testTarget(
             name: "PopAgentTests",
-            dependencies: ["PopAgent", "PopTemplates", "ZooKeeperTestSupport"],
+            dependencies: ["PopAgent", "PopTemplates", "ZooKeeperTestSupport", "PopTestSupport", "TestProcesses"],
             swiftSettings: strictSettings
         ),
         .testTarget(

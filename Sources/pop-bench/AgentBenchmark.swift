@@ -21,6 +21,10 @@ import TestProcesses
 ///    supervisord (`supervisorctl start`, startsecs=0) is measured for comparison.
 /// 2. Scale: 1,000 services deployed to one agent, from the first deploy to every record `running`; then the
 ///    agent's resident memory and its CPU use over a minute of idleness.
+/// 3. Crash storm: every instance killed at once and crashing at each restart until FATAL; the agent's CPU per
+///    start, beside supervisord restarting the same program (AgentBenchmark+Faults.swift).
+/// 4. Log flood: one instance writing hundreds of megabytes; the CPU it costs and the log folder's peak size, beside
+///    supervisord logging the same program.
 struct AgentBenchmark: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "agent",
@@ -52,6 +56,15 @@ struct AgentBenchmark: AsyncParsableCommand {
 
     @Option(help: "Seconds of idleness over which the agent's CPU use is measured after the scale run.")
     var idleSeconds = 60
+
+    @Option(help: "Instances in the crash storm, on pop and on supervisord (0 skips it).")
+    var storm = 200
+
+    @Option(name: .customLong("log-megabytes"), help: "Megabytes one instance writes in the log flood (0 skips it).")
+    var logMegabytes = 300
+
+    @Option(name: .customLong("storm-profile"), help: "Record the agent with `perf record -g` during the crash storm into this file.")
+    var stormProfile: String?
 
     mutating func run() async throws {
         let popPath = try resolvePop()
@@ -121,6 +134,31 @@ struct AgentBenchmark: AsyncParsableCommand {
                 try await BenchEnvironment.with(pop: popPath, kind: kind, zooKeeper: server, label: "scale", sweep: cleanup) {
                     try await measureScale($0, command: command)
                 }
+            }
+        }
+
+        if storm > 0 {
+            let pop = try await BenchEnvironment.with(pop: popPath, kind: .embedded, zooKeeper: nil, label: "storm", sweep: cleanup) {
+                try await measureStorm($0, sleep: command[1])
+            }
+            say("crash storm: \(storm) instances killed at once, each then crashing at start until FATAL (load average \(ProcFile.loadAverage())):")
+            say(pop.line("pop agent, embedded store"))
+            if !skipSupervisor {
+                let supervisor = try await measureSupervisorStorm(sleep: command[1], sweep: cleanup)
+                say(supervisor.line("supervisord (autorestart, startsecs=1, startretries=4)"))
+                say(String(format: "  ratio supervisord / pop CPU per start: %.1f×", supervisor.perStart / pop.perStart))
+            }
+        }
+
+        if logMegabytes > 0 {
+            let pop = try await BenchEnvironment.with(pop: popPath, kind: .embedded, zooKeeper: nil, label: "flood", sweep: cleanup) {
+                try await measureFlood($0, sleep: command[1])
+            }
+            say("log flood: one instance writes \(logMegabytes) MB in 256 KiB writes (limit 10 MiB per file, 5 kept):")
+            say(pop.line("pop"))
+            if !skipSupervisor {
+                let supervisor = try await measureSupervisorFlood(sleep: command[1], sweep: cleanup)
+                say(supervisor.line("supervisord (stdout_logfile_maxbytes=10MB, backups=5)"))
             }
         }
     }
@@ -252,13 +290,7 @@ struct AgentBenchmark: AsyncParsableCommand {
     }
 
     fileprivate func scaleRun(_ environment: BenchEnvironment, namespace: PopNamespace, first: ServiceName) async throws {
-        let template = try await namespace.service(first).spec
-        var names = [first]
-        for index in 1..<instances {
-            let name = try ServiceName(String(format: "scale-%04d", index))
-            try await namespace.addService(ServiceSpec(name: name, template: template.template, options: template.options))
-            names.append(name)
-        }
+        let names = try await Self.addCopies(of: first, count: instances, prefix: "scale", in: namespace)
         let services = names
         let agentPID = try await environment.startAgent()
         let paths = namespace.paths
@@ -337,6 +369,23 @@ struct AgentBenchmark: AsyncParsableCommand {
             String(
                 format: "  agent CPU over %.0f s idle: utime+stime %.0f ms = %.3f%%; %d of %d instances still alive",
                 wall, ticksUsed * 1000, ticksUsed / wall * 100, stillAlive, pids.count))
+    }
+}
+
+extension AgentBenchmark {
+    /// `first` and `count - 1` services added with its spec (through `PopNamespace.addService`, which is what `pop add`
+    /// does, without spawning a process each), named `PREFIX-0001` and on.
+    static func addCopies(of first: ServiceName, count: Int, prefix: String, in namespace: PopNamespace) async throws
+        -> [ServiceName]
+    {
+        let spec = try await namespace.service(first).spec
+        var names = [first]
+        for index in 1..<count {
+            let name = try ServiceName(String(format: "\(prefix)-%04d", index))
+            try await namespace.addService(ServiceSpec(name: name, template: spec.template, options: spec.options))
+            names.append(name)
+        }
+        return names
     }
 }
 
@@ -485,18 +534,36 @@ struct SupervisorBench: Sendable {
     let configFile: String
     let daemon: ChildProcess
 
+    /// supervisord with one program, `prog`, running `command` when asked (autostart=false, startsecs=0).
     static func start(command: [String]) async throws -> SupervisorBench {
+        try await start { folder in
+            """
+            [program:prog]
+            command=\(command.joined(separator: " "))
+            autostart=false
+            autorestart=false
+            startsecs=0
+            stopasgroup=true
+            killasgroup=true
+            stdout_logfile=\(folder)/prog.log
+            redirect_stderr=true
+            """
+        }
+    }
+
+    /// supervisord with the program sections `programs(folder)` returns.
+    static func start(programs: (String) -> String) async throws -> SupervisorBench {
         let folder = NSTemporaryDirectory() + "pop-bench-supervisord-" + UUID().uuidString.prefix(8)
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         do {
-            return try await launch(folder: folder, command: command)
+            return try await launch(folder: folder, programs: programs(folder))
         } catch {
             try? FileManager.default.removeItem(atPath: folder)
             throw error
         }
     }
 
-    private static func launch(folder: String, command: [String]) async throws -> SupervisorBench {
+    private static func launch(folder: String, programs: String) async throws -> SupervisorBench {
         // The interpreter itself, not a version-manager shim, so supervisorctl is not charged for the shim.
         let probeOutput = folder + "/python"
         let probe = try ChildProcess(
@@ -523,15 +590,7 @@ struct SupervisorBench: Sendable {
             [supervisorctl]
             serverurl=unix://\(folder)/supervisor.sock
 
-            [program:prog]
-            command=\(command.joined(separator: " "))
-            autostart=false
-            autorestart=false
-            startsecs=0
-            stopasgroup=true
-            killasgroup=true
-            stdout_logfile=\(folder)/prog.log
-            redirect_stderr=true
+            \(programs)
 
             """
         try config.write(toFile: configFile, atomically: true, encoding: .utf8)

@@ -25,6 +25,17 @@ struct GlobalOptionsTests {
     }
 
     /// Every subcommand, including the hidden `dump`. `start` and `stop` come last: the agent registers in `/alt`.
+    /// A backup of an empty namespace, as `pop dump --json` writes it, in a file of its own.
+    static let emptyBackup: String = {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("pop-backup-\(UUID().uuidString).json").path
+        let nodes = [("/pop", #"{"layout":1}"#), ("/pop/machines", ""), ("/pop/services", "")].map { path, data in
+            ["path": path, "version": 0, "ephemeral": false, "data": data] as [String: Any]
+        }
+        let object: [String: Any] = ["store": "test", "root": "/pop", "nodes": nodes]
+        FileManager.default.createFile(atPath: path, contents: try? JSONSerialization.data(withJSONObject: object))
+        return path
+    }()
+
     static func cases(_ position: Position) -> [(String, Case)] {
         let machine = "m-\(position.rawValue)"
         return [
@@ -72,6 +83,10 @@ struct GlobalOptionsTests {
             }),
             ("remove", Case(arguments: ["remove", "extra-\(position.rawValue)"]) { result, position in
                 #expect((jsonObject(result) as? [String: String])?["removed"] == "extra-\(position.rawValue)")
+            }),
+            // A good backup, refused because the namespace the options name exists (without --force).
+            ("restore", Case(arguments: ["restore", Self.emptyBackup], status: 4) { result, _ in
+                #expect(result.stderr.contains("/alt already exists in the ZooKeeper"), "\(result)")
             }),
             ("dump", Case(arguments: ["dump"]) { result, _ in
                 let dump = jsonObject(result) as? [String: Any]

@@ -278,7 +278,7 @@ public final class Agent: Service, Sendable {
     }
 
     static func isAlive(_ pid: Int32) -> Bool {
-        pid > 0 && (kill(pid, 0) == 0 || errno == EPERM)
+        ProcessTable.isAlive(pid)
     }
 
     /// Follows the session's watches, turning events into pending changes; throws when the session ends.
