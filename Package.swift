@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "PopState", targets: ["PopState"]),
         .library(name: "PopTemplates", targets: ["PopTemplates"]),
         .library(name: "PopAgent", targets: ["PopAgent"]),
+        .library(name: "PopUI", targets: ["PopUI"]),
         .library(name: "PopTestSupport", targets: ["PopTestSupport"]),
         .library(name: "TestProcesses", targets: ["TestProcesses"]),
         .executable(name: "pop", targets: ["pop"]),
@@ -30,6 +31,7 @@ let package = Package(
         .package(url: "https://github.com/swiftlang/swift-subprocess.git", from: "1.0.2"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
     ],
     targets: [
         // A native ZooKeeper client on SwiftNIO.
@@ -111,11 +113,36 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // The web dashboard `pop ui` serves: the fleet live from store watches, actions behind the namespace's
+        // credentials; its page is plain HTML, CSS and JavaScript shipped as resources.
+        .target(
+            name: "PopUI",
+            dependencies: [
+                "PopState", "PopTemplates", "PopAgent",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            resources: [.copy("Page")],
+            swiftSettings: strictSettings
+        ),
+        // Drives a headless Chromium through the DevTools protocol, for the dashboard's tests and benchmark.
+        .target(
+            name: "BrowserTestSupport",
+            dependencies: [
+                "TestProcesses",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+            ],
+            swiftSettings: strictSettings
+        ),
         // The command line.
         .executableTarget(
             name: "pop",
             dependencies: [
-                "PopState", "PopTemplates", "PopAgent",
+                "PopState", "PopTemplates", "PopAgent", "PopUI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -132,6 +159,7 @@ let package = Package(
             name: "pop-bench",
             dependencies: [
                 "ZooKeeperNIO", "ZooKeeperTestSupport", "PopState", "PopTestSupport", "TestProcesses",
+                "BrowserTestSupport",
                 .target(name: "CPopAgentLinux", condition: .when(platforms: [.linux])),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
@@ -200,6 +228,15 @@ let package = Package(
             dependencies: [
                 "ZooKeeperTestSupport", "PopTestSupport", "PopTestExpectations", "PopState", "TestProcesses",
                 .target(name: "CPopAgentLinux", condition: .when(platforms: [.linux])),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // The dashboard in a real browser: headless Chromium against a netns cluster, and its security checks.
+        .testTarget(
+            name: "PopUITests",
+            dependencies: [
+                "PopUI", "PopState", "PopTestSupport", "BrowserTestSupport", "TestProcesses", "ZooKeeperTestSupport",
+                .product(name: "Hummingbird", package: "hummingbird"),
             ],
             swiftSettings: strictSettings
         ),
