@@ -6,17 +6,20 @@ let strictSettings: [SwiftSetting] = [
 ]
 
 let package = Package(
+    // Linux only for now (README.md): the agent and the embedded store use pidfd, inotify, /proc and prctl.
     name: "pop",
-    platforms: [.macOS(.v15)],
     products: [
         .library(name: "ZooKeeperNIO", targets: ["ZooKeeperNIO"]),
         .library(name: "ZooKeeperTestSupport", targets: ["ZooKeeperTestSupport"]),
         .library(name: "PopState", targets: ["PopState"]),
         .library(name: "PopTemplates", targets: ["PopTemplates"]),
         .library(name: "PopAgent", targets: ["PopAgent"]),
+        .library(name: "PopUI", targets: ["PopUI"]),
         .library(name: "PopTestSupport", targets: ["PopTestSupport"]),
+        .library(name: "TestProcesses", targets: ["TestProcesses"]),
         .executable(name: "pop", targets: ["pop"]),
         .executable(name: "pop-bench", targets: ["pop-bench"]),
+        .executable(name: "pop-log", targets: ["pop-log"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -28,6 +31,7 @@ let package = Package(
         .package(url: "https://github.com/swiftlang/swift-subprocess.git", from: "1.0.2"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
     ],
     targets: [
         // A native ZooKeeper client on SwiftNIO.
@@ -42,10 +46,17 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // Starts programs for tests and benchmarks: argv only, output in files, no inherited descriptor, exits seen at once.
+        .target(
+            name: "TestProcesses",
+            dependencies: [.target(name: "CPopAgentLinux", condition: .when(platforms: [.linux]))],
+            swiftSettings: strictSettings
+        ),
         // Starts real ZooKeeper servers (standalone or an ensemble) for tests and benchmarks.
         .target(
             name: "ZooKeeperTestSupport",
             dependencies: [
+                "TestProcesses",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -55,7 +66,16 @@ let package = Package(
         // A pop cluster on one host for tests and benchmarks: a ZooKeeper ensemble and machines in network namespaces.
         .target(
             name: "PopTestSupport",
-            dependencies: ["ZooKeeperTestSupport"],
+            dependencies: [
+                "ZooKeeperTestSupport", "TestProcesses", "PopState",
+                .target(name: "CPopAgentLinux", condition: .when(platforms: [.linux])),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // The expectations tests put on pop's commands (`ok`, `fails`), built on PopTestSupport's runner.
+        .target(
+            name: "PopTestExpectations",
+            dependencies: ["PopTestSupport", "TestProcesses"],
             swiftSettings: strictSettings
         ),
         // pop's domain model, the CoordinationStore protocol, and its ZooKeeper and embedded implementations.
@@ -93,22 +113,53 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // The web dashboard `pop ui` serves: the fleet live from store watches, actions behind the namespace's
+        // credentials; its page is plain HTML, CSS and JavaScript shipped as resources.
+        .target(
+            name: "PopUI",
+            dependencies: [
+                "PopState", "PopTemplates", "PopAgent",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            resources: [.copy("Page")],
+            swiftSettings: strictSettings
+        ),
+        // Drives a headless Chromium through the DevTools protocol, for the dashboard's tests and benchmark.
+        .target(
+            name: "BrowserTestSupport",
+            dependencies: [
+                "TestProcesses",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+            ],
+            swiftSettings: strictSettings
+        ),
         // The command line.
         .executableTarget(
             name: "pop",
             dependencies: [
-                "PopState", "PopTemplates", "PopAgent",
+                "PopState", "PopTemplates", "PopAgent", "PopUI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strictSettings
         ),
+        // An instance's log writer as a small program of its own, used when it lies beside pop (docs/agent.md, Logs).
+        .executableTarget(
+            name: "pop-log",
+            dependencies: [.target(name: "CPopAgentLinux", condition: .when(platforms: [.linux]))]
+        ),
         // Benchmarks that print the figures recorded in docs/benchmarks.md.
         .executableTarget(
             name: "pop-bench",
             dependencies: [
-                "ZooKeeperNIO", "ZooKeeperTestSupport", "PopState", "PopTestSupport",
+                "ZooKeeperNIO", "ZooKeeperTestSupport", "PopState", "PopTestSupport", "TestProcesses",
+                "BrowserTestSupport",
                 .target(name: "CPopAgentLinux", condition: .when(platforms: [.linux])),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
@@ -123,7 +174,8 @@ let package = Package(
         .testTarget(
             name: "ZooKeeperNIOTests",
             dependencies: [
-                "ZooKeeperNIO", "ZooKeeperTestSupport",
+                "ZooKeeperNIO", "ZooKeeperTestSupport", "TestProcesses",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOTestUtils", package: "swift-nio"),
             ],
@@ -132,7 +184,7 @@ let package = Package(
         .testTarget(
             name: "PopStateTests",
             dependencies: [
-                "PopState", "ZooKeeperTestSupport", "PopStateProbe",
+                "PopState", "ZooKeeperTestSupport", "PopStateProbe", "TestProcesses",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings
@@ -146,18 +198,20 @@ let package = Package(
         ),
         .testTarget(
             name: "PopTemplatesTests",
-            dependencies: ["PopTemplates"],
+            dependencies: ["PopTemplates", "TestProcesses"],
             swiftSettings: strictSettings
         ),
         .testTarget(
             name: "PopAgentTests",
-            dependencies: ["PopAgent", "PopTemplates", "ZooKeeperTestSupport"],
+            dependencies: ["PopAgent", "PopTemplates", "ZooKeeperTestSupport", "PopTestSupport", "TestProcesses"],
             swiftSettings: strictSettings
         ),
         .testTarget(
             name: "PopCLITests",
             dependencies: [
-                "PopState", "ZooKeeperNIO", "ZooKeeperTestSupport", .product(name: "Logging", package: "swift-log"),
+                "PopState", "PopAgent", "ZooKeeperNIO", "ZooKeeperTestSupport", "PopTestSupport", "PopTestExpectations",
+                "TestProcesses",
+                .product(name: "Logging", package: "swift-log"),
             ],
             exclude: ["Security/acl_probe.py"],
             swiftSettings: strictSettings
@@ -165,15 +219,24 @@ let package = Package(
         // Many machines: the real pop binary on a ZooKeeper ensemble with agents in network namespaces (needs root).
         .testTarget(
             name: "PopClusterTests",
-            dependencies: ["PopTestSupport", "PopState", "ZooKeeperTestSupport"],
+            dependencies: ["PopTestSupport", "PopState", "ZooKeeperTestSupport", "TestProcesses"],
             swiftSettings: strictSettings
         ),
         // The seed's tutorial with the real binary on both stores: Plone from PyPI, `pop run`, `pop config --port`.
         .testTarget(
             name: "PopTutorialTests",
             dependencies: [
-                "ZooKeeperTestSupport",
+                "ZooKeeperTestSupport", "PopTestSupport", "PopTestExpectations", "PopState", "TestProcesses",
                 .target(name: "CPopAgentLinux", condition: .when(platforms: [.linux])),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // The dashboard in a real browser: headless Chromium against a netns cluster, and its security checks.
+        .testTarget(
+            name: "PopUITests",
+            dependencies: [
+                "PopUI", "PopState", "PopTestSupport", "BrowserTestSupport", "TestProcesses", "ZooKeeperTestSupport",
+                .product(name: "Hummingbird", package: "hummingbird"),
             ],
             swiftSettings: strictSettings
         ),

@@ -28,7 +28,7 @@ if [ "${1:-}" = plone ]; then
     "$pop" run plone install toml==0.10.2
     "$pop" run plone packages toml Products.CMFPlone
 else
-    "$pop" add hello --template command --command 'python3 -m http.server 8000 --bind 127.0.0.1' --port 8000
+    "$pop" add hello --template command --command 'python3 -m http.server {port} --bind 127.0.0.1' --port 8000
     "$pop" start
     "$pop" deploy hello
     "$pop" status hello --wait running --timeout 30

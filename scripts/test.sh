@@ -9,6 +9,8 @@ missing=()
 command -v ip >/dev/null || missing+=(iproute2)
 # Templates create virtual environments with the system's Python.
 /usr/bin/python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3 python3-venv)
+# The dashboard's tests and `pop-bench ui` drive a real browser through its DevTools protocol.
+command -v chromium >/dev/null || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "==> installing ${missing[*]}"
     apt-get update -qq

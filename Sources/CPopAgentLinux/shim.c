@@ -2,9 +2,15 @@
 #define _GNU_SOURCE
 #include "CPopAgentLinux.h"
 #include <errno.h>
+#include <fcntl.h>
 #include <malloc.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -101,6 +107,218 @@ int cpop_epoll_ctl(int epfd, int op, int fd, uint32_t mask, uint64_t token) {
     event.events = mask;
     event.data.u64 = token;
     return epoll_ctl(epfd, op, fd, op == EPOLL_CTL_DEL ? NULL : &event);
+}
+
+// MARK: Gated spawn
+
+#ifndef CLONE_PIDFD
+#define CLONE_PIDFD 0x00001000
+#endif
+#ifndef SYS_close_range
+#define SYS_close_range 436
+#endif
+
+// The gated child shares the caller's memory (and thread-local storage, errno included) until exec, so it must not
+// call libc: these make system calls directly and return -errno on failure.
+#if defined(__x86_64__)
+static inline long raw_syscall(long n, long a, long b, long c, long d) {
+    long result;
+    register long r10 __asm__("r10") = d;
+    __asm__ volatile("syscall" : "=a"(result) : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10) : "rcx", "r11", "memory");
+    return result;
+}
+#elif defined(__aarch64__)
+static inline long raw_syscall(long n, long a, long b, long c, long d) {
+    register long x8 __asm__("x8") = n;
+    register long x0 __asm__("x0") = a;
+    register long x1 __asm__("x1") = b;
+    register long x2 __asm__("x2") = c;
+    register long x3 __asm__("x3") = d;
+    __asm__ volatile("svc 0" : "+r"(x0) : "r"(x8), "r"(x1), "r"(x2), "r"(x3) : "memory");
+    return x0;
+}
+#else
+#error "the gated spawn needs raw system calls for this architecture"
+#endif
+
+/// The kernel's struct sigaction (the same layout on x86_64 and arm64).
+struct kernel_sigaction {
+    void *handler;
+    unsigned long flags;
+    void *restorer;
+    unsigned long mask;
+};
+
+struct gated_arguments {
+    const struct cpop_spawn_image *image;
+    int gate_read;
+    int gate_write;
+    int status_write;
+};
+
+enum { gated_stack_size = 64 * 1024 };
+
+/// Reports `error` on the status pipe (descriptor 4 by then, or `fd`) and exits without running anything.
+static void gated_fail(int fd, long error) {
+    int code = (int)(error < 0 ? -error : error);
+    raw_syscall(SYS_write, fd, (long)&code, sizeof(code), 0);
+    raw_syscall(SYS_exit_group, 127, 0, 0, 0);
+}
+
+static int gated_child(void *raw) {
+    const struct gated_arguments *arguments = raw;
+    const struct cpop_spawn_image *image = arguments->image;
+    long result;
+    // Only the caller may hold the gate's write end, so that its death is this child's end-of-file.
+    raw_syscall(SYS_close, arguments->gate_write, 0, 0, 0);
+    if ((result = raw_syscall(SYS_setsid, 0, 0, 0, 0)) < 0) gated_fail(arguments->status_write, result);
+    struct kernel_sigaction defaults = {(void *)SIG_DFL, 0, 0, 0};
+    for (int signal = 1; signal < 65; signal++) {
+        if (signal == SIGKILL || signal == SIGSTOP) continue;
+        raw_syscall(SYS_rt_sigaction, signal, (long)&defaults, 0, 8);
+    }
+    // Copies above 2 first (a source may be 0, 1 or 2), then into place; 3 is the gate, 4 the status pipe.
+    int sources[5] = {image->stdin_fd, image->stdout_fd, image->stderr_fd, arguments->gate_read, arguments->status_write};
+    int copies[5];
+    for (int index = 0; index < 5; index++) {
+        result = raw_syscall(SYS_fcntl, sources[index], F_DUPFD_CLOEXEC, 10, 0);
+        if (result < 0) gated_fail(arguments->status_write, result);
+        copies[index] = (int)result;
+    }
+    for (int index = 0; index < 5; index++) {
+        result = raw_syscall(SYS_dup3, copies[index], index, index >= 3 ? O_CLOEXEC : 0, 0);
+        if (result < 0) gated_fail(arguments->status_write, result);
+    }
+    if (raw_syscall(SYS_close_range, 5, ~0UL, 0, 0) < 0) {
+        for (int fd = 5; fd < 65536; fd++) raw_syscall(SYS_close, fd, 0, 0, 0);
+    }
+    if ((result = raw_syscall(SYS_chdir, (long)image->directory, 0, 0, 0)) < 0) gated_fail(4, result);
+    char go = 0;
+    do {
+        result = raw_syscall(SYS_read, 3, (long)&go, 1, 0);
+    } while (result == -EINTR);
+    if (result != 1) raw_syscall(SYS_exit_group, 127, 0, 0, 0);  // The gate closed unopened.
+    raw_syscall(SYS_close, 3, 0, 0, 0);
+    if (image->nofile_soft >= 0) {
+        unsigned long long limits[2] = {(unsigned long long)image->nofile_soft, (unsigned long long)image->nofile_hard};
+        raw_syscall(SYS_prlimit64, 0, RLIMIT_NOFILE, (long)limits, 0);
+    }
+    unsigned long empty = 0;
+    raw_syscall(SYS_rt_sigprocmask, SIG_SETMASK, (long)&empty, 0, 8);
+    result = raw_syscall(SYS_execve, (long)image->path, (long)image->argv, (long)image->envp, 0);
+    gated_fail(4, result);
+    return 127;
+}
+
+int cpop_gated_spawn(const struct cpop_spawn_image *image, struct cpop_gated_child *child) {
+    int gate[2], status[2];
+    if (pipe2(gate, O_CLOEXEC) != 0) return errno;
+    if (pipe2(status, O_CLOEXEC) != 0) {
+        int error = errno;
+        close(gate[0]);
+        close(gate[1]);
+        return error;
+    }
+    struct gated_arguments *arguments = malloc(sizeof(*arguments));
+    void *stack = mmap(NULL, gated_stack_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (arguments == NULL || stack == MAP_FAILED) {
+        int error = arguments == NULL ? ENOMEM : errno;
+        free(arguments);
+        if (stack != MAP_FAILED) munmap(stack, gated_stack_size);
+        close(gate[0]);
+        close(gate[1]);
+        close(status[0]);
+        close(status[1]);
+        return error;
+    }
+    arguments->image = image;
+    arguments->gate_read = gate[0];
+    arguments->gate_write = gate[1];
+    arguments->status_write = status[1];
+    // No signal handler of the caller may run in the child (it shares the caller's memory): block every signal
+    // around the clone; the child resets every handler to the default before it unblocks them.
+    sigset_t all, previous;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &previous);
+    int pidfd = -1;
+    pid_t pid = clone(gated_child, (char *)stack + gated_stack_size, CLONE_VM | CLONE_PIDFD | SIGCHLD, arguments, &pidfd);
+    int error = errno;
+    pthread_sigmask(SIG_SETMASK, &previous, NULL);
+    close(gate[0]);
+    close(status[1]);
+    if (pid < 0) {
+        close(gate[1]);
+        close(status[0]);
+        munmap(stack, gated_stack_size);
+        free(arguments);
+        return error;
+    }
+    child->pid = pid;
+    child->pidfd = pidfd;
+    child->gate_fd = gate[1];
+    child->status_fd = status[0];
+    child->stack = stack;
+    child->arguments = arguments;
+    return 0;
+}
+
+/// Waits until the child execs (the status pipe closes) or reports an errno; then frees the spawn's memory.
+static int gated_finish(struct cpop_gated_child *child) {
+    int code = 0;
+    size_t received = 0;
+    while (received < sizeof(code)) {
+        ssize_t count = read(child->status_fd, (char *)&code + received, sizeof(code) - received);
+        if (count < 0 && errno == EINTR) continue;
+        if (count <= 0) break;
+        received += (size_t)count;
+    }
+    close(child->status_fd);
+    // The status pipe closes at exec or exit: the child no longer runs on this stack.
+    munmap(child->stack, gated_stack_size);
+    free(child->arguments);
+    child->status_fd = -1;
+    child->stack = NULL;
+    child->arguments = NULL;
+    return received == sizeof(code) ? (code == 0 ? EIO : code) : 0;
+}
+
+int cpop_gated_release(struct cpop_gated_child *child) {
+    char go = 1;
+    ssize_t written;
+    do {
+        written = write(child->gate_fd, &go, 1);
+    } while (written < 0 && errno == EINTR);
+    close(child->gate_fd);
+    child->gate_fd = -1;
+    int error = gated_finish(child);
+    return error != 0 ? error : (written == 1 ? 0 : EPIPE);
+}
+
+void cpop_gated_abort(struct cpop_gated_child *child) {
+    close(child->gate_fd);
+    child->gate_fd = -1;
+    gated_finish(child);
+}
+
+int cpop_has_exited_child(void) {
+    siginfo_t info;
+    memset(&info, 0, sizeof(info));
+    if (waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) != 0) return 0;
+    return info.si_pid != 0;
+}
+
+int cpop_raise_file_limit(long long *soft, long long *hard) {
+    struct rlimit limit;
+    if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= limit.rlim_max) return 0;
+    struct rlimit raised = {limit.rlim_max, limit.rlim_max};
+    if (setrlimit(RLIMIT_NOFILE, &raised) != 0) return 0;
+    *soft = (long long)limit.rlim_cur;
+    *hard = (long long)limit.rlim_max;
+    return 1;
+}
+
+int cpop_pipe_cloexec(int fds[2]) {
+    return pipe2(fds, O_CLOEXEC);
 }
 
 int cpop_release_free_memory(void) {

@@ -53,12 +53,9 @@ extension ManifestParser {
         }
         if let node = top["environment"] { manifest.environment = try stringMap(node, "environment") }
         if let node = top["stop-signal"] {
-            var signal = try string(node, "stop-signal").uppercased()
-            if signal.hasPrefix("SIG") { signal.removeFirst(3) }
-            guard Self.signals.contains(signal) else {
-                throw failure(
-                    node, "stop-signal",
-                    "'\(signal)' is not a signal pop can send; use one of \(Self.signals.joined(separator: ", "))")
+            let name = try string(node, "stop-signal")
+            guard let signal = StopSignal(parsing: name) else {
+                throw failure(node, "stop-signal", "'\(name)' is not a signal pop can send; use one of \(StopSignal.names)")
             }
             manifest.stopSignal = signal
         }

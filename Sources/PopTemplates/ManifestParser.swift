@@ -22,8 +22,6 @@ struct ManifestParser {
     static let healthKeys = ["tcp", "http", "interval", "timeout", "grace-period", "when"]
     static let pythonKeys = ["interpreter", "packages", "constraints", "constraints-file"]
     static let fileKeys = ["path", "executable"]
-    /// Signals a template may name to stop its process.
-    static let signals = ["TERM", "INT", "QUIT", "HUP", "KILL", "USR1", "USR2", "WINCH"]
     /// Option names that would collide with the command line's own flags or with placeholders.
     static let reservedOptionNames: Set<String> = ["template", "host", "prefix", "json", "help", "version", "args", "words"]
 

@@ -53,8 +53,8 @@ public struct TemplateManifest: Hashable, Sendable {
     public var command: Located<[String]>?
     /// Environment variables declared here.
     public var environment: [String: Located<String>]
-    /// The stop signal's name without `SIG`, if declared here.
-    public var stopSignal: String?
+    /// The stop signal, if declared here.
+    public var stopSignal: StopSignal?
     /// The stop timeout, if declared here.
     public var stopTimeoutMilliseconds: Int?
     /// The health check, if declared here.

@@ -42,7 +42,7 @@ struct TemplateResolution {
         var command: (value: [String], origin: Origin)?
         var health: (value: HealthCheck, origin: Origin)?
         var description = ""
-        var stopSignal = "TERM"
+        var stopSignal = StopSignal.term
         var stopTimeout = 10_000
         var python: PythonEnvironment?
 

@@ -1,4 +1,5 @@
 import Foundation
+import TestProcesses
 import ZooKeeperTestSupport
 
 /// A pop cluster on one host: a 3-member ZooKeeper ensemble on a bridge, and machines that each live in their own

@@ -2,6 +2,7 @@ import Foundation
 
 #if canImport(Glibc)
 import Glibc
+import TestProcesses
 #endif
 
 /// A machine agent (`pop fg`) the harness runs in a machine's network namespace.
@@ -9,14 +10,14 @@ public final class ClusterAgent: Sendable {
     /// The machine it serves.
     public let machineID: String
     /// The agent's process (`ip netns exec` execs `env`, which execs pop: one process throughout).
-    public let process: ClusterProcess
+    public let process: ChildProcess
     /// Its log (standard output and error).
     public let logFile: URL
 
     /// The agent's process id.
     public var pid: Int32 { self.process.pid }
 
-    init(machineID: String, process: ClusterProcess, logFile: URL) {
+    init(machineID: String, process: ChildProcess, logFile: URL) {
         self.machineID = machineID
         self.process = process
         self.logFile = logFile

@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import TestProcesses
 
 /// One simulated machine: a machine id, its own pop home, and the network namespace (own address) it runs in.
 ///
@@ -66,18 +67,17 @@ public final class ClusterMachine: Sendable {
     public func exec(
         _ arguments: [String], environment: [(String, String)] = [], timeout: Duration = .seconds(120)
     ) async throws -> CommandResult {
-        var result = try await CommandRunner.run(
+        try await CommandRunner.run(
             self.argv(arguments, environment: environment), environment: CommandRunner.baseEnvironment(),
-            scratch: self.folder, timeout: timeout)
-        result.arguments = arguments
-        return result
+            scratch: self.folder, timeout: timeout, shown: arguments)
     }
 
     /// Starts a long-running program on this machine, in its own process group, output under the machine's folder.
-    public func spawn(_ arguments: [String], environment: [(String, String)] = [], logName: String) throws -> ClusterProcess {
+    public func spawn(_ arguments: [String], environment: [(String, String)] = [], logName: String) throws -> ChildProcess {
         let log = self.folder.appendingPathComponent(logName)
-        return try ClusterProcess(
-            self.argv(arguments, environment: environment), environment: CommandRunner.baseEnvironment(), stdout: log, stderr: log)
+        return try ChildProcess(
+            self.argv(arguments, environment: environment), environment: CommandRunner.baseEnvironment(), stdout: .file(log),
+            stderr: .file(log))
     }
 
     /// Starts this machine's agent (`pop fg`) and returns once it has registered the machine.
@@ -85,9 +85,9 @@ public final class ClusterMachine: Sendable {
     public func startAgent(arguments: [String] = [], readyTimeout: Duration = .seconds(60)) async throws -> ClusterAgent {
         let number = self.agents.withLock { $0.count + 1 }
         let log = self.folder.appendingPathComponent("agent-\(number).log")
-        let process = try ClusterProcess(
+        let process = try ChildProcess(
             self.argv([self.popBinary, "fg", "--ready-fd", "3"] + arguments), environment: CommandRunner.baseEnvironment(),
-            stdout: log, stderr: log, readyPipe: true)
+            stdout: .file(log), stderr: .file(log), readyPipe: true)
         let agent = ClusterAgent(machineID: self.id, process: process, logFile: log)
         self.agents.withLock { $0.append(agent) }
         try await agent.waitUntilReady(timeout: readyTimeout)

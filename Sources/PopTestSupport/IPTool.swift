@@ -2,6 +2,7 @@ import Foundation
 
 #if canImport(Glibc)
 import Glibc
+import TestProcesses
 #endif
 
 /// Runs iproute2's `ip`, which builds the cluster's namespaces, veth pairs and bridge.

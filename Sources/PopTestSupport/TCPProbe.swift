@@ -6,8 +6,17 @@ import Glibc
 
 /// Connects to TCP services from the root namespace, as a client on another host would.
 public enum TCPProbe {
-    /// Connects to `address:port`, reads one line, and returns it; nil when nothing accepts the connection.
-    public static func readLine(address: String, port: Int, timeout: Duration = .seconds(3)) -> String? {
+    /// Connects to `address:port`, reads one line, and returns it; nil when nothing accepts the connection. The socket
+    /// is read on a thread of its own, so that no thread of the task pool blocks on it.
+    public static func readLine(address: String, port: Int, timeout: Duration = .seconds(3)) async -> String? {
+        await withCheckedContinuation { continuation in
+            Thread.detachNewThread {
+                continuation.resume(returning: blockingReadLine(address: address, port: port, timeout: timeout))
+            }
+        }
+    }
+
+    private static func blockingReadLine(address: String, port: Int, timeout: Duration) -> String? {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { return nil }
         defer { close(fd) }

@@ -94,7 +94,7 @@ extension ZooKeeperClient {
         guard watch else { return (try await read(nil), ZooKeeperWatch(future: nil)) }
         let promise = self.eventLoop.makePromise(of: ZooKeeperWatchEvent.self)
         let result = try await read(registration(try self.serverPath(path), promise))
-        return (result, ZooKeeperWatch(future: promise.futureResult))
+        return (result, ZooKeeperWatch(future: promise.futureResult, controller: self.controller))
     }
 
     private func getChildren(_ path: String, registration: WatchRegistration?) async throws -> (children: [String], stat: ZooKeeperStat) {

@@ -103,6 +103,18 @@ public final class ZooKeeperClient: Sendable {
     /// sequence yields the terminal event and finishes.
     public var sessionEvents: AsyncStream<ZooKeeperSessionEvent> { self.controller.subscribe() }
 
+    /// Hands `sink` the session's latest event, then every later one, then the end (as ``sessionEvents`` does, but
+    /// without a stream or a task of its own, for a consumer that maps the events into a stream of its own).
+    public func subscribeSessionEvents(_ sink: SessionEventSink) -> ZooKeeperSessionSubscription {
+        self.controller.subscribe(sink)
+    }
+
+    /// How many one-shot watches the session holds, for tests.
+    func oneShotWatchCount() async -> Int {
+        let controller = self.controller
+        return try! await self.eventLoop.submit { controller.oneShotWatchCount }.get()
+    }
+
     /// Adds credentials to the session (sent again after every reconnect).
     ///
     /// A server that rejects them ends the session with `.authFailed`.

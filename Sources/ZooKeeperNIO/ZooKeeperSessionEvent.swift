@@ -22,3 +22,32 @@ public enum ZooKeeperSessionEvent: Hashable, Sendable {
         }
     }
 }
+
+/// Where a subscriber's session events go: each event, then the end once the session is over.
+///
+/// Both are called synchronously as the client publishes, so they must be quick and must not call back into the
+/// client; yielding into a stream is typical.
+public struct SessionEventSink: Sendable {
+    let yield: @Sendable (ZooKeeperSessionEvent) -> Void
+    let finish: @Sendable () -> Void
+
+    /// A sink calling `yield` for each event and `finish` once after the terminal one.
+    public init(yield: @escaping @Sendable (ZooKeeperSessionEvent) -> Void, finish: @escaping @Sendable () -> Void) {
+        self.yield = yield
+        self.finish = finish
+    }
+}
+
+/// Ends a subscription made with ``ZooKeeperClient/subscribeSessionEvents(_:)``.
+public struct ZooKeeperSessionSubscription: Sendable {
+    private let onCancel: @Sendable () -> Void
+
+    init(_ onCancel: @escaping @Sendable () -> Void) {
+        self.onCancel = onCancel
+    }
+
+    /// Stops the deliveries (the sink is not finished).
+    public func cancel() {
+        self.onCancel()
+    }
+}

@@ -1,10 +1,6 @@
 import Foundation
 
-#if canImport(Glibc)
 import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 /// Where Debian's ZooKeeper lives, free ports, and the scratch folders of test servers.
 enum ZooKeeperInstallation {

@@ -1,11 +1,7 @@
 import Foundation
 import NIOConcurrencyHelpers
 
-#if canImport(Glibc)
 import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 /// A real ZooKeeper server (Debian's 3.8) for tests and benchmarks: standalone, or one member of a
 /// `ZooKeeperEnsemble`, on free ports with its own data folder and the AdminServer disabled.
@@ -74,8 +70,10 @@ public final class ZooKeeperServer: Sendable {
             "clientPort=\(clientPort)",
             "clientPortAddress=\(options.bindAddress)",
             "admin.enableServer=false",
-            "4lw.commands.whitelist=ruok,srvr,mntr",
+            "4lw.commands.whitelist=ruok,srvr,mntr,wchc",
             "maxClientCnxns=0",
+            // A test that is not about expiry asks for a long session, so that no pause of a loaded machine ends it.
+            "maxSessionTimeout=120000",
             "initLimit=10",
             "syncLimit=5",
         ]

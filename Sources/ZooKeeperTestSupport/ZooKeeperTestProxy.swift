@@ -24,6 +24,7 @@ public final class ZooKeeperTestProxy: Sendable {
     struct State {
         var mode: Mode = .forwarding
         var connections: [ObjectIdentifier: any Channel] = [:]
+        var bytesFromClients = 0
     }
 
     /// Starts a proxy on a free loopback port that forwards to `host:port`.
@@ -44,9 +45,10 @@ public final class ZooKeeperTestProxy: Sendable {
                         state.connections[ObjectIdentifier(outbound)] = outbound
                     }
                     return inbound.eventLoop.makeCompletedFuture {
-                        try inbound.pipeline.syncOperations.addHandler(GlueHandler(peer: outbound, state: state))
+                        try inbound.pipeline.syncOperations.addHandler(
+                            GlueHandler(peer: outbound, state: state, fromClient: true))
                     }.flatMap {
-                        outbound.pipeline.addHandler(GlueHandler(peer: inbound, state: state))
+                        outbound.pipeline.addHandler(GlueHandler(peer: inbound, state: state, fromClient: false))
                     }.flatMap {
                         inbound.setOption(.autoRead, value: true)
                     }
@@ -73,6 +75,9 @@ public final class ZooKeeperTestProxy: Sendable {
         for channel in toClose { channel.close(promise: nil) }
     }
 
+    /// How many bytes clients have sent through the proxy so far: what they asked of the server.
+    public var bytesFromClients: Int { self.state.withLockedValue { $0.bytesFromClients } }
+
     /// Closes the listener and every connection.
     public func stop() async {
         self.setMode(.refusing)
@@ -83,15 +88,23 @@ public final class ZooKeeperTestProxy: Sendable {
         typealias InboundIn = ByteBuffer
         let peer: any Channel
         let state: NIOLockedValueBox<State>
+        let fromClient: Bool
 
-        init(peer: any Channel, state: NIOLockedValueBox<State>) {
+        init(peer: any Channel, state: NIOLockedValueBox<State>, fromClient: Bool) {
             self.peer = peer
             self.state = state
+            self.fromClient = fromClient
         }
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-            guard self.state.withLockedValue({ $0.mode }) == .forwarding else { return }
-            self.peer.writeAndFlush(self.unwrapInboundIn(data), promise: nil)
+            let buffer = self.unwrapInboundIn(data)
+            let forwarding = self.state.withLockedValue { state in
+                guard state.mode == .forwarding else { return false }
+                if self.fromClient { state.bytesFromClients += buffer.readableBytes }
+                return true
+            }
+            guard forwarding else { return }
+            self.peer.writeAndFlush(buffer, promise: nil)
         }
 
         func channelInactive(context: ChannelHandlerContext) {

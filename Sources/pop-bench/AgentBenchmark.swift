@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import PopState
+import PopTestSupport
 import Synchronization
 import ZooKeeperTestSupport
 
@@ -9,6 +10,7 @@ import Glibc
 #endif
 #if canImport(CPopAgentLinux)
 import CPopAgentLinux
+import TestProcesses
 #endif
 
 /// `pop-bench agent`: the machine agent end to end, with the release `pop` binary and a real agent per store.
@@ -19,6 +21,10 @@ import CPopAgentLinux
 ///    supervisord (`supervisorctl start`, startsecs=0) is measured for comparison.
 /// 2. Scale: 1,000 services deployed to one agent, from the first deploy to every record `running`; then the
 ///    agent's resident memory and its CPU use over a minute of idleness.
+/// 3. Crash storm: every instance killed at once and crashing at each restart until FATAL; the agent's CPU per
+///    start, beside supervisord restarting the same program (AgentBenchmark+Faults.swift).
+/// 4. Log flood: one instance writing hundreds of megabytes; the CPU it costs and the log folder's peak size, beside
+///    supervisord logging the same program.
 struct AgentBenchmark: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "agent",
@@ -50,6 +56,15 @@ struct AgentBenchmark: AsyncParsableCommand {
 
     @Option(help: "Seconds of idleness over which the agent's CPU use is measured after the scale run.")
     var idleSeconds = 60
+
+    @Option(help: "Instances in the crash storm, on pop and on supervisord (0 skips it).")
+    var storm = 200
+
+    @Option(name: .customLong("log-megabytes"), help: "Megabytes one instance writes in the log flood (0 skips it).")
+    var logMegabytes = 300
+
+    @Option(name: .customLong("storm-profile"), help: "Record the agent with `perf record -g` during the crash storm into this file.")
+    var stormProfile: String?
 
     mutating func run() async throws {
         let popPath = try resolvePop()
@@ -119,6 +134,31 @@ struct AgentBenchmark: AsyncParsableCommand {
                 try await BenchEnvironment.with(pop: popPath, kind: kind, zooKeeper: server, label: "scale", sweep: cleanup) {
                     try await measureScale($0, command: command)
                 }
+            }
+        }
+
+        if storm > 0 {
+            let pop = try await BenchEnvironment.with(pop: popPath, kind: .embedded, zooKeeper: nil, label: "storm", sweep: cleanup) {
+                try await measureStorm($0, sleep: command[1])
+            }
+            say("crash storm: \(storm) instances killed at once, each then crashing at start until FATAL (load average \(ProcFile.loadAverage())):")
+            say(pop.line("pop agent, embedded store"))
+            if !skipSupervisor {
+                let supervisor = try await measureSupervisorStorm(sleep: command[1], sweep: cleanup)
+                say(supervisor.line("supervisord (autorestart, startsecs=1, startretries=4)"))
+                say(String(format: "  ratio supervisord / pop CPU per start: %.1f×", supervisor.perStart / pop.perStart))
+            }
+        }
+
+        if logMegabytes > 0 {
+            let pop = try await BenchEnvironment.with(pop: popPath, kind: .embedded, zooKeeper: nil, label: "flood", sweep: cleanup) {
+                try await measureFlood($0, sleep: command[1])
+            }
+            say("log flood: one instance writes \(logMegabytes) MB in 256 KiB writes (limit 10 MiB per file, 5 kept):")
+            say(pop.line("pop"))
+            if !skipSupervisor {
+                let supervisor = try await measureSupervisorFlood(sleep: command[1], sweep: cleanup)
+                say(supervisor.line("supervisord (stdout_logfile_maxbytes=10MB, backups=5)"))
             }
         }
     }
@@ -201,7 +241,6 @@ struct AgentBenchmark: AsyncParsableCommand {
         let instancePath = namespace.paths.instance(name, environment.machine)
         let start = ContinuousClock.now
         let deploy = try environment.spawn(["deploy", name.rawValue])
-        let exited = Task { await deploy.exit() }
         let placementPath = namespace.paths.placement(name, environment.machine)
         var placedAt: ContinuousClock.Instant?
         var runningAt: ContinuousClock.Instant?
@@ -220,21 +259,23 @@ struct AgentBenchmark: AsyncParsableCommand {
             }
         }
         defer { close(pidfd) }
-        let result = await exited.value
-        guard result.status == 0 else { throw BenchError("`pop deploy` exited with \(result.status)") }
+        let deployStatus = await deploy.waitForExit()
+        guard deployStatus == 0, let deployExited = deploy.exited else {
+            throw BenchError("`pop deploy` exited with \(deployStatus)")
+        }
 
         let undeploy = try environment.spawn(["undeploy", name.rawValue])
         while true {
             guard let event = try await events.next() else { throw BenchError("the store's watch ended") }
             if event.path == instancePath, event.kind == .deleted { break }
         }
-        let undeployed = await undeploy.exit()
-        guard undeployed.status == 0 else { throw BenchError("`pop undeploy` exited with \(undeployed.status)") }
-        guard await ChildProcess.waitUntilReadable(pidfd, timeoutMilliseconds: 20_000) else {
+        let undeployed = await undeploy.waitForExit()
+        guard undeployed == 0 else { throw BenchError("`pop undeploy` exited with \(undeployed)") }
+        guard await Pidfd.waitUntilReadable(pidfd, timeoutMilliseconds: 20_000) else {
             throw BenchError("the instance process still runs 20 s after `pop undeploy`")
         }
         guard let placedAt else { throw BenchError("the watch reported no placement for \(name)") }
-        return DeploySample(running: runningAt! - start, exited: result.end - start, placed: placedAt - start)
+        return DeploySample(running: runningAt! - start, exited: deployExited - start, placed: placedAt - start)
     }
 
     // MARK: Scale
@@ -249,13 +290,7 @@ struct AgentBenchmark: AsyncParsableCommand {
     }
 
     fileprivate func scaleRun(_ environment: BenchEnvironment, namespace: PopNamespace, first: ServiceName) async throws {
-        let template = try await namespace.service(first).spec
-        var names = [first]
-        for index in 1..<instances {
-            let name = try ServiceName(String(format: "scale-%04d", index))
-            try await namespace.addService(ServiceSpec(name: name, template: template.template, options: template.options))
-            names.append(name)
-        }
+        let names = try await Self.addCopies(of: first, count: instances, prefix: "scale", in: namespace)
         let services = names
         let agentPID = try await environment.startAgent()
         let paths = namespace.paths
@@ -337,6 +372,23 @@ struct AgentBenchmark: AsyncParsableCommand {
     }
 }
 
+extension AgentBenchmark {
+    /// `first` and `count - 1` services added with its spec (through `PopNamespace.addService`, which is what `pop add`
+    /// does, without spawning a process each), named `PREFIX-0001` and on.
+    static func addCopies(of first: ServiceName, count: Int, prefix: String, in namespace: PopNamespace) async throws
+        -> [ServiceName]
+    {
+        let spec = try await namespace.service(first).spec
+        var names = [first]
+        for index in 1..<count {
+            let name = try ServiceName(String(format: "\(prefix)-%04d", index))
+            try await namespace.addService(ServiceSpec(name: name, template: spec.template, options: spec.options))
+            names.append(name)
+        }
+        return names
+    }
+}
+
 // MARK: - Environments
 
 /// A pop home, machine id and store for one agent, with the `pop` binary to drive it.
@@ -375,17 +427,19 @@ struct BenchEnvironment: Sendable {
     func spawn(_ arguments: [String]) throws -> ChildProcess {
         var arguments = arguments
         arguments.insert(contentsOf: ["--prefix", prefix], at: 1)
-        return try ChildProcess.spawn([popPath] + arguments, environment: variables, output: commandOutput)
+        let output = URL(fileURLWithPath: commandOutput)
+        return try ChildProcess(
+            [popPath] + arguments, environment: variables, stdout: .file(output, truncate: true), stderr: .file(output))
     }
 
     /// Runs `pop ARGS` (with this environment's prefix) and fails with its output when it exits non-zero.
     @discardableResult
     func pop(_ arguments: [String]) async throws -> String {
         let child = try spawn(arguments)
-        let result = await child.exit()
+        let status = await child.waitForExit()
         let text = (try? String(contentsOfFile: commandOutput, encoding: .utf8)) ?? ""
-        guard result.status == 0 else {
-            throw BenchError("`pop \(arguments.joined(separator: " "))` exited with \(result.status): \(text)")
+        guard status == 0 else {
+            throw BenchError("`pop \(arguments.joined(separator: " "))` exited with \(status): \(text)")
         }
         return text
     }
@@ -480,24 +534,42 @@ struct SupervisorBench: Sendable {
     let configFile: String
     let daemon: ChildProcess
 
+    /// supervisord with one program, `prog`, running `command` when asked (autostart=false, startsecs=0).
     static func start(command: [String]) async throws -> SupervisorBench {
+        try await start { folder in
+            """
+            [program:prog]
+            command=\(command.joined(separator: " "))
+            autostart=false
+            autorestart=false
+            startsecs=0
+            stopasgroup=true
+            killasgroup=true
+            stdout_logfile=\(folder)/prog.log
+            redirect_stderr=true
+            """
+        }
+    }
+
+    /// supervisord with the program sections `programs(folder)` returns.
+    static func start(programs: (String) -> String) async throws -> SupervisorBench {
         let folder = NSTemporaryDirectory() + "pop-bench-supervisord-" + UUID().uuidString.prefix(8)
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         do {
-            return try await launch(folder: folder, command: command)
+            return try await launch(folder: folder, programs: programs(folder))
         } catch {
             try? FileManager.default.removeItem(atPath: folder)
             throw error
         }
     }
 
-    private static func launch(folder: String, command: [String]) async throws -> SupervisorBench {
+    private static func launch(folder: String, programs: String) async throws -> SupervisorBench {
         // The interpreter itself, not a version-manager shim, so supervisorctl is not charged for the shim.
         let probeOutput = folder + "/python"
-        let probe = try ChildProcess.spawn(
+        let probe = try ChildProcess(
             ["python3", "-c", "import sys, supervisor; print(sys.executable)"], environment: ProcessInfo.processInfo.environment,
-            output: probeOutput)
-        guard await probe.exit().status == 0 else {
+            stdout: .file(URL(fileURLWithPath: probeOutput), truncate: true), stderr: .file(URL(fileURLWithPath: probeOutput)))
+        guard await probe.waitForExit() == 0 else {
             throw BenchError("python3 with the supervisor package is needed for the comparison (or pass --skip-supervisor)")
         }
         let python = try String(contentsOfFile: probeOutput, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
@@ -518,21 +590,14 @@ struct SupervisorBench: Sendable {
             [supervisorctl]
             serverurl=unix://\(folder)/supervisor.sock
 
-            [program:prog]
-            command=\(command.joined(separator: " "))
-            autostart=false
-            autorestart=false
-            startsecs=0
-            stopasgroup=true
-            killasgroup=true
-            stdout_logfile=\(folder)/prog.log
-            redirect_stderr=true
+            \(programs)
 
             """
         try config.write(toFile: configFile, atomically: true, encoding: .utf8)
-        let daemon = try ChildProcess.spawn(
+        let daemonOutput = URL(fileURLWithPath: folder + "/supervisord.out")
+        let daemon = try ChildProcess(
             [python, "-m", "supervisor.supervisord", "-c", configFile], environment: ProcessInfo.processInfo.environment,
-            output: folder + "/supervisord.out")
+            stdout: .file(daemonOutput, truncate: true), stderr: .file(daemonOutput))
         let bench = SupervisorBench(folder: folder, python: python, configFile: configFile, daemon: daemon)
         // Setup only: supervisord has no readiness signal, so ask until its socket answers.
         for _ in 0..<100 {
@@ -541,7 +606,7 @@ struct SupervisorBench: Sendable {
         }
         let log = (try? String(contentsOfFile: folder + "/supervisord.out", encoding: .utf8)) ?? ""
         kill(daemon.pid, SIGTERM)
-        _ = await daemon.exit()
+        await daemon.waitForExit()
         throw BenchError("supervisord did not answer on its socket within 10 s: \(log)")
     }
 
@@ -549,12 +614,13 @@ struct SupervisorBench: Sendable {
     @discardableResult
     func control(_ arguments: [String]) async throws -> String {
         let output = folder + "/ctl.out"
-        let child = try ChildProcess.spawn(
+        let child = try ChildProcess(
             [python, "-m", "supervisor.supervisorctl", "-c", configFile] + arguments,
-            environment: ProcessInfo.processInfo.environment, output: output)
-        let result = await child.exit()
+            environment: ProcessInfo.processInfo.environment, stdout: .file(URL(fileURLWithPath: output), truncate: true),
+            stderr: .file(URL(fileURLWithPath: output)))
+        let status = await child.waitForExit()
         let text = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
-        guard result.status == 0 else { throw BenchError("supervisorctl \(arguments.joined(separator: " ")): \(text)") }
+        guard status == 0 else { throw BenchError("supervisorctl \(arguments.joined(separator: " ")): \(text)") }
         return text
     }
 
@@ -574,7 +640,7 @@ struct SupervisorBench: Sendable {
 
     func tearDown(sweep: ProcessSweep) async {
         kill(daemon.pid, SIGTERM)
-        _ = await daemon.exit()
+        await daemon.waitForExit()
         sweep.killAll()
         try? FileManager.default.removeItem(atPath: folder)
     }
@@ -582,61 +648,8 @@ struct SupervisorBench: Sendable {
 
 // MARK: - Processes
 
-/// A spawned child process (argv, never a shell).
-struct ChildProcess: Sendable {
-    let pid: pid_t
-
-    /// Spawns `argv` (looked up in PATH when it has no slash) with stdin from /dev/null and stdout plus stderr to
-    /// `output` (or /dev/null).
-    static func spawn(_ argv: [String], environment: [String: String], output: String? = nil) throws -> ChildProcess {
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, output ?? "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        let arguments = argv.map { strdup($0) } + [nil]
-        let variables = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer {
-            arguments.forEach { free($0) }
-            variables.forEach { free($0) }
-        }
-        // This program ignores SIGINT and SIGTERM (it handles them itself); children get the default actions back.
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var defaults = sigset_t()
-        sigemptyset(&defaults)
-        sigaddset(&defaults, SIGINT)
-        sigaddset(&defaults, SIGTERM)
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        var unblocked = sigset_t()
-        sigemptyset(&unblocked)
-        posix_spawnattr_setsigmask(&attributes, &unblocked)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
-        var pid: pid_t = 0
-        let status = posix_spawnp(&pid, argv[0], &actions, &attributes, arguments, variables)
-        guard status == 0 else { throw BenchError("cannot start \(argv[0]): \(String(cString: strerror(status)))") }
-        return ChildProcess(pid: pid)
-    }
-
-    /// Waits for the child to exit (on a thread of its own) and returns its status and when it was seen.
-    func exit() async -> (status: Int32, end: ContinuousClock.Instant) {
-        await withCheckedContinuation { continuation in
-            let pid = self.pid
-            let thread = Thread {
-                var status: Int32 = 0
-                while waitpid(pid, &status, 0) == -1, errno == EINTR {}
-                let end = ContinuousClock.now
-                let code = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
-                continuation.resume(returning: (code, end))
-            }
-            thread.start()
-        }
-    }
-}
-
-extension ChildProcess {
+/// Waiting on a pidfd the benchmark holds.
+enum Pidfd {
     /// Waits (on a thread of its own) until `descriptor` is readable, as a pidfd is once its process has exited.
     static func waitUntilReadable(_ descriptor: Int32, timeoutMilliseconds: Int32) async -> Bool {
         await withCheckedContinuation { continuation in

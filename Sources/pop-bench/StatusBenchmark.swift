@@ -1,10 +1,12 @@
 import ArgumentParser
 import Foundation
 import PopState
+import PopTestSupport
 import ZooKeeperTestSupport
 
 #if canImport(Glibc)
 import Glibc
+import TestProcesses
 #endif
 
 /// `pop-bench status`: wall time of the `pop status` command with 100 services, on the embedded store and on a
@@ -96,10 +98,10 @@ struct StatusBenchmark: AsyncParsableCommand {
         env["POP_MACHINE_ID"] = "bench-machine"
         env.merge(environment) { $1 }
         let setupStart = ContinuousClock.now
-        try Spawn.check([popPath, "init"], environment: env)
+        try await Spawn.check([popPath, "init"], environment: env)
         for index in 0..<services {
-            try Spawn.check([popPath, "add", "service-\(index)", "--template", "command", "--command", "sleep 1000"], environment: env)
-            try Spawn.check([popPath, "deploy", "service-\(index)", "bench-machine"], environment: env)
+            try await Spawn.check([popPath, "add", "service-\(index)", "--template", "command", "--command", "sleep 1000"], environment: env)
+            try await Spawn.check([popPath, "deploy", "service-\(index)", "bench-machine"], environment: env)
         }
         let configuration = try StoreConfiguration(
             host: env["POP_HOST"], prefix: nil, environment: env, home: try PopHome(environment: env))
@@ -135,13 +137,16 @@ struct StatusBenchmark: AsyncParsableCommand {
                 service: name)
         }
         print("\(label): \(services) services added and deployed in \(setupStart.duration(to: .now))")
-        let output = try Spawn.output([popPath, "status"], environment: env)
-        let lines = output.split(separator: "\n")
-        guard lines.filter({ $0.hasPrefix("service-") && $0.contains(" running ") }).count == services else {
-            throw ValidationError("pop status did not show \(services) running instances:\n\(output)")
+        let json = try await CommandRunner.run(
+            [popPath, "status", "--json"], environment: env, scratch: FileManager.default.temporaryDirectory)
+        let report = try StatusReport.decode(try json.check().stdout)
+        let running = report.services.flatMap(\.instances).filter { $0.instanceState == .running }.count
+        guard running == services else {
+            throw ValidationError("pop status --json shows \(running) running instances, not \(services)")
         }
-        print("  " + (lines.last.map(String.init) ?? ""))
-        return try Timings.measure(runs: runs) { try Spawn.timed([popPath, "status"], environment: env) }
+        let output = try await Spawn.output([popPath, "status"], environment: env)
+        print("  " + (output.split(separator: "\n").last.map(String.init) ?? ""))
+        return try await Timings.measure(runs: runs) { try await Spawn.timed([popPath, "status"], environment: env) }
     }
 
     // MARK: supervisor
@@ -151,7 +156,7 @@ struct StatusBenchmark: AsyncParsableCommand {
     func measureSupervisor(folder: String) async throws -> Timings {
         try FileManager.default.createDirectory(atPath: folder + "/logs", withIntermediateDirectories: true)
         // The interpreter itself, not a version manager's shim, so supervisorctl is timed as its entry point runs.
-        let python = try Spawn.output(
+        let python = try await Spawn.output(
             ["/usr/bin/env", "python3", "-c", "import sys, supervisor; print(sys.executable)"],
             environment: ProcessInfo.processInfo.environment
         ).trimmingCharacters(in: .whitespacesAndNewlines)
@@ -187,16 +192,29 @@ struct StatusBenchmark: AsyncParsableCommand {
         }
         try config.write(toFile: configFile, atomically: true, encoding: .utf8)
         let environment = ProcessInfo.processInfo.environment
-        let supervisord = try Spawn.start(
+        let output = URL(fileURLWithPath: folder + "/supervisord.out")
+        let supervisord = try ChildProcess(
             [python, "-m", "supervisor.supervisord", "-c", configFile], environment: environment,
-            output: folder + "/supervisord.out")
-        defer { Spawn.stopTree(supervisord) }
+            stdout: .file(output, truncate: true), stderr: .file(output))
+        do {
+            let timings = try await measureSupervisorctl(python: python, configFile: configFile, supervisord: supervisord.pid)
+            await Spawn.stopTree(supervisord)
+            return timings
+        } catch {
+            await Spawn.stopTree(supervisord)
+            throw error
+        }
+    }
+
+    /// Waits until supervisord runs every program, then times `supervisorctl status`.
+    private func measureSupervisorctl(python: String, configFile: String, supervisord: Int32) async throws -> Timings {
+        let environment = ProcessInfo.processInfo.environment
         let ctl = [python, "-m", "supervisor.supervisorctl", "-c", configFile, "status"]
         // supervisord offers no event for "every program is running"; ask until it is, within a bound.
         let deadline = ContinuousClock.now + .seconds(60)
         var last = ""
         while true {
-            last = (try? Spawn.output(ctl, environment: environment, allowFailure: true)) ?? ""
+            last = (try? await Spawn.output(ctl, environment: environment, allowFailure: true)) ?? ""
             if last.split(separator: "\n").filter({ $0.contains("RUNNING") }).count == services { break }
             guard ContinuousClock.now < deadline else {
                 throw ValidationError("supervisord did not run \(services) programs within 60 s:\n\(last)")
@@ -204,7 +222,7 @@ struct StatusBenchmark: AsyncParsableCommand {
             try await Task.sleep(for: .milliseconds(200))
         }
         print("supervisord (pid \(supervisord)): \(services) programs RUNNING")
-        return try Timings.measure(runs: runs) { try Spawn.timed(ctl, environment: environment) }
+        return try await Timings.measure(runs: runs) { try await Spawn.timed(ctl, environment: environment) }
     }
 }
 
@@ -213,10 +231,10 @@ struct Timings {
     var milliseconds: [Double]
 
     /// Runs `body` three times untimed, then `runs` times timed.
-    static func measure(runs: Int, _ body: () throws -> Duration) throws -> Timings {
-        for _ in 0..<3 { _ = try body() }
+    static func measure(runs: Int, _ body: () async throws -> Duration) async throws -> Timings {
+        for _ in 0..<3 { _ = try await body() }
         var values: [Double] = []
-        for _ in 0..<runs { values.append(StoreBenchmark.seconds(try body()) * 1000) }
+        for _ in 0..<runs { values.append(StoreBenchmark.seconds(try await body()) * 1000) }
         return Timings(milliseconds: values.sorted())
     }
 
@@ -225,97 +243,40 @@ struct Timings {
     }
 }
 
-/// Spawns programs with posix_spawn (argv only, never a shell) and waits for them.
+/// Runs programs for the benchmarks through PopTestSupport's ``ChildProcess`` (argv only, never a shell).
 enum Spawn {
     struct Failure: Error, CustomStringConvertible {
         var description: String
     }
 
-    /// Starts a program with its output in `output` (or /dev/null), in its own process group; returns its pid.
-    static func start(_ argv: [String], environment: [String: String], output: String = "/dev/null") throws -> pid_t {
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP))
-        posix_spawnattr_setpgroup(&attributes, 0)
-        let cArguments = argv.map { strdup($0) } + [nil]
-        let cEnvironment = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer {
-            cArguments.forEach { free($0) }
-            cEnvironment.forEach { free($0) }
+    /// Runs a program with its output discarded and returns its run time; a non-zero exit is an error.
+    static func timed(_ argv: [String], environment: [String: String]) async throws -> Duration {
+        let process = try ChildProcess(argv, environment: environment)
+        let status = await process.waitForExit()
+        guard status == 0, let elapsed = process.elapsed else {
+            throw Failure(description: "\(argv.joined(separator: " ")) exited with \(status)")
         }
-        var pid: pid_t = 0
-        let error = posix_spawn(&pid, argv[0], &actions, &attributes, cArguments, cEnvironment)
-        guard error == 0 else { throw Failure(description: "cannot start \(argv[0]): \(String(cString: strerror(error)))") }
-        return pid
-    }
-
-    /// Waits for a process and returns its exit status (128 + signal when killed).
-    static func wait(_ pid: pid_t) -> Int32 {
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        let signal = status & 0x7f
-        return signal == 0 ? (status >> 8) & 0xff : 128 + signal
-    }
-
-    /// Runs a program with output discarded and returns its wall time; a non-zero exit is an error.
-    static func timed(_ argv: [String], environment: [String: String]) throws -> Duration {
-        let began = ContinuousClock.now
-        let pid = try start(argv, environment: environment)
-        let status = wait(pid)
-        let elapsed = began.duration(to: .now)
-        guard status == 0 else { throw Failure(description: "\(argv.joined(separator: " ")) exited with \(status)") }
         return elapsed
     }
 
     /// Runs a program and fails unless it exits 0, showing its output.
-    static func check(_ argv: [String], environment: [String: String]) throws {
-        _ = try output(argv, environment: environment)
+    static func check(_ argv: [String], environment: [String: String]) async throws {
+        _ = try await output(argv, environment: environment)
     }
 
     /// Runs a program and returns its standard output and error.
-    static func output(_ argv: [String], environment: [String: String], allowFailure: Bool = false) throws -> String {
-        let file = NSTemporaryDirectory() + "pop-bench-output-" + UUID().uuidString
-        defer { try? FileManager.default.removeItem(atPath: file) }
-        let status = wait(try start(argv, environment: environment, output: file))
-        let text = (try? String(contentsOfFile: file, encoding: .utf8)) ?? ""
-        guard status == 0 || allowFailure else {
-            throw Failure(description: "\(argv.joined(separator: " ")) exited with \(status):\n\(text)")
+    static func output(_ argv: [String], environment: [String: String], allowFailure: Bool = false) async throws -> String {
+        let result = try await CommandRunner.run(argv, environment: environment, scratch: FileManager.default.temporaryDirectory)
+        guard result.status == 0 || allowFailure else {
+            throw Failure(description: "\(argv.joined(separator: " ")) exited with \(result.status):\n\(result.output)")
         }
-        return text
+        return result.output
     }
 
-    /// Stops a process started in its own group: SIGTERM and a wait of up to 10 s, then SIGKILL to the group and
-    /// to every child it had.
-    static func stopTree(_ pid: pid_t) {
-        let children = self.children(of: pid)
-        kill(pid, SIGTERM)
-        var status: Int32 = 0
-        let deadline = ContinuousClock.now + .seconds(10)
-        while waitpid(pid, &status, WNOHANG) == 0 {
-            guard ContinuousClock.now < deadline else {
-                kill(-pid, SIGKILL)
-                _ = waitpid(pid, &status, 0)
-                break
-            }
-            usleep(50_000)
-        }
-        kill(-pid, SIGKILL)
+    /// Stops a program started in its own group and every child it had: SIGTERM and up to 10 s, then SIGKILL.
+    static func stopTree(_ process: ChildProcess) async {
+        let children = Processes.children(of: process.pid)
+        await process.stop(grace: .seconds(10))
         for child in children { kill(child, SIGKILL) }
-    }
-
-    /// The direct children of a process, from /proc.
-    static func children(of pid: pid_t) -> [pid_t] {
-        let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
-        return tasks.flatMap { task in
-            ((try? String(contentsOfFile: "/proc/\(pid)/task/\(task)/children", encoding: .utf8)) ?? "")
-                .split(separator: " ").compactMap { pid_t($0) }
-        }
     }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import PopState
+import TestProcesses
 import Synchronization
 
 #if canImport(Glibc)
@@ -81,7 +82,7 @@ struct StoreBenchmark: AsyncParsableCommand {
         let used = try watcher.cpuTicks() - before
         let ticksPerSecond = Double(sysconf(Int32(_SC_CLK_TCK)))
         print(String(format: "idle watcher CPU over 5 s: %.0f ms", Double(used) / ticksPerSecond * 1000))
-        watcher.terminate()
+        await watcher.terminate()
     }
 
     /// The watcher role: follows /latency and prints the monotonic time of each event.
@@ -175,55 +176,22 @@ struct StoreBenchmark: AsyncParsableCommand {
 
 /// This benchmark run again as `pop-bench store --role watcher`, printing one line per notification.
 final class WatcherProcess: Sendable {
-    let process: Process
+    let process: ChildProcess
     let lines: AsyncStream<String>
 
     init(folder: String) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/proc/self/exe")
-        process.arguments = ["store", "--role", "watcher", "--folder", folder]
-        let output = Pipe()
-        process.standardOutput = output
-        let (lines, continuation) = AsyncStream<String>.makeStream(bufferingPolicy: .unbounded)
-        let splitter = OutputLines()
-        output.fileHandleForReading.readabilityHandler = { handle in
-            let data = handle.availableData
-            guard !data.isEmpty else {
-                handle.readabilityHandler = nil
-                continuation.finish()
-                return
-            }
-            for line in splitter.append(data) { continuation.yield(line) }
-        }
-        self.process = process
-        self.lines = lines
-        try process.run()
+        process = try ChildProcess(
+            ["/proc/self/exe", "store", "--role", "watcher", "--folder", folder],
+            environment: ProcessInfo.processInfo.environment, stdout: .lines)
+        lines = process.lines!
     }
 
     /// User plus system CPU time of the process, in clock ticks, from /proc/<pid>/stat.
     func cpuTicks() throws -> Int {
-        try ProcFile.cpuTicks(pid: process.processIdentifier)
+        try ProcFile.cpuTicks(pid: process.pid)
     }
 
-    func terminate() {
-        process.terminate()
-        process.waitUntilExit()
-    }
-}
-
-/// Splits the watcher's output into lines.
-final class OutputLines: Sendable {
-    private let pending = Mutex<[UInt8]>([])
-
-    func append(_ data: Data) -> [String] {
-        pending.withLock { buffer in
-            buffer.append(contentsOf: data)
-            var lines: [String] = []
-            while let newline = buffer.firstIndex(of: 0x0a) {
-                lines.append(String(decoding: buffer[..<newline], as: UTF8.self))
-                buffer.removeSubrange(...newline)
-            }
-            return lines
-        }
+    func terminate() async {
+        await process.stop()
     }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import TestProcesses
 import ZooKeeperNIO
 import ZooKeeperTestSupport
 
@@ -47,7 +48,7 @@ struct ZooKeeperBenchmark: AsyncParsableCommand {
         let results = try await withZooKeeperServer(options) { server in
             print("server \(server.connectString); \(self.operations) operations, \(self.concurrency) in flight, \(self.samples) latency samples, \(self.payloadSize)-byte payload")
             let swift = try await self.measureSwift(server)
-            let kazoo = self.kazoo ? try self.measureKazoo(server) : nil
+            let kazoo = self.kazoo ? try await self.measureKazoo(server) : nil
             return (swift, kazoo)
         }
         self.report(swift: results.0, kazoo: results.1)
@@ -107,24 +108,19 @@ struct ZooKeeperBenchmark: AsyncParsableCommand {
         return Self.seconds(ContinuousClock.now - start)
     }
 
-    func measureKazoo(_ server: ZooKeeperServer) throws -> Figures {
-        let process = Process()
+    func measureKazoo(_ server: ZooKeeperServer) async throws -> Figures {
         // The python3 on PATH, the one kazoo is installed for.
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [
-            "python3", self.kazooScript, "--hosts", server.connectString, "--operations", "\(self.operations)",
-            "--concurrency", "\(self.concurrency)", "--samples", "\(self.samples)", "--payload-size", "\(self.payloadSize)",
-        ]
-        let output = Pipe()
-        process.standardOutput = output
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0,
-            let figures = try JSONSerialization.jsonObject(with: data) as? [String: Double],
+        let result = try await CommandRunner.run(
+            [
+                "python3", self.kazooScript, "--hosts", server.connectString, "--operations", "\(self.operations)",
+                "--concurrency", "\(self.concurrency)", "--samples", "\(self.samples)", "--payload-size", "\(self.payloadSize)",
+            ], environment: ProcessInfo.processInfo.environment, scratch: FileManager.default.temporaryDirectory,
+            timeout: .seconds(3600))
+        guard result.status == 0,
+            let figures = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Double],
             let get = figures["get_throughput"], let set = figures["set_throughput"], let p50 = figures["p50_us"], let p99 = figures["p99_us"]
         else {
-            throw ValidationError("the kazoo benchmark failed (exit \(process.terminationStatus)); is kazoo installed (`pip install kazoo`)?")
+            throw ValidationError("the kazoo benchmark failed (exit \(result.status)); is kazoo installed (`pip install kazoo`)?")
         }
         return Figures(getThroughput: get, setThroughput: set, p50: p50, p99: p99)
     }

@@ -11,35 +11,41 @@ struct Pop: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "pop",
         abstract: "Let pop run your services: desired state in ZooKeeper or an embedded store, kept by an agent on every machine.",
+        usage: "pop \(HelpText.synopsis(of: GlobalOptions.self)) <subcommand>",
         discussion: """
-            Without --host (or POP_HOST) pop uses the embedded store under POP_HOME, for a single machine.
-            With --host it uses a ZooKeeper ensemble, for many machines.
-            Exit codes: 0 success, 1 failure, 2 usage or invalid input, 3 not found, 4 conflict,
-            5 store unreachable, 6 store holds unreadable or incompatible data, 7 permission denied,
-            8 namespace not initialized (run `pop init`).
+            Without --host (or POP_HOST) pop uses the embedded store under POP_HOME, for a single machine. With \
+            --host it uses a ZooKeeper ensemble, for many machines.
+
+            GLOBAL OPTIONS (before or after the subcommand):
+            \(HelpText.optionLines(of: GlobalOptions.self))
+
+            EXIT CODES:
+            \(HelpText.exitCodes)
             """,
         version: Pop.version,
         subcommands: [
             Init.self, Add.self, Describe.self, List.self, Start.self, Foreground.self, Stop.self,
             Deploy.self, Undeploy.self, Remove.self, Config.self, Restart.self, Status.self, Machines.self,
-            Logs.self, Run.self, Dump.self,
+            Logs.self, Run.self, UI.self, Dump.self, Restore.self,
         ]
     )
 
     /// Parses and runs a command, mapping every failure to a clear message and a documented exit code.
     static func main() async {
-        let arguments = Array(CommandLine.arguments.dropFirst())
+        // Global options may come before the command's name, as with git or kubectl.
+        let arguments = GlobalOptions.placedAfterCommand(
+            Array(CommandLine.arguments.dropFirst()), commands: configuration.subcommands)
         var command: any ParsableCommand
         do {
             command = try await asyncParseAsRoot(arguments)
         } catch {
             let code = exitCode(for: error)
             if code == .success {
-                exit(withError: error)
+                showHelpOrVersion(error)
             }
             let message = fullMessage(for: error)
             Terminal.standardError.write(message.hasSuffix("\n") ? message : message + "\n")
-            Foundation.exit(ExitStatus.usage.rawValue)
+            Foundation.exit(PopExitCode.usage.rawValue)
         }
         // Commands log warnings and errors only; the agent (`pop fg`) logs at the level it is given.
         CommandLogging.bootstrap(level: (command as? Foreground)?.level)
@@ -51,16 +57,22 @@ struct Pop: AsyncParsableCommand {
             }
         } catch let error as PopError {
             Terminal.standardError.writeError(error)
-            Foundation.exit(ExitStatus(error.code).rawValue)
+            Foundation.exit(PopExitCode(error.code).rawValue)
         } catch let error as ExitCode {
             Foundation.exit(error.rawValue)
         } catch {
             let code = exitCode(for: error)
             if code == .success || error is CleanExit {
-                exit(withError: error)
+                showHelpOrVersion(error)
             }
             Terminal.standardError.write("pop: \(fullMessage(for: error))\n")
-            Foundation.exit(code == .validationFailure ? ExitStatus.usage.rawValue : ExitStatus.failure.rawValue)
+            Foundation.exit(code == .validationFailure ? PopExitCode.usage.rawValue : PopExitCode.failure.rawValue)
         }
+    }
+
+    /// Prints the help or version a successful parse asked for, with the usage line wrapped like the rest, and exits 0.
+    static func showHelpOrVersion(_ error: any Error) -> Never {
+        Terminal.standardOutput.line(HelpText.wrappingUsage(fullMessage(for: error)))
+        Foundation.exit(PopExitCode.success.rawValue)
     }
 }

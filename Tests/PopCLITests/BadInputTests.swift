@@ -1,6 +1,9 @@
 import Foundation
+import PopTestExpectations
+import PopTestSupport
 import PopState
 import Synchronization
+import TestProcesses
 import Testing
 
 /// One command that must be refused: its exit status, words its message must hold, and nothing written.
@@ -18,16 +21,16 @@ struct BadInput: Sendable, CustomTestStringConvertible {
     }
 
     var testDescription: String {
-        arguments.map(PopResult.quoted).joined(separator: " ")
-            + (environment.isEmpty ? "" : " with " + environment.map { "\($0.key)=\(PopResult.quoted($0.value))" }.joined(separator: " "))
+        arguments.map(CommandResult.quoted).joined(separator: " ")
+            + (environment.isEmpty ? "" : " with " + environment.map { "\($0.key)=\(CommandResult.quoted($0.value))" }.joined(separator: " "))
     }
 
     /// A file a shell would create if any of these commands reached one.
     static let marker = FileManager.default.temporaryDirectory.appendingPathComponent("pwned-\(UUID().uuidString)").path
 
-    static let usage: Int32 = 2
-    static let notFound: Int32 = 3
-    static let conflict: Int32 = 4
+    static let usage = PopExitCode.usage.rawValue
+    static let notFound = PopExitCode.notFound.rawValue
+    static let conflict = PopExitCode.conflict.rawValue
 
     /// Hostile and malformed input for every command.
     static let all: [BadInput] = names + templates + options + unknowns + commandLine + environmentCases
@@ -171,6 +174,7 @@ struct BadInputWorld: Sendable {
     }
 
     private static func make(_ kind: StoreKind) async throws -> BadInputWorld {
+        // One world for every case of a store kind, for the whole run: it holds a store session and files, no process.
         let fixture = try await CLIFixture.make(kind)
         let pop = fixture.pop
         try await pop.ok("add", "web", "--template", "kit")

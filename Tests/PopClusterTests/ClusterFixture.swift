@@ -5,30 +5,8 @@ import Testing
 
 #if canImport(Glibc)
 import Glibc
+import TestProcesses
 #endif
-
-/// `pop status --json`, as far as the scenarios read it.
-struct StatusJSON: Decodable {
-    struct Row: Decodable {
-        var machine: String
-        var machineUp: Bool
-        var state: String
-        var pid: Int32?
-        var signature: String?
-        var current: Bool
-    }
-
-    struct Service: Decodable {
-        var service: String
-        var signature: String
-        var instances: [Row]
-    }
-
-    var machinesUp: [String]
-    var services: [Service]
-
-    func service(_ name: String) -> Service? { services.first { $0.service == name } }
-}
 
 /// A cluster with the `cluster-probe` template deployed as service `web`, and helpers the scenarios share.
 struct ProbeDeployment {
@@ -59,9 +37,8 @@ struct ProbeDeployment {
     }
 
     /// `pop status --json` from the operator's workstation.
-    func status() async throws -> StatusJSON {
-        let result = try await self.cluster.popOK(["status", "--json"])
-        return try JSONDecoder().decode(StatusJSON.self, from: Data(result.stdout.utf8))
+    func status() async throws -> StatusReport {
+        try StatusReport.decode(try await self.cluster.popOK(["status", "--json"]).stdout)
     }
 
     /// The pid of each machine's instance, as `pop status` reports it.
@@ -72,10 +49,10 @@ struct ProbeDeployment {
     }
 
     /// What each machine's service answers at its own address (`MACHINE PID TAG`), from the root namespace.
-    func answers() -> [String: String] {
+    func answers() async -> [String: String] {
         var answers: [String: String] = [:]
         for machine in self.cluster.machines {
-            answers[machine.id] = TCPProbe.readLine(address: machine.address, port: self.port) ?? "no answer"
+            answers[machine.id] = await TCPProbe.readLine(address: machine.address, port: self.port) ?? "no answer"
         }
         return answers
     }
@@ -97,47 +74,31 @@ struct ProbeDeployment {
 struct StoreWatcher {
     let namespace: PopNamespace
 
-    static func open(_ cluster: Cluster) async throws -> StoreWatcher {
-        let configuration = try StoreConfiguration(
-            kind: StoreConfiguration.parseHosts(cluster.host), prefix: "/pop")
-        return StoreWatcher(namespace: try await openNamespace(configuration))
+    /// Runs `body` with a watcher on `cluster`'s store, and closes its session before returning.
+    static func with<T>(_ cluster: Cluster, _ body: (StoreWatcher) async throws -> T) async throws -> T {
+        let configuration = try StoreConfiguration(kind: StoreConfiguration.parseHosts(cluster.host), prefix: "/pop")
+        let watcher = StoreWatcher(namespace: try await openNamespace(configuration))
+        do {
+            let result = try await body(watcher)
+            await watcher.namespace.store.close()
+            return result
+        } catch {
+            await watcher.namespace.store.close()
+            throw error
+        }
     }
 
-    func close() async { await self.namespace.store.close() }
-
-    /// Waits until `condition` holds for a status snapshot, re-reading after every change below /pop.
+    /// Waits until `condition` holds for a status snapshot, reading again after each burst of changes below /pop.
     @discardableResult
     func wait(
         timeout: Duration, _ what: String, _ condition: @escaping @Sendable (StatusSnapshot) -> Bool
     ) async throws -> StatusSnapshot {
         let namespace = self.namespace
-        let events = try await namespace.store.watchSubtree(namespace.prefix)
-        return try await withThrowingTaskGroup(of: StatusSnapshot?.self) { group in
-            group.addTask {
-                let first = try await namespace.status()
-                if condition(first) { return first }
-                for try await _ in events {
-                    let snapshot = try await namespace.status()
-                    if condition(snapshot) { return snapshot }
-                }
-                return nil
-            }
-            group.addTask {
-                try await Task.sleep(for: timeout)
-                return nil
-            }
-            let result = try await group.next() ?? nil
-            group.cancelAll()
-            guard let result else { throw ClusterError("timed out after \(timeout) waiting until \(what)") }
-            return result
-        }
+        guard
+            let snapshot = try await namespace.read(
+                { try await namespace.status() }, until: condition, wokenByChangesUnder: namespace.prefix,
+                deadline: .now + timeout)
+        else { throw ClusterError("timed out after \(timeout) waiting until \(what)") }
+        return snapshot
     }
-}
-
-/// Whether process `pid` is alive (not a zombie).
-func isAlive(_ pid: Int32) -> Bool {
-    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-        let close = stat.lastIndex(of: ")")
-    else { return false }
-    return !stat[stat.index(close, offsetBy: 2)...].hasPrefix("Z")
 }

@@ -4,6 +4,7 @@ import Testing
 
 #if canImport(Glibc)
 import Glibc
+import TestProcesses
 #endif
 
 extension PopClusterSuite {
@@ -13,7 +14,7 @@ extension PopClusterSuite {
             // What a crashed earlier run leaves: a registered cluster whose owner is gone, with a namespace and bridge.
             let leftover = "\(ClusterNetwork.namePrefix)250"
             try FileManager.default.createDirectory(atPath: ClusterNetwork.registryFolder, withIntermediateDirectories: true)
-            try "\(try deadProcessID()) 1\n".write(toFile: "\(ClusterNetwork.registryFolder)/\(leftover)", atomically: true, encoding: .utf8)
+            try "\(try await deadProcessID()) 1\n".write(toFile: "\(ClusterNetwork.registryFolder)/\(leftover)", atomically: true, encoding: .utf8)
             if try await !namespaces().contains("\(leftover)-h1") { try await ip(["netns", "add", "\(leftover)-h1"]) }
             if try await !links().contains("\(leftover)-br") { try await ip(["link", "add", "\(leftover)-br", "type", "bridge"]) }
 
@@ -21,7 +22,7 @@ extension PopClusterSuite {
             options.machines = 2
             options.initialize = false
             var name = ""
-            var services: [ClusterProcess] = []
+            var services: [ChildProcess] = []
             try await withCluster(options) { cluster in
                 name = cluster.network.name
                 #expect(try await namespaces().contains { $0.hasPrefix(leftover + "-") } == false, "the crashed run's namespace was swept")
@@ -51,7 +52,7 @@ extension PopClusterSuite {
                             environment: [("PORT", "7000"), ("POP_MACHINE", machine.id)], logName: "service.log"))
                 }
                 for machine in cluster.machines {
-                    let answer = await eventually { TCPProbe.readLine(address: machine.address, port: 7000) }
+                    let answer = await eventually { await TCPProbe.readLine(address: machine.address, port: 7000) }
                     #expect(answer?.hasPrefix("\(machine.id) ") == true, "\(machine.address):7000 answered \(answer ?? "nothing")")
                 }
             }
@@ -67,27 +68,19 @@ extension PopClusterSuite {
 }
 
 /// The pid of a process that has exited and been reaped.
-func deadProcessID() throws -> Int32 {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/bin/true")
-    try process.run()
-    process.waitUntilExit()
-    return process.processIdentifier
+func deadProcessID() async throws -> Int32 {
+    let process = try ChildProcess(["/bin/true"], environment: [:])
+    await process.waitForExit()
+    return process.pid
 }
 
 /// Runs `ip ARGUMENTS`, throwing when it fails.
 @discardableResult
 func ip(_ arguments: [String]) async throws -> String {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
-    process.arguments = arguments
-    let output = Pipe()
-    process.standardOutput = output
-    try process.run()
-    let data = output.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    guard process.terminationStatus == 0 else { throw ClusterError("ip \(arguments.joined(separator: " ")) failed") }
-    return String(decoding: data, as: UTF8.self)
+    try await CommandRunner.run(
+        ["/usr/sbin/ip"] + arguments, environment: CommandRunner.baseEnvironment(),
+        scratch: FileManager.default.temporaryDirectory, timeout: .seconds(60)
+    ).check().stdout
 }
 
 func namespaces() async throws -> [String] {

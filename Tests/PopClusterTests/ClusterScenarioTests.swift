@@ -1,6 +1,7 @@
 import Foundation
 import PopState
 import PopTestSupport
+import TestProcesses
 import Testing
 
 extension PopClusterSuite {
@@ -13,7 +14,7 @@ extension PopClusterSuite {
                 let rows = try #require(try await web.status().service("web")).instances
                 #expect(rows.map(\.machine) == ["m1", "m2", "m3"])
                 #expect(rows.allSatisfy { $0.state == "running" && $0.current && $0.machineUp }, "\(rows)")
-                let answers = web.answers()
+                let answers = await web.answers()
                 for row in rows {
                     #expect(answers[row.machine] == "\(row.machine) \(row.pid ?? 0) v1", "\(row.machine)'s own address answered \(answers[row.machine] ?? "")")
                 }
@@ -36,7 +37,8 @@ extension PopClusterSuite {
                 for (old, new) in zip(before.instances, after.instances) {
                     #expect(old.pid != new.pid, "\(new.machine) was restarted")
                 }
-                #expect(web.answers().values.allSatisfy { $0.hasSuffix(" v2") }, "\(web.answers())")
+                let answered = await web.answers()
+                #expect(answered.values.allSatisfy { $0.hasSuffix(" v2") }, "\(answered)")
 
                 let mark = web.recordedEvents().count
                 try await cluster.popOK(["config", "web", "--max-parallel", "1", "--tag", "v3"])
@@ -46,7 +48,8 @@ extension PopClusterSuite {
                 #expect(rollout.filter { $0.kind == "up" && $0.tag == "v3" }.count == 3, "\(rollout)")
                 #expect(ClusterTestService.mostDownAtOnce(rollout) == 1, "at no moment were two instances down: \(rollout)")
                 #expect(rollout.filter { $0.kind == "down" }.map(\.machine) == ["m1", "m2", "m3"], "in machine order")
-                #expect(web.answers().values.allSatisfy { $0.hasSuffix(" v3") }, "\(web.answers())")
+                let answeredAfterRollout = await web.answers()
+                #expect(answeredAfterRollout.values.allSatisfy { $0.hasSuffix(" v3") }, "\(answeredAfterRollout)")
             }
         }
 
@@ -65,9 +68,9 @@ extension PopClusterSuite {
                 #expect(try await web.pids() == pids)
                 try await cluster.popOK(["add", "spare", "--template", "command", "--command", "sleep 1000"])
                 // The agents carry on with their sessions: all machines up, nothing restarted.
-                let watcher = try await StoreWatcher.open(cluster)
-                defer { Task { await watcher.close() } }
-                try await watcher.wait(timeout: .seconds(30), "every machine is registered") { $0.machines.count == 3 }
+                try await StoreWatcher.with(cluster) { watcher in
+                    try await watcher.wait(timeout: .seconds(30), "every machine is registered") { $0.machines.count == 3 }
+                }
                 try await web.waitUntilRunning()
                 #expect(try await web.pids() == pids)
                 #expect(web.recordedEvents().count == mark, "no instance stopped or started: \(web.recordedEvents().dropFirst(mark))")
@@ -86,20 +89,20 @@ extension PopClusterSuite {
                 try await Task.sleep(for: .seconds(30))
                 for machine in cluster.machines {
                     let pid = try #require(pids[machine.id])
-                    #expect(isAlive(pid), "\(machine.id)'s instance still runs")
+                    #expect(Processes.isAlive(pid), "\(machine.id)'s instance still runs")
                     #expect(machine.agent?.isRunning == true, "\(machine.id)'s agent waits")
                 }
-                #expect(web.answers() == Dictionary(uniqueKeysWithValues: cluster.machines.map { ($0.id, "\($0.id) \(pids[$0.id]!) v1") }))
+                #expect(await web.answers() == Dictionary(uniqueKeysWithValues: cluster.machines.map { ($0.id, "\($0.id) \(pids[$0.id]!) v1") }))
 
                 for member in cluster.ensemble.members { try await member.restart() }
                 try await cluster.ensemble.waitForQuorum()
-                let watcher = try await StoreWatcher.open(cluster)
-                defer { Task { await watcher.close() } }
-                try await watcher.wait(timeout: .seconds(60), "every machine is registered and every instance running") { snapshot in
-                    snapshot.machines.count == 3
-                        && snapshot.services.allSatisfy { service in
-                            service.placements.allSatisfy { $0.instance?.state == .running && $0.instance?.signature == service.signature }
-                        }
+                try await StoreWatcher.with(cluster) { watcher in
+                    try await watcher.wait(timeout: .seconds(60), "every machine is registered and every instance running") { snapshot in
+                        snapshot.machines.count == 3
+                            && snapshot.services.allSatisfy { service in
+                                service.placements.allSatisfy { $0.instance?.state == .running && $0.instance?.signature == service.signature }
+                            }
+                    }
                 }
                 #expect(try await web.pids() == pids, "the same processes")
                 #expect(web.recordedEvents().count == mark, "no needless restart: \(web.recordedEvents().dropFirst(mark))")
@@ -117,10 +120,10 @@ extension PopClusterSuite {
                 let mark = web.recordedEvents().count
                 let m2 = cluster.machines[1]
                 await try #require(m2.agent).crash()
-                let watcher = try await StoreWatcher.open(cluster)
-                defer { Task { await watcher.close() } }
-                try await watcher.wait(timeout: .seconds(40), "m2's session expires") { snapshot in
-                    !snapshot.machines.contains { $0.id.rawValue == "m2" }
+                try await StoreWatcher.with(cluster) { watcher in
+                    try await watcher.wait(timeout: .seconds(40), "m2's session expires") { snapshot in
+                        !snapshot.machines.contains { $0.id.rawValue == "m2" }
+                    }
                 }
                 let rows = try #require(try await web.status().service("web")).instances
                 let row = try #require(rows.first { $0.machine == "m2" })
@@ -129,7 +132,7 @@ extension PopClusterSuite {
                 let table = try await cluster.popOK(["status", "web"]).stdout
                 #expect(table.contains("m2 down"), "\(table)")
                 #expect(table.contains("unknown"), "\(table)")
-                #expect(isAlive(try #require(pids["m2"])), "the instance itself keeps running")
+                #expect(Processes.isAlive(try #require(pids["m2"])), "the instance itself keeps running")
 
                 try await m2.startAgent()
                 try await web.waitUntilRunning()
@@ -144,7 +147,8 @@ extension PopClusterSuite {
             try await withCluster { cluster in
                 _ = try await ProbeDeployment.start(cluster)
                 await try #require(cluster.machines[2].agent).stop()
-                let result = try await cluster.pop(["run", "--timeout", "5", "web", "hello", "a b"])
+                // The timeout leaves the two running agents time to answer on a loaded machine.
+                let result = try await cluster.pop(["run", "--timeout", "20", "web", "hello", "a b"])
                 #expect(result.status == 1, "\(result)")
                 #expect(result.stdout.contains("hello from m1 a b"), "\(result)")
                 #expect(result.stdout.contains("hello from m2 a b"), "\(result)")
@@ -178,7 +182,8 @@ extension PopClusterSuite {
                 let final = try #require(try await web.status().service("web"))
                 #expect(final.signature == config["signature"] as? String)
                 #expect(final.instances.allSatisfy { $0.signature == final.signature && $0.state == "running" }, "\(final.instances)")
-                #expect(web.answers().values.allSatisfy { $0.hasSuffix(" \(tag)") }, "\(web.answers())")
+                let answered = await web.answers()
+                #expect(answered.values.allSatisfy { $0.hasSuffix(" \(tag)") }, "\(answered)")
             }
         }
     }

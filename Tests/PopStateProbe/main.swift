@@ -1,7 +1,8 @@
 // A separate process for the state tests: it opens the embedded store in a folder and acts on it, printing one
 // line per result so the test can follow it.
 //
-//   PopStateProbe ephemeral FOLDER PATH          create an ephemeral node, print "ready", then wait until killed
+//   PopStateProbe ephemeral FOLDER PATH          create an ephemeral node, print "ready", then "alive" each fifth
+//                                                of the session timeout while the node is there, until killed
 //   PopStateProbe sequential FOLDER PREFIX COUNT create COUNT persistent-sequential nodes, print each path
 //   PopStateProbe watch FOLDER ROOT COUNT        follow ROOT, print "ready", then "kind path" for COUNT events
 //   PopStateProbe set FOLDER PATH COUNT          set PATH's data COUNT times, print "done"
@@ -32,7 +33,12 @@ do {
     case "ephemeral":
         let path = try await store.create(arguments[3], data: Array("probe".utf8), mode: .ephemeral)
         say("ready \(path) \(store.sessionID)")
-        while true { try await Task.sleep(for: .seconds(3600)) }
+        // Each line says the session was alive and its node there at that moment, for a test to count.
+        while true {
+            try await Task.sleep(for: .milliseconds(timeout / 5))
+            guard try await store.exists(path) != nil else { fail("the ephemeral node \(path) is gone") }
+            say("alive")
+        }
     case "sequential":
         guard arguments.count == 5, let count = Int(arguments[4]) else { fail("sequential FOLDER PREFIX COUNT") }
         for _ in 0..<count {

@@ -81,7 +81,7 @@ struct ManifestParsingTests {
         #expect(manifest.setup.first?.value.environment == ["TOKEN": "{token}"])
         #expect(manifest.setup.first?.value.creates == "var/migrated")
         #expect(manifest.command?.value.count == 4)
-        #expect(manifest.stopSignal == "INT")
+        #expect(manifest.stopSignal == .int)
         #expect(manifest.stopTimeoutMilliseconds == 20_000)
         #expect(manifest.health?.value.kind == .http)
         #expect(manifest.health?.value.intervalMilliseconds == 500)
@@ -147,6 +147,18 @@ struct ManifestParsingTests {
     func reportsProblem(yaml: String, expected: String) {
         let message = error(yaml)
         #expect(message.hasPrefix(expected), "\(message)")
+    }
+
+    /// The parser accepts exactly the signals the agent can send: one type, so a name cannot be accepted here and
+    /// refused when the instance starts.
+    @Test(arguments: StopSignal.allCases)
+    func everyStopSignalTheAgentSendsIsAccepted(signal: StopSignal) throws {
+        for spelling in [signal.rawValue, "SIG" + signal.rawValue, signal.rawValue.lowercased()] {
+            let manifest = try TemplateManifest.parse(
+                yaml: "name: app\ncommand: [x]\nstop-signal: \(spelling)\n", file: "app.yaml", plugin: "web", directory: nil)
+            #expect(manifest.stopSignal == signal, "\(spelling)")
+        }
+        #expect(error("name: app\ncommand: [x]\nstop-signal: STOP\n").hasSuffix("use one of \(StopSignal.names)"))
     }
 
     @Test func missingFileIsNamed() throws {

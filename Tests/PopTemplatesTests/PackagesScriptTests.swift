@@ -1,5 +1,6 @@
 import Foundation
 import PopState
+import TestProcesses
 import Testing
 
 @testable import PopTemplates
@@ -10,21 +11,14 @@ import Testing
 @Suite("packages script", .serialized)
 struct PackagesScriptTests {
     @discardableResult
-    func run(_ argv: [String], in directory: String) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = argv
-        process.currentDirectoryURL = URL(fileURLWithPath: directory)
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    func run(_ argv: [String], in directory: String) async throws -> (status: Int32, output: String) {
+        let result = try await CommandRunner.run(
+            argv, environment: ProcessInfo.processInfo.environment, scratch: FileManager.default.temporaryDirectory,
+            timeout: .seconds(300), workingDirectory: directory)
+        return (result.status, result.output)
     }
 
-    @Test func listsVersionTimeAndSource() throws {
+    @Test func listsVersionTimeAndSource() async throws {
         let catalog = TemplateCatalog.discover(environment: [:], systemDirectory: "/nonexistent", builtin: .bundled)
         let template = try catalog.resolve(named: "python")
         let instance = try TemporaryFolder()
@@ -36,7 +30,7 @@ struct PackagesScriptTests {
         let started = Date().addingTimeInterval(-5)
 
         for step in template.setup {
-            let result = try run(try Placeholders.expand(step.command, values: values), in: instance.path)
+            let result = try await run(try Placeholders.expand(step.command, values: values), in: instance.path)
             #expect(result.status == 0, "\(step.name): \(result.output)")
         }
         // A hand-made wheel, so installing a local file needs neither the network nor a build backend.
@@ -59,14 +53,14 @@ struct PackagesScriptTests {
             """)
         let wheel = instance.path + "/dist/pop_demo-1.2.3-py3-none-any.whl"
         try FileManager.default.createDirectory(atPath: instance.path + "/dist", withIntermediateDirectories: true)
-        let made = try run(["python3", instance.path + "/make_wheel.py", wheel], in: instance.path)
+        let made = try await run(["python3", instance.path + "/make_wheel.py", wheel], in: instance.path)
         #expect(made.status == 0, "\(made.output)")
-        let install = try run(
+        let install = try await run(
             [values["python"]!, "-m", "pip", "install", "--no-index", "--quiet", "--", wheel], in: instance.path)
         #expect(install.status == 0, "\(install.output)")
 
         let task = try #require(template.tasks.first { $0.name == "packages" })
-        let json = try run(try Placeholders.expand(task.command, values: values, arguments: ["--json"]), in: instance.path)
+        let json = try await run(try Placeholders.expand(task.command, values: values, arguments: ["--json"]), in: instance.path)
         #expect(json.status == 0, "\(json.output)")
         let report = try #require(try JSONSerialization.jsonObject(with: Data(json.output.utf8)) as? [String: Any])
         let distributions = try #require(report["distributions"] as? [[String: Any]])
@@ -84,13 +78,13 @@ struct PackagesScriptTests {
         #expect((demo["source"] as? [String: String])?["kind"] == "path")
         #expect((demo["source"] as? [String: String])?["location"] == wheel)
 
-        let table = try run(try Placeholders.expand(task.command, values: values, arguments: []), in: instance.path)
+        let table = try await run(try Placeholders.expand(task.command, values: values, arguments: []), in: instance.path)
         #expect(table.status == 0)
         let lines = table.output.split(separator: "\n")
         #expect(lines.first?.hasPrefix("NAME") == true && lines.first?.contains("SOURCE") == true)
         #expect(lines.contains { $0.hasPrefix("pop-demo ") && $0.contains("1.2.3") && $0.hasSuffix(wheel) })
 
-        let missing = try run(try Placeholders.expand(task.command, values: values, arguments: ["no-such-dist"]), in: instance.path)
+        let missing = try await run(try Placeholders.expand(task.command, values: values, arguments: ["no-such-dist"]), in: instance.path)
         #expect(missing.status == 1)
         #expect(missing.output.contains("not installed: no-such-dist"))
     }

@@ -47,6 +47,27 @@ struct PlaceholdersTests {
         #expect(throws: PopError.self) { try Placeholders.expand(["{words:command}"], values: ["command": "'open"]) }
     }
 
+    /// A command line given as an option is split into words first, then each word's placeholders are substituted
+    /// once: the port reaches a program that takes it as an argument, and no value is ever scanned again.
+    @Test func aCommandLineOptionUsesTheOtherOptions() throws {
+        let values = ["command": "python3 -m http.server {port} --directory '{dir} x' {{literal}}", "port": "8081", "dir": "/srv"]
+        #expect(
+            try Placeholders.expand(["{words:command}"], values: values)
+                == ["python3", "-m", "http.server", "8081", "--directory", "/srv x", "{literal}"])
+        // A value with spaces stays one word; a value holding a placeholder or shell syntax stays literal.
+        for hostile in ["a b", "{port}", "{{", "$(id)", "x; rm -rf /", "'"] {
+            let argv = try Placeholders.expand(["{words:command}"], values: ["command": "echo {value}", "value": hostile, "port": "1"])
+            #expect(argv == ["echo", hostile], "\(hostile)")
+        }
+        #expect {
+            try Placeholders.expand(["{words:command}"], values: ["command": "awk {print}"])
+        } throws: { error in
+            let error = error as! PopError
+            return error.message.contains("{print}") && (error.hint ?? "").contains("'{{'")
+        }
+        #expect(throws: PopError.self) { try Placeholders.expand(["{words:command}"], values: ["command": "x {args}"]) }
+    }
+
     @Test func hostileValuesStayOneLiteralElement() throws {
         for hostile in ["x; rm -rf /", "$(id)", "`id`", "a && b | c > /tmp/x", "{port}", "'quoted'", "*"] {
             let argv = try Placeholders.expand(["echo", "{value}"], values: ["value": hostile])

@@ -65,7 +65,7 @@ struct TemplateCatalogTests {
         #expect(template.setup[0].command == ["prepare-better", "{size}"])
         #expect(template.command == ["serve", "{port}"])
         #expect(template.environment == ["A": "base", "B": "child", "C": "child"])
-        #expect(template.stopSignal == "INT")
+        #expect(template.stopSignal == .int)
         #expect(template.stopTimeoutMilliseconds == 5000)
         #expect(template.tasks.map(\.name) == ["hello", "bye"])
         #expect(template.tasks[0].command == ["echo", "hi", "{args}"])

@@ -1,4 +1,8 @@
 import Foundation
+import PopState
+import PopTestExpectations
+import PopTestSupport
+import TestProcesses
 import Testing
 
 /// One walk through the seed's tutorial and Scripts sections on one store, as a user would type it, checking what
@@ -14,21 +18,24 @@ struct TutorialWalk {
     /// A small package that is not part of Plone's pinned set, so `install` really installs something.
     static let extraPackage = (name: "toml", version: "0.10.2")
 
-    /// Runs the walk; whatever happens, ends every process it left behind.
+    /// Runs the walk; whatever happens, ends every process it left behind (and waits until they are gone).
     func walk() async throws {
-        let pop = try PopRunner(label: label, storeArguments: storeArguments)
+        let unique = UUID().uuidString.prefix(8).lowercased()
+        let pop = try PopRunner(
+            label: "tutorial-\(label)", environment: ["POP_MACHINE_ID": "tutorial-\(label)-\(unique)"],
+            argumentsAfterCommand: storeArguments)
         var timings = Timings(label: label)
         do {
             try await steps(pop, &timings)
         } catch {
-            let killed = LeftoverProcesses.kill(home: pop.home.path)
+            let killed = await LeftoverProcesses.kill(home: pop.home.path)
             print("tutorial[\(label)]: failed; killed leftover processes \(killed); files kept in \(pop.base.path)")
             throw error
         }
-        let leftovers = LeftoverProcesses.kill(home: pop.home.path)
+        let leftovers = await LeftoverProcesses.kill(home: pop.home.path)
         #expect(leftovers.isEmpty, "undeploy and stop should leave no process behind, found \(leftovers)")
         print(timings.report)
-        try? FileManager.default.removeItem(at: pop.base)
+        pop.removeFolder()
     }
 
     private func steps(_ pop: PopRunner, _ timings: inout Timings) async throws {
@@ -63,7 +70,7 @@ struct TutorialWalk {
 
         // 3. pop start; 4. pop deploy plone
         let started = try await pop.require("start")
-        #expect(started.stdout.contains("agent for machine \(pop.machine) started"), "\(started)")
+        #expect(started.stdout.contains("agent for machine \(pop.machine ?? "") started"), "\(started)")
         let deployed = ContinuousClock.now
         try await pop.require("deploy", "plone")
 
@@ -71,7 +78,7 @@ struct TutorialWalk {
         let waited = try await pop.run(["status", "plone", "--wait", "running", "--timeout", "720"])
         timings.record("pip install and start of Plone", since: deployed)
         if waited.status != 0 { try await failWithLogs(pop, waited) }
-        let page = try LoopbackHTTP.get(port: port)
+        let page = try await LoopbackHTTP.get(port: port)
         #expect(page.status == 200)
         try #require(page.body.contains("Plone is up and running"), "the page on port \(port): \(page.body.prefix(600))")
         let running = try await instance(pop)
@@ -136,7 +143,7 @@ struct TutorialWalk {
         let moved = try await instance(pop)
         #expect(moved.signature != nil && moved.signature != oldSignature && moved.current == true, "\(moved)")
         #expect(moved.pid != running.pid, "\(moved)")
-        let movedPage = try LoopbackHTTP.get(port: movedPort)
+        let movedPage = try await LoopbackHTTP.get(port: movedPort)
         #expect(movedPage.status == 200 && movedPage.body.contains("Plone is up and running"), "\(movedPage.body.prefix(600))")
         #expect(!LoopbackHTTP.accepts(port: port), "nothing listens on the old port \(port) any more")
         // The package recorded by `install` is in the environment after the restart too.
@@ -160,26 +167,23 @@ struct TutorialWalk {
         // The end: take Plone off this machine, wait for its process to exit, stop the agent.
         let pid = try #require(moved.pid)
         try await pop.require("undeploy", "plone")
-        #expect(await LeftoverProcesses.waitForExit(pid, timeout: .seconds(60)), "Plone (pid \(pid)) stopped after undeploy")
+        #expect(await Processes.waitForExit([pid], timeout: .seconds(60)), "Plone (pid \(pid)) stopped after undeploy")
         let stopped = try await pop.require("stop")
         #expect(stopped.stdout.contains("stopped"), "\(stopped)")
     }
 
     /// This machine's instance of plone, as `pop status --json` reports it.
-    private func instance(_ pop: PopRunner) async throws -> StatusJSON.Instance {
-        let result = try await pop.require("status", "--json", "plone")
-        let decoder = JSONDecoder()
-        decoder.dateDecodingStrategy = .iso8601
-        let status = try decoder.decode(StatusJSON.self, from: Data(result.stdout.utf8))
-        let service = try #require(status.services.first { $0.service == "plone" }, "\(result)")
-        return try #require(service.instances.first { $0.machine == pop.machine }, "\(result)")
+    private func instance(_ pop: PopRunner) async throws -> StatusReport.Instance {
+        let status = try await pop.statusReport(["plone"])
+        let service = try #require(status.service("plone"), "\(status)")
+        return try #require(service.instances.first { $0.machine == pop.machine }, "\(status)")
     }
 
     /// Ends the test with the failed wait's output and the end of the instance's setup and output logs.
-    private func failWithLogs(_ pop: PopRunner, _ waited: PopResult) async throws -> Never {
+    private func failWithLogs(_ pop: PopRunner, _ waited: CommandResult) async throws -> Never {
         let setup = try await pop.run(["logs", "plone", "--setup", "-n", "60"])
         let output = try await pop.run(["logs", "plone", "-n", "60"])
-        let agent = (try? String(contentsOf: pop.home.appendingPathComponent("machines/\(pop.machine)/agent.log"), encoding: .utf8)) ?? ""
+        let agent = (try? String(contentsOf: pop.home.appendingPathComponent("machines/\(pop.machine ?? "")/agent.log"), encoding: .utf8)) ?? ""
         Issue.record("\(waited)\n--- setup log\n\(setup.stdout)\(setup.stderr)\n--- instance log\n\(output.stdout)\n--- agent log\n\(agent.suffix(4000))")
         throw TutorialFailure(description: "Plone did not reach running on the \(label) store")
     }

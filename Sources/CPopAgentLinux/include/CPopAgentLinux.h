@@ -41,6 +41,73 @@ int cpop_spawn_add_closefrom(posix_spawn_file_actions_t *actions, int from);
 /// POSIX_SPAWN_SETSID: the child starts a new session (and process group), as setsid(2).
 short cpop_spawn_setsid_flag(void);
 
+/// What a gated child runs: prepared by the caller, and left untouched until the gate is released or aborted.
+struct cpop_spawn_image {
+    /// The executable's path (already resolved) and its argv and envp, each ending with NULL.
+    const char *path;
+    char *const *argv;
+    char *const *envp;
+    /// The folder the child changes to before exec.
+    const char *directory;
+    /// Descriptors that become the child's 0, 1 and 2.
+    int stdin_fd;
+    int stdout_fd;
+    int stderr_fd;
+    /// The open-files limit the program gets (soft, hard), when the caller raised its own; -1 leaves it.
+    long long nofile_soft;
+    long long nofile_hard;
+};
+
+/// A child that exists but has not exec'd yet: it waits at a gate until released.
+struct cpop_gated_child {
+    pid_t pid;
+    /// A pidfd for the child, opened atomically with it (CLONE_PIDFD).
+    int pidfd;
+    int gate_fd;
+    int status_fd;
+    void *stack;
+    void *arguments;
+};
+
+/// Starts a child that leads a new session, has default signal handling and only the image's three descriptors,
+/// and then waits at a gate before exec. The gate is a pipe whose write end only the caller holds: if the caller
+/// dies, the child sees end-of-file and exits without ever running the program. So the caller can record the pid
+/// (durably) before the program runs, and no program runs unrecorded whatever instant the caller dies at. The child
+/// shares the caller's memory until exec (CLONE_VM, as posix_spawn) and makes only raw system calls.
+/// Returns 0, or an errno when no child was created.
+int cpop_gated_spawn(const struct cpop_spawn_image *image, struct cpop_gated_child *child);
+
+/// Opens the gate: the child execs. Waits until it has; returns 0, or the errno of the step that failed (the child
+/// has then exited, and must be reaped). Frees what the spawn held except the pidfd.
+int cpop_gated_release(struct cpop_gated_child *child);
+
+/// Closes the gate without opening it: the child exits (status 127) without running the program. Waits until it
+/// has exited; it must be reaped. Frees what the spawn held except the pidfd.
+void cpop_gated_abort(struct cpop_gated_child *child);
+
+/// Whether this process has a child that has exited and is not reaped yet (waitid with WNOWAIT: nothing is reaped).
+/// 1 when there is one, 0 when there is none (or no child at all).
+int cpop_has_exited_child(void);
+
+/// Raises this process's soft open-files limit to its hard limit. Returns 1 and the limits it had when it raised
+/// them, 0 when they were already equal or could not be changed.
+int cpop_raise_file_limit(long long *soft, long long *hard);
+
+/// pipe2(fds, O_CLOEXEC): a pipe whose ends no spawned program inherits unless given them on purpose.
+int cpop_pipe_cloexec(int fds[2]);
+
+/// The name (argv[0]) the log writer is started under: the agent's own executable, recognised by a constructor that
+/// runs before the rest of the program, writes the logs and exits.
+const char *cpop_log_writer_name(void);
+
+/// The marker argument (argv[1]) that follows the name, so that nothing else is ever taken for the log writer.
+const char *cpop_log_writer_marker(void);
+
+/// The log writer: `pop-log MARKER FOLDER MAXIMUM-BYTES KEEP FD=FILE...` reads each descriptor FD until every writer
+/// has closed it and appends what it reads to FOLDER/FILE, rotating (copy to FILE.1 ..., then truncate) so that no
+/// file ever holds more than MAXIMUM-BYTES. Returns the exit status.
+int cpop_log_writer_main(int argc, char **argv);
+
 /// The size of one epoll_event (12 bytes on x86_64, where it is packed; 16 elsewhere).
 size_t cpop_epoll_event_size(void);
 

@@ -256,6 +256,8 @@ struct AgentStateMachine: Sendable {
             return sessionFailed(PopError(.storeUnreachable, "The store session expired."))
         case .closed:
             return sessionFailed(PopError(.storeUnreachable, "The store session was closed."))
+        case .authFailed:
+            return sessionFailed(SessionEvent.authenticationError)
         }
     }
 

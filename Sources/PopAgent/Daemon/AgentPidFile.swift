@@ -82,7 +82,7 @@ public final class AgentPidFile: Sendable {
         }
         guard errno == EWOULDBLOCK else { throw systemError("check the agent's pid file \(path)", errno: errno) }
         let pid = readPID(fd: fd)
-        if let pid, isExiting(pid) {
+        if let pid, !ProcessTable.isAlive(pid) {
             // The holder was killed and is still closing its descriptors (its main thread is already a zombie or
             // gone): its lock goes with the last of them, so wait for exactly that.
             if flock(fd, LOCK_SH) == 0 {
@@ -91,15 +91,6 @@ public final class AgentPidFile: Sendable {
             }
         }
         return pid
-    }
-
-    /// Whether `pid` is gone or a zombie, read from /proc.
-    private static func isExiting(_ pid: Int32) -> Bool {
-        guard kill(pid, 0) == 0 else { return true }
-        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-            let close = stat.lastIndex(of: ")")
-        else { return true }
-        return stat[stat.index(after: close)...].split(separator: " ").first == "Z"
     }
 
     private static func readPID(fd: Int32) -> Int32? {

@@ -1,5 +1,6 @@
 import Foundation
 import PopState
+import Synchronization
 
 #if canImport(CPopAgentLinux)
 import CPopAgentLinux
@@ -34,68 +35,140 @@ public enum InstanceLog {
         }
     }
 
-    /// Text appended to any of `paths` from now on, as it is written, woken by inotify (no polling).
+    /// Follows `paths`: the text appended to any of them from now on, as it is written, woken by inotify (no
+    /// polling). A file that is truncated (log rotation copies then truncates) is followed from its new start.
     ///
-    /// A file that is truncated (log rotation copies then truncates) is followed from its new start.
-    public static func follow(_ paths: [String]) throws(PopError) -> AsyncThrowingStream<(path: String, text: String), any Error> {
+    /// The follower's thread ends when ``LogFollower/stop()`` is called or its stream is dropped.
+    public static func follow(_ paths: [String]) throws(PopError) -> LogFollower {
+        try LogFollower(paths)
+    }
+}
+
+/// The text appended to some log files, read by a thread of its own that ends with the follower.
+public final class LogFollower: Sendable {
+    /// A piece of one file's new text.
+    public typealias Chunk = (path: String, text: String)
+
+    /// The new text, in the order it was read; it finishes when the follower stops.
+    public let chunks: AsyncThrowingStream<Chunk, any Error>
+    /// Written to wake the thread so that it stops.
+    private let wake: Int32
+    private let state = Mutex<(finished: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+
+    /// The name of the follower's thread, as /proc shows it.
+    public static let threadName = "pop-log-follow"
+
+    init(_ paths: [String]) throws(PopError) {
         #if os(Linux)
-        let fd = inotify_init1(Int32(IN_CLOEXEC))
-        guard fd >= 0 else {
+        let inotify = inotify_init1(Int32(IN_CLOEXEC))
+        guard inotify >= 0 else {
             throw PopError(.system, "Could not watch log files: inotify_init1 failed (errno \(errno)).")
         }
         var offsets: [Int32: (path: String, offset: UInt64)] = [:]
         for path in paths {
-            let watch = inotify_add_watch(fd, path, UInt32(IN_MODIFY))
+            let watch = inotify_add_watch(inotify, path, UInt32(IN_MODIFY))
             guard watch >= 0 else {
-                close(fd)
-                throw PopError(.notFound, "Could not watch \(path) (errno \(errno)).", path: path)
+                let code = errno
+                close(inotify)
+                throw PopError(.notFound, "Could not watch \(path) (errno \(code)).", path: path)
             }
             let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? UInt64) ?? 0
             offsets[watch] = (path, size ?? 0)
         }
-        let state = offsets
-        return AsyncThrowingStream { continuation in
-            // A blocking read on the inotify descriptor wakes only when a file changes. `pop logs -f` follows until the
-            // process is interrupted, so the thread lives as long as the process.
-            let thread = Thread {
-                var offsets = state
-                var buffer = [UInt8](repeating: 0, count: 4096)
-                while true {
-                    let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-                    if count <= 0 {
-                        if count < 0 && errno == EINTR { continue }
-                        continuation.finish()
-                        return
-                    }
-                    var index = 0
-                    var changed = Set<Int32>()
-                    while index + MemoryLayout<inotify_event>.size <= count {
-                        let event = buffer.withUnsafeBytes {
-                            $0.loadUnaligned(fromByteOffset: index, as: inotify_event.self)
-                        }
-                        changed.insert(event.wd)
-                        index += MemoryLayout<inotify_event>.size + Int(event.len)
-                    }
-                    for watch in changed.sorted() {
-                        guard let (path, offset) = offsets[watch], let handle = FileHandle(forReadingAtPath: path)
-                        else { continue }
-                        let size = (try? handle.seekToEnd()) ?? 0
-                        let start = size < offset ? 0 : offset
-                        try? handle.seek(toOffset: start)
-                        let data = handle.readDataToEndOfFile()
-                        try? handle.close()
-                        offsets[watch] = (path, start + UInt64(data.count))
-                        if !data.isEmpty {
-                            continuation.yield((path, String(decoding: data, as: UTF8.self)))
-                        }
-                    }
-                }
-            }
-            continuation.onTermination = { _ in close(fd) }
-            thread.start()
+        let wake = eventfd(0, Int32(EFD_CLOEXEC))
+        guard wake >= 0 else {
+            close(inotify)
+            throw PopError(.system, "Could not follow log files: eventfd failed (errno \(errno)).")
         }
+        self.wake = wake
+        let (chunks, continuation) = AsyncThrowingStream<Chunk, any Error>.makeStream(bufferingPolicy: .unbounded)
+        self.chunks = chunks
+        let watched = offsets
+        let thread = Thread { [self] in
+            Thread.current.name = Self.threadName
+            Self.follow(inotify: inotify, wake: wake, offsets: watched, into: continuation)
+            close(inotify)
+            self.threadEnded()
+        }
+        // Dropping the stream (the command ends, or stops reading) stops the thread.
+        continuation.onTermination = { [self] _ in self.stop() }
+        thread.start()
         #else
         throw PopError(.system, "Following logs is not supported on this platform yet.")
         #endif
+    }
+
+    deinit {
+        close(wake)
+    }
+
+    /// Stops following: the stream finishes and the thread ends (``finished()`` waits for that).
+    public func stop() {
+        var one: UInt64 = 1
+        _ = write(wake, &one, MemoryLayout<UInt64>.size)
+    }
+
+    /// Waits until the thread has ended and closed its descriptors.
+    public func finished() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let done = state.withLock { state in
+                if !state.finished { state.waiters.append(continuation) }
+                return state.finished
+            }
+            if done { continuation.resume() }
+        }
+    }
+
+    private func threadEnded() {
+        let waiters = state.withLock { state in
+            state.finished = true
+            defer { state.waiters = [] }
+            return state.waiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    /// The thread's loop: waits on inotify and the wake descriptor at once, and reads what was appended.
+    private static func follow(
+        inotify: Int32, wake: Int32, offsets initial: [Int32: (path: String, offset: UInt64)],
+        into continuation: AsyncThrowingStream<Chunk, any Error>.Continuation
+    ) {
+        var offsets = initial
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        defer { continuation.finish() }
+        while true {
+            var descriptors = [pollfd(fd: inotify, events: Int16(POLLIN), revents: 0), pollfd(fd: wake, events: Int16(POLLIN), revents: 0)]
+            let ready = poll(&descriptors, 2, -1)
+            if ready < 0 {
+                if errno == EINTR { continue }
+                continuation.finish(throwing: PopError(.system, "Following the logs failed: poll (errno \(errno))."))
+                return
+            }
+            if descriptors[1].revents != 0 { return }
+            let count = buffer.withUnsafeMutableBytes { read(inotify, $0.baseAddress, $0.count) }
+            if count <= 0 {
+                if count < 0 && errno == EINTR { continue }
+                return
+            }
+            var index = 0
+            var changed = Set<Int32>()
+            while index + MemoryLayout<inotify_event>.size <= count {
+                let event = buffer.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: index, as: inotify_event.self) }
+                changed.insert(event.wd)
+                index += MemoryLayout<inotify_event>.size + Int(event.len)
+            }
+            for watch in changed.sorted() {
+                guard let (path, offset) = offsets[watch], let handle = FileHandle(forReadingAtPath: path) else { continue }
+                let size = (try? handle.seekToEnd()) ?? 0
+                let start = size < offset ? 0 : offset
+                try? handle.seek(toOffset: start)
+                let data = handle.readDataToEndOfFile()
+                try? handle.close()
+                offsets[watch] = (path, start + UInt64(data.count))
+                if !data.isEmpty {
+                    continuation.yield((path, String(decoding: data, as: UTF8.self)))
+                }
+            }
+        }
     }
 }

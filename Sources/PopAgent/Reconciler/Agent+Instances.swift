@@ -23,7 +23,7 @@ extension Agent {
                 name: name, signature: blueprint.signature, command: blueprint.command,
                 environment: blueprint.environment, workingDirectory: blueprint.directory,
                 logDirectory: configuration.logDirectory(name), stateDirectory: configuration.stateDirectory(name),
-                setup: blueprint.setup, stopSignal: try StopSignal(name: template.stopSignal),
+                setup: blueprint.setup, stopSignal: template.stopSignal,
                 stopTimeoutMilliseconds: template.stopTimeoutMilliseconds,
                 health: try blueprint.health.map { (check) throws(SupervisorError) in try HealthProbe(check) },
                 restartPolicy: configuration.restartPolicy, logRotation: configuration.logRotation)

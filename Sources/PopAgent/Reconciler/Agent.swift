@@ -88,6 +88,6 @@ public final class Agent: Service, Sendable {
 
     /// Whether a process with this pid exists on this host (the agent that registered this machine before).
     static func isAlive(_ pid: Int32) -> Bool {
-        pid > 0 && (kill(pid, 0) == 0 || errno == EPERM)
+        ProcessTable.isAlive(pid)
     }
 }

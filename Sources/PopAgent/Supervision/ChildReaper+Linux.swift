@@ -26,13 +26,13 @@ enum ChildReaper {
         _ = installation
     }
 
-    /// Runs `spawn` under the reaper's lock and tracks the pid it returns, so the reaper never takes its status.
-    static func spawnTracked<Failure: Error>(_ spawn: () throws(Failure) -> Int32) throws(Failure) -> Int32 {
-        let result: Result<Int32, Failure> = tracked.withLock { set in
+    /// Runs `spawn` under the reaper's lock and tracks the child it returns, so the reaper never takes its status.
+    static func spawnTracked<Failure: Error>(_ spawn: () throws(Failure) -> GatedChild) throws(Failure) -> GatedChild {
+        let result: Result<GatedChild, Failure> = tracked.withLock { set in
             do throws(Failure) {
-                let pid = try spawn()
-                set.insert(pid)
-                return .success(pid)
+                let child = try spawn()
+                set.insert(child.pid)
+                return .success(child)
             } catch {
                 return .failure(error)
             }
@@ -50,9 +50,53 @@ enum ChildReaper {
         _ = tracked.withLock { $0.remove(pid) }
     }
 
+    private struct Sweeps {
+        var done = 0
+        var nextWaiter = 0
+        var waiting: [Int: (after: Int, continuation: CheckedContinuation<Void, Never>)] = [:]
+    }
+
+    private static let sweeps = Mutex(Sweeps())
+
+    /// How many sweeps have finished so far (for tests).
+    static var sweepsDone: Int { sweeps.withLock { $0.done } }
+
+    /// Returns once more than `count` sweeps have finished, or when the task is cancelled (for tests: a sweep reaps
+    /// every zombie that existed when it began).
+    static func sweep(after count: Int) async {
+        let id = sweeps.withLock { sweeps in
+            defer { sweeps.nextWaiter += 1 }
+            return sweeps.nextWaiter
+        }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                let resumeNow = sweeps.withLock { sweeps -> Bool in
+                    if Task.isCancelled || sweeps.done > count { return true }
+                    sweeps.waiting[id] = (count, continuation)
+                    return false
+                }
+                if resumeNow { continuation.resume() }
+            }
+        } onCancel: {
+            sweeps.withLock { $0.waiting.removeValue(forKey: id) }?.continuation.resume()
+        }
+    }
+
     /// Reaps every untracked zombie child in another session; returns how many were reaped.
     @discardableResult
     static func sweep() -> Int {
+        defer {
+            let waiters = sweeps.withLock { sweeps in
+                sweeps.done += 1
+                let due = sweeps.waiting.filter { $0.value.after < sweeps.done }
+                for id in due.keys { sweeps.waiting[id] = nil }
+                return due.values.map(\.continuation)
+            }
+            for waiter in waiters { waiter.resume() }
+        }
+        // Most SIGCHLDs are for instances, which their pidfd handlers have reaped by now (the event loop handles
+        // SIGCHLD after the other events it woke for): with no exited child at all there is nothing to look for.
+        guard cpop_has_exited_child() == 1 else { return 0 }
         let ownSession = getsid(0)
         var reaped = 0
         // Most children are tracked instance leaders: leave them out before reading anything from /proc.

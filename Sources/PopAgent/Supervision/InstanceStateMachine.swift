@@ -4,8 +4,12 @@ import PopState
 /// The lifecycle of one instance as a pure value: each event is a mutating function that returns what to do.
 ///
 /// Nothing here touches a process, a file or a clock; the ``Supervisor`` feeds events in (with the time they happened)
-/// and carries out the returned ``Action``. Timers are identified by a generation number, so a timer that fires after
-/// the machine has moved on is recognised as stale and ignored instead of being cancelled.
+/// and carries out the returned ``Action``. Timers and health probes are identified by a generation number, so one
+/// that ends after the machine has moved on is recognised as stale and ignored instead of being cancelled.
+///
+/// Every other event that a phase cannot receive (a process that exits while none runs, a spawn while nothing was
+/// being spawned) is a bug in the supervisor: it stops a debug build (``trapsOnImpossibleEvents``), and in a release
+/// build it changes nothing and returns ``Action/impossible(event:phase:)``, which the supervisor logs as an error.
 struct InstanceStateMachine: Sendable {
     /// What the machine needs to know from the instance's configuration.
     struct Parameters: Hashable, Sendable {
@@ -69,11 +73,23 @@ struct InstanceStateMachine: Sendable {
         case signalGroup(pid: Int32, signal: StopSignal, killAfter: Duration, generation: UInt64)
         /// Send SIGKILL to the process group led by `pid`.
         case killGroup(pid: Int32)
-        /// Probe the instance's health and report with ``probeFinished(healthy:detail:at:)``.
-        case probe
+        /// Probe the instance's health and report with ``probeFinished(generation:healthy:detail:at:)``.
+        case probe(generation: UInt64)
         /// Stop supervising the instance (it has stopped and was asked to be removed).
         case forget
+        /// Nothing: `event` cannot happen in `phase`, which is a bug to report (see ``trapsOnImpossibleEvents``).
+        case impossible(event: String, phase: String)
     }
+
+    /// Whether an event its phase cannot receive stops the program: in debug builds, so that the bug shows where it
+    /// happens; in release builds the event changes nothing and is logged. Tests switch it off to see the report.
+    @TaskLocal static var trapsOnImpossibleEvents: Bool = {
+        #if DEBUG
+        true
+        #else
+        false
+        #endif
+    }()
 
     private(set) var parameters: Parameters
     /// Parameters of a new configuration, applied when the next process starts (the current one stops as it was told).
@@ -90,8 +106,12 @@ struct InstanceStateMachine: Sendable {
     /// The generation of the one timer that is still meaningful.
     private(set) var timerGeneration: UInt64 = 0
     private var pendingTimer: TimerPurpose?
+    /// The generation of the health probe under way, whose result still counts.
+    private var probeInFlight: UInt64?
     /// How long to wait for the next probe while starting (doubles up to the interval).
     private var startingProbeDelay: Duration = .zero
+    /// When the current `starting` phase began: its grace period counts from here (the process may be older).
+    private var startingSince: Moment?
 
     private enum TimerPurpose: Hashable, Sendable {
         case backoff, stopTimeout, probe
@@ -198,6 +218,7 @@ struct InstanceStateMachine: Sendable {
         switch phase {
         case .stopped, .fatal, .backoff:
             setPhase(.stopped, at: now)
+            pendingTimer = nil
             return next == .remove ? .forget : .none
         case .spawning(let kind, _):
             phase = .spawning(kind, stopRequested: true)
@@ -214,10 +235,13 @@ struct InstanceStateMachine: Sendable {
     /// The instance's process was found alive by a new agent and is supervised again.
     mutating func adopted(pid: Int32, started: Moment, restarts: Int, at now: Moment) -> Action {
         self.restarts = restarts
-        if parameters.health != nil {
-            // Healthy enough to be running when the last agent left it; the grace period counts from now.
-            setPhase(.running(pid: pid, started: started, lastHealthy: now), at: now)
-            return scheduleProbe(after: parameters.health!.interval)
+        if let health = parameters.health {
+            // Running is what a passed check says: the previous agent may have died before the first one. A healthy
+            // process passes at once; the grace period counts from now.
+            setPhase(.starting(pid: pid, started: started), at: now)
+            startingSince = now
+            startingProbeDelay = min(.milliseconds(10), health.interval)
+            return scheduleProbe(after: .zero)
         }
         setPhase(.running(pid: pid, started: started, lastHealthy: nil), at: now)
         return .none
@@ -227,13 +251,14 @@ struct InstanceStateMachine: Sendable {
 
     /// The process that was being spawned exists now.
     mutating func spawned(pid: Int32, at now: Moment) -> Action {
-        guard case .spawning(let kind, let stopRequested) = phase else { return .none }
+        guard case .spawning(let kind, let stopRequested) = phase else { return impossible("spawned(pid: \(pid))") }
         switch kind {
         case .setup(let step):
             setPhase(.installing(step: step, pid: pid, started: now), at: now)
         case .command:
             if let health = parameters.health {
                 setPhase(.starting(pid: pid, started: now), at: now)
+                startingSince = now
                 startingProbeDelay = min(.milliseconds(10), health.interval)
                 if !stopRequested { return scheduleProbe(after: .zero) }
             } else {
@@ -248,7 +273,7 @@ struct InstanceStateMachine: Sendable {
 
     /// Spawning failed before any process existed (missing executable, unusable folder).
     mutating func spawnFailed(_ message: String, at now: Moment) -> Action {
-        guard case .spawning(let kind, let stopRequested) = phase else { return .none }
+        guard case .spawning(let kind, let stopRequested) = phase else { return impossible("spawnFailed") }
         if stopRequested {
             return settleAfterStop(at: now)
         }
@@ -258,16 +283,12 @@ struct InstanceStateMachine: Sendable {
         return fail(message, uptime: .zero, at: now)
     }
 
-    /// A setup step was skipped because its `creates` path exists, or finished successfully.
+    /// A setup step was skipped because its `creates` path exists (the supervisor checks before spawning it).
     mutating func setupStepSucceeded(step: Int, at now: Moment) -> Action {
-        switch phase {
-        case .spawning(.setup(step), let stopRequested):
-            if stopRequested { return settleAfterStop(at: now) }
-        case .installing(step, _, _):
-            break
-        default:
-            return .none
+        guard case .spawning(.setup(step), let stopRequested) = phase else {
+            return impossible("setupStepSucceeded(step: \(step))")
         }
+        if stopRequested { return settleAfterStop(at: now) }
         return continueAfterSetupStep(step, at: now)
     }
 
@@ -284,13 +305,15 @@ struct InstanceStateMachine: Sendable {
             return fail("setup step \(name) \(status)", uptime: now.instant - started.instant, at: now)
         case .starting(pid, let started), .running(pid, let started, _):
             return fail(status.description, uptime: now.instant - started.instant, at: now)
-        default:
-            return .none
+        case .stopped, .fatal, .spawning, .backoff, .installing, .starting, .running, .stopping:
+            // The supervisor reports only the exit of the process the machine says runs.
+            return impossible("processExited(pid: \(pid))")
         }
     }
 
     /// The timer `generation` fired.
     mutating func timerFired(generation: UInt64, at now: Moment) -> Action {
+        // A timer set before the machine moved on (every change that makes one pointless clears it) is stale.
         guard generation == timerGeneration, let purpose = pendingTimer else { return .none }
         pendingTimer = nil
         switch (purpose, phase) {
@@ -299,23 +322,30 @@ struct InstanceStateMachine: Sendable {
         case (.stopTimeout, .stopping(let pid, killed: false)):
             phase = .stopping(pid: pid, killed: true)
             return .killGroup(pid: pid)
-        case (.probe, .starting), (.probe, .running):
-            return .probe
-        default:
+        case (.stopTimeout, .stopping(_, killed: true)):
+            // Stopped with SIGKILL in the first place: nothing more to send.
             return .none
+        case (.probe, .starting), (.probe, .running):
+            probeInFlight = generation
+            return .probe(generation: generation)
+        case (.backoff, _), (.stopTimeout, _), (.probe, _):
+            return impossible("timerFired(\(purpose))")
         }
     }
 
-    /// A health probe finished.
-    mutating func probeFinished(healthy: Bool, detail: String, at now: Moment) -> Action {
-        guard let health = parameters.health else { return .none }
+    /// The health probe `generation` finished.
+    mutating func probeFinished(generation: UInt64, healthy: Bool, detail: String, at now: Moment) -> Action {
+        // A probe of a phase the machine has left (stopping, or another process by now) is stale.
+        guard probeInFlight == generation else { return .none }
+        probeInFlight = nil
+        guard let health = parameters.health else { return impossible("probeFinished without a health check") }
         switch phase {
         case .starting(let pid, let started):
             if healthy {
                 setPhase(.running(pid: pid, started: started, lastHealthy: now), at: now)
                 return scheduleProbe(after: health.interval)
             }
-            if now.instant - started.instant > health.gracePeriod {
+            if now.instant - (startingSince ?? started).instant > health.gracePeriod {
                 return beginStop(
                     pid: pid, then: .fail("not healthy within the grace period: \(detail)"), at: now)
             }
@@ -332,8 +362,9 @@ struct InstanceStateMachine: Sendable {
                 return beginStop(pid: pid, then: .fail("unhealthy for longer than the grace period: \(detail)"), at: now)
             }
             return scheduleProbe(after: health.interval)
-        default:
-            return .none
+        case .stopped, .fatal, .spawning, .installing, .backoff, .stopping:
+            // Leaving starting or running forgets the probe under way.
+            return impossible("probeFinished")
         }
     }
 
@@ -420,6 +451,19 @@ struct InstanceStateMachine: Sendable {
         let before = state
         phase = newPhase
         if state != before { since = now.date }
+        switch newPhase {
+        case .starting, .running: break
+        case .stopped, .fatal, .spawning, .installing, .backoff, .stopping: probeInFlight = nil
+        }
+    }
+
+    /// Reports an event `phase` cannot receive: stops a debug build, and otherwise changes nothing.
+    private func impossible(_ event: String) -> Action {
+        let report = Action.impossible(event: event, phase: "\(phase)")
+        if Self.trapsOnImpossibleEvents {
+            preconditionFailure("InstanceStateMachine: \(event) cannot happen in phase \(phase)")
+        }
+        return report
     }
 
     /// When the current process started, if one exists.

@@ -6,10 +6,19 @@ import Darwin
 import Foundation
 import PopState
 
-/// What the agent remembers on disk about a running instance, so that the next agent can adopt its process.
+/// What the agent remembers on disk about an instance's process, so that the next agent can adopt or stop it.
 ///
-/// Stored as `instance.json` in the instance's state folder and replaced atomically (write a temporary file, then
-/// rename), so a reader sees the old record or the new one, never half of one.
+/// Stored as `instance.json` in the instance's state folder. It is an intent: it is written once the process exists
+/// and before its program runs (the process waits at a gate meanwhile, see ``ProcessSpawner/spawn(_:)``), and removed
+/// only once the process has exited and its group was killed. So at any instant, every process the supervisor
+/// started is named by a record.
+///
+/// The file is rewritten in place with a single write, not replaced through a new file and a rename: on ext4 each
+/// rename over a file allocated a new inode, freed the old one and forced the new data to disk, which cost a crash
+/// storm most of the agent's CPU. A process killed in the middle of a write(2) either did it or did not, so a record
+/// is torn only when the agent died between that write and the truncation to its length; the extra bytes make it
+/// unreadable, and an unreadable record names no process: the agent died before opening the gate, so the recorded
+/// process never ran its program, and the one recorded before it had exited and been reaped.
 struct LocalInstanceRecord: Hashable, Sendable, Codable {
     /// The configuration the process runs.
     var configuration: InstanceConfiguration
@@ -23,6 +32,9 @@ struct LocalInstanceRecord: Hashable, Sendable, Codable {
     var started: Date
     /// Unexpected exits since the last deliberate (re)start.
     var restarts: Int
+    /// The setup step the process runs, or `nil` for the instance's command. A setup step is never adopted: the next
+    /// agent kills it and starts the instance afresh.
+    var setupStep: String? = nil
 
     /// The record's file name in the state folder.
     static let fileName = "instance.json"
@@ -45,28 +57,57 @@ struct LocalInstanceRecord: Hashable, Sendable, Codable {
         }
     }
 
-    /// Writes the record into its configuration's state folder, atomically.
-    func write() throws(SupervisorError) {
+    /// The configuration as the record holds it: encoded once per configuration, since it is most of the record.
+    static func encodedConfiguration(_ configuration: InstanceConfiguration) throws(SupervisorError) -> [UInt8] {
+        do { return Array(try PopJSON.canonicalEncoder().encode(configuration)) } catch {
+            throw SupervisorError(.record, "Could not encode the configuration of '\(configuration.name)': \(error).")
+        }
+    }
+
+    /// The record as canonical JSON (sorted keys, dates in epoch milliseconds), around the configuration's JSON.
+    func encoded(configurationJSON: [UInt8]) -> [UInt8] {
+        var json = Array(#"{"configuration":"#.utf8) + configurationJSON
+        json += Array(#","pid":\#(pid),"processGroup":\#(processGroup),"processStartTime":\#(processStartTime)"#.utf8)
+        json += Array(#","restarts":\#(restarts)"#.utf8)
+        if let setupStep {
+            json += Array(#","setupStep":"#.utf8) + Self.jsonString(setupStep)
+        }
+        json += Array(#","started":\#(Int64((started.timeIntervalSince1970 * 1000).rounded()))}"#.utf8)
+        return json
+    }
+
+    /// `text` as a JSON string literal.
+    private static func jsonString(_ text: String) -> [UInt8] {
+        var out: [UInt8] = [UInt8(ascii: "\"")]
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "\""), UInt8(ascii: "\\"): out += [UInt8(ascii: "\\"), byte]
+            case 0..<0x20: out += Array(String(format: "\\u%04x", byte).utf8)
+            default: out.append(byte)
+            }
+        }
+        out.append(UInt8(ascii: "\""))
+        return out
+    }
+
+    /// Writes the record into its configuration's state folder, in place (see the type's discussion).
+    /// `configurationJSON` is ``encodedConfiguration(_:)`` of the record's configuration, when the caller keeps it.
+    func write(configurationJSON known: [UInt8]? = nil) throws(SupervisorError) {
         let directory = configuration.stateDirectory
-        try ProcessSpawner.makeDirectory(directory)
         let path = Self.path(in: directory)
-        let temporary = "\(path).\(getpid()).tmp"
-        let data: Data
-        do { data = try PopJSON.canonicalEncoder().encode(self) } catch {
-            throw SupervisorError(.record, "Could not encode the record '\(path)': \(error).")
+        let configurationJSON: [UInt8]
+        if let known { configurationJSON = known } else { configurationJSON = try Self.encodedConfiguration(configuration) }
+        let data = encoded(configurationJSON: configurationJSON)
+        var fd = open(path, O_WRONLY | O_CLOEXEC)
+        if fd < 0 && errno == ENOENT {
+            try ProcessSpawner.makeDirectory(directory)
+            fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0o644)
         }
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw SupervisorError.system("write the instance record '\(temporary)'") }
-        let written = data.withUnsafeBytes { systemWrite(fd, $0.baseAddress, $0.count) }
-        close(fd)
-        guard written == data.count else {
-            unlink(temporary)
-            throw SupervisorError.system("write the instance record '\(temporary)'")
-        }
-        guard rename(temporary, path) == 0 else {
-            let error = SupervisorError.system("replace the instance record '\(path)'")
-            unlink(temporary)
-            throw error
+        guard fd >= 0 else { throw SupervisorError.system("write the instance record '\(path)'") }
+        defer { close(fd) }
+        let written = data.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }
+        guard written == data.count, ftruncate(fd, off_t(data.count)) == 0 else {
+            throw SupervisorError.system("write the instance record '\(path)'")
         }
     }
 
@@ -75,9 +116,3 @@ struct LocalInstanceRecord: Hashable, Sendable, Codable {
         unlink(path(in: stateDirectory))
     }
 }
-
-#if canImport(Glibc)
-private let systemWrite = Glibc.write
-#elseif canImport(Darwin)
-private let systemWrite = Darwin.write
-#endif

@@ -3,8 +3,8 @@ import CPopAgentLinux
 import Glibc
 import Synchronization
 
-/// The supervisor's one event thread: epoll over process handles (pidfds), probe sockets, the log folders' inotify
-/// descriptor, the SIGCHLD wake-up and its own wake-up, plus a heap of timers. Idle, it sleeps in `epoll_wait` with
+/// The supervisor's one event thread: epoll over process handles (pidfds), probe sockets, the SIGCHLD wake-up and its
+/// own wake-up, plus a heap of timers. Idle, it sleeps in `epoll_wait` with
 /// no timeout unless a timer is due, so it uses no CPU.
 final class ProcessEventLoop: Sendable {
     /// What woke the loop.
@@ -13,8 +13,6 @@ final class ProcessEventLoop: Sendable {
         case ready(token: UInt64, mask: UInt32)
         /// A timer is due.
         case timer(token: UInt64)
-        /// A file in a watched folder was modified; `watch` is the inotify watch descriptor.
-        case folderModified(watch: Int32)
         /// A child process changed state (SIGCHLD): orphans may need reaping.
         case childSignal
     }
@@ -23,35 +21,30 @@ final class ProcessEventLoop: Sendable {
     static let firstUserToken: UInt64 = 16
     private static let wakeToken: UInt64 = 1
     private static let childSignalToken: UInt64 = 2
-    private static let inotifyToken: UInt64 = 3
 
     static let readable = UInt32(EPOLLIN.rawValue)
     static let writable = UInt32(EPOLLOUT.rawValue)
 
     private let epoll: Int32
     private let wake: Int32
-    private let inotify: Int32
     private let timers = Mutex(TimerHeap())
     private let stopping = Atomic<Bool>(false)
 
     init() throws(SupervisorError) {
         epoll = epoll_create1(Int32(EPOLL_CLOEXEC))
         wake = eventfd(0, Int32(EFD_CLOEXEC | EFD_NONBLOCK))
-        inotify = inotify_init1(Int32(IN_CLOEXEC | IN_NONBLOCK))
-        guard epoll >= 0, wake >= 0, inotify >= 0 else {
-            let error = SupervisorError.system("create the supervisor's event loop (epoll, eventfd, inotify)")
-            for fd in [epoll, wake, inotify] where fd >= 0 { close(fd) }
+        guard epoll >= 0, wake >= 0 else {
+            let error = SupervisorError.system("create the supervisor's event loop (epoll, eventfd)")
+            for fd in [epoll, wake] where fd >= 0 { close(fd) }
             throw error
         }
         _ = cpop_epoll_ctl(epoll, EPOLL_CTL_ADD, wake, Self.readable, Self.wakeToken)
-        _ = cpop_epoll_ctl(epoll, EPOLL_CTL_ADD, inotify, Self.readable, Self.inotifyToken)
         _ = cpop_epoll_ctl(epoll, EPOLL_CTL_ADD, ChildReaper.wakeDescriptor, Self.readable, Self.childSignalToken)
     }
 
     deinit {
         close(epoll)
         close(wake)
-        close(inotify)
     }
 
     /// Watches `fd` for `mask` (``readable`` or ``writable``), reporting `token`.
@@ -77,17 +70,6 @@ final class ProcessEventLoop: Sendable {
         if isEarliest { signalWake() }
     }
 
-    /// Watches `directory` for modified files; returns the watch descriptor, or `nil` if it cannot be watched.
-    func watchFolder(_ directory: String) -> Int32? {
-        let watch = inotify_add_watch(inotify, directory, UInt32(IN_MODIFY))
-        return watch >= 0 ? watch : nil
-    }
-
-    /// Stops watching a folder.
-    func unwatchFolder(_ watch: Int32) {
-        _ = inotify_rm_watch(inotify, watch)
-    }
-
     /// Ends ``run(_:)`` soon after.
     func stop() {
         stopping.store(true, ordering: .sequentiallyConsistent)
@@ -106,6 +88,7 @@ final class ProcessEventLoop: Sendable {
                 if errno == EINTR { continue }
                 return
             }
+            var childSignal = false
             for index in 0..<Int(count) {
                 var mask: UInt32 = 0
                 var token: UInt64 = 0
@@ -115,13 +98,13 @@ final class ProcessEventLoop: Sendable {
                     drain(wake)
                 case Self.childSignalToken:
                     drain(ChildReaper.wakeDescriptor)
-                    handler(.childSignal)
-                case Self.inotifyToken:
-                    readFolderEvents(handler)
+                    childSignal = true
                 default:
                     handler(.ready(token: token, mask: mask))
                 }
             }
+            // After the exits this wake-up reported were handled (and those children reaped through their pidfds).
+            if childSignal { handler(.childSignal) }
             let expired = timers.withLock { $0.popExpired(now: .now) }
             for token in expired {
                 handler(.timer(token: token))
@@ -147,27 +130,6 @@ final class ProcessEventLoop: Sendable {
     private func drain(_ fd: Int32) {
         var value: UInt64 = 0
         _ = read(fd, &value, 8)
-    }
-
-    private func readFolderEvents(_ handler: (Event) -> Void) {
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let count = buffer.withUnsafeMutableBytes { read(inotify, $0.baseAddress, $0.count) }
-            guard count > 0 else { return }
-            var offset = 0
-            var watches: [Int32] = []
-            buffer.withUnsafeBytes { raw in
-                // struct inotify_event { int wd; uint32_t mask; uint32_t cookie; uint32_t len; char name[]; }
-                while offset + 16 <= count {
-                    let watch = raw.loadUnaligned(fromByteOffset: offset, as: Int32.self)
-                    let mask = raw.loadUnaligned(fromByteOffset: offset + 4, as: UInt32.self)
-                    let length = raw.loadUnaligned(fromByteOffset: offset + 12, as: UInt32.self)
-                    if mask & UInt32(IN_MODIFY) != 0 && !watches.contains(watch) { watches.append(watch) }
-                    offset += 16 + Int(length)
-                }
-            }
-            for watch in watches { handler(.folderModified(watch: watch)) }
-        }
     }
 }
 

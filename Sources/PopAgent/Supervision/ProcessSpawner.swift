@@ -4,21 +4,25 @@ import Glibc
 import Darwin
 #endif
 
-/// One process to start: argv, environment, folder, and where its output goes. Never a shell command line.
+/// One process to start: its program, argv, environment, folder, and where its output goes. Never a shell command
+/// line.
 struct SpawnRequest: Sendable {
-    /// The argv; the first element is resolved by ``ProcessSpawner/resolveExecutable(_:environment:workingDirectory:)``.
+    /// The program, as ``ProcessSpawner/resolveExecutable(_:environment:workingDirectory:)`` found it.
+    var executable: String
+    /// The argv.
     var arguments: [String]
     /// The complete environment.
     var environment: [String: String]
     /// The folder the process starts in.
     var workingDirectory: String
-    /// The file stdout is appended to (created if missing).
-    var standardOutput: String
-    /// The file stderr is appended to; `nil` sends stderr to the same file as stdout.
-    var standardError: String?
+    /// The descriptor that becomes its stdout (the write end of its log writer's pipe).
+    var standardOutput: Int32
+    /// The descriptor that becomes its stderr.
+    var standardError: Int32
 }
 
-/// Starts processes in their own session and process group, with stdin from /dev/null and output appended to files.
+/// Starts processes in their own session and process group, with stdin from /dev/null and output to given
+/// descriptors.
 enum ProcessSpawner {
     /// The search path used when an instance's environment has no `PATH`.
     static let defaultSearchPath = "/usr/local/bin:/usr/bin:/bin"
@@ -56,6 +60,9 @@ enum ProcessSpawner {
 
     /// Creates `path` and its parents if missing.
     static func makeDirectory(_ path: String) throws(SupervisorError) {
+        // Nearly always there already: one look instead of a mkdir per component.
+        var info = stat()
+        if stat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR { return }
         var current = path.hasPrefix("/") ? "" : "."
         for component in path.split(separator: "/") {
             current += "/" + component

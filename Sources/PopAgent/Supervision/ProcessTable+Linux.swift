@@ -17,6 +17,9 @@ struct ProcessStat: Hashable, Sendable {
 
     /// Whether the process has exited and waits to be reaped.
     var isZombie: Bool { state == UInt8(ascii: "Z") }
+
+    /// Whether the process has exited: a zombie waiting to be reaped, or one being torn down (`X`).
+    var hasExited: Bool { state == UInt8(ascii: "Z") || state == UInt8(ascii: "X") }
 }
 
 /// Linux's view of processes: `/proc`, pidfds, reaping and the child-subreaper flag.
@@ -25,6 +28,18 @@ enum ProcessTable {
     static func stat(_ pid: Int32) -> ProcessStat? {
         guard pid > 0, let bytes = readSmallFile("/proc/\(pid)/stat") else { return nil }
         return parseStat(bytes)
+    }
+
+    /// Whether `pid` names a process that has not exited.
+    ///
+    /// This is pop's one liveness check. `kill(pid, 0)` is not one: it succeeds for a zombie, which has exited and
+    /// only waits for its parent to reap it (a killed agent stays a zombie for as long as a PID 1 that reaps late
+    /// lets it). The state comes from `/proc/PID/stat`, which anyone may read, so a process of another user counts
+    /// too. For a multi-threaded process the state is its main thread's: a process whose main thread is a zombie
+    /// is exiting.
+    static func isAlive(_ pid: Int32) -> Bool {
+        guard let stat = stat(pid) else { return false }
+        return !stat.hasExited
     }
 
     /// Parses the text of `/proc/PID/stat`. The command name (field 2) may hold spaces and parentheses, so fields
@@ -68,6 +83,13 @@ enum ProcessTable {
         default:
             return .notOurChild
         }
+    }
+
+    /// Waits until the child behind `handle` has exited, then reaps it.
+    static func reapWhenExited(handle: Int32) -> Reaped {
+        var entry = pollfd(fd: handle, events: Int16(POLLIN), revents: 0)
+        while poll(&entry, 1, -1) < 0 && errno == EINTR {}
+        return reap(handle: handle)
     }
 
     /// Makes this process the reaper of its orphaned descendants, so grandchildren never escape to init unreaped.

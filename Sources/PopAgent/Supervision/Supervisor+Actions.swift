@@ -14,7 +14,8 @@ extension Supervisor {
         /// The new status, when it changed.
         var changed: InstanceStatus?
         var waiters: [CheckedContinuation<Void, Never>] = []
-        var unwatchFolder: Int32?
+        /// The log pipes of an instance that stopped for good, to close.
+        var closeLogs: LogWriter.Pipes?
     }
 
     /// Feeds an event to `name`'s machine under the lock (creating the instance from `create` if it is new), and
@@ -72,12 +73,12 @@ extension Supervisor {
             outcome.waiters = entry.stopWaiters
             entry.stopWaiters = []
         }
+        if entry.machine.isSettled || action == .forget {
+            outcome.closeLogs = entry.logOutput?.pipes
+            entry.logOutput = nil
+        }
         if action == .forget {
             state.instances[name] = nil
-            if let watch = entry.logWatch {
-                state.logWatches[watch] = nil
-                outcome.unwatchFolder = watch
-            }
             for subscriber in state.subscribers.values { subscriber.yield(.removed(name)) }
         } else {
             state.instances[name] = entry
@@ -96,10 +97,12 @@ extension Supervisor {
             }
             logger.info("instance state changed", metadata: metadata)
             if status.state == .stopped || status.state == .fatal {
+                // The process has exited and its group was killed (``processExited``): only now does the record go.
                 LocalInstanceRecord.remove(from: outcome.configuration.stateDirectory)
+                CrashPoint.reach(.recordRemoved)
             }
         }
-        if let watch = outcome.unwatchFolder { loop.unwatchFolder(watch) }
+        outcome.closeLogs?.close()
         for waiter in outcome.waiters { waiter.resume() }
         perform(outcome.action, name: name, configuration: outcome.configuration)
     }
@@ -141,54 +144,92 @@ extension Supervisor {
             logger.info(
                 "stopping instance", metadata: ["service": "\(name)", "pid": "\(pid)", "signal": "\(signal.rawValue)"])
             kill(-pid, signal.number)
+            CrashPoint.reach(.stopSignalled)
             schedule(.timer(name, generation: generation), after: killAfter)
         case .killGroup(let pid):
             logger.warning(
                 "instance did not stop within its stop timeout; killing its process group",
                 metadata: ["service": "\(name)", "pid": "\(pid)"])
             kill(-pid, SIGKILL)
-        case .probe:
-            startProbe(name, configuration)
+        case .probe(let generation):
+            startProbe(name, configuration, generation: generation)
         case .forget:
             LocalInstanceRecord.remove(from: configuration.stateDirectory)
+            CrashPoint.reach(.recordRemoved)
             logger.info("instance removed", metadata: ["service": "\(name)"])
+        case .impossible(let event, let phase):
+            logger.error(
+                "the instance's state machine got an event its state cannot receive; ignored",
+                metadata: ["service": "\(name)", "event": "\(event)", "phase": "\(phase)"])
         }
     }
 
     /// Spawns the command or a setup step, then tells the machine (and only then watches the process, so its exit
     /// can never reach the machine before its start).
+    ///
+    /// The process is created waiting at a gate; the instance record naming it is written before the gate opens and
+    /// its program runs. An agent that dies at any instant in between leaves either a record of a process that never
+    /// ran its program (it exits when its gate's other end closes with the agent) or a record of the running
+    /// process: never a process that no record names.
     private func launch(_ name: ServiceName, _ configuration: InstanceConfiguration, arguments: [String], stepName: String?) {
-        let pid: Int32
-        let handle: Int32
+        let child: GatedChild
+        let prepared: PreparedLaunch
         do {
-            try ProcessSpawner.makeDirectory(configuration.workingDirectory)
-            try ProcessSpawner.makeDirectory(configuration.logDirectory)
-            let logs = configuration.logDirectory
-            let request = SpawnRequest(
-                arguments: arguments, environment: configuration.environment,
-                workingDirectory: configuration.workingDirectory,
-                standardOutput: logs + (stepName == nil ? "/stdout.log" : "/setup.log"),
-                standardError: stepName == nil ? logs + "/stderr.log" : nil)
-            pid = try ChildReaper.spawnTracked { () throws(SupervisorError) in try ProcessSpawner.spawn(request) }
-            do {
-                handle = try ProcessTable.openHandle(pid)
-            } catch {
-                // Without a handle the exit could not be seen: take the process down again, the reaper collects it.
-                kill(-pid, SIGKILL)
-                ChildReaper.untrack(pid)
-                throw error
+            prepared = try prepare(name, configuration)
+            let executable: String
+            if stepName == nil, let known = prepared.executable {
+                executable = known
+            } else {
+                executable = try ProcessSpawner.resolveExecutable(
+                    arguments.first ?? "", environment: configuration.environment,
+                    workingDirectory: configuration.workingDirectory)
+                if stepName == nil { state.withLock { $0.instances[name]?.prepared?.executable = executable } }
             }
+            let (pipes, keep) = try logPipes(name, configuration, setupStep: stepName != nil)
+            // The child has its copies once spawned; the log writer ends when the last of them is closed.
+            defer { if !keep { pipes.close() } }
+            let request = SpawnRequest(
+                executable: executable, arguments: arguments, environment: configuration.environment,
+                workingDirectory: configuration.workingDirectory, standardOutput: pipes.output,
+                standardError: pipes.errorOutput)
+            child = try ChildReaper.spawnTracked { () throws(SupervisorError) in try ProcessSpawner.spawn(request) }
         } catch {
-            logger.error("could not start instance", metadata: ["service": "\(name)", "error": "\(error)"])
-            let message = error.supervisorMessage
-            feed(name) { machine, now in machine.spawnFailed(message, at: now) }
+            spawnFailed(name, error)
             return
         }
-        let startTime = ProcessTable.stat(pid)?.startTime
+        let pid = child.pid
+        let handle = child.handle
+        CrashPoint.reach(.spawnCloned)
+        let now = Moment.now()
+        do {
+            guard let startTime = ProcessTable.stat(pid)?.startTime else {
+                throw SupervisorError.system("read the start time of process \(pid)")
+            }
+            let restarts = state.withLock { $0.instances[name]?.machine.restarts } ?? 0
+            try LocalInstanceRecord(
+                configuration: configuration, pid: pid, processStartTime: startTime, processGroup: pid,
+                started: now.date, restarts: restarts, setupStep: stepName
+            ).write()
+        } catch {
+            // Without a record the process must not run: nothing would find it if this agent died.
+            child.abort()
+            discard(pid: pid, handle: handle)
+            spawnFailed(name, SupervisorError(.record, "Could not record the process before starting it: \(error.supervisorMessage)"))
+            return
+        }
+        CrashPoint.reach(.spawnRecorded)
+        do {
+            try child.release()
+        } catch {
+            LocalInstanceRecord.remove(from: configuration.stateDirectory)
+            discard(pid: pid, handle: handle)
+            spawnFailed(name, error)
+            return
+        }
+        CrashPoint.reach(.spawnReleased)
         let token = makeToken()
         let watched = WatchedProcess(pid: pid, handle: handle, token: token, isChild: true, stepName: stepName)
         state.withLock { $0.registrations[token] = .process(name, pid: pid) }
-        let now = Moment.now()
         let outcome = mutate(name, now: now) { entry in
             entry.process = watched
             if stepName == nil { entry.processSignature = configuration.signature }
@@ -197,21 +238,69 @@ extension Supervisor {
         guard outcome != nil else {
             // Forgotten meanwhile (cannot happen while spawning, but never leave a process unwatched).
             kill(-pid, SIGKILL)
+            _ = ProcessTable.reapWhenExited(handle: handle)
             close(handle)
             ChildReaper.untrack(pid)
+            LocalInstanceRecord.remove(from: configuration.stateDirectory)
             return
         }
         loop.add(handle, mask: ProcessEventLoop.readable, token: token)
-        watchLogs(name, configuration)
-        if stepName == nil, let startTime {
-            let record = LocalInstanceRecord(
-                configuration: configuration, pid: pid, processStartTime: startTime, processGroup: pid,
-                started: now.date, restarts: outcome?.changed?.restarts ?? 0)
-            do { try record.write() } catch {
-                logger.error("could not write the instance record", metadata: ["service": "\(name)", "error": "\(error)"])
-            }
-        }
         finish(outcome, name: name)
+    }
+
+    /// The pipes a process writes its output to: for the command, the ones its previous process wrote to while their
+    /// log writer reads on (kept, `true`), else new ones with a log writer of their own.
+    private func logPipes(
+        _ name: ServiceName, _ configuration: InstanceConfiguration, setupStep: Bool
+    ) throws(SupervisorError) -> (LogWriter.Pipes, keep: Bool) {
+        if setupStep {
+            return (try LogWriter.start(folder: configuration.logDirectory, files: ["setup.log"], rotation: configuration.logRotation), false)
+        }
+        let kept = state.withLock { $0.instances[name]?.logOutput }
+        if let kept, kept.folder == configuration.logDirectory, kept.rotation == configuration.logRotation,
+            kept.pipes.readerIsAlive
+        {
+            return (kept.pipes, true)
+        }
+        let pipes = try LogWriter.start(
+            folder: configuration.logDirectory, files: ["stdout.log", "stderr.log"], rotation: configuration.logRotation)
+        let (stored, replaced) = state.withLock { state -> (Bool, LogWriter.Pipes?) in
+            guard state.instances[name] != nil else { return (false, nil) }
+            let replaced = state.instances[name]!.logOutput?.pipes
+            state.instances[name]!.logOutput = LogWriter.Kept(
+                folder: configuration.logDirectory, rotation: configuration.logRotation, pipes: pipes)
+            return (true, replaced)
+        }
+        replaced?.close()
+        return (pipes, stored)
+    }
+
+    /// The configuration's ``PreparedLaunch``: the one kept from its last start, or a new one (which makes the
+    /// folders).
+    private func prepare(_ name: ServiceName, _ configuration: InstanceConfiguration) throws(SupervisorError) -> PreparedLaunch {
+        if let kept = state.withLock({ $0.instances[name]?.prepared }), kept.configuration == configuration {
+            return kept
+        }
+        try ProcessSpawner.makeDirectory(configuration.workingDirectory)
+        try ProcessSpawner.makeDirectory(configuration.logDirectory)
+        let prepared = PreparedLaunch(configuration: configuration, executable: nil)
+        state.withLock { $0.instances[name]?.prepared = prepared }
+        return prepared
+    }
+
+    /// Reaps a child that exited without running its program, and lets go of it.
+    private func discard(pid: Int32, handle: Int32) {
+        _ = ProcessTable.reapWhenExited(handle: handle)
+        close(handle)
+        ChildReaper.untrack(pid)
+    }
+
+    private func spawnFailed(_ name: ServiceName, _ error: any Error) {
+        logger.error("could not start instance", metadata: ["service": "\(name)", "error": "\(error)"])
+        // Its folders or its program may have gone: look again at the next start.
+        state.withLock { $0.instances[name]?.prepared = nil }
+        let message = error.supervisorMessage
+        feed(name) { machine, now in machine.spawnFailed(message, at: now) }
     }
 
     /// Reports `registration` from the event loop after `delay`.
@@ -219,19 +308,6 @@ extension Supervisor {
         let token = makeToken()
         state.withLock { $0.registrations[token] = registration }
         loop.schedule(after: delay, token: token)
-    }
-
-    /// Watches the instance's log folder for growth (once), and checks its sizes now.
-    func watchLogs(_ name: ServiceName, _ configuration: InstanceConfiguration) {
-        state.withLock { state in
-            guard var entry = state.instances[name], entry.logWatch == nil,
-                let watch = loop.watchFolder(configuration.logDirectory)
-            else { return }
-            entry.logWatch = watch
-            state.instances[name] = entry
-            state.logWatches[watch] = name
-        }
-        LogRotator.rotateIfNeeded(in: configuration.logDirectory, rotation: configuration.logRotation)
     }
 }
 

@@ -7,13 +7,16 @@ import Logging
 import PopState
 
 extension Supervisor {
-    /// Supervises again the process recorded in `stateDirectory` by an earlier agent, if it is still the same process.
+    /// Supervises again the process recorded in `stateDirectory` by an earlier agent, if it is still the same process,
+    /// or makes sure nothing of it runs.
     ///
-    /// The record's pid must be alive, its start time (from `/proc`) must equal the recorded one, so that a pid
-    /// reused by another process is never mistaken for the instance, and it must still lead its process group.
-    /// An adopted process keeps its pid and is not restarted; it is watched through a pidfd like any other, though
-    /// its exit status cannot be known (it is not this process's child). When the process is gone, nothing is
-    /// adopted and the record is left for ``start(_:)`` to replace.
+    /// The record's pid must be alive and its start time (from `/proc`) must equal the recorded one, so that a pid
+    /// reused by another process is never mistaken for the instance. An adopted process keeps its pid and is not
+    /// restarted; it is watched through a pidfd like any other, though its exit status cannot be known (it is not
+    /// this process's child). A recorded process that is the instance's but cannot be adopted (a setup step, which
+    /// is run afresh, or one that does not lead its group) is killed with its group; so are the leftovers of a dead
+    /// one. So when this returns `.gone`, nothing the record names runs any more, and the record is left for
+    /// ``start(_:)`` to replace.
     public func adopt(stateDirectory: String) -> AdoptionOutcome {
         let record: LocalInstanceRecord
         do {
@@ -26,7 +29,7 @@ extension Supervisor {
         let name = record.configuration.name
         let pid = record.pid
         if state.withLock({ $0.instances[name] != nil }) { return .alreadySupervised(name) }
-        guard let stat = ProcessTable.stat(pid), !stat.isZombie else {
+        guard let stat = ProcessTable.stat(pid), !stat.hasExited else {
             let killed = killLeftovers(of: record)
             let leftovers = killed > 0 ? "; killed \(killed) leftover process(es) of its group" : ""
             return gone(name, "process \(pid) no longer exists\(leftovers)")
@@ -34,8 +37,14 @@ extension Supervisor {
         guard stat.startTime == record.processStartTime else {
             return gone(name, "pid \(pid) now belongs to another process (its start time differs)")
         }
+        // From here on the process is the recorded one: a pid and a start time never repeat together.
+        if let step = record.setupStep {
+            killRecorded(record)
+            return gone(name, "setup step '\(step)' (process \(pid)) was cut short by the previous agent; killed its process group so that it runs afresh")
+        }
         guard stat.processGroup == record.processGroup else {
-            return gone(name, "process \(pid) no longer leads process group \(record.processGroup)")
+            killRecorded(record)
+            return gone(name, "process \(pid) does not lead process group \(record.processGroup); killed it")
         }
         let handle: Int32
         do { handle = try ProcessTable.openHandle(pid) } catch {
@@ -56,7 +65,6 @@ extension Supervisor {
             return entry.machine.adopted(pid: pid, started: started, restarts: record.restarts, at: now)
         }
         loop.add(handle, mask: ProcessEventLoop.readable, token: token)
-        watchLogs(name, configuration)
         logger.info(
             "adopted running instance",
             metadata: ["service": "\(name)", "pid": "\(pid)", "signature": "\(configuration.signature)"])
@@ -82,6 +90,18 @@ extension Supervisor {
                 metadata: ["service": "\(record.configuration.name)", "group": "\(group)", "count": "\(leftovers.count)"])
         }
         return leftovers.count
+    }
+
+    /// Kills the recorded process and its group, and waits (briefly) until the process has exited, so that what it
+    /// holds (a port, a virtual environment being installed) is free for the instance's next start.
+    private func killRecorded(_ record: LocalInstanceRecord) {
+        let handle = try? ProcessTable.openHandle(record.pid)
+        kill(-record.processGroup, SIGKILL)
+        kill(record.pid, SIGKILL)
+        guard let handle else { return }
+        var entry = pollfd(fd: handle, events: Int16(POLLIN), revents: 0)
+        _ = poll(&entry, 1, 2000)
+        close(handle)
     }
 
     private func gone(_ name: ServiceName, _ reason: String) -> AdoptionOutcome {

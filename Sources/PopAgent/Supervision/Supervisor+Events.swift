@@ -11,10 +11,13 @@ extension Supervisor {
     func handle(_ event: ProcessEventLoop.Event) {
         switch event {
         case .childSignal:
-            let reaped = ChildReaper.sweep()
-            if reaped > 0 { logger.debug("reaped orphaned processes", metadata: ["count": "\(reaped)"]) }
-        case .folderModified(let watch):
-            logFolderModified(watch)
+            // Instances are reaped through their pidfds; what is left to sweep (orphaned grandchildren, log writers)
+            // can wait a moment, so that a burst of exits costs one sweep rather than one per exit.
+            let first = state.withLock { state in
+                defer { state.sweepScheduled = true }
+                return !state.sweepScheduled
+            }
+            if first { schedule(.sweep, after: Self.sweepDelay) }
         case .ready(let token, _), .timer(let token):
             let registration = state.withLock { state -> Registration? in
                 switch state.registrations[token] {
@@ -27,12 +30,14 @@ extension Supervisor {
                 processExited(name, pid: pid, token: token)
             case .timer(let name, let generation)?:
                 feed(name) { machine, now in machine.timerFired(generation: generation, at: now) }
-            case .probeSocket(let name)?:
-                continueProbe(name, token: token)
-            case .probeTimeout(let name, let socketToken)?:
-                probeTimedOut(name, socketToken: socketToken)
-            case .logRearm(let name)?:
-                rearmLogWatch(name)
+            case .sweep?:
+                state.withLock { $0.sweepScheduled = false }
+                let reaped = ChildReaper.sweep()
+                if reaped > 0 { logger.debug("reaped orphaned processes", metadata: ["count": "\(reaped)"]) }
+            case .probeSocket(let name, let generation)?:
+                continueProbe(name, token: token, generation: generation)
+            case .probeTimeout(let name, let socketToken, let generation)?:
+                probeTimedOut(name, socketToken: socketToken, generation: generation)
             case nil:
                 return
             }
@@ -51,6 +56,7 @@ extension Supervisor {
         }
         guard let watched else { return }
         loop.remove(watched.handle)
+        CrashPoint.reach(.exitSeen)
         // The exited leader is not reaped yet, so its pid (the group id) cannot have been reused: this SIGKILL
         // reaches only what is left of the instance's own group, such as background grandchildren.
         kill(-pid, SIGKILL)
@@ -60,6 +66,7 @@ extension Supervisor {
         }
         close(watched.handle)
         ChildReaper.untrack(pid)
+        CrashPoint.reach(.exitReaped)
         logger.info(
             "process exited",
             metadata: ["service": "\(name)", "pid": "\(pid)", "status": "\(status)"])
@@ -69,26 +76,34 @@ extension Supervisor {
 
     // MARK: Health probes
 
-    func startProbe(_ name: ServiceName, _ configuration: InstanceConfiguration) {
-        guard let health = configuration.health else { return }
+    func startProbe(_ name: ServiceName, _ configuration: InstanceConfiguration, generation: UInt64) {
+        guard let health = configuration.health else {
+            feed(name) { machine, now in
+                machine.probeFinished(generation: generation, healthy: false, detail: "no health check", at: now)
+            }
+            return
+        }
         let (connection, step) = HealthProbeConnection.start(health.target)
         let token = makeToken()
         if case .finished = step {
-            probeStepped(name, token: token, connection: connection, step: step)
+            probeStepped(name, token: token, generation: generation, connection: connection, step: step)
             return
         }
-        schedule(.probeTimeout(name, socketToken: token), after: .milliseconds(health.timeoutMilliseconds))
-        probeStepped(name, token: token, connection: connection, step: step)
+        schedule(
+            .probeTimeout(name, socketToken: token, generation: generation),
+            after: .milliseconds(health.timeoutMilliseconds))
+        probeStepped(name, token: token, generation: generation, connection: connection, step: step)
     }
 
-    private func continueProbe(_ name: ServiceName, token: UInt64) {
+    private func continueProbe(_ name: ServiceName, token: UInt64, generation: UInt64) {
         guard var connection = state.withLock({ $0.probes[token] }) else { return }
         let step = connection.resume()
-        probeStepped(name, token: token, connection: connection, step: step)
+        probeStepped(name, token: token, generation: generation, connection: connection, step: step)
     }
 
     private func probeStepped(
-        _ name: ServiceName, token: UInt64, connection: HealthProbeConnection, step: HealthProbeConnection.Step
+        _ name: ServiceName, token: UInt64, generation: UInt64, connection: HealthProbeConnection,
+        step: HealthProbeConnection.Step
     ) {
         switch step {
         case .finished(let healthy, let detail):
@@ -97,18 +112,20 @@ extension Supervisor {
                 state.registrations[token] = nil
             }
             if !healthy { logger.debug("health probe failed", metadata: ["service": "\(name)", "detail": "\(detail)"]) }
-            feed(name) { machine, now in machine.probeFinished(healthy: healthy, detail: detail, at: now) }
+            feed(name) { machine, now in
+                machine.probeFinished(generation: generation, healthy: healthy, detail: detail, at: now)
+            }
         case .waitWritable, .waitReadable:
             state.withLock { state in
                 state.probes[token] = connection
-                state.registrations[token] = .probeSocket(name)
+                state.registrations[token] = .probeSocket(name, generation: generation)
             }
             let mask = step == .waitWritable ? ProcessEventLoop.writable : ProcessEventLoop.readable
             loop.add(connection.socket, mask: mask, token: token)
         }
     }
 
-    private func probeTimedOut(_ name: ServiceName, socketToken: UInt64) {
+    private func probeTimedOut(_ name: ServiceName, socketToken: UInt64, generation: UInt64) {
         let connection = state.withLock { state -> HealthProbeConnection? in
             state.registrations[socketToken] = nil
             return state.probes.removeValue(forKey: socketToken)
@@ -118,36 +135,6 @@ extension Supervisor {
         connection.cancel()
         let timeout = state.withLock { $0.instances[name]?.configuration.health?.timeoutMilliseconds } ?? 0
         let detail = "no answer within \(timeout) ms"
-        feed(name) { machine, now in machine.probeFinished(healthy: false, detail: detail, at: now) }
-    }
-
-    // MARK: Log rotation
-
-    /// A log folder changed: check sizes now, and leave the folder unwatched for a quiet period so a chatty
-    /// instance costs at most a few checks a second.
-    private func logFolderModified(_ watch: Int32) {
-        let target = state.withLock { state -> (ServiceName, InstanceConfiguration)? in
-            guard let name = state.logWatches.removeValue(forKey: watch), var entry = state.instances[name] else {
-                return nil
-            }
-            entry.logWatch = nil
-            state.instances[name] = entry
-            return (name, entry.configuration)
-        }
-        loop.unwatchFolder(watch)
-        guard let (name, configuration) = target else { return }
-        rotate(name, configuration)
-        schedule(.logRearm(name), after: options.logCheckQuietPeriod)
-    }
-
-    private func rearmLogWatch(_ name: ServiceName) {
-        guard let configuration = state.withLock({ $0.instances[name]?.configuration }) else { return }
-        watchLogs(name, configuration)
-    }
-
-    private func rotate(_ name: ServiceName, _ configuration: InstanceConfiguration) {
-        for path in LogRotator.rotateIfNeeded(in: configuration.logDirectory, rotation: configuration.logRotation) {
-            logger.debug("rotated log file", metadata: ["service": "\(name)", "file": "\(path)"])
-        }
+        feed(name) { machine, now in machine.probeFinished(generation: generation, healthy: false, detail: detail, at: now) }
     }
 }

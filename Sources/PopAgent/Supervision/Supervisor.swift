@@ -8,10 +8,11 @@ import Synchronization
 ///
 /// It takes concrete instructions (``start(_:)``, ``stop(_:)``, ``restart(_:)``, ``remove(_:)``, ``adopt(stateDirectory:)``)
 /// and knows nothing of the coordination store. Each instance runs in its own session and process group, writes its
-/// output to log files (never to pipes held here), is watched through a pidfd, restarted with backoff when it exits
-/// unexpectedly, health-checked if it has a check, and recorded on disk so a later agent can adopt it.
+/// output into pipes read by a log writer of its own (never by the agent, see ``LogWriter``), is watched through a
+/// pidfd, restarted with backoff when it exits unexpectedly, health-checked if it has a check, and recorded on disk
+/// before its program runs, so a later agent can adopt it.
 ///
-/// One event thread, owned by ``run()``, waits on every process handle, probe socket and log folder at once; it
+/// One event thread, owned by ``run()``, waits on every process handle and probe socket at once; it
 /// uses no CPU while nothing happens. Call ``run()`` (or put the supervisor in a `ServiceGroup`) before expecting
 /// exits, restarts or health checks to be handled. When ``run()`` ends, instances keep running unless
 /// ``Options/stopInstancesOnShutdown`` is set, so the next agent can adopt them.
@@ -20,13 +21,10 @@ public final class Supervisor: Service, Sendable {
     public struct Options: Sendable {
         /// Stop every instance when ``run()`` ends (by default they keep running, to be adopted).
         public var stopInstancesOnShutdown: Bool
-        /// How long a busy log folder is left unwatched after a size check, bounding the work chatty logs cause.
-        public var logCheckQuietPeriod: Duration
 
         /// Creates options.
-        public init(stopInstancesOnShutdown: Bool = false, logCheckQuietPeriod: Duration = .milliseconds(250)) {
+        public init(stopInstancesOnShutdown: Bool = false) {
             self.stopInstancesOnShutdown = stopInstancesOnShutdown
-            self.logCheckQuietPeriod = logCheckQuietPeriod
         }
     }
 
@@ -60,25 +58,40 @@ public final class Supervisor: Service, Sendable {
         var processSignature: ConfigSignature?
         var process: WatchedProcess?
         var stopWaiters: [CheckedContinuation<Void, Never>] = []
-        var logWatch: Int32?
+        /// What every start of this configuration needs and can reuse: folders made, program found.
+        var prepared: PreparedLaunch?
+        /// The write ends of the command's log pipes, kept while the instance is meant to run so that its next process
+        /// writes to the same log writer; closed once it has stopped for good.
+        var logOutput: LogWriter.Kept?
         var lastStatus: InstanceStatus?
+    }
+
+    /// The work of a start that depends only on the configuration, done once for it (a crash loop starts the same
+    /// configuration again and again).
+    struct PreparedLaunch: Sendable {
+        var configuration: InstanceConfiguration
+        /// The command's program, found in the instance's `PATH` when the command first starts (a setup step may be
+        /// what creates it).
+        var executable: String?
     }
 
     /// What a loop token stands for.
     enum Registration: Sendable {
         case process(ServiceName, pid: Int32)
         case timer(ServiceName, generation: UInt64)
-        case probeSocket(ServiceName)
-        case probeTimeout(ServiceName, socketToken: UInt64)
-        case logRearm(ServiceName)
+        case probeSocket(ServiceName, generation: UInt64)
+        case probeTimeout(ServiceName, socketToken: UInt64, generation: UInt64)
+        /// Reap what exited and no pidfd handler reaps.
+        case sweep
     }
 
     struct State: Sendable {
         var instances: [ServiceName: Entry] = [:]
         var registrations: [UInt64: Registration] = [:]
         var probes: [UInt64: HealthProbeConnection] = [:]
-        var logWatches: [Int32: ServiceName] = [:]
         var subscribers: [Int: AsyncStream<InstanceEvent>.Continuation] = [:]
+        /// Whether a sweep is scheduled (SIGCHLDs until then are covered by it).
+        var sweepScheduled = false
         var nextSubscriber = 0
         var lifecycle: Lifecycle = .idle
     }
@@ -88,6 +101,9 @@ public final class Supervisor: Service, Sendable {
         case running(shutdown: CheckedContinuation<Void, Never>?, requested: Bool)
         case finished
     }
+
+    /// How long a sweep waits after the SIGCHLD that asked for it, gathering the exits of a burst.
+    static let sweepDelay: Duration = .milliseconds(50)
 
     let options: Options
     let logger: Logger
@@ -100,6 +116,7 @@ public final class Supervisor: Service, Sendable {
         self.options = options
         self.logger = logger
         ChildReaper.install()
+        ProcessSpawner.raiseFileLimit()
         self.loop = try ProcessEventLoop()
     }
 
@@ -279,6 +296,8 @@ public final class Supervisor: Service, Sendable {
             var waiters: [CheckedContinuation<Void, Never>] = []
             for name in state.instances.keys {
                 state.instances[name]!.process = nil
+                state.instances[name]!.logOutput?.pipes.close()
+                state.instances[name]!.logOutput = nil
                 waiters += state.instances[name]!.stopWaiters
                 state.instances[name]!.stopWaiters = []
             }

@@ -56,13 +56,13 @@ final class InotifyChangeMonitor: ChangeMonitor {
         if created { interrupt() }
     }
 
-    func wait(timeoutMilliseconds: Int) -> ChangeMonitorWake {
+    func wait(timeoutMilliseconds: Int?) -> ChangeMonitorWake {
         let inotify = self.inotify.withLock { $0 }
         var fds = [
             pollfd(fd: wakeup, events: Int16(POLLIN), revents: 0),
             pollfd(fd: inotify, events: Int16(POLLIN), revents: 0),
         ]
-        let ready = poll(&fds, inotify >= 0 ? 2 : 1, Int32(clamping: max(0, timeoutMilliseconds)))
+        let ready = poll(&fds, inotify >= 0 ? 2 : 1, timeoutMilliseconds.map { Int32(clamping: max(0, $0)) } ?? -1)
         if ready == 0 { return .timeout }
         if ready < 0 { return .unrelated }  // EINTR: the caller loops.
         if fds[0].revents != 0 {

@@ -8,8 +8,9 @@ package protocol ChangeMonitor: Sendable {
     /// interrupts and timeouts. Call it before reading the state a watch starts from.
     func activate() throws(PopError)
 
-    /// Blocks until the watched file is written (`.changed`), ``interrupt()`` is called, or the timeout passes.
-    func wait(timeoutMilliseconds: Int) -> ChangeMonitorWake
+    /// Blocks until the watched file is written (`.changed`), ``interrupt()`` is called, or the timeout (if any)
+    /// passes.
+    func wait(timeoutMilliseconds: Int?) -> ChangeMonitorWake
 
     /// Makes a blocked or the next ``wait(timeoutMilliseconds:)`` return `.interrupted`.
     func interrupt()

@@ -1,19 +1,23 @@
 import GRDB
 
 extension EmbeddedStore {
-    /// The dispatcher thread: sleeps on the commit-file monitor, reads new change-log rows and fires watches, and
-    /// renews the session every third of its timeout. It is the handle's only timer.
+    /// The dispatcher thread: sleeps on the commit-file monitor, reads new change-log rows and fires watches, and,
+    /// once the handle has a session or a watch, beats every third of the session timeout: it renews the session and
+    /// reaps expired ones. It is the handle's only timer; a handle with neither sleeps until it is interrupted.
     func dispatchLoop() {
         let interval = max(10, options.sessionTimeout.milliseconds / 3)
-        var nextHeartbeat = SessionClock.now() + interval
+        var nextHeartbeat: Int64?
         while isOpen {
-            let wake = monitor.wait(timeoutMilliseconds: Int(max(0, nextHeartbeat - SessionClock.now())))
+            if nextHeartbeat == nil, lifecycle.withLock({ $0.session != nil || $0.watching }) {
+                nextHeartbeat = SessionClock.now() + interval
+            }
+            let wake = monitor.wait(timeoutMilliseconds: nextHeartbeat.map { Int(max(0, $0 - SessionClock.now())) })
             guard isOpen else { break }
             switch wake {
             case .changed, .timeout: readChanges()
             case .unrelated, .interrupted: break
             }
-            if SessionClock.now() >= nextHeartbeat {
+            if let deadline = nextHeartbeat, SessionClock.now() >= deadline {
                 if !lifecycle.withLock({ $0.heartbeatsSuspended }) { heartbeat() }
                 nextHeartbeat = SessionClock.now() + interval
             }
@@ -55,9 +59,14 @@ extension EmbeddedStore {
         }
     }
 
-    /// Renews the session, reaps expired sessions and trims the change log, in one transaction.
+    /// Renews the session, reaps expired sessions and trims the change log, in one transaction. A handle without a
+    /// session (it only reads and watches) writes only when there are expired sessions to reap, so that a watcher
+    /// still sees a dead process's ephemerals go.
     func heartbeat() {
-        let session = sessionID
+        guard let session = lifecycle.withLock({ $0.session }) else {
+            reapExpiredSessions()
+            return
+        }
         let retention = options.changeLogRetention.milliseconds
         let position = registry.position
         do {
@@ -86,6 +95,34 @@ extension EmbeddedStore {
             options.logger.warning(
                 "heartbeat failed", metadata: ["store.session": "\(session)", "error": "\(error)"])
             setReachable(false)
+        }
+    }
+
+    /// Reaps the expired sessions, if there are any, for a handle that has no session of its own; a failure (a full
+    /// disk) is logged and retried at the next beat.
+    func reapExpiredSessions() {
+        do {
+            let clock = SessionClock.now()
+            let expired = try pool.read { db in
+                try NodeTable.hasExpiredSessions(db, bootID: SessionClock.bootID, clock: clock)
+            }
+            guard expired, readOnlyReason == nil else { return }
+            let reaped = try pool.writeWithoutTransaction { db -> [Int64] in
+                var reaped: [Int64] = []
+                try db.inTransaction(.immediate) {
+                    reaped = try NodeTable.reapExpiredSessions(
+                        db, bootID: SessionClock.bootID, clock: SessionClock.now(), now: Self.wallMilliseconds())
+                    return .commit
+                }
+                return reaped
+            }
+            if !reaped.isEmpty {
+                signalCommit()
+                options.logger.info(
+                    "reaped expired sessions and their ephemeral nodes", metadata: ["store.sessions": "\(reaped)"])
+            }
+        } catch {
+            options.logger.debug("could not reap expired sessions", metadata: ["error": "\(error)"])
         }
     }
 }

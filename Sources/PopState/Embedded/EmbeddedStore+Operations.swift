@@ -2,8 +2,7 @@ import GRDB
 
 extension EmbeddedStore {
     public func create(_ path: String, data: [UInt8], mode: CreateMode) async throws -> String {
-        let session = sessionID
-        return try await write { db, now in
+        try await write { db, now, session in
             try NodeTable.create(db, path: path, data: data, mode: mode, session: session, now: now)
         }
     }
@@ -27,16 +26,15 @@ extension EmbeddedStore {
     }
 
     public func set(_ path: String, data: [UInt8], version: Int32?) async throws -> NodeStat {
-        try await write { db, now in try NodeTable.set(db, path: path, data: data, version: version, now: now) }
+        try await write { db, now, _ in try NodeTable.set(db, path: path, data: data, version: version, now: now) }
     }
 
     public func delete(_ path: String, version: Int32?) async throws {
-        try await write { db, now in try NodeTable.delete(db, path: path, version: version, now: now) }
+        try await write { db, now, _ in try NodeTable.delete(db, path: path, version: version, now: now) }
     }
 
     public func multi(_ operations: [StoreOperation]) async throws -> [OperationResult] {
-        let session = sessionID
-        return try await write { db, now in
+        try await write { db, now, session in
             var results: [OperationResult] = []
             results.reserveCapacity(operations.count)
             for (index, operation) in operations.enumerated() {
@@ -95,7 +93,7 @@ extension EmbeddedStore {
     public func addWatch(_ path: String, subtree: Bool, into events: NodeEvents.Continuation) async throws -> WatchHandle {
         try NodePath.validate(path)
         try checkOpen()
-        try monitor.activate()
+        try activateWatching()
         let token = try registry.registerSubtree(root: path, recursive: subtree, sharing: events)
         do {
             let since = try await read { db in try NodeTable.position(db) }
@@ -113,7 +111,7 @@ extension EmbeddedStore {
         _ kind: WatchRegistry.OneShotKind, _ path: String, _ body: @escaping @Sendable (Database) throws -> T
     ) async throws -> (T, OneShotWatch) {
         try checkOpen()
-        try monitor.activate()
+        try activateWatching()
         let (token, watch) = try registry.registerOneShot(kind, path: path)
         do {
             let (value, since) = try await read { db in (try body(db), try NodeTable.position(db)) }

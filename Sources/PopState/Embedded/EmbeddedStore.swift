@@ -10,9 +10,13 @@ import Synchronization
 /// - After each commit the writer touches a commit file next to the database. Every handle runs one dispatcher
 ///   thread that sleeps on a ``ChangeMonitor`` of that file (inotify), wakes when it is touched, reads the new
 ///   change-log rows and fires its watches. An idle handle's thread sleeps until its next heartbeat.
-/// - A handle owns a session row, renewed by a heartbeat every third of the session timeout from the same thread.
-///   At every heartbeat and when opening, a handle deletes the sessions whose heartbeats stopped for their timeout
-///   (and their ephemeral nodes), so expired sessions are reaped by whichever pop process runs next.
+/// - A handle owns a session row from its first write on, renewed by a heartbeat every third of the session timeout
+///   from the same thread. Opening a handle and reading through it write nothing, so pop can read its state on a full
+///   disk; a handle that never writes has no session (``sessionID`` is 0).
+/// - At every heartbeat, and when opening if there are any, a handle deletes the sessions whose heartbeats stopped for
+///   their timeout (and their ephemeral nodes), so expired sessions are reaped by whichever pop process runs next.
+/// - The write-ahead log is checkpointed into the database file when a handle that wrote closes, and whenever it
+///   holds ``checkpointFrames`` pages, so that the database file alone holds the state a few writes after any change.
 public final class EmbeddedStore: CoordinationStore {
     /// Every client of an embedded store runs on this machine.
     public var isMachineLocal: Bool { true }
@@ -47,10 +51,16 @@ public final class EmbeddedStore: CoordinationStore {
 
     /// The database file.
     public let databasePath: String
-    /// The session this handle owns.
-    public let sessionID: Int64
+    /// The session this handle owns, created by its first write; 0 before (a handle that only reads has none).
+    public var sessionID: Int64 { lifecycle.withLock { $0.session ?? 0 } }
     /// `embedded store <database path>`.
     public var description: String { "embedded store \(databasePath)" }
+    /// Why this handle can only read (the database could not be opened for writing), or `nil`.
+    public let readOnlyReason: String?
+
+    /// The write-ahead log's size, in pages, past which a commit checkpoints it into the database file (SQLite's
+    /// default is 1,000 pages, 4 MB: pop's writes are small, so a store was seen with everything still in the log).
+    static let checkpointFrames = 64
 
     let pool: DatabasePool
     let registry: WatchRegistry
@@ -62,6 +72,12 @@ public final class EmbeddedStore: CoordinationStore {
     struct Lifecycle {
         enum Phase { case open, expired, closed }
         var phase: Phase = .open
+        /// The session, once the first write created it.
+        var session: Int64?
+        /// Whether this handle wrote (then its close checkpoints the log).
+        var wrote = false
+        /// Whether this handle has set a watch (then its dispatcher beats, reaping expired sessions).
+        var watching = false
         var reachable = true
         var subscribers: [Int: AsyncStream<SessionEvent>.Continuation] = [:]
         var nextSubscriber = 0
@@ -70,9 +86,12 @@ public final class EmbeddedStore: CoordinationStore {
         var exitWaiters: [CheckedContinuation<Void, Never>] = []
     }
 
-    /// Opens (creating if needed) the store in `folder` and starts a session.
+    /// Opens (creating if needed) the store in `folder`.
     ///
-    /// The folder is created 0700 and the files 0600; a folder others can write is refused.
+    /// The folder is created 0700 and the files 0600; a folder others can write is refused. Opening an existing store
+    /// writes nothing (unless it finds expired sessions to reap, which it tries and may skip): the session is created by
+    /// the first write. When the database cannot be opened for writing (a full disk, a read-only file system), the
+    /// handle reads only and every write fails saying why.
     public static func open(folder: String, options: Options = Options()) async throws -> EmbeddedStore {
         try PrivateFiles.ensureFolder(folder)
         let path = folder.hasSuffix("/") ? folder + databaseName : folder + "/" + databaseName
@@ -90,29 +109,38 @@ public final class EmbeddedStore: CoordinationStore {
             // pop's tables are small and the kernel caches the file: 512 KiB of page cache per connection (SQLite's
             // default is 2 MiB, and a pool has up to five connections) keeps a long-running agent small.
             try db.execute(sql: "PRAGMA cache_size = -512")
+            try db.execute(sql: "PRAGMA wal_autocheckpoint = \(checkpointFrames)")
         }
-        let pool: DatabasePool
+        let (pool, readOnlyReason) = try openPool(path: path, configuration: configuration)
+        let position: Int64
         do {
-            pool = try DatabasePool(path: path, configuration: configuration)
-        } catch {
-            throw mapError(error, file: path)
-        }
-        let timeout = options.sessionTimeout.milliseconds
-        let (session, position): (Int64, Int64)
-        do {
-            (session, position) = try await pool.writeWithoutTransaction { db in
-                var result: (Int64, Int64) = (0, 0)
-                try db.inTransaction(.immediate) {
-                    try NodeTable.migrate(db, file: path)
-                    let clock = SessionClock.now()
-                    let now = wallMilliseconds()
-                    _ = try NodeTable.reapExpiredSessions(db, bootID: SessionClock.bootID, clock: clock, now: now)
-                    let session = try NodeTable.createSession(
-                        db, bootID: SessionClock.bootID, timeoutMilliseconds: timeout, clock: clock, now: now)
-                    result = (session, try NodeTable.position(db))
-                    return .commit
+            let clock = SessionClock.now()
+            let (schema, found, expired) = try await pool.read { db in
+                let schema = try NodeTable.schemaState(db, file: path)
+                guard schema == .current else { return (schema, Int64(0), false) }
+                return (
+                    schema, try NodeTable.position(db),
+                    try NodeTable.hasExpiredSessions(db, bootID: SessionClock.bootID, clock: clock)
+                )
+            }
+            position = found
+            switch schema {
+            case .current:
+                if expired, readOnlyReason == nil {
+                    try? await reapAtOpen(pool, path: path, options: options)
                 }
-                return result
+            case .missing:
+                guard readOnlyReason == nil else {
+                    throw PopError(
+                        .system, "The embedded store \(path) is empty and cannot be written: \(readOnlyReason!).",
+                        hint: "Free space on the disk holding it, or check that its folder is writable.")
+                }
+                try await pool.writeWithoutTransaction { db in
+                    try db.inTransaction(.immediate) {
+                        try NodeTable.migrate(db, file: path)
+                        return .commit
+                    }
+                }
             }
         } catch {
             try? pool.close()
@@ -121,27 +149,99 @@ public final class EmbeddedStore: CoordinationStore {
         let monitor = try makeChangeMonitor(folder: (path as NSString).deletingLastPathComponent, fileName: commitFileName)
         let commitFile = try PrivateFiles.openForWriting(commitPath)
         let store = EmbeddedStore(
-            path: path, pool: pool, session: session, position: position, monitor: monitor, commitFile: commitFile,
-            options: options)
-        store.signalCommit()  // Reaped sessions may have deleted nodes others watch.
+            path: path, pool: pool, position: position, monitor: monitor, commitFile: commitFile,
+            readOnlyReason: readOnlyReason, options: options)
         let thread = Thread { store.dispatchLoop() }
         thread.name = "pop.store.dispatch"
         thread.start()
         options.logger.debug(
-            "opened the embedded store", metadata: ["store.path": "\(path)", "store.session": "\(session)"])
+            "opened the embedded store",
+            metadata: ["store.path": "\(path)", "store.readOnly": "\(readOnlyReason ?? "no")"])
         return store
     }
 
+    /// Opens the database; when it cannot be opened for writing, opens it for reading only and says why.
+    ///
+    /// Opening for writing needs the write-ahead log and its shared-memory index, which SQLite creates when they are
+    /// missing (after the last handle closed), and GRDB writes a first page into an empty log. On a full disk that
+    /// fails; the database is then read as it is. When the log is missing or empty the database file holds
+    /// everything, and it is opened immutable (no lock, no shared memory), which needs no space at all.
+    static func openPool(path: String, configuration: Configuration) throws -> (DatabasePool, String?) {
+        do {
+            return (try DatabasePool(path: path, configuration: configuration), nil)
+        } catch let error as DatabaseError where cannotWrite(error) && fileSize(path) > 0 {
+            var readOnly = configuration
+            readOnly.readonly = true
+            let reason = error.message ?? "\(error.resultCode)"
+            let logIsEmpty = fileSize(path + "-wal") == 0
+            let target = logIsEmpty ? "file:" + uriEscaped(path) + "?mode=ro&immutable=1" : path
+            do {
+                return (try DatabasePool(path: target, configuration: readOnly), reason)
+            } catch {
+                throw mapError(error, file: path)
+            }
+        } catch {
+            throw mapError(error, file: path)
+        }
+    }
+
+    /// Whether SQLite failed for want of space or of write permission, rather than for bad data.
+    private static func cannotWrite(_ error: DatabaseError) -> Bool {
+        switch error.resultCode {
+        case .SQLITE_FULL, .SQLITE_IOERR, .SQLITE_READONLY, .SQLITE_CANTOPEN, .SQLITE_PERM: true
+        default: false
+        }
+    }
+
+    /// The size of the file at `path`, 0 when there is none.
+    static func fileSize(_ path: String) -> Int {
+        var info = stat()
+        return stat(path, &info) == 0 ? Int(info.st_size) : 0
+    }
+
+    /// `path` escaped for an SQLite URI filename.
+    private static func uriEscaped(_ path: String) -> String {
+        var escaped = ""
+        for character in path {
+            switch character {
+            case "%": escaped += "%25"
+            case "?": escaped += "%3f"
+            case "#": escaped += "%23"
+            default: escaped.append(character)
+            }
+        }
+        return escaped
+    }
+
+    /// Reaps the sessions that expired while no handle was open, when opening.
+    private static func reapAtOpen(_ pool: DatabasePool, path: String, options: Options) async throws {
+        let reaped = try await pool.writeWithoutTransaction { db -> [Int64] in
+            var reaped: [Int64] = []
+            try db.inTransaction(.immediate) {
+                reaped = try NodeTable.reapExpiredSessions(
+                    db, bootID: SessionClock.bootID, clock: SessionClock.now(), now: wallMilliseconds())
+                return .commit
+            }
+            return reaped
+        }
+        guard !reaped.isEmpty else { return }
+        // Reaped sessions may have deleted nodes others watch.
+        let commitFile = try PrivateFiles.openForWriting(path + "-commit")
+        PrivateFiles.touch(commitFile)
+        PrivateFiles.closeDescriptor(commitFile)
+        options.logger.info("reaped expired sessions and their ephemeral nodes", metadata: ["store.sessions": "\(reaped)"])
+    }
+
     private init(
-        path: String, pool: DatabasePool, session: Int64, position: Int64, monitor: any ChangeMonitor,
-        commitFile: Int32, options: Options
+        path: String, pool: DatabasePool, position: Int64, monitor: any ChangeMonitor, commitFile: Int32,
+        readOnlyReason: String?, options: Options
     ) {
         self.databasePath = path
         self.pool = pool
-        self.sessionID = session
         self.registry = WatchRegistry(position: position)
         self.monitor = monitor
         self.commitFile = commitFile
+        self.readOnlyReason = readOnlyReason
         self.options = options
         self.lifecycle = Mutex(Lifecycle())
     }
@@ -185,21 +285,24 @@ public final class EmbeddedStore: CoordinationStore {
             defer { if state.phase == .open { state.phase = .closed } }
             return state.phase == .open
         }
+        let (session, wrote) = lifecycle.withLock { ($0.session, $0.wrote) }
         if wasOpen {
-            let session = sessionID
-            do {
-                try await pool.writeWithoutTransaction { db in
-                    try db.inTransaction(.immediate) {
-                        try NodeTable.deleteSession(db, session, now: Self.wallMilliseconds())
-                        return .commit
+            if let session {
+                do {
+                    try await pool.writeWithoutTransaction { db in
+                        try db.inTransaction(.immediate) {
+                            try NodeTable.deleteSession(db, session, now: Self.wallMilliseconds())
+                            return .commit
+                        }
                     }
+                    signalCommit()
+                } catch {
+                    options.logger.warning(
+                        "could not delete the session when closing; it will expire",
+                        metadata: ["store.session": "\(session)", "error": "\(error)"])
                 }
-                signalCommit()
-            } catch {
-                options.logger.warning(
-                    "could not delete the session when closing; it will expire",
-                    metadata: ["store.session": "\(session)", "error": "\(error)"])
             }
+            if wrote { checkpoint() }
             end(.closed)
         }
         monitor.interrupt()
@@ -267,27 +370,65 @@ public final class EmbeddedStore: CoordinationStore {
 
     // MARK: Transactions
 
-    /// Runs `body` in an IMMEDIATE transaction after checking that the session is alive, then wakes watchers.
-    func write<T: Sendable>(_ body: @escaping @Sendable (Database, Int64) throws -> T) async throws -> T {
+    /// Runs `body` in an IMMEDIATE transaction with this handle's session, then wakes watchers.
+    ///
+    /// The first write also creates the session, in the same transaction (so a write that fails leaves none); later
+    /// ones check that it is still alive (an expired session cannot write, and so cannot leave orphan ephemerals).
+    /// `body` gets the time and the session's id.
+    func write<T: Sendable>(_ body: @escaping @Sendable (Database, Int64, Int64) throws -> T) async throws -> T {
         try checkOpen()
-        let session = sessionID
+        if let readOnlyReason {
+            throw PopError(
+                .system, "The \(description) can only be read: it could not be opened for writing (\(readOnlyReason)).",
+                hint: "Free space on the disk holding it, or check that its folder is writable, then retry.")
+        }
+        let timeout = options.sessionTimeout.milliseconds
         do {
-            let value = try await pool.writeWithoutTransaction { db -> T in
+            let (value, created) = try await pool.writeWithoutTransaction { db -> (T, Bool) in
+                // The writer runs one block at a time, so two first writes cannot both create a session.
+                var session = self.lifecycle.withLock { $0.session }
+                var created = false
                 var value: T?
                 try db.inTransaction(.immediate) {
-                    guard try NodeTable.sessionExists(db, session) else { throw SessionGone() }
-                    value = try body(db, Self.wallMilliseconds())
+                    if let session {
+                        guard try NodeTable.sessionExists(db, session) else { throw SessionGone() }
+                    } else {
+                        session = try NodeTable.createSession(
+                            db, bootID: SessionClock.bootID, timeoutMilliseconds: timeout, clock: SessionClock.now(),
+                            now: Self.wallMilliseconds())
+                        created = true
+                    }
+                    value = try body(db, Self.wallMilliseconds(), session!)
                     return .commit
                 }
-                return value!
+                self.lifecycle.withLock { state in
+                    state.wrote = true
+                    if created { state.session = session }
+                }
+                return (value!, created)
             }
             signalCommit()
+            if created {
+                // The dispatcher starts the session's heartbeats.
+                monitor.interrupt()
+                options.logger.debug("started a session", metadata: ["store.session": "\(sessionID)"])
+            }
             return value
         } catch is SessionGone {
             end(.expired)
             throw sessionEndedError(.expired)
         } catch {
             throw Self.mapError(error, file: databasePath)
+        }
+    }
+
+    /// Copies what the write-ahead log holds into the database file, without waiting for readers; a failure (a full
+    /// disk) is logged and changes nothing.
+    func checkpoint() {
+        do {
+            _ = try pool.writeWithoutTransaction { db in try db.checkpoint(.passive) }
+        } catch {
+            options.logger.debug("could not checkpoint the write-ahead log", metadata: ["error": "\(error)"])
         }
     }
 
@@ -299,6 +440,16 @@ public final class EmbeddedStore: CoordinationStore {
         } catch {
             throw Self.mapError(error, file: databasePath)
         }
+    }
+
+    /// Starts watching for commits; the first watch also starts the dispatcher's beats.
+    func activateWatching() throws(PopError) {
+        try monitor.activate()
+        let first = lifecycle.withLock { state in
+            defer { state.watching = true }
+            return !state.watching
+        }
+        if first { monitor.interrupt() }
     }
 
     func signalCommit() {
@@ -329,7 +480,9 @@ public final class EmbeddedStore: CoordinationStore {
             return PopError(
                 .permissionDenied, "Cannot open the embedded store \(file) for writing: \(error.message ?? "\(error)").")
         case .SQLITE_FULL, .SQLITE_IOERR:
-            return PopError(.system, "Cannot write the embedded store \(file): \(error.message ?? "\(error)").")
+            return PopError(
+                .system, "Cannot write the embedded store \(file): \(error.message ?? "\(error)").",
+                hint: "Free space on the disk holding it; commands that only read (status, dump, machines, logs) still work.")
         default:
             return PopError(.system, "The embedded store \(file) failed: \(error.message ?? "\(error)").")
         }

@@ -40,6 +40,28 @@ package enum NodeTable {
         INSERT OR IGNORE INTO node (path, parent, data, ctime, mtime) VALUES ('/', '', x'', 0, 0);
         """
 
+    /// What a database holds, as far as the schema goes.
+    enum SchemaState: Hashable {
+        /// pop's tables, at the version this code reads and writes.
+        case current
+        /// No pop tables yet (a new, empty database).
+        case missing
+    }
+
+    /// Reads (without writing) whether the database holds pop's schema; another version is `.corruptState`.
+    static func schemaState(_ db: Database, file: String) throws -> SchemaState {
+        guard try db.tableExists("meta") else { return .missing }
+        let stored = try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'schema'")
+        guard let stored else { return .missing }
+        guard Int(stored) == schemaVersion else {
+            throw PopError(
+                .corruptState,
+                "The embedded store \(file) has schema version \(stored); this pop understands version \(schemaVersion).",
+                hint: "Use the pop release that wrote it, or move the file away to start afresh.")
+        }
+        return .current
+    }
+
     /// Creates the schema, or checks that an existing one is one this code understands.
     static func migrate(_ db: Database, file: String) throws {
         try db.execute(sql: schema)
@@ -117,10 +139,6 @@ package enum NodeTable {
                 }
             return ChangeRecord(id: row[0], kind: kind, path: row[2])
         }
-    }
-
-    static func oldestChange(_ db: Database) throws -> Int64? {
-        try Int64.fetchOne(db, sql: "SELECT min(id) FROM change")
     }
 
     // MARK: Writing
@@ -227,6 +245,13 @@ package enum NodeTable {
             try delete(db, path: path, version: nil, now: now)
         }
         try db.cachedStatement(sql: "DELETE FROM session WHERE id = ?").execute(arguments: [session])
+    }
+
+    /// Whether some session's heartbeats stopped for its timeout, or it belongs to an earlier boot.
+    static func hasExpiredSessions(_ db: Database, bootID: String, clock: Int64) throws -> Bool {
+        try Bool.fetchOne(
+            db, sql: "SELECT 1 FROM session WHERE expires < ? OR boot_id != ? LIMIT 1", arguments: [clock, bootID])
+            ?? false
     }
 
     /// Deletes every session whose heartbeats stopped for its timeout, or that belongs to an earlier boot.

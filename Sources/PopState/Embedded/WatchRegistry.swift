@@ -31,7 +31,7 @@ package final class WatchRegistry: Sendable {
         /// The log position of the snapshot the watch was set on; `nil` while the read runs.
         var since: Int64?
         /// Matching changes seen while the read ran.
-        var pending: [(Int64, WatchEvent)] = []
+        var pending: [(Int64, NodeEvent)] = []
     }
 
     /// A persistent watch: of a whole subtree, or of one node and its list of children.
@@ -90,7 +90,7 @@ package final class WatchRegistry: Sendable {
 
     /// Activates a watch set by a read of the snapshot at log position `since`.
     package func activate(_ token: Int, since: Int64) {
-        var fire: (OneShotWatch, WatchEvent)?
+        var fire: (OneShotWatch, NodeEvent)?
         var deliver: (NodeEvents.Continuation, [NodeEvent])?
         state.withLock { state in
             if var oneShot = state.oneShots[token] {
@@ -125,7 +125,7 @@ package final class WatchRegistry: Sendable {
 
     /// Feeds change-log rows read after ``position``, in order; rows at or before it are ignored.
     package func dispatch(_ changes: [ChangeRecord]) {
-        var fires: [(OneShotWatch, WatchEvent)] = []
+        var fires: [(OneShotWatch, NodeEvent)] = []
         var deliveries: [(NodeEvents.Continuation, NodeEvent)] = []
         state.withLock { state in
             for change in changes where change.id > state.position {
@@ -186,22 +186,17 @@ package final class WatchRegistry: Sendable {
         return NodeEvent(.childrenChanged, path: subtree.root)
     }
 
-    private static func match(_ oneShot: OneShot, _ change: ChangeRecord) -> WatchEvent? {
+    private static func match(_ oneShot: OneShot, _ change: ChangeRecord) -> NodeEvent? {
         switch oneShot.kind {
         case .data:
-            guard change.path == oneShot.path else { return nil }
-            switch change.kind {
-            case .created: return WatchEvent(.nodeCreated, path: oneShot.path)
-            case .deleted: return WatchEvent(.nodeDeleted, path: oneShot.path)
-            case .dataChanged: return WatchEvent(.nodeDataChanged, path: oneShot.path)
-            case .childrenChanged: return nil
-            }
+            guard change.path == oneShot.path, change.kind != .childrenChanged else { return nil }
+            return NodeEvent(change.kind, path: oneShot.path)
         case .children:
             if change.path == oneShot.path {
-                return change.kind == .deleted ? WatchEvent(.nodeDeleted, path: oneShot.path) : nil
+                return change.kind == .deleted ? NodeEvent(.deleted, path: oneShot.path) : nil
             }
             guard change.kind != .dataChanged, NodePath.parent(change.path) == oneShot.path else { return nil }
-            return WatchEvent(.nodeChildrenChanged, path: oneShot.path)
+            return NodeEvent(.childrenChanged, path: oneShot.path)
         }
     }
 }

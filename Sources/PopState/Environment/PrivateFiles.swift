@@ -1,8 +1,4 @@
-#if canImport(Glibc)
 import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 /// Creates and checks the folders and files that must be private to their owner (0700 folders, 0600 files).
 ///

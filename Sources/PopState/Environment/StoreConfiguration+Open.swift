@@ -1,3 +1,8 @@
+extension StoreConfiguration {
+    /// How long commands and agents wait for a ZooKeeper member to answer before the store counts as unreachable.
+    public static let connectTimeout: Duration = .seconds(5)
+}
+
 /// Opens the store a configuration names, with a new session.
 ///
 /// The embedded store is opened in its folder (created private if missing); the ZooKeeper store connects to the
@@ -5,7 +10,7 @@
 /// the configuration's credentials, creating every node with their digest ACL.
 public func openStore(
     _ configuration: StoreConfiguration, sessionTimeout: Duration = .seconds(10),
-    connectTimeout: Duration = .seconds(5)
+    connectTimeout: Duration = StoreConfiguration.connectTimeout
 ) async throws -> any CoordinationStore {
     switch configuration.kind {
     case .embedded(let folder):

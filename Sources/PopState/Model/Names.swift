@@ -1,16 +1,16 @@
-/// A validated service name: lower-case letters, digits and dashes, starting with a letter, at most 63 characters.
+/// A string checked when it is made and kept as it was given: a service name, a machine id, a task id.
 ///
-/// The rules match a DNS label, so a name can never escape its place in the store (`/`, `..`) or in a path on disk.
-public struct ServiceName: Hashable, Comparable, Sendable, Codable, CustomStringConvertible {
-    /// The validated name.
-    public let rawValue: String
+/// Conforming types supply the check (``init(_:)``); the conformance supplies decoding (through the same check, so a
+/// damaged record cannot smuggle in an invalid name), encoding as a plain string, ordering and description.
+public protocol ValidatedName: Hashable, Comparable, Sendable, Codable, CustomStringConvertible {
+    /// The validated text.
+    var rawValue: String { get }
 
-    /// Validates `name`, throwing a ``PopError`` with code `.invalidInput` that says what is wrong.
-    public init(_ name: String) throws(PopError) {
-        try NameRules.validate(name, kind: "service name", maxLength: 63, allowUpper: false, allowDotUnderscore: false)
-        self.rawValue = name
-    }
+    /// Validates `rawValue`, throwing a ``PopError`` with code `.invalidInput` that says what is wrong.
+    init(_ rawValue: String) throws(PopError)
+}
 
+extension ValidatedName {
     public init(from decoder: any Decoder) throws {
         let container = try decoder.singleValueContainer()
         let raw = try container.decode(String.self)
@@ -28,10 +28,24 @@ public struct ServiceName: Hashable, Comparable, Sendable, Codable, CustomString
     public static func < (lhs: Self, rhs: Self) -> Bool { lhs.rawValue < rhs.rawValue }
 }
 
+/// A validated service name: lower-case letters, digits and dashes, starting with a letter, at most 63 characters.
+///
+/// The rules match a DNS label, so a name can never escape its place in the store (`/`, `..`) or in a path on disk.
+public struct ServiceName: ValidatedName {
+    /// The validated name.
+    public let rawValue: String
+
+    /// Validates `name`, throwing a ``PopError`` with code `.invalidInput` that says what is wrong.
+    public init(_ name: String) throws(PopError) {
+        try NameRules.validate(name, kind: "service name", maxLength: 63, allowUpper: false, allowDotUnderscore: false)
+        self.rawValue = name
+    }
+}
+
 /// A validated machine id, such as the 32 hex digits of `/etc/machine-id` or a DMI product UUID.
 ///
 /// Letters, digits, `-`, `_` and `.` are allowed (not `..`), starting with a letter or digit, at most 128 characters.
-public struct MachineID: Hashable, Comparable, Sendable, Codable, CustomStringConvertible {
+public struct MachineID: ValidatedName {
     /// The validated id.
     public let rawValue: String
 
@@ -40,22 +54,6 @@ public struct MachineID: Hashable, Comparable, Sendable, Codable, CustomStringCo
         try NameRules.validate(id, kind: "machine id", maxLength: 128, allowUpper: true, allowDotUnderscore: true)
         self.rawValue = id
     }
-
-    public init(from decoder: any Decoder) throws {
-        let container = try decoder.singleValueContainer()
-        let raw = try container.decode(String.self)
-        do { try self.init(raw) } catch {
-            throw DecodingError.dataCorruptedError(in: container, debugDescription: error.message)
-        }
-    }
-
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.singleValueContainer()
-        try container.encode(rawValue)
-    }
-
-    public var description: String { rawValue }
-    public static func < (lhs: Self, rhs: Self) -> Bool { lhs.rawValue < rhs.rawValue }
 }
 
 /// Shared checks for names that become path components in the store and on disk.

@@ -5,23 +5,20 @@
 /// - `{name}` is replaced by the value named `name` (an option or a runtime value) anywhere inside a string.
 /// - `{{` and `}}` stand for a literal `{` and `}`.
 /// - An argv element that is exactly `{words:name}` expands to the words of that value, split by ``splitWords(_:)``
-///   (zero or more elements). It may not appear inside a larger element.
+///   (zero or more elements), each word then having its own `{name}` placeholders substituted once: a command line
+///   given as an option can hand the program its port (`python3 -m http.server {port}`). It may not appear inside a
+///   larger element.
 /// - A task argv element that is exactly `{args}` expands to the task's arguments, one element each.
 ///
 /// Substituted values are never scanned again, so braces, quotes, `;`, `$(...)` or backticks in an option value stay
-/// literal text inside the element that named it.
+/// literal text inside the element (or word) that named it.
 public enum Placeholders {
     /// The values the agent supplies at run time, with what each one means.
-    public static let runtimeNames: [String: String] = [
-        "service": "the service's name",
-        "machine": "the id of the machine running the instance",
-        "instance_dir": "the instance's folder (absolute path); setup steps, the command and tasks run in it",
-        "venv": "the instance's Python virtual environment, {instance_dir}/venv (python templates only)",
-        "python": "the virtual environment's interpreter, {venv}/bin/python (python templates only)",
-    ]
+    public static let runtimeNames: [String: String] = Dictionary(
+        uniqueKeysWithValues: RuntimeValue.allCases.map { ($0.rawValue, $0.meaning) })
 
     /// Runtime values that exist only for templates with a Python environment.
-    public static let pythonRuntimeNames: Set<String> = ["venv", "python"]
+    public static let pythonRuntimeNames: Set<String> = Set(RuntimeValue.allCases.filter(\.needsPython).map(\.rawValue))
 
     /// The whole-element placeholder that expands to a task's arguments.
     public static let argumentsElement = "{args}"
@@ -188,20 +185,42 @@ public enum Placeholders {
                     result += arguments
                     continue
                 case .words(let wordsName):
-                    let text = try value(named: wordsName, in: values, text: element)
-                    do {
-                        result += try splitWords(text)
-                    } catch {
-                        throw PopError(
-                            .invalidInput, "The value of '\(wordsName)' cannot be split into words: \(error.message)",
-                            hint: error.hint)
-                    }
+                    result += try commandLine(named: wordsName, values: values, element: element)
                     continue
                 case .value:
                     break
                 }
             }
             result.append(try substitute(element, values: values))
+        }
+        return result
+    }
+
+    /// The words of the command line in value `name`, each with its own placeholders substituted once.
+    ///
+    /// The line is split first, so a substituted value is always part of one word and is never scanned again: an
+    /// option's value can neither add a word nor bring in a placeholder of its own.
+    private static func commandLine(
+        named name: String, values: [String: String], element: String
+    ) throws(PopError) -> [String] {
+        let line = try value(named: name, in: values, text: element)
+        let words: [String]
+        do {
+            words = try splitWords(line)
+        } catch {
+            throw PopError(
+                .invalidInput, "The value of '\(name)' cannot be split into words: \(error.message)", hint: error.hint)
+        }
+        var result: [String] = []
+        for word in words {
+            do {
+                result.append(try substitute(word, values: values))
+            } catch {
+                throw PopError(
+                    .invalidInput, "The value of '\(name)', \(quote(line)): \(error.message)",
+                    hint: (error.hint.map { $0 + " " } ?? "") + "Placeholders such as {port} may be used in it; write "
+                        + "'{{' and '}}' for literal braces.")
+            }
         }
         return result
     }
@@ -339,21 +358,61 @@ public enum Placeholders {
 }
 
 extension ServiceSpec {
+    /// Checks that every placeholder of the command, the setup steps, the environment and the health check can be
+    /// substituted, and that a command line given as an option splits into words: what the agent will do, done before
+    /// the spec is written, so bad input is refused by `pop add` and `pop config` rather than by every agent.
+    public func checkPlaceholders() throws(PopError) {
+        let values = placeholderValues(machine: try MachineID("machine"), instanceDirectory: "/instance")
+        _ = try Placeholders.expand(template.command, values: values)
+        for step in template.setup {
+            _ = try Placeholders.expand(step.command, values: values)
+            for value in step.environment.values { _ = try Placeholders.substitute(value, values: values) }
+        }
+        for value in template.environment.values { _ = try Placeholders.substitute(value, values: values) }
+    }
+
     /// The placeholder values for one instance of this service: its options plus the runtime values.
     ///
     /// `instanceDirectory` is the instance's absolute folder; for python templates `{venv}` is `instanceDirectory/venv`
     /// and `{python}` is its `bin/python`.
     public func placeholderValues(machine: MachineID, instanceDirectory: String) -> [String: String] {
-        var runtime = [
-            "service": name.rawValue,
-            "machine": machine.rawValue,
-            "instance_dir": instanceDirectory,
-        ]
-        if template.python != nil {
-            let venv = instanceDirectory.hasSuffix("/") ? instanceDirectory + "venv" : instanceDirectory + "/venv"
-            runtime["venv"] = venv
-            runtime["python"] = venv + "/bin/python"
+        let venv = instanceDirectory.hasSuffix("/") ? instanceDirectory + "venv" : instanceDirectory + "/venv"
+        var runtime: [String: String] = [:]
+        for value in Placeholders.RuntimeValue.allCases where template.python != nil || !value.needsPython {
+            runtime[value.rawValue] =
+                switch value {
+                case .service: name.rawValue
+                case .machine: machine.rawValue
+                case .instanceDirectory: instanceDirectory
+                case .venv: venv
+                case .python: venv + "/bin/python"
+                }
         }
         return Placeholders.values(options: template.options, values: options, runtime: runtime)
+    }
+}
+
+extension Placeholders {
+    /// A value the agent supplies at run time: the one list of them, for templates, the manifest checks and the agent.
+    public enum RuntimeValue: String, CaseIterable, Sendable {
+        case service
+        case machine
+        case instanceDirectory = "instance_dir"
+        case venv
+        case python
+
+        /// What the value is, for `pop describe` and the manifest checks' messages.
+        public var meaning: String {
+            switch self {
+            case .service: "the service's name"
+            case .machine: "the id of the machine running the instance"
+            case .instanceDirectory: "the instance's folder (absolute path); setup steps, the command and tasks run in it"
+            case .venv: "the instance's Python virtual environment, {instance_dir}/venv (python templates only)"
+            case .python: "the virtual environment's interpreter, {venv}/bin/python (python templates only)"
+            }
+        }
+
+        /// Whether only templates with a Python environment have it.
+        public var needsPython: Bool { self == .venv || self == .python }
     }
 }

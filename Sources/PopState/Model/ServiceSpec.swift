@@ -85,4 +85,19 @@ public enum PopJSON {
         decoder.dateDecodingStrategy = .millisecondsSince1970
         return decoder
     }
+
+    /// The encoder of the commands' `--json` output: sorted keys, pretty-printed, dates in ISO 8601.
+    public static func outputEncoder() -> JSONEncoder {
+        let encoder = canonicalEncoder()
+        encoder.outputFormatting.insert(.prettyPrinted)
+        encoder.dateEncodingStrategy = .iso8601
+        return encoder
+    }
+
+    /// The decoder matching ``outputEncoder()``, for programs that read pop's `--json` output.
+    public static func outputDecoder() -> JSONDecoder {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        return decoder
+    }
 }

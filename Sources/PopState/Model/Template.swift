@@ -276,8 +276,8 @@ public struct ResolvedTemplate: Hashable, Sendable, Codable {
     public var command: [String]
     /// Extra environment variables, with placeholders substituted.
     public var environment: [String: String]
-    /// The signal name that asks the process to stop (`TERM`, `INT`, `QUIT`, `HUP`, ...).
-    public var stopSignal: String
+    /// The signal that asks the process to stop.
+    public var stopSignal: StopSignal
     /// How long to wait after the stop signal before SIGKILL to the whole process group.
     public var stopTimeoutMilliseconds: Int
     /// An optional health check.
@@ -293,7 +293,7 @@ public struct ResolvedTemplate: Hashable, Sendable, Codable {
     public init(
         name: String, description: String = "", plugin: String = "builtin", bases: [String] = [],
         options: [TemplateOption] = [], setup: [SetupStep] = [], command: [String],
-        environment: [String: String] = [:], stopSignal: String = "TERM", stopTimeoutMilliseconds: Int = 10_000,
+        environment: [String: String] = [:], stopSignal: StopSignal = .term, stopTimeoutMilliseconds: Int = 10_000,
         health: HealthCheck? = nil, tasks: [TemplateTask] = [], python: PythonEnvironment? = nil,
         files: [TemplateFile] = []
     ) {

@@ -45,6 +45,17 @@ public struct PopNamespace: Sendable {
             }
             try await deleteSubtree(prefix)
         }
+        try await createAncestors()
+        _ = try await store.multi([
+            .create(prefix, data: try encode(Layout(layout: Self.layoutVersion), at: prefix)),
+            .create(paths.machines, data: []),
+            .create(paths.services, data: []),
+        ])
+        layoutChecked.set()
+    }
+
+    /// Creates the missing folders above a nested prefix (`/a/b/pop` needs `/a` and `/a/b`), as empty persistent nodes.
+    public func createAncestors() async throws {
         var parent = NodePath.parent(prefix)
         var missing: [String] = []
         while let path = parent, path != "/", try await store.exists(path) == nil {
@@ -58,12 +69,6 @@ public struct PopNamespace: Sendable {
                 // Created meanwhile by someone else: fine.
             }
         }
-        _ = try await store.multi([
-            .create(prefix, data: try encode(Layout(layout: Self.layoutVersion), at: prefix)),
-            .create(paths.machines, data: []),
-            .create(paths.services, data: []),
-        ])
-        layoutChecked.set()
     }
 
     /// Checks that the namespace exists and has a layout this code understands (once per namespace value).

@@ -1,5 +1,5 @@
 /// The id of a `pop run` request: `task-` and ten digits, assigned by the store's sequential nodes.
-public struct TaskID: Hashable, Comparable, Sendable, Codable, CustomStringConvertible {
+public struct TaskID: ValidatedName {
     /// The node name, such as `task-0000000007`.
     public let rawValue: String
 
@@ -15,6 +15,5 @@ public struct TaskID: Hashable, Comparable, Sendable, Codable, CustomStringConve
 
     /// The sequence number.
     public var sequence: Int { Int(rawValue.dropFirst(5)) ?? 0 }
-    public var description: String { rawValue }
     public static func < (lhs: Self, rhs: Self) -> Bool { lhs.sequence < rhs.sequence }
 }

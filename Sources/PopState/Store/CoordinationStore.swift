@@ -92,6 +92,19 @@ extension CoordinationStore {
         try await watchStream(path, subtree: false)
     }
 
+    /// Wakes its reader after changes at `path` and below, for a reader that reads the subtree again each time it
+    /// wakes: however many changes arrive while it reads, they count as one (the stream keeps only the newest event),
+    /// so a burst costs one more read, not one per change. The agent's `Wakeup` does the same for its reconcile pass.
+    ///
+    /// A change made after a read began always wakes the reader once more, so none is missed. The sequence ends with
+    /// an error when the session ends.
+    public func changes(under path: String) async throws -> NodeEvents {
+        let (events, continuation) = NodeEvents.makeStream(bufferingPolicy: .bufferingNewest(1))
+        let handle = try await addWatch(path, subtree: true, into: continuation)
+        continuation.onTermination = { _ in handle.cancel() }
+        return events
+    }
+
     /// One watch with a stream of its own: dropping the stream cancels the watch.
     private func watchStream(_ path: String, subtree: Bool) async throws -> NodeEvents {
         let (events, continuation) = NodeEvents.makeStream(bufferingPolicy: .unbounded)

@@ -5,8 +5,8 @@ import Synchronization
 /// Await ``event()`` to learn what happened; read again (leaving a new watch) to follow further changes.
 public final class OneShotWatch: Sendable {
     private enum State {
-        case waiting([Int: CheckedContinuation<WatchEvent, any Error>], nextWaiter: Int)
-        case done(Result<WatchEvent, PopError>)
+        case waiting([Int: CheckedContinuation<NodeEvent, any Error>], nextWaiter: Int)
+        case done(Result<NodeEvent, PopError>)
     }
 
     private let state = Mutex<State>(.waiting([:], nextWaiter: 0))
@@ -18,7 +18,7 @@ public final class OneShotWatch: Sendable {
     }
 
     /// Waits for the watched change. Throws ``PopError`` when the session ended first, or `CancellationError`.
-    public func event() async throws -> WatchEvent {
+    public func event() async throws -> NodeEvent {
         let id: Int? = state.withLock { state in
             if case .waiting(let waiters, let next) = state {
                 state = .waiting(waiters, nextWaiter: next + 1)
@@ -28,8 +28,8 @@ public final class OneShotWatch: Sendable {
         }
         guard let id else { return try result!.get() }
         return try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<WatchEvent, any Error>) in
-                let done: Result<WatchEvent, PopError>? = state.withLock { state in
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<NodeEvent, any Error>) in
+                let done: Result<NodeEvent, PopError>? = state.withLock { state in
                     switch state {
                     case .waiting(var waiters, let next):
                         if Task.isCancelled { return nil }
@@ -47,7 +47,7 @@ public final class OneShotWatch: Sendable {
                 }
             }
         } onCancel: {
-            let continuation: CheckedContinuation<WatchEvent, any Error>? = state.withLock { state in
+            let continuation: CheckedContinuation<NodeEvent, any Error>? = state.withLock { state in
                 guard case .waiting(var waiters, let next) = state else { return nil }
                 let removed = waiters.removeValue(forKey: id)
                 state = .waiting(waiters, nextWaiter: next)
@@ -58,7 +58,7 @@ public final class OneShotWatch: Sendable {
     }
 
     /// The outcome, once the watch has fired or ended.
-    public var result: Result<WatchEvent, PopError>? {
+    public var result: Result<NodeEvent, PopError>? {
         state.withLock { state in
             if case .done(let result) = state { return result }
             return nil
@@ -67,7 +67,7 @@ public final class OneShotWatch: Sendable {
 
     /// Removes the watch; a pending ``event()`` throws `CancellationError`.
     public func cancel() {
-        let waiters = state.withLock { state -> [CheckedContinuation<WatchEvent, any Error>] in
+        let waiters = state.withLock { state -> [CheckedContinuation<NodeEvent, any Error>] in
             guard case .waiting(let waiters, _) = state else { return [] }
             state = .done(.failure(PopError(.system, "The watch was cancelled.")))
             return Array(waiters.values)
@@ -78,8 +78,8 @@ public final class OneShotWatch: Sendable {
 
     /// Fires the watch (only the first call has an effect). Returns whether this call fired it.
     @discardableResult
-    package func fire(_ result: Result<WatchEvent, PopError>) -> Bool {
-        let waiters = state.withLock { state -> [CheckedContinuation<WatchEvent, any Error>]? in
+    package func fire(_ result: Result<NodeEvent, PopError>) -> Bool {
+        let waiters = state.withLock { state -> [CheckedContinuation<NodeEvent, any Error>]? in
             guard case .waiting(let waiters, _) = state else { return nil }
             state = .done(result)
             return Array(waiters.values)

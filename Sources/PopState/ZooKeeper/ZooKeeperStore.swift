@@ -234,7 +234,6 @@ public final class ZooKeeperStore: CoordinationStore {
     }
 
     public func sessionEvents() -> AsyncStream<SessionEvent> {
-        let events = client.sessionEvents
         let ending = self.ending
         if let ended = ending.event {
             return AsyncStream { continuation in
@@ -242,30 +241,30 @@ public final class ZooKeeperStore: CoordinationStore {
                 continuation.finish()
             }
         }
+        let (stream, continuation) = AsyncStream<SessionEvent>.makeStream(bufferingPolicy: .unbounded)
         let current: SessionEvent = client.connectedServer == nil ? .disconnected : .connected
-        return AsyncStream { continuation in
-            continuation.yield(current)
-            let task = Task {
-                for await event in events {
-                    let mapped: SessionEvent
-                    switch event {
-                    case .connected: mapped = .connected
-                    case .disconnected: mapped = .disconnected
-                    case .reconnected: mapped = .reconnected
-                    case .expired: mapped = .expired
-                    case .closed, .authFailed: mapped = .closed
-                    }
-                    if mapped == .connected && current == .connected { continue }
+        continuation.yield(current)
+        // The client hands each event to the sink as it publishes it: no task per subscriber.
+        let subscription = client.subscribeSessionEvents(
+            SessionEventSink(
+                yield: { event in
+                    let mapped: SessionEvent =
+                        switch event {
+                        case .connected: .connected
+                        case .disconnected: .disconnected
+                        case .reconnected: .reconnected
+                        case .expired: .expired
+                        case .closed: .closed
+                        case .authFailed: .authFailed
+                        }
+                    // The client replays its latest event first, which `current` has said already.
+                    if mapped == .connected && current == .connected { return }
+                    if mapped.isTerminal { ending.end(mapped) }
                     continuation.yield(mapped)
-                    if mapped == .expired || mapped == .closed {
-                        ending.end(mapped)
-                        break
-                    }
-                }
-                continuation.finish()
-            }
-            continuation.onTermination = { _ in task.cancel() }
-        }
+                },
+                finish: { continuation.finish() }))
+        continuation.onTermination = { _ in subscription.cancel() }
+        return stream
     }
 
     public func close() async {
@@ -273,26 +272,19 @@ public final class ZooKeeperStore: CoordinationStore {
         await client.close()
     }
 
-    /// Turns the client's one-shot watch into the store's, firing it from the watch's completion.
+    /// Turns the client's one-shot watch into the store's: the client's completion fires it (no task waits), and
+    /// cancelling it removes the client's watch and, unless another watch still needs it, the server's.
     private func bridge(_ watch: ZooKeeperWatch, path: String) -> OneShotWatch {
         let label = self.label
         let identity = self.identity
-        let oneShot = OneShotWatch()
-        // The watch completes exactly once (with its event, or an error when the session ends), so this task ends.
-        Task {
-            do {
-                let event = try await watch.event
-                let kind: WatchEvent.Kind
-                switch event.type {
-                case .nodeCreated: kind = .nodeCreated
-                case .nodeDeleted: kind = .nodeDeleted
-                case .nodeDataChanged: kind = .nodeDataChanged
-                default: kind = .nodeChildrenChanged
-                }
-                oneShot.fire(.success(WatchEvent(kind, path: event.path)))
-            } catch let error as ZooKeeperError {
+        let oneShot = OneShotWatch(onCancel: { watch.cancel() })
+        watch.whenComplete { result in
+            switch result {
+            case .success(let event):
+                oneShot.fire(.success(NodeEvent(event) ?? NodeEvent(.childrenChanged, path: event.path)))
+            case .failure(let error as ZooKeeperError):
                 oneShot.fire(.failure(Self.translate(error, path: path, label: label, identity: identity)))
-            } catch {
+            case .failure(let error):
                 oneShot.fire(.failure(PopError(.system, "The watch on \(path) ended: \(error)", path: path)))
             }
         }

@@ -30,7 +30,7 @@ final class ZooKeeperSessionController: @unchecked Sendable {
         var sessionPassword: [UInt8] = []
         var negotiatedTimeout: Duration = .zero
         var server: String?
-        var subscribers: [Int: AsyncStream<ZooKeeperSessionEvent>.Continuation] = [:]
+        var subscribers: [Int: SessionEventSink] = [:]
         var nextSubscriberID = 0
         var terminalEvent: ZooKeeperSessionEvent?
         /// The last event published, replayed to new subscribers so they learn the current state.
@@ -101,6 +101,17 @@ final class ZooKeeperSessionController: @unchecked Sendable {
         self.run(self.stateMachine.closeRequested(timeout: .seconds(2)))
     }
 
+    func cancelWatch(_ future: EventLoopFuture<ZooKeeperWatchEvent>) {
+        self.eventLoop.assertInEventLoop()
+        self.run(self.stateMachine.cancelWatch(future))
+    }
+
+    /// How many one-shot watches the session holds, for tests.
+    var oneShotWatchCount: Int {
+        self.eventLoop.assertInEventLoop()
+        return self.stateMachine.watches.oneShotCount
+    }
+
     func streamTerminated(id: Int) {
         self.eventLoop.assertInEventLoop()
         self.stateMachine.streamTerminated(id: id)
@@ -109,23 +120,28 @@ final class ZooKeeperSessionController: @unchecked Sendable {
     /// A new stream of session events from now on.
     func subscribe() -> AsyncStream<ZooKeeperSessionEvent> {
         let (stream, continuation) = AsyncStream.makeStream(of: ZooKeeperSessionEvent.self, bufferingPolicy: .unbounded)
+        let subscription = self.subscribe(SessionEventSink(yield: { continuation.yield($0) }, finish: { continuation.finish() }))
+        continuation.onTermination = { _ in subscription.cancel() }
+        return stream
+    }
+
+    /// Hands `sink` the latest event, then every later one, then the end; no task runs in between.
+    func subscribe(_ sink: SessionEventSink) -> ZooKeeperSessionSubscription {
         let id: Int? = self.shared.withLockedValue { shared in
             if let terminal = shared.terminalEvent {
-                continuation.yield(terminal)
-                continuation.finish()
+                sink.yield(terminal)
+                sink.finish()
                 return nil
             }
-            if let last = shared.lastEvent { continuation.yield(last) }
+            if let last = shared.lastEvent { sink.yield(last) }
             shared.nextSubscriberID += 1
-            shared.subscribers[shared.nextSubscriberID] = continuation
+            shared.subscribers[shared.nextSubscriberID] = sink
             return shared.nextSubscriberID
         }
-        if let id {
-            continuation.onTermination = { [weak self] _ in
-                _ = self?.shared.withLockedValue { $0.subscribers.removeValue(forKey: id) }
-            }
+        guard let id else { return ZooKeeperSessionSubscription {} }
+        return ZooKeeperSessionSubscription { [weak self] in
+            _ = self?.shared.withLockedValue { $0.subscribers.removeValue(forKey: id) }
         }
-        return stream
     }
 
     // MARK: Calls from the channel handler
@@ -188,8 +204,6 @@ final class ZooKeeperSessionController: @unchecked Sendable {
             break
         case .connect(let server, let timeout):
             self.openConnection(server: server, timeout: timeout)
-        case .scheduleReconnect(let delay):
-            self.scheduleReconnect(delay: delay)
         case .sendConnectRequest(let request):
             self.write(.connect(request))
         case .write(let message):
@@ -208,6 +222,9 @@ final class ZooKeeperSessionController: @unchecked Sendable {
             promise.fail(error)
         case .deliverWatchEvents(let deliveries):
             for delivery in deliveries { delivery.deliver() }
+        case .cancelWatch(let delivery, let removal):
+            delivery.deliver()
+            if let removal { self.write(removal) }
         case .closeConnection(let error):
             self.logger.debug("closing zookeeper connection", metadata: ["zk.server": "\(self.currentServer?.description ?? "?")", "reason": "\(error.message)"])
             self.channel?.close(promise: nil)
@@ -230,6 +247,13 @@ final class ZooKeeperSessionController: @unchecked Sendable {
             }
         case .finish(let cleanup, let event, let error):
             self.finish(cleanup: cleanup, event: event, error: error)
+        case .unexpectedEvent(let unexpected):
+            // A bug in this client: stop a debug build at once; a release build reports it and carries on.
+            self.logger.error(
+                "zookeeper session received an event its state cannot receive",
+                metadata: ["zk.session": "\(self.sessionIDText)", "zk.event": "\(unexpected.event)", "zk.state": "\(unexpected.state)"]
+            )
+            assertionFailure("\(unexpected)")
         }
     }
 

@@ -51,6 +51,9 @@ struct ZooKeeperSessionStateMachine {
         enum Kind {
             case caller(EventLoopPromise<ByteBuffer>, WatchRegistration?)
             case setWatches
+            /// Removes the server's watch of a cancelled one-shot watch; its answer (NOWATCHER when it fired
+            /// meanwhile) changes nothing.
+            case removeWatches
             case closeSession
         }
 
@@ -93,8 +96,6 @@ struct ZooKeeperSessionStateMachine {
         case none
         /// Open a connection to server `index`; the attempt may take `timeout`.
         case connect(server: Int, timeout: TimeAmount)
-        /// Wait, then call `reconnectTimerFired()`.
-        case scheduleReconnect(delay: TimeAmount)
         /// Send the handshake on the new connection.
         case sendConnectRequest(ConnectRequest)
         case write(ZooKeeperClientMessage)
@@ -104,6 +105,8 @@ struct ZooKeeperSessionStateMachine {
         case succeedAuth(EventLoopPromise<Void>?)
         case failAuth(EventLoopPromise<Void>, ZooKeeperError)
         case deliverWatchEvents([WatchDelivery])
+        /// Complete a cancelled watch, then send the removal of its server watch, if any.
+        case cancelWatch(WatchDelivery, removal: ZooKeeperClientMessage?)
         /// Close the current connection (a read timeout, a protocol error); `connectionClosed` follows.
         case closeConnection(ZooKeeperError)
         /// The connection is gone but the session may live: fail what was in flight, tell the owner, and then
@@ -113,6 +116,16 @@ struct ZooKeeperSessionStateMachine {
         case sendCloseSession(ZooKeeperClientMessage, timeout: TimeAmount)
         /// The session is over for good: fail everything, publish the event, close any connection.
         case finish(Cleanup, event: ZooKeeperSessionEvent?, error: ZooKeeperError)
+        /// The event cannot happen in this state: a bug in the client. Stop in a debug build, log an error in release.
+        case unexpectedEvent(UnexpectedEvent)
+    }
+
+    /// An event that the current state cannot receive, for the controller to report.
+    struct UnexpectedEvent: Hashable, CustomStringConvertible {
+        var event: String
+        var state: String
+
+        var description: String { "the session received \(self.event) while \(self.state)" }
     }
 
     enum NextStep: Hashable {
@@ -162,21 +175,40 @@ struct ZooKeeperSessionStateMachine {
     // MARK: Connecting
 
     mutating func start() -> Action {
-        guard case .idle = self.state else { return .none }
-        self.state = .connecting(server: self.lastServer)
-        return .connect(server: self.lastServer, timeout: self.configuration.attemptTimeout)
+        switch self.state {
+        case .idle:
+            self.state = .connecting(server: self.lastServer)
+            return .connect(server: self.lastServer, timeout: self.configuration.attemptTimeout)
+        case .connecting, .handshaking, .connected, .waitingToReconnect, .closing, .finished:
+            // The controller starts a session once.
+            return self.unexpected("start")
+        }
     }
 
     mutating func reconnectTimerFired() -> Action {
-        guard case .waitingToReconnect = self.state else { return .none }
-        let server = self.advanceServer()
-        self.state = .connecting(server: server)
-        return .connect(server: server, timeout: self.configuration.attemptTimeout)
+        switch self.state {
+        case .waitingToReconnect:
+            let server = self.advanceServer()
+            self.state = .connecting(server: server)
+            return .connect(server: server, timeout: self.configuration.attemptTimeout)
+        case .idle, .connecting, .handshaking, .connected, .closing, .finished:
+            // The timer is set only on entering waitingToReconnect, which is left only by it or by finishing, and
+            // finishing cancels it.
+            return self.unexpected("reconnectTimerFired")
+        }
     }
 
     /// The TCP connection is up: send the handshake.
     mutating func connectionEstablished() -> Action {
-        guard case .connecting(let server) = self.state else { return .none }
+        let server: Int
+        switch self.state {
+        case .connecting(let connecting):
+            server = connecting
+        case .idle, .handshaking, .connected, .waitingToReconnect, .closing, .finished:
+            // Only the attempt begun on entering `connecting` carries the current connection id; the controller
+            // drops callbacks of older ones.
+            return self.unexpected("connectionEstablished")
+        }
         self.state = .handshaking(server: server)
         let request: ConnectRequest
         if let session {
@@ -195,8 +227,10 @@ struct ZooKeeperSessionStateMachine {
         switch self.state {
         case .connecting, .handshaking:
             return self.moveToNextServer(cleanup: Cleanup(), event: nil)
-        default:
-            return .none
+        case .idle, .connected, .waitingToReconnect, .closing, .finished:
+            // A connect fails before its channel is active, so only while `connecting` (or, for the channel's
+            // initializer, `handshaking`); later attempts carry a new connection id.
+            return self.unexpected("connectionFailed")
         }
     }
 
@@ -205,8 +239,10 @@ struct ZooKeeperSessionStateMachine {
         switch self.state {
         case .connecting(let server), .handshaking(let server):
             return .closeConnection(ZooKeeperError(code: .connectTimeout, message: "\(self.configuration.servers[server]) did not complete the handshake in time"))
-        default:
-            return .none
+        case .idle, .connected, .waitingToReconnect, .closing, .finished:
+            // The attempt timer runs from channelActive until the session is established or the connection closes,
+            // and is cancelled by either.
+            return self.unexpected("attemptTimedOut")
         }
     }
 
@@ -316,8 +352,14 @@ struct ZooKeeperSessionStateMachine {
         switch self.state {
         case .connected, .closing:
             break
-        default:
+        case .handshaking:
             return .closeConnection(ZooKeeperError(code: .protocolError, message: "a reply arrived before the session was established"))
+        case .waitingToReconnect:
+            // Read from the connection just closed before its channel stopped reading; its requests are failed.
+            return .none
+        case .idle, .connecting, .finished:
+            // No connection of the current id is open.
+            return self.unexpected("replyReceived")
         }
         guard let request = self.pending.first, request.xid == xid else {
             let expected = self.pending.first.map { "\($0.xid)" } ?? "none"
@@ -329,7 +371,7 @@ struct ZooKeeperSessionStateMachine {
         if zxid > self.lastZxidSeen { self.lastZxidSeen = zxid }
 
         switch request.kind {
-        case .setWatches:
+        case .setWatches, .removeWatches:
             return .none
         case .closeSession:
             return self.finish(error: ZooKeeperError(code: .clientClosed), event: .closed)
@@ -355,6 +397,17 @@ struct ZooKeeperSessionStateMachine {
     }
 
     mutating func authReplyReceived(error: Int32) -> Action {
+        switch self.state {
+        case .connected, .closing:
+            break
+        case .handshaking:
+            return .closeConnection(ZooKeeperError(code: .protocolError, message: "an auth reply arrived before the session was established"))
+        case .waitingToReconnect:
+            // Read from the connection just closed; its auths are re-sent on the next one.
+            return .none
+        case .idle, .connecting, .finished:
+            return self.unexpected("authReplyReceived")
+        }
         let auth = self.pendingAuths.popFirst()
         if error == 0 {
             return .succeedAuth(auth?.promise)
@@ -376,11 +429,52 @@ struct ZooKeeperSessionStateMachine {
     }
 
     mutating func watchEventReceived(_ event: WatcherEvent) -> Action {
+        switch self.state {
+        case .connected, .closing:
+            break
+        case .handshaking:
+            return .closeConnection(ZooKeeperError(code: .protocolError, message: "a watch event arrived before the session was established"))
+        case .waitingToReconnect:
+            // Read from the connection just closed: the watch is restored on the next connection, where the server
+            // fires it again if its node changed meanwhile.
+            return .none
+        case .idle, .connecting, .finished:
+            return self.unexpected("watchEventReceived")
+        }
+        // Type 0 (none) carries a session state change, which reaches the client through the connection itself.
         guard event.type > 0 else { return .none }
         let type = ZooKeeperWatchEvent.EventType(rawValue: event.type)
         let userEvent = ZooKeeperWatchEvent(type: type, path: ZooKeeperPath.clientPath(event.path, chroot: self.configuration.chroot))
         let deliveries = self.watches.trigger(type: type, serverPath: event.path, event: userEvent)
         return deliveries.isEmpty ? .none : .deliverWatchEvents(deliveries)
+    }
+
+    /// The owner of a one-shot watch cancelled it.
+    mutating func cancelWatch(_ future: EventLoopFuture<ZooKeeperWatchEvent>) -> Action {
+        let chroot = self.configuration.chroot
+        guard let cancelled = self.watches.cancel(future, userPath: { ZooKeeperPath.clientPath($0, chroot: chroot) }) else {
+            // It fired or ended before the cancellation reached the event loop.
+            return .none
+        }
+        switch self.state {
+        case .connected:
+            // A read in flight that sets the same kind of watch on the node needs the server's watch as well.
+            let registering = self.pending.contains { request in
+                guard case .caller(_, let registration?) = request.kind else { return false }
+                return registration.sets(cancelled.type, on: cancelled.serverPath)
+            }
+            guard !cancelled.stillNeeded, !registering else { return .cancelWatch(cancelled.delivery, removal: nil) }
+            let xid = self.takeXID()
+            self.pending.append(PendingRequest(xid: xid, opCode: .removeWatches, path: nil, kind: .removeWatches))
+            var body = ByteBuffer()
+            body.writeJuteString(cancelled.serverPath)
+            body.writeInteger(cancelled.type.rawValue)
+            return .cancelWatch(cancelled.delivery, removal: .request(xid: xid, opCode: .removeWatches, body: body))
+        case .idle, .connecting, .handshaking, .waitingToReconnect, .closing, .finished:
+            // No connection holds the server's watch any more (the server drops a connection's watches with it, and
+            // the next connection restores only the registry's); closing ends them all.
+            return .cancelWatch(cancelled.delivery, removal: nil)
+        }
     }
 
     /// The consumer of a persistent watch stream stopped listening.
@@ -392,22 +486,34 @@ struct ZooKeeperSessionStateMachine {
 
     /// Nothing was written for a while: keep the session alive.
     func pingDue() -> Action {
-        guard case .connected = self.state else { return .none }
-        return .write(.request(xid: ReservedXID.ping, opCode: .ping, body: ByteBuffer()))
+        switch self.state {
+        case .connected:
+            return .write(.request(xid: ReservedXID.ping, opCode: .ping, body: ByteBuffer()))
+        case .closing, .waitingToReconnect:
+            // Closing: the answer to closeSession or its timeout ends the session. Waiting: from the connection
+            // just closed.
+            return .none
+        case .idle, .connecting, .handshaking, .finished:
+            // The idle handler is added when a session is established, on that connection only.
+            return self.unexpected("pingDue")
+        }
     }
 
     /// Nothing was read within the read timeout: the server is gone or stuck.
     func readTimedOut() -> Action {
         switch self.state {
-        case .connected(let server), .handshaking(let server):
+        case .connected(let server):
             return .closeConnection(
                 ZooKeeperError(
                     code: .connectionLoss,
                     message: "\(self.configuration.servers[server]) sent nothing within the read timeout; trying another server"
                 )
             )
-        default:
+        case .closing, .waitingToReconnect:
+            // Closing: the close timeout ends the session. Waiting: from the connection just closed.
             return .none
+        case .idle, .connecting, .handshaking, .finished:
+            return self.unexpected("readTimedOut")
         }
     }
 
@@ -437,8 +543,12 @@ struct ZooKeeperSessionStateMachine {
             return self.moveToNextServer(cleanup: cleanup, event: .disconnected(server: self.configuration.servers[server]), immediately: true)
         case .closing:
             return self.finish(error: ZooKeeperError(code: .clientClosed), event: .closed)
-        case .idle, .waitingToReconnect, .finished:
+        case .waitingToReconnect:
+            // The connection this machine asked to close (with `.reconnect`) has closed.
             return .none
+        case .idle, .finished:
+            // No connection of the current id is open: finishing gives later ones a new id.
+            return self.unexpected("connectionClosed")
         }
     }
 
@@ -454,21 +564,30 @@ struct ZooKeeperSessionStateMachine {
         case .idle, .connecting, .handshaking, .waitingToReconnect:
             return self.finish(error: ZooKeeperError(code: .clientClosed), event: .closed)
         case .closing, .finished:
+            // close() may be called again (or after the session ended); the first call's outcome stands.
             return .none
         }
     }
 
     mutating func closeTimedOut() -> Action {
-        guard case .closing = self.state else { return .none }
-        return self.finish(error: ZooKeeperError(code: .clientClosed), event: .closed)
+        switch self.state {
+        case .closing:
+            return self.finish(error: ZooKeeperError(code: .clientClosed), event: .closed)
+        case .idle, .connecting, .handshaking, .connected, .waitingToReconnect, .finished:
+            // The close timer is set on entering `closing`, which only finishing leaves, and finishing cancels it.
+            return self.unexpected("closeTimedOut")
+        }
     }
 
     /// The first session was not established within the connect timeout.
     mutating func connectDeadlineReached(servers: String) -> Action {
-        guard !self.hasEstablished else { return .none }
         switch self.state {
-        case .finished, .connected, .closing: return .none
-        default: break
+        case .connecting, .handshaking, .waitingToReconnect:
+            // Cancelled once the first session is established: until then these are the states of connecting.
+            guard !self.hasEstablished else { return self.unexpected("connectDeadlineReached") }
+        case .idle, .connected, .closing, .finished:
+            // Cancelled when the first session is established and when the session finishes; set after start.
+            return self.unexpected("connectDeadlineReached")
         }
         let error = ZooKeeperError(
             code: .connectTimeout,
@@ -478,6 +597,24 @@ struct ZooKeeperSessionStateMachine {
     }
 
     // MARK: Internals
+
+    /// The action for an event the current state cannot receive.
+    private func unexpected(_ event: String) -> Action {
+        .unexpectedEvent(UnexpectedEvent(event: event, state: self.stateName))
+    }
+
+    /// The current state's name, for messages.
+    var stateName: String {
+        switch self.state {
+        case .idle: "idle"
+        case .connecting(let server): "connecting to \(self.configuration.servers[server])"
+        case .handshaking(let server): "handshaking with \(self.configuration.servers[server])"
+        case .connected(let server): "connected to \(self.configuration.servers[server])"
+        case .waitingToReconnect: "waiting to reconnect"
+        case .closing: "closing"
+        case .finished(let error): "finished (\(error.code))"
+        }
+    }
 
     /// The next xid: positive, wrapping from Int32.max back to 1 so it never hits the reserved negative xids.
     mutating func takeXID() -> Int32 {

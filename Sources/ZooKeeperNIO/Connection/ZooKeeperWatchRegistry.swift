@@ -132,6 +132,48 @@ struct ZooKeeperWatchRegistry {
         return deliveries
     }
 
+    /// A one-shot watch removed by its owner, and what that means for the server's watch.
+    struct Cancelled {
+        /// Completes the watch with a `dataWatchRemoved` or `childWatchRemoved` event.
+        var delivery: WatchDelivery
+        var serverPath: String
+        /// The server's kind of watch it was: `.data` (getData, exists) or `.children`.
+        var type: ZooKeeperWatcherType
+        /// Whether another local one-shot watch still needs the server's watch of this kind on this node.
+        var stillNeeded: Bool
+    }
+
+    /// Removes the one-shot watch whose future is `future`; nil when it fired or ended already.
+    mutating func cancel(_ future: EventLoopFuture<ZooKeeperWatchEvent>, userPath: (String) -> String) -> Cancelled? {
+        func take(_ table: inout [String: [OneShot]]) -> (OneShot, String)? {
+            for (path, promises) in table {
+                guard let index = promises.firstIndex(where: { $0.futureResult === future }) else { continue }
+                let promise = table[path]!.remove(at: index)
+                if table[path]!.isEmpty { table[path] = nil }
+                return (promise, path)
+            }
+            return nil
+        }
+        if let (promise, path) = take(&self.data) ?? take(&self.exist) {
+            let event = ZooKeeperWatchEvent(type: .dataWatchRemoved, path: userPath(path))
+            return Cancelled(
+                delivery: .oneShot(promise, .success(event)), serverPath: path, type: .data,
+                stillNeeded: self.data[path] != nil || self.exist[path] != nil)
+        }
+        if let (promise, path) = take(&self.child) {
+            let event = ZooKeeperWatchEvent(type: .childWatchRemoved, path: userPath(path))
+            return Cancelled(
+                delivery: .oneShot(promise, .success(event)), serverPath: path, type: .children,
+                stillNeeded: self.child[path] != nil)
+        }
+        return nil
+    }
+
+    /// How many one-shot watches are registered.
+    var oneShotCount: Int {
+        [self.data, self.exist, self.child].reduce(0) { $0 + $1.values.reduce(0) { $0 + $1.count } }
+    }
+
     /// Removes every watch, failing its waiter with `error`.
     mutating func removeAll(failingWith error: ZooKeeperError) -> [WatchDelivery] {
         var deliveries: [WatchDelivery] = []
@@ -200,6 +242,15 @@ enum WatchRegistration: Sendable {
     case persistent(serverPath: String, ZooKeeperAddWatchMode, id: Int, ZooKeeperWatchRegistry.Stream)
     /// Not a registration: removeWatches' reply removes the local watches of this path and type.
     case removal(serverPath: String, ZooKeeperWatcherType)
+
+    /// Whether this request sets a one-shot watch of `type` on `serverPath` once its reply arrives.
+    func sets(_ type: ZooKeeperWatcherType, on serverPath: String) -> Bool {
+        switch self {
+        case .data(let path, _), .exists(let path, _): type == .data && path == serverPath
+        case .child(let path, _): type == .children && path == serverPath
+        case .persistent, .removal: false
+        }
+    }
 
     /// Fails the waiter of a watch that was never set.
     func fail(_ error: ZooKeeperError) -> WatchDelivery? {

@@ -8,12 +8,13 @@ struct Add: AsyncParsableCommand {
         commandName: "add",
         abstract: "Add a service built from a template.",
         discussion: """
-            Every --OPTION VALUE is checked against the template's declared options (see `pop describe TEMPLATE`).
+            Every --OPTION VALUE is checked against the template's declared options (see `pop describe TEMPLATE`). \
             The template is resolved now and stored with the service, so agents need no copy of its plugin.
+
             Example: pop add plone --template plone4 --port 8081
             """)
 
-    @OptionGroup var global: GlobalOptions
+    @OptionGroup(title: "Global options") var global: GlobalOptions
 
     @Argument(help: "The service's name: lower-case letters, digits and dashes, starting with a letter.")
     var name: String
@@ -31,6 +32,7 @@ struct Add: AsyncParsableCommand {
         let resolved = try catalog.resolve(named: template)
         let values = try OptionResolver(template: resolved).resolve(pairs)
         let spec = ServiceSpec(name: serviceName, template: resolved, options: values)
+        try spec.checkPlaceholders()
         try await CommandContext.with(global) { context in
             try await context.namespace.addService(spec)
             if context.json {

@@ -8,20 +8,24 @@ struct Config: AsyncParsableCommand {
         commandName: "config",
         abstract: "Show a service's options, or change them (every instance then restarts with the new signature).",
         discussion: """
+            --max-parallel N makes this and later configuration changes roll out N machines at a time, in \
+            machine-id order, each waiting until the previous instance runs the new configuration (healthy, when the \
+            template has a check); 1 is a rolling restart, 0 restarts every machine at once again. It is kept with \
+            the service.
+
             Example: pop config plone --port 8081
-            --max-parallel N makes this and later configuration changes roll out N machines at a time, in machine-id
-            order, each waiting until the previous instance runs the new configuration (healthy, when the template has
-            a check); 1 is a rolling restart, 0 restarts every machine at once again. It is kept with the service.
             """)
 
-    @OptionGroup var global: GlobalOptions
+    @OptionGroup(title: "Global options") var global: GlobalOptions
 
     @Argument(help: "The service.")
     var name: String
 
     @Option(
         name: .customLong("max-parallel"),
-        help: "Restart at most this many machines at once on configuration changes (kept; 0: all at once).")
+        help: ArgumentHelp(
+            "Restart at most this many machines at once on configuration changes (kept; 0: all at once).",
+            valueName: "n"))
     var maxParallel: Int?
 
     @Argument(parsing: .allUnrecognized, help: ArgumentHelp("Options to change.", valueName: "--OPTION VALUE"))
@@ -105,6 +109,7 @@ struct Config: AsyncParsableCommand {
             let current = try await context.namespace.service(service)
             var spec = current.spec
             spec.options = try OptionResolver(template: spec.template).update(spec.options, with: pairs)
+            try spec.checkPlaceholders()
             if spec == current.spec {
                 context.done("\(service) already has these options; nothing changed (signature \(spec.signature.short))")
                 return

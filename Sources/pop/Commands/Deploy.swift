@@ -11,7 +11,7 @@ struct Deploy: AsyncParsableCommand {
             Deploying before a machine's agent has started is normal: the service starts there when the agent does.
             """)
 
-    @OptionGroup var global: GlobalOptions
+    @OptionGroup(title: "Global options") var global: GlobalOptions
 
     @Argument(help: "The service to deploy.")
     var name: String

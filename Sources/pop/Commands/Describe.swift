@@ -7,7 +7,7 @@ struct Describe: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "describe",abstract: "Show a template's description, options and tasks.")
 
-    @OptionGroup var global: GlobalOptions
+    @OptionGroup(title: "Global options") var global: GlobalOptions
 
     @Argument(help: "The template's name (see `pop list`).")
     var template: String
@@ -17,8 +17,7 @@ struct Describe: AsyncParsableCommand {
         let resolved = try catalog.resolve(named: template)
         let out = Terminal.standardOutput
         if global.json {
-            let encoder = PopJSON.canonicalEncoder()
-            encoder.outputFormatting.insert(.prettyPrinted)
+            let encoder = PopJSON.outputEncoder()
             var copy = resolved
             copy.files = copy.files.map { TemplateFile(path: $0.path, contents: "", executable: $0.executable) }
             out.line(String(decoding: try encoder.encode(copy), as: UTF8.self))

@@ -4,20 +4,23 @@ import PopState
 
 /// `pop dump [PATH]`: every node under the namespace (or PATH), sorted, with its version and data as text.
 ///
-/// For operators looking at what the store really holds, and for comparing a store before and after a command.
-/// It reads only, and works on a namespace pop cannot otherwise read (a damaged record, another layout version).
+/// For operators looking at what the store really holds, for comparing a store before and after a command, and, with
+/// `--json`, for backups that `pop restore` reads back. It reads only, and works on a namespace pop cannot otherwise
+/// read (a damaged record, another layout version).
 struct Dump: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dump",
-        abstract: "Print every node under the namespace: path, version and data, sorted by path.",
+        abstract: "Print every node under the namespace: path, version and data, sorted by path (--json: a backup).",
         discussion: """
             One line per node: PATH, then 'v' and the data version, 'ephemeral' for a node owned by a session, and \
             the data as text. Data that is not UTF-8 is shown as 'base64:' and its Base64; control characters are \
             escaped as \\u{..}. The store is named on standard error, so standard output can be compared as is.
+
+            With --json the output is a backup of the namespace that `pop restore FILE` reads back, on either store.
             """,
         shouldDisplay: false)
 
-    @OptionGroup var global: GlobalOptions
+    @OptionGroup(title: "Global options") var global: GlobalOptions
 
     @Argument(help: "The subtree to print (default: the namespace root, --prefix).")
     var path: String?
@@ -36,7 +39,8 @@ struct Dump: AsyncParsableCommand {
                 throw PopError(.notFound, "\(root) does not exist in the \(context.store).", path: root)
             }
             if context.json {
-                try context.printJSON(DumpReport(store: context.store.description, nodes: nodes.map(DumpReport.Node.init)))
+                try context.printJSON(
+                    DumpReport(store: context.store.description, root: root, nodes: nodes.map(DumpReport.Node.init)))
                 return
             }
             context.err.line(context.err.paint("store: \(context.store.description)", .dim))
@@ -88,9 +92,9 @@ struct Dump: AsyncParsableCommand {
     }
 }
 
-/// What `pop dump --json` prints.
-struct DumpReport: Encodable {
-    struct Node: Encodable {
+/// What `pop dump --json` prints, and what `pop restore` reads: the one declaration of the backup format.
+struct DumpReport: Codable {
+    struct Node: Codable {
         var path: String
         var version: Int32
         var ephemeral: Bool
@@ -109,8 +113,17 @@ struct DumpReport: Encodable {
                 dataBase64 = Data(node.data).base64EncodedString()
             }
         }
+
+        /// The node's data, or `nil` when the dump gives neither form (or Base64 that does not decode).
+        var bytes: [UInt8]? {
+            if let data { return Array(data.utf8) }
+            return dataBase64.flatMap { Data(base64Encoded: $0) }.map(Array.init)
+        }
     }
 
+    /// The store the dump was taken from.
     var store: String
+    /// The path that was dumped (the namespace root for a backup); absent in dumps of older releases.
+    var root: String?
     var nodes: [Node]
 }

@@ -11,11 +11,11 @@ struct Foreground: AsyncParsableCommand {
         commandName: "fg",
         abstract: "Run this machine's agent in the foreground, logging to standard error.",
         discussion: """
-            SIGTERM or SIGINT stops the agent gracefully; its services keep running (unless
+            SIGTERM or SIGINT stops the agent gracefully; its services keep running (unless \
             --stop-instances-on-exit), and the next agent adopts them. `pop start` runs this in the background.
             """)
 
-    @OptionGroup var global: GlobalOptions
+    @OptionGroup(title: "Global options") var global: GlobalOptions
 
     @Flag(name: .customLong("stop-instances-on-exit"), help: "Stop every instance when the agent exits.")
     var stopInstancesOnExit = false

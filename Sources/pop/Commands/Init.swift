@@ -9,14 +9,15 @@ struct Init: AsyncParsableCommand {
         abstract: "Create pop's namespace in the store.",
         discussion: """
             Refuses when a namespace exists already, unless --force, which resets it (every service is removed).
-            With --auth (ZooKeeper only) every node of the namespace gets a digest ACL: only that user may read or
-            change it. --auth USER alone generates a password and prints it once. Afterwards the CLI and the agents
-            authenticate with POP_AUTH=user:password, or with a credentials file of mode 600 (POP_AUTH_FILE, else
-            ~/.config/pop/credentials). Prefer --auth USER or POP_AUTH to a password on the command line, which other
-            users can see in the process list while pop runs. See docs/security.md.
+
+            With --auth (ZooKeeper only) every node of the namespace gets a digest ACL: only that user may read or \
+            change it. --auth USER alone generates a password and prints it once. Afterwards the CLI and the agents \
+            authenticate with POP_AUTH=user:password, or with a credentials file of mode 600 (POP_AUTH_FILE, else \
+            ~/.config/pop/credentials). Prefer --auth USER or POP_AUTH to a password on the command line, which \
+            other users can see in the process list while pop runs. See docs/security.md.
             """)
 
-    @OptionGroup var global: GlobalOptions
+    @OptionGroup(title: "Global options") var global: GlobalOptions
 
     @Flag(name: .long, help: "Reset an existing namespace: every service, placement and task is removed.")
     var force = false

@@ -7,7 +7,7 @@ struct List: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "list",abstract: "List the available templates and their plugins.")
 
-    @OptionGroup var global: GlobalOptions
+    @OptionGroup(title: "Global options") var global: GlobalOptions
 
     func run() async throws {
         let catalog = TemplateCatalog.discover()
@@ -17,8 +17,7 @@ struct List: AsyncParsableCommand {
             let rows = catalog.entries.map {
                 Row(template: $0.name, plugin: $0.plugin, description: $0.description, source: $0.source)
             }
-            let encoder = PopJSON.canonicalEncoder()
-            encoder.outputFormatting.insert(.prettyPrinted)
+            let encoder = PopJSON.outputEncoder()
             out.line(String(decoding: try encoder.encode(rows), as: UTF8.self))
         } else {
             var table = Table("TEMPLATE", "PLUGIN", "DESCRIPTION")

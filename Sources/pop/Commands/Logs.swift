@@ -14,7 +14,7 @@ struct Logs: AsyncParsableCommand {
         case stdout, stderr, setup, all
     }
 
-    @OptionGroup var global: GlobalOptions
+    @OptionGroup(title: "Global options") var global: GlobalOptions
 
     @Argument(help: "The service.")
     var name: String
@@ -60,13 +60,19 @@ struct Logs: AsyncParsableCommand {
             out.write(try InstanceLog.tail(path, lines: lines))
         }
         guard follow else { return }
-        for try await chunk in try InstanceLog.follow(paths) {
-            if paths.count > 1 {
-                out.write(chunk.text.split(separator: "\n", omittingEmptySubsequences: false).dropLast(chunk.text.hasSuffix("\n") ? 1 : 0)
-                    .map { out.paint(chunk.path.hasSuffix("stderr.log") ? "err| " : "out| ", .dim) + $0 + "\n" }.joined())
-            } else {
-                out.write(chunk.text)
-            }
+        // The follower's thread ends with this command: when standard output goes away, or when the command is
+        // interrupted (the process then ends with it).
+        let follower = try InstanceLog.follow(paths)
+        for try await chunk in follower.chunks {
+            let text =
+                paths.count > 1
+                ? chunk.text.split(separator: "\n", omittingEmptySubsequences: false)
+                    .dropLast(chunk.text.hasSuffix("\n") ? 1 : 0)
+                    .map { out.paint(chunk.path.hasSuffix("stderr.log") ? "err| " : "out| ", .dim) + $0 + "\n" }.joined()
+                : chunk.text
+            if !out.write(text) { break }
         }
+        follower.stop()
+        await follower.finished()
     }
 }

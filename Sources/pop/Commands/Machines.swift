@@ -8,7 +8,7 @@ struct Machines: AsyncParsableCommand {
         commandName: "machines",
         abstract: "List machines whose agents are running: hostname, addresses, agent version, uptime.")
 
-    @OptionGroup var global: GlobalOptions
+    @OptionGroup(title: "Global options") var global: GlobalOptions
 
     func run() async throws {
         try await CommandContext.with(global) { context in

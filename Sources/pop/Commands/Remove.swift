@@ -7,7 +7,7 @@ struct Remove: AsyncParsableCommand {
         commandName: "remove",
         abstract: "Undeploy a service from every machine and remove it.")
 
-    @OptionGroup var global: GlobalOptions
+    @OptionGroup(title: "Global options") var global: GlobalOptions
 
     @Argument(help: "The service to remove.")
     var name: String

@@ -7,7 +7,7 @@ struct Restart: AsyncParsableCommand {
         commandName: "restart",
         abstract: "Restart a service's instances (all, or on the given machines); clears a FATAL state.")
 
-    @OptionGroup var global: GlobalOptions
+    @OptionGroup(title: "Global options") var global: GlobalOptions
 
     @Argument(help: "The service to restart.")
     var name: String

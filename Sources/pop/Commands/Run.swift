@@ -9,20 +9,25 @@ struct Run: AsyncParsableCommand {
         commandName: "run",
         abstract: "Run a service's task on every machine running it, and print each machine's result.",
         discussion: """
-            Each argument reaches the task as one argument; nothing passes through a shell.
-            Exits non-zero if any machine failed or was not reached before the timeout.
+            Each argument reaches the task as one argument; nothing passes through a shell. Exits non-zero if any \
+            machine failed or was not reached before the timeout.
+
             Example: pop run plone install lxml==5.3.0
             """)
 
-    @OptionGroup var global: GlobalOptions
+    @OptionGroup(title: "Global options") var global: GlobalOptions
 
     @Option(name: .long, help: ArgumentHelp("Run only on this machine (repeatable).", valueName: "machine"))
     var machine: [String] = []
 
-    @Option(name: .customLong("max-parallel"), help: "At most this many machines at once (1 for a rolling upgrade).")
+    @Option(
+        name: .customLong("max-parallel"),
+        help: ArgumentHelp("At most this many machines at once (1 for a rolling upgrade).", valueName: "n"))
     var maxParallel: Int?
 
-    @Option(name: .long, help: "Seconds to wait for every machine before reporting the rest as not reached.")
+    @Option(
+        name: .long,
+        help: ArgumentHelp("Seconds to wait for every machine before reporting the rest as not reached.", valueName: "seconds"))
     var timeout: Double = 600
 
     @Argument(help: "The service.")
@@ -81,32 +86,19 @@ struct Run: AsyncParsableCommand {
         _ name: ServiceName, _ id: TaskID, _ targets: [MachineID], _ context: CommandContext
     ) async throws -> Bool {
         let taskPath = try NamespacePaths(root: context.namespace.prefix).task(name, id)
-        let events = try await context.store.watchSubtree(taskPath)
         let progress = TaskProgress()
         let json = context.json
-
-        @Sendable func absorb() async throws {
-            for (_, result) in try await context.namespace.taskResults(name, id).sorted(by: { $0.key < $1.key })
-            where result.state != .running && progress.record(result) {
-                if !json { Run.printResult(result, context) }
-            }
-        }
-
-        let deadline = ContinuousClock.now + .milliseconds(Int(timeout * 1000))
-        try await absorb()
-        if progress.count < targets.count {
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask {
-                    for try await _ in events {
-                        try await absorb()
-                        if progress.count >= targets.count { return }
-                    }
+        let namespace = context.namespace
+        // Prints each machine's result once, as it arrives; machines finishing together cost one read.
+        _ = try await namespace.read(
+            {
+                for (_, result) in try await namespace.taskResults(name, id).sorted(by: { $0.key < $1.key })
+                where result.state != .running && progress.record(result) {
+                    if !json { Run.printResult(result, context) }
                 }
-                group.addTask { try await Task.sleep(until: deadline) }
-                try await group.next()
-                group.cancelAll()
-            }
-        }
+                return progress.count
+            }, until: { $0 >= targets.count }, wokenByChangesUnder: taskPath,
+            deadline: ContinuousClock.now + .milliseconds(Int(timeout * 1000)))
         var finals = progress.finals
         // Whatever is still missing now was not reached in time.
         let results = try await context.namespace.taskResults(name, id)
@@ -114,7 +106,7 @@ struct Run: AsyncParsableCommand {
         for machine in targets where finals[machine] == nil {
             if let result = results[machine], result.state != .running {
                 finals[machine] = result
-                if !context.json { printResult(result, context) }
+                if !context.json { Run.printResult(result, context) }
             } else {
                 let why = results[machine] == nil ? "not reached" : "still running at the timeout"
                 unreached.append((machine, why))
@@ -142,10 +134,6 @@ struct Run: AsyncParsableCommand {
                 "\(task): \(ok) of \(targets.count) machine\(targets.count == 1 ? "" : "s") succeeded", failed == 0 ? .green : .red))
         }
         return failed == 0
-    }
-
-    private func printResult(_ result: TaskResult, _ context: CommandContext) {
-        Run.printResult(result, context)
     }
 
     private static func printResult(_ result: TaskResult, _ context: CommandContext) {

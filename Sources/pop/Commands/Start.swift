@@ -9,7 +9,7 @@ struct Start: AsyncParsableCommand {
         commandName: "start",
         abstract: "Start this machine's agent in the background; returns once it has registered the machine.")
 
-    @OptionGroup var global: GlobalOptions
+    @OptionGroup(title: "Global options") var global: GlobalOptions
 
     @Option(name: .long, help: "Seconds to wait for the agent to register.")
     var timeout: Double = 30
@@ -20,6 +20,10 @@ struct Start: AsyncParsableCommand {
         let machine = try MachineIdentity.current(environment: environment)
         let storeConfiguration = try StoreConfiguration(
             host: global.host, prefix: global.prefix, environment: environment, home: home)
+        // The store is checked as the agent will first read it, so that a store pop cannot use is refused here with
+        // its documented exit code (5 unreachable, 6 damaged or of another layout, 7 permission denied, 8 not
+        // initialized) instead of as an agent that failed to start (1).
+        try await CommandContext.with(global) { _ in }
         try home.ensurePrivateFolder(home.machineFolder(machine))
         var arguments = ["fg", "--prefix", global.prefix]
         if let host = global.host { arguments += ["--host", host] }

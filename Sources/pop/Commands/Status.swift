@@ -8,12 +8,13 @@ struct Status: AsyncParsableCommand {
         commandName: "status",
         abstract: "Show services, their machines, and each instance's state, PID, signature, uptime and restarts.",
         discussion: """
-            A machine whose agent is not registered shows as 'down' and its instances as 'unknown'.
-            A signature marked with * differs from the service's current configuration (a restart is under way).
+            A machine whose agent is not registered shows as 'down' and its instances as 'unknown'. A signature \
+            marked with * differs from the service's current configuration (a restart is under way).
+
             --wait STATE waits (using watches) until every instance shown is in STATE with the current signature.
             """)
 
-    @OptionGroup var global: GlobalOptions
+    @OptionGroup(title: "Global options") var global: GlobalOptions
 
     @Argument(help: "Show only this service.")
     var name: String?
@@ -21,7 +22,7 @@ struct Status: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Wait until every instance is in this state (e.g. running).", valueName: "state"))
     var wait: String?
 
-    @Option(name: .long, help: "How long --wait waits, in seconds, before failing.")
+    @Option(name: .long, help: ArgumentHelp("How long --wait waits, in seconds, before failing.", valueName: "seconds"))
     var timeout: Double = 60
 
     func run() async throws {
@@ -57,7 +58,7 @@ struct Status: AsyncParsableCommand {
             let problems = snapshot.problems.filter { service == nil || $0.service == nil || $0.service == service?.rawValue }
             if !problems.isEmpty {
                 for problem in problems { context.err.writeError(problem.error) }
-                throw ExitCode(ExitStatus.corruptState.rawValue)
+                throw ExitCode(PopExitCode.corruptState.rawValue)
             }
         }
     }
@@ -68,7 +69,7 @@ struct Status: AsyncParsableCommand {
         first: StatusSnapshot
     ) async throws -> StatusSnapshot {
         /// An instance that is fatal with the current signature will not become running by itself: fail at once.
-        func hopeless(_ snapshot: StatusSnapshot) -> Bool {
+        @Sendable func hopeless(_ snapshot: StatusSnapshot) -> Bool {
             guard state != .fatal else { return false }
             return snapshot.services.filter { service == nil || $0.spec.name == service }.contains { status in
                 status.placements.contains { placement in
@@ -76,7 +77,7 @@ struct Status: AsyncParsableCommand {
                 }
             }
         }
-        func satisfied(_ snapshot: StatusSnapshot) -> Bool {
+        @Sendable func satisfied(_ snapshot: StatusSnapshot) -> Bool {
             let services = snapshot.services.filter { service == nil || $0.spec.name == service }
             return services.allSatisfy { status in
                 status.placements.allSatisfy { placement in
@@ -92,102 +93,29 @@ struct Status: AsyncParsableCommand {
                 .system, "An instance is fatal, so it will not become \(state.rawValue) by itself.",
                 hint: "`pop logs NAME` shows its output; fix the cause, then `pop restart NAME`.")
         }
-        let events = try await context.store.watchSubtree(context.namespace.prefix)
         let deadline = ContinuousClock.now + .milliseconds(Int(timeout * 1000))
-        return try await withThrowingTaskGroup(of: StatusSnapshot?.self) { group in
-            group.addTask {
-                // Re-read after each burst of changes; the watch wakes us, nothing polls.
-                var latest = try await context.namespace.status()
-                if satisfied(latest) || hopeless(latest) { return latest }
-                for try await _ in events {
-                    latest = try await context.namespace.status()
-                    if satisfied(latest) || hopeless(latest) { return latest }
-                }
-                return nil
-            }
-            group.addTask {
-                try await Task.sleep(until: deadline)
-                return nil
-            }
-            let result = try await group.next() ?? nil
-            group.cancelAll()
-            if let result, satisfied(result) { return result }
-            if let result, hopeless(result) {
-                context.out.write(StatusReport(snapshot: result, only: service).render(for: context.out))
-                throw PopError(
-                    .system, "An instance is fatal, so it will not become \(state.rawValue) by itself.",
-                    hint: "`pop logs NAME` shows its output; fix the cause, then `pop restart NAME`.")
-            }
-            let latest = try await context.namespace.status()
-            context.out.write(StatusReport(snapshot: latest, only: service).render(for: context.out))
+        let namespace = context.namespace
+        let result = try await namespace.read(
+            { try await namespace.status() }, until: { satisfied($0) || hopeless($0) },
+            wokenByChangesUnder: namespace.prefix, deadline: deadline)
+        if let result, satisfied(result) { return result }
+        if let result, hopeless(result) {
+            context.out.write(StatusReport(snapshot: result, only: service).render(for: context.out))
             throw PopError(
-                .system,
-                "Timed out after \(Int(timeout)) s waiting for \(service.map { "\($0)'s instances" } ?? "every instance") to be \(state.rawValue).",
-                hint: "See the table above; `pop logs NAME` shows an instance's output.")
+                .system, "An instance is fatal, so it will not become \(state.rawValue) by itself.",
+                hint: "`pop logs NAME` shows its output; fix the cause, then `pop restart NAME`.")
         }
+        let latest = try await context.namespace.status()
+        context.out.write(StatusReport(snapshot: latest, only: service).render(for: context.out))
+        throw PopError(
+            .system,
+            "Timed out after \(Int(timeout)) s waiting for \(service.map { "\($0)'s instances" } ?? "every instance") to be \(state.rawValue).",
+            hint: "See the table above; `pop logs NAME` shows an instance's output.")
     }
 }
 
-/// The data `pop status` shows, as a table or as JSON.
-struct StatusReport: Encodable {
-    struct Row: Encodable {
-        var machine: String
-        var hostname: String?
-        var machineUp: Bool
-        var state: String
-        var pid: Int32?
-        var signature: String?
-        var current: Bool
-        var started: Date?
-        var since: Date?
-        var restarts: Int?
-        var lastError: String?
-    }
-
-    struct Service: Encodable {
-        var service: String
-        var template: String
-        var signature: String
-        var version: Int32
-        var instances: [Row]
-    }
-
-    struct Problem: Encodable {
-        var service: String?
-        var path: String?
-        var error: String
-    }
-
-    var store: String
-    var machinesUp: [String]
-    var services: [Service]
-    var problems: [Problem]
-
-    init(snapshot: StatusSnapshot, only: ServiceName?) {
-        store = snapshot.store
-        problems = snapshot.problems.filter { only == nil || $0.service == nil || $0.service == only?.rawValue }.map {
-            Problem(service: $0.service, path: $0.error.path, error: $0.error.message)
-        }
-        let machines = Dictionary(snapshot.machines.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
-        machinesUp = snapshot.machines.map(\.id.rawValue).sorted()
-        services = snapshot.services.filter { only == nil || $0.spec.name == only }.map { status in
-            let rows = status.placements.sorted { $0.machine < $1.machine }.map { placement -> Row in
-                let machine = machines[placement.machine]
-                let up = machine != nil
-                let instance = placement.instance
-                let state = !up ? "unknown" : instance?.state.rawValue ?? "pending"
-                return Row(
-                    machine: placement.machine.rawValue, hostname: machine?.hostname, machineUp: up, state: state,
-                    pid: up ? instance?.pid : nil, signature: instance?.signature.hex,
-                    current: instance?.signature == status.signature, started: instance?.started,
-                    since: instance?.since, restarts: instance?.restarts, lastError: instance?.lastError)
-            }
-            return Service(
-                service: status.spec.name.rawValue, template: status.spec.template.name,
-                signature: status.signature.hex, version: status.version, instances: rows)
-        }
-    }
-
+extension StatusReport {
+    /// The table `pop status` prints.
     func render(for terminal: Terminal, now: Date = Date()) -> String {
         var table = Table("SERVICE", "MACHINE", "STATE", "PID", "SIGNATURE", "UPTIME", "RESTARTS", "LAST ERROR")
         var counts: [String: Int] = [:]

@@ -9,9 +9,9 @@ struct Stop: AsyncParsableCommand {
         commandName: "stop",
         abstract: "Stop this machine's agent. Its services keep running; the next agent adopts them.")
 
-    @OptionGroup var global: GlobalOptions
+    @OptionGroup(title: "Global options") var global: GlobalOptions
 
-    @Option(name: .long, help: "Seconds to wait for the agent to exit.")
+    @Option(name: .long, help: ArgumentHelp("Seconds to wait for the agent to exit.", valueName: "seconds"))
     var timeout: Double = 30
 
     func run() async throws {

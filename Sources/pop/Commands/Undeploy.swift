@@ -7,7 +7,7 @@ struct Undeploy: AsyncParsableCommand {
         commandName: "undeploy",
         abstract: "Take a service off machines (by default this machine; --all for every machine).")
 
-    @OptionGroup var global: GlobalOptions
+    @OptionGroup(title: "Global options") var global: GlobalOptions
 
     @Argument(help: "The service to undeploy.")
     var name: String

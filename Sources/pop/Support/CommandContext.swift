@@ -79,9 +79,6 @@ struct CommandContext: Sendable {
 
     /// Prints a value as pretty JSON on standard output.
     func printJSON<T: Encodable>(_ value: T) throws {
-        let encoder = PopJSON.canonicalEncoder()
-        encoder.outputFormatting.insert(.prettyPrinted)
-        encoder.dateEncodingStrategy = .iso8601
-        out.line(String(decoding: try encoder.encode(value), as: UTF8.self))
+        out.line(String(decoding: try PopJSON.outputEncoder().encode(value), as: UTF8.self))
     }
 }

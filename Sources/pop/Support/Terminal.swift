@@ -16,8 +16,9 @@ struct Terminal: Sendable {
         self.colored = isatty(fileDescriptor) == 1 && !noColor && !dumb
     }
 
-    /// Writes text as is.
-    func write(_ text: String) {
+    /// Writes text as is; false when it could not all be written (the reader went away).
+    @discardableResult
+    func write(_ text: String) -> Bool {
         var bytes = Array(text.utf8)
         var offset = 0
         while offset < bytes.count {
@@ -26,10 +27,11 @@ struct Terminal: Sendable {
             }
             if written <= 0 {
                 if written < 0 && errno == EINTR { continue }
-                return
+                return false
             }
             offset += written
         }
+        return true
     }
 
     /// Writes a line.

@@ -219,18 +219,22 @@ final class AgentFixture: Sendable {
 
     /// Waits for a record that satisfies `accept`.
     func waitForRecord(
-        _ service: ServiceName, machine: MachineID? = nil, _ what: String,
+        _ service: ServiceName, machine: MachineID? = nil, _ what: String, timeout: Duration = AgentFixture.timeout,
         _ accept: @escaping @Sendable (InstanceRecord) -> Bool
     ) async throws -> InstanceRecord {
-        try await wait("\(service) \(what)") {
+        try await wait("\(service) \(what)", timeout: timeout) {
             guard let record = try await self.record(service, machine: machine), accept(record) else { return nil }
             return record
         }
     }
 
     /// Waits until the instance runs, and returns its record.
-    func waitForRunning(_ service: ServiceName, machine: MachineID? = nil) async throws -> InstanceRecord {
-        try await waitForRecord(service, machine: machine, "running") { $0.state == .running && $0.pid != nil }
+    func waitForRunning(
+        _ service: ServiceName, machine: MachineID? = nil, timeout: Duration = AgentFixture.timeout
+    ) async throws -> InstanceRecord {
+        try await waitForRecord(service, machine: machine, "running", timeout: timeout) {
+            $0.state == .running && $0.pid != nil
+        }
     }
 
     /// Waits until this machine has no record of `service`.

@@ -10,8 +10,10 @@ import Testing
 @Suite(.serialized) struct AgentScaleTests {
     @Test func manyInstancesFromZeroToRunning() async throws {
         let count = Int(ProcessInfo.processInfo.environment["POP_SCALE_INSTANCES"] ?? "") ?? 200
-        // The goal is 1,000 in under 5 s on a quiet machine; other suites run beside this one, so allow slack.
-        let limit = Duration.seconds(Double(count) / 1000 * 5 + 10)
+        // How fast is `pop-bench agent`'s business (1,000 in under 5 s on a quiet machine). This test checks that a
+        // burst of placements all reach `running`; on a loaded 2-core machine beside the other suites that took up
+        // to 16 s for 200, so the bound only separates "slow" from "never".
+        let limit = Duration.seconds(Double(count) / 1000 * 60 + 60)
         try await withAgentFixture { fixture in
             try await fixture.withAgent { _ in
                 let specs = try (0..<count).map { try AgentFixture.spec("s\($0)") }

@@ -363,8 +363,12 @@ import Testing
                     python: PythonEnvironment())
                 let web = try await fixture.deploy(
                     ServiceSpec(name: try ServiceName("py"), template: template, options: [:]))
-                _ = try await fixture.waitForRecord(web, "installing") { $0.state == .installing || $0.state == .running }
-                let record = try await fixture.waitForRunning(web)
+                // Creating a virtual environment (ensurepip included) takes seconds on an idle machine and minutes
+                // beside a pip install on a loaded one; the bounds separate "slow" from "never".
+                _ = try await fixture.waitForRecord(web, "installing", timeout: .seconds(120)) {
+                    $0.state == .installing || $0.state == .running
+                }
+                let record = try await fixture.waitForRunning(web, timeout: .seconds(300))
                 let folder = fixture.home.instanceFolder(fixture.machine, web)
                 #expect(FileManager.default.fileExists(atPath: folder + "/venv/bin/python"))
                 #expect(FileManager.default.fileExists(atPath: folder + "/constraints.txt"))

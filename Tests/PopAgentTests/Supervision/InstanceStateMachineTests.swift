@@ -107,7 +107,7 @@ struct InstanceStateMachineTests {
         #expect(machine.state == .stopped)
     }
 
-    @Test func staleTimersAndForeignExitsAreIgnored() {
+    @Test func staleTimersAreIgnored() {
         var machine = Machine(parameters: parameters(), at: t0)
         _ = machine.start(at: t0)
         _ = machine.spawned(pid: 1, at: t0)
@@ -116,11 +116,25 @@ struct InstanceStateMachineTests {
             return
         }
         #expect(machine.timerFired(generation: generation - 1, at: t0) == .none)
-        #expect(machine.processExited(pid: 99, status: .exited(1), at: t0) == .none)
         // A stop during backoff settles at once, and the backoff timer no longer matters.
         #expect(machine.stop(at: t0) == .none)
         #expect(machine.state == .stopped)
         #expect(machine.timerFired(generation: generation, at: t0) == .none)
+        #expect(machine.state == .stopped)
+    }
+
+    @Test func aStopTimerAfterSIGKILLHasNothingToSend() {
+        var machine = Machine(parameters: parameters(stopSignal: .kill), at: t0)
+        _ = machine.start(at: t0)
+        _ = machine.spawned(pid: 3, at: t0)
+        guard case .signalGroup(3, .kill, _, let generation) = machine.stop(at: t0) else {
+            Issue.record("expected SIGKILL as the stop signal")
+            return
+        }
+        #expect(machine.timerFired(generation: generation, at: t0) == .none)
+        #expect(machine.state == .stopping)
+        #expect(machine.processExited(pid: 3, status: .signaled(9), at: t0) == .none)
+        #expect(machine.state == .stopped)
     }
 
     @Test func healthCheckGatesRunningAndRestartsAfterGrace() {
@@ -132,19 +146,22 @@ struct InstanceStateMachineTests {
             return
         }
         #expect(machine.state == .starting)
-        #expect(machine.timerFired(generation: generation, at: t0) == .probe)
+        #expect(machine.timerFired(generation: generation, at: t0) == .probe(generation: generation))
         // Unhealthy within grace: probe again, sooner than the interval while starting.
-        guard case .scheduleTimer(let delay, _) = machine.probeFinished(healthy: false, detail: "refused", at: t0) else {
+        guard case .scheduleTimer(let delay, let next) = machine.probeFinished(generation: generation, healthy: false, detail: "refused", at: t0)
+        else {
             Issue.record("expected another probe")
             return
         }
         #expect(delay == .milliseconds(10))
-        #expect(machine.probeFinished(healthy: true, detail: "ok", at: t0.advanced(by: .seconds(1)))
-            == .scheduleTimer(after: .seconds(1), generation: generation + 2))
+        #expect(machine.timerFired(generation: next, at: t0) == .probe(generation: next))
+        #expect(machine.probeFinished(generation: next, healthy: true, detail: "ok", at: t0.advanced(by: .seconds(1)))
+            == .scheduleTimer(after: .seconds(1), generation: next + 1))
         #expect(machine.state == .running)
         // Unhealthy for longer than the grace period since the last healthy probe: stop, then back off.
         let late = t0.advanced(by: .seconds(4))
-        guard case .signalGroup(5, .term, _, _) = machine.probeFinished(healthy: false, detail: "refused", at: late) else {
+        #expect(machine.timerFired(generation: next + 1, at: late) == .probe(generation: next + 1))
+        guard case .signalGroup(5, .term, _, _) = machine.probeFinished(generation: next + 1, healthy: false, detail: "refused", at: late) else {
             Issue.record("expected a restart")
             return
         }
@@ -154,6 +171,66 @@ struct InstanceStateMachineTests {
         }
         #expect(machine.state == .backoff)
         #expect(machine.lastError == "unhealthy for longer than the grace period: refused")
+    }
+
+    /// A probe still under way when its process is stopped reports on a process that is gone: its result must not
+    /// count for the next one.
+    @Test func aProbeOfAStoppedProcessDoesNotCountForTheNext() {
+        let health = Machine.Parameters.Health(interval: .seconds(1), gracePeriod: .seconds(30))
+        var machine = Machine(parameters: parameters(health: health), at: t0)
+        _ = machine.start(at: t0)
+        guard case .scheduleTimer(_, let generation) = machine.spawned(pid: 5, at: t0) else {
+            Issue.record("expected a first probe")
+            return
+        }
+        #expect(machine.timerFired(generation: generation, at: t0) == .probe(generation: generation))
+        // A deliberate restart while that probe is under way.
+        guard case .signalGroup(5, .term, _, _) = machine.restart(with: parameters(health: health), at: t0) else {
+            Issue.record("expected the process to be stopped")
+            return
+        }
+        #expect(machine.probeFinished(generation: generation, healthy: true, detail: "ok", at: t0) == .none)
+        #expect(machine.state == .stopping)
+        #expect(machine.processExited(pid: 5, status: .signaled(15), at: t0) == .spawnCommand)
+        _ = machine.spawned(pid: 6, at: t0)
+        #expect(machine.probeFinished(generation: generation, healthy: true, detail: "ok", at: t0) == .none)
+        #expect(machine.state == .starting, "the new process is not healthy because the old one was")
+    }
+
+    /// An event the phase cannot receive is a supervisor bug: with traps off (as in a release build) it changes
+    /// nothing and is reported for the supervisor to log.
+    @Test func eventsAPhaseCannotReceiveAreReportedNotIgnored() {
+        InstanceStateMachine.$trapsOnImpossibleEvents.withValue(false) {
+            var machine = Machine(parameters: parameters(), at: t0)
+            #expect(machine.spawned(pid: 1, at: t0) == .impossible(event: "spawned(pid: 1)", phase: "stopped"))
+            #expect(machine.spawnFailed("x", at: t0) == .impossible(event: "spawnFailed", phase: "stopped"))
+            #expect(machine.processExited(pid: 1, status: .exited(0), at: t0) == .impossible(event: "processExited(pid: 1)", phase: "stopped"))
+            #expect(machine.state == .stopped)
+            _ = machine.start(at: t0)
+            _ = machine.spawned(pid: 2, at: t0)
+            // Another process's exit, and a skipped setup step of an instance that has none running.
+            guard case .impossible = machine.processExited(pid: 99, status: .exited(1), at: t0) else {
+                Issue.record("a foreign exit must be reported")
+                return
+            }
+            guard case .impossible = machine.setupStepSucceeded(step: 0, at: t0) else {
+                Issue.record("a setup step outside installing must be reported")
+                return
+            }
+            #expect(machine.state == .running)
+            #expect(machine.pid == 2)
+            #expect(machine.restarts == 0)
+        }
+    }
+
+    /// In a debug build (the tests' own) such an event stops the program where it happens.
+    @Test func anImpossibleEventStopsADebugBuild() async {
+        await #expect(processExitsWith: .failure) {
+            var machine = InstanceStateMachine(
+                parameters: .init(setupSteps: 0, health: nil, stopSignal: .term, stopTimeout: .seconds(1), restart: .init()),
+                at: .now())
+            _ = machine.processExited(pid: 1, status: .exited(0), at: .now())
+        }
     }
 
     @Test func setupStepsRunInOrderAndAFailureNamesTheStep() {
@@ -199,6 +276,29 @@ struct InstanceStateMachineTests {
         _ = machine.spawned(pid: 1, at: t0)
         _ = machine.remove(at: t0)
         #expect(machine.processExited(pid: 1, status: .signaled(15), at: t0) == .forget)
+    }
+
+    /// An adopted instance with a health check is running only once a probe says so (the previous agent may have died
+    /// before the first one); its grace period counts from the adoption, not from the process's start.
+    @Test func anAdoptedInstanceWithAHealthCheckIsProbedAtOnce() {
+        let health = Machine.Parameters.Health(interval: .seconds(1), gracePeriod: .seconds(2))
+        var machine = Machine(parameters: parameters(health: health), at: t0)
+        let adoptedAt = t0.advanced(by: .seconds(3600))
+        guard case .scheduleTimer(.zero, let generation) = machine.adopted(pid: 8, started: t0, restarts: 0, at: adoptedAt)
+        else {
+            Issue.record("expected an immediate probe")
+            return
+        }
+        #expect(machine.state == .starting)
+        #expect(machine.started == t0.date, "the process's own start is kept")
+        #expect(machine.timerFired(generation: generation, at: adoptedAt) == .probe(generation: generation))
+        // Unhealthy an hour after the process started, but within the grace period since the adoption: probe again.
+        guard case .scheduleTimer = machine.probeFinished(generation: generation, healthy: false, detail: "refused", at: adoptedAt)
+        else {
+            Issue.record("expected another probe within the grace period")
+            return
+        }
+        #expect(machine.state == .starting)
     }
 
     @Test func adoptedInstanceRunsWithoutRestart() {

@@ -2,6 +2,8 @@ import Foundation
 import Glibc
 import Logging
 import PopState
+import PopTestSupport
+import TestProcesses
 import Testing
 
 @testable import PopAgent
@@ -10,15 +12,23 @@ import Testing
 struct SupervisorFixture: Sendable {
     let root: String
 
-    init() throws {
+    private init() throws {
         let template = FileManager.default.temporaryDirectory.appendingPathComponent("pop-supervisor-XXXXXX").path
         var bytes = Array(template.utf8CString)
         guard let created = mkdtemp(&bytes) else { throw SupervisorError.system("create a temporary folder") }
         root = String(cString: created)
     }
 
-    func remove() {
-        try? FileManager.default.removeItem(atPath: root)
+    /// Runs `body` with a fresh folder, and removes the folder once `body`, and every supervisor it ran, has ended.
+    static func with(_ body: (SupervisorFixture) async throws -> Void) async throws {
+        let fixture = try SupervisorFixture()
+        do {
+            try await body(fixture)
+        } catch {
+            try? FileManager.default.removeItem(atPath: fixture.root)
+            throw error
+        }
+        try? FileManager.default.removeItem(atPath: fixture.root)
     }
 
     func folder(_ name: String) -> String { "\(root)/\(name)" }
@@ -38,7 +48,8 @@ struct SupervisorFixture: Sendable {
             logRotation: logRotation)
     }
 
-    /// Runs `body` with a running supervisor; stops every instance afterwards unless `leaveRunning`.
+    /// Runs `body` with a running supervisor; stops every instance afterwards unless `leaveRunning`, and returns
+    /// once the supervisor's `run()` has ended.
     func withSupervisor(
         leaveRunning: Bool = false, _ body: @Sendable (Supervisor) async throws -> Void
     ) async throws {
@@ -60,33 +71,42 @@ struct SupervisorFixture: Sendable {
     }
 }
 
-/// Waits until `condition` holds, checking every few milliseconds; returns whether it held in time.
-func eventually(
-    within timeout: Duration = .seconds(5), _ condition: @Sendable () -> Bool
-) async -> Bool {
-    let deadline = ContinuousClock.now.advanced(by: timeout)
-    while ContinuousClock.now < deadline {
-        if condition() { return true }
-        try? await Task.sleep(for: .milliseconds(5))
-    }
-    return condition()
-}
-
-/// Waits for the instance to satisfy `condition`, returning its status then (or the last one seen).
+/// Waits on the supervisor's events until the instance's status satisfies `condition`, and returns that status; at
+/// the time limit (whether or not any event came) it records an issue and returns the last status.
 @discardableResult
 func waitFor(
     _ supervisor: Supervisor, _ name: String, within timeout: Duration = .seconds(20),
-    _ condition: (InstanceStatus) -> Bool
+    sourceLocation: SourceLocation = #_sourceLocation, _ condition: @escaping @Sendable (InstanceStatus) -> Bool
 ) async throws -> InstanceStatus? {
     let service = try ServiceName(name)
-    let deadline = ContinuousClock.now.advanced(by: timeout)
-    var status = supervisor.status(of: service)
-    while !(status.map(condition) ?? false) && ContinuousClock.now < deadline {
-        try await Task.sleep(for: .milliseconds(5))
-        status = supervisor.status(of: service)
+    // Subscribe first, then look: a change in between is in the stream.
+    let events = supervisor.events()
+    if let status = supervisor.status(of: service), condition(status) { return status }
+    let found = await first(within: timeout) {
+        for await event in events {
+            if case .changed(let status) = event, status.name == service, condition(status) { return status }
+        }
+        return nil
     }
-    #expect(status.map(condition) ?? false, "instance \(name) did not reach the expected status; last: \(String(describing: status))")
+    let status = found ?? supervisor.status(of: service)
+    #expect(
+        found != nil, "instance \(name) did not reach the expected status within \(timeout); last: \(String(describing: status))",
+        sourceLocation: sourceLocation)
     return status
+}
+
+/// The result of `body`, or `nil` when `limit` passes first (then `body` is cancelled).
+func first<T: Sendable>(within limit: Duration, _ body: @escaping @Sendable () async -> T?) async -> T? {
+    await withTaskGroup(of: T?.self) { group in
+        group.addTask { await body() }
+        group.addTask {
+            try? await Task.sleep(for: limit)
+            return nil
+        }
+        let result = await group.next() ?? nil
+        group.cancelAll()
+        return result
+    }
 }
 
 /// Every process whose process group is `group`, zombies included, read from /proc.
@@ -94,9 +114,39 @@ func processes(inGroup group: Int32) -> [Int32] {
     ProcessTable.processes(inGroup: group)
 }
 
-/// Zombie children of this process.
-func zombieChildren() -> [Int32] {
-    ProcessTable.children().filter { ProcessTable.stat($0)?.isZombie == true }
+/// Waits (on pidfds) until every process of `group` has exited; returns whether they did within `limit`.
+func groupEnds(_ group: Int32, within limit: Duration = .seconds(10)) async -> Bool {
+    await Processes.waitForExit(processes(inGroup: group), timeout: limit)
+        && processes(inGroup: group).allSatisfy { ProcessTable.stat($0)?.hasExited ?? true }
+}
+
+/// Waits until the child reaper has swept after now: a sentinel child in a session of its own exits, and its
+/// SIGCHLD makes the reaper sweep, reaping the sentinel and every zombie that was there before. Returns whether the
+/// sentinel was reaped within `limit`.
+func sweepAfterNow(within limit: Duration = .seconds(10)) async -> Bool {
+    let deadline = ContinuousClock.now + limit
+    var attributes = posix_spawnattr_t()
+    posix_spawnattr_init(&attributes)
+    defer { posix_spawnattr_destroy(&attributes) }
+    posix_spawnattr_setflags(&attributes, 0x80)  // POSIX_SPAWN_SETSID: the reaper takes only other sessions' zombies
+    let argv: [UnsafeMutablePointer<CChar>?] = [strdup("true"), nil]
+    defer { free(argv[0]) }
+    var sentinel: pid_t = 0
+    var seen = ChildReaper.sweepsDone
+    guard posix_spawnp(&sentinel, "true", nil, &attributes, argv, environ) == 0 else { return false }
+    while ProcessTable.stat(sentinel) != nil {
+        let remaining = deadline - ContinuousClock.now
+        guard remaining > .zero else { return false }
+        let after = seen
+        _ = await first(within: remaining) { await ChildReaper.sweep(after: after) }
+        seen = ChildReaper.sweepsDone
+    }
+    return true
+}
+
+/// Whether the log file at `path` contains `text` within `limit` (woken by inotify).
+func log(_ path: String, contains text: String, within limit: Duration = .seconds(10)) async -> Bool {
+    await Waiting.file(path, contains: text, within: limit)
 }
 
 /// A TCP port on 127.0.0.1 that nothing listens on right now.
@@ -118,4 +168,19 @@ func freePort() -> UInt16 {
 
 func fileText(_ path: String) -> String {
     (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+}
+
+/// Checks `condition` every few milliseconds until it holds; returns whether it did within `timeout`.
+///
+/// The supervisor tests do not use it (they wait on the supervisor's events, pidfds and inotify); it remains for the
+/// agent tests that still wait on conditions this way, and goes once they do not.
+func eventually(
+    within timeout: Duration = .seconds(5), _ condition: @Sendable () -> Bool
+) async -> Bool {
+    let deadline = ContinuousClock.now.advanced(by: timeout)
+    while ContinuousClock.now < deadline {
+        if condition() { return true }
+        try? await Task.sleep(for: .milliseconds(5))
+    }
+    return condition()
 }

@@ -1,4 +1,6 @@
 import Foundation
+import PopTestExpectations
+import PopTestSupport
 import Testing
 
 /// The embedded store's files through the `pop` binary: private to their owner, and refused when others can write.

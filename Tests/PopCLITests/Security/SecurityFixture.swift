@@ -1,5 +1,7 @@
 import Foundation
+import PopTestSupport
 import PopState
+import TestProcesses
 import Testing
 import ZooKeeperTestSupport
 
@@ -12,15 +14,17 @@ struct SecurityFixture {
     /// An empty folder for credentials files and the like.
     let scratch: URL
 
+    /// Runs `body` with an open chroot (as an operator would) and a runner using it; whatever the runner started is
+    /// stopped, and the folders removed, before this returns.
+    static func with<T>(_ body: (SecurityFixture) async throws -> T) async throws -> T {
+        let fixture = try await make()
+        defer { try? FileManager.default.removeItem(at: fixture.scratch) }
+        return try await fixture.pop.withAgentStoppedAfterwards { try await body(fixture) }
+    }
+
     /// Creates an open chroot (as an operator would) and a runner using it.
-    static func make() async throws -> SecurityFixture {
-        let server = try await ZooKeeperServer.shared()
-        let chroot = "/pop-cli-security-" + UUID().uuidString
-        let setup = try await ZooKeeperStore.open(
-            servers: [.init(host: server.host, port: server.clientPort)], chroot: nil)
-        _ = try await setup.create(chroot, data: [], mode: .persistent)
-        await setup.close()
-        let host = server.connectString + chroot
+    private static func make() async throws -> SecurityFixture {
+        let host = try await CLIFixture.chroot("pop-cli-security")
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("pop-security-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
         let pop = try PopRunner(environment: [
@@ -30,7 +34,7 @@ struct SecurityFixture {
     }
 
     /// Runs `pop` with `POP_AUTH` set to `auth` (none when nil).
-    func run(_ arguments: [String], auth: String?) async throws -> PopResult {
+    func run(_ arguments: [String], auth: String?) async throws -> CommandResult {
         try await pop.run(arguments, extraEnvironment: ["POP_AUTH": auth ?? ""])
     }
 }
@@ -40,27 +44,14 @@ enum Kazoo {
     /// The folder holding the scripts next to this file.
     static let scripts = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
 
-    /// Runs `python3 SCRIPT ARGS` (python3 from PATH) and returns its standard output, recording an issue when it fails.
-    static func run(_ script: String, _ arguments: [String]) throws -> Data {
-        let process = Process()
-        // python3 as found on PATH (where kazoo is installed), through env's exec: no shell involved.
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", scripts.appendingPathComponent(script).path] + arguments
-        let errorFile = FileManager.default.temporaryDirectory.appendingPathComponent("kazoo-\(UUID().uuidString)")
-        _ = FileManager.default.createFile(atPath: errorFile.path, contents: nil)
-        defer { try? FileManager.default.removeItem(at: errorFile) }
-        let errors = try FileHandle(forWritingTo: errorFile)
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = errors
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        try errors.close()
-        #expect(
-            process.terminationStatus == 0,
-            "\(script) failed: \((try? String(contentsOf: errorFile, encoding: .utf8)) ?? "")")
-        return data
+    /// Runs `python3 SCRIPT ARGS` (python3 from PATH, where kazoo is installed) and returns its standard output,
+    /// recording an issue when it fails.
+    static func run(_ script: String, _ arguments: [String]) async throws -> Data {
+        let result = try await CommandRunner.run(
+            ["python3", scripts.appendingPathComponent(script).path] + arguments,
+            environment: CommandRunner.baseEnvironment(), scratch: FileManager.default.temporaryDirectory,
+            timeout: .seconds(120))
+        #expect(result.status == 0, "\(script) failed: \(result)")
+        return Data(result.stdout.utf8)
     }
 }

@@ -1,6 +1,9 @@
 import Foundation
+import PopTestExpectations
+import PopTestSupport
 import Logging
 import PopState
+import TestProcesses
 import Testing
 import ZooKeeperTestSupport
 
@@ -23,18 +26,21 @@ struct CLIFixture: Sendable {
     /// The machine `pop deploy` picks by default (POP_MACHINE_ID).
     let localMachine: String
 
-    /// A fresh world; `initialized` runs `pop init` in it first.
+    /// Runs `body` in a fresh world (`initialized` runs `pop init` in it first); any agent or instance it started is
+    /// stopped, and its folder removed, before this returns.
+    static func with<T>(
+        _ kind: StoreKind, initialized: Bool = true, _ body: (CLIFixture) async throws -> T
+    ) async throws -> T {
+        let fixture = try await make(kind, initialized: initialized)
+        return try await fixture.pop.withAgentStoppedAfterwards { try await body(fixture) }
+    }
+
+    /// A fresh world; `initialized` runs `pop init` in it first. Prefer ``with(_:initialized:_:)``, which cleans up.
     static func make(_ kind: StoreKind, initialized: Bool = true) async throws -> CLIFixture {
         let localMachine = "local-" + UUID().uuidString.prefix(8).lowercased()
         var environment = ["POP_MACHINE_ID": localMachine, "POP_PLUGIN_PATH": try TestPlugin.folder.path]
         if kind == .zooKeeper {
-            let server = try await ZooKeeperServer.shared()
-            let chroot = "/cli-" + UUID().uuidString.lowercased()
-            let setup = try await ZooKeeperStore.open(
-                servers: [.init(host: server.host, port: server.clientPort)], chroot: nil, logger: quietLogger)
-            _ = try await setup.create(chroot, data: [], mode: .persistent)
-            await setup.close()
-            environment["POP_HOST"] = server.connectString + chroot
+            environment["POP_HOST"] = try await Self.chroot("cli")
         }
         let fixture = CLIFixture(kind: kind, pop: try PopRunner(environment: environment), localMachine: localMachine)
         if initialized {
@@ -43,30 +49,31 @@ struct CLIFixture: Sendable {
         return fixture
     }
 
+    /// A new, empty chroot on `server` (the shared test server by default), as the hosts to give pop:
+    /// `127.0.0.1:PORT/LABEL-UUID`.
+    static func chroot(_ label: String, on server: ZooKeeperServer? = nil) async throws -> String {
+        let server = if let server { server } else { try await ZooKeeperServer.shared() }
+        let chroot = "/\(label)-" + UUID().uuidString.lowercased()
+        let setup = try await ZooKeeperStore.open(
+            servers: [.init(host: server.host, port: server.clientPort)], chroot: nil, logger: quietLogger)
+        do {
+            _ = try await setup.create(chroot, data: [], mode: .persistent)
+        } catch {
+            await setup.close()
+            throw error
+        }
+        await setup.close()
+        return server.connectString + chroot
+    }
+
     /// Opens a store handle of our own on the same store, as an agent or a damaged store would write to it.
     func openStore() async throws -> any CoordinationStore {
-        let environment = pop.processEnvironment()
-        let configuration = try StoreConfiguration(
-            host: nil, prefix: nil, environment: environment, home: PopHome(path: pop.home.path))
-        switch configuration.kind {
-        case .embedded(let folder):
-            return try await EmbeddedStore.open(folder: folder, options: .init(logger: quietLogger))
-        case .zooKeeper(let servers, let chroot):
-            return try await ZooKeeperStore.open(servers: servers, chroot: chroot, logger: quietLogger)
-        }
+        try await pop.openStore()
     }
 
     /// Runs `body` with a store handle and a namespace on it, closing the handle afterwards.
     func withNamespace<T: Sendable>(_ body: (PopNamespace) async throws -> T) async throws -> T {
-        let store = try await openStore()
-        do {
-            let result = try await body(try PopNamespace(store: store))
-            await store.close()
-            return result
-        } catch {
-            await store.close()
-            throw error
-        }
+        try await pop.withNamespace(body)
     }
 
     /// Everything in the store, as `pop dump /` prints it (exit status included, for a store pop cannot read).
@@ -81,7 +88,7 @@ struct CLIFixture: Sendable {
     func refuses(
         _ status: Int32, _ arguments: [String], mentioning words: [String] = [],
         sourceLocation: SourceLocation = #_sourceLocation
-    ) async throws -> PopResult {
+    ) async throws -> CommandResult {
         let before = try await dump()
         let result = try await pop.fails(status, arguments, mentioning: words, sourceLocation: sourceLocation)
         let after = try await dump()

@@ -17,10 +17,10 @@ import Testing
         // One read's snapshot already included change 11; the other's did not.
         registry.activate(late, since: 11)
         registry.activate(early, since: 10)
-        #expect(earlyWatch.result == .success(WatchEvent(.nodeDataChanged, path: "/a")))
+        #expect(earlyWatch.result == .success(NodeEvent(.dataChanged, path: "/a")))
         #expect(lateWatch.result == nil)
         registry.dispatch([change(12, .deleted, "/a")])
-        #expect(lateWatch.result == .success(WatchEvent(.nodeDeleted, path: "/a")))
+        #expect(lateWatch.result == .success(NodeEvent(.deleted, path: "/a")))
         #expect(registry.count == 0)
     }
 
@@ -41,7 +41,7 @@ import Testing
         registry.dispatch([change(1, .dataChanged, "/p"), change(2, .created, "/p/c/grandchild"), change(3, .dataChanged, "/p/c")])
         #expect(watch.result == nil)
         registry.dispatch([change(4, .deleted, "/p/c")])
-        #expect(watch.result == .success(WatchEvent(.nodeChildrenChanged, path: "/p")))
+        #expect(watch.result == .success(NodeEvent(.childrenChanged, path: "/p")))
     }
 
     @Test func subtreeWatchesDeliverPendingChangesAfterTheirPosition() async throws {

@@ -201,8 +201,8 @@ struct CoordinationStoreConformanceTests {
             let (_, childWatch) = try await observer.childrenAndWatch("/machines")
             await owner.close()
             let event = try await within(15, "the ephemeral's delete") { try await watch.event() }
-            #expect(event == WatchEvent(.nodeDeleted, path: path))
-            #expect(try await within(15, "the child watch") { try await childWatch.event() }.kind == .nodeChildrenChanged)
+            #expect(event == NodeEvent(.deleted, path: path))
+            #expect(try await within(15, "the child watch") { try await childWatch.event() }.kind == .childrenChanged)
             #expect(try await observer.exists(path) == nil)
 
             let closed = await #expect(throws: PopError.self) { try await owner.get("/machines") }
@@ -216,19 +216,26 @@ struct CoordinationStoreConformanceTests {
         try await withStores(kind) { fixture in
             // Only the owner's session is short; the observer's must survive a loaded machine's pauses.
             let observer = try await fixture.open(sessionTimeout: .seconds(10))
-            let owner = try await fixture.open(sessionTimeout: .milliseconds(1500))
+            let timeout = Duration.seconds(4)
+            let owner = try await fixture.open(sessionTimeout: timeout)
             let path = try await owner.create("/agent", data: [], mode: .ephemeral)
             let (_, watch) = try await observer.existsAndWatch(path)
             let ownerEvents = owner.sessionEvents()
 
-            // Heartbeats continue as long as the owner lives: the node outlives its timeout.
-            try await Task.sleep(for: .milliseconds(3500))
+            // Heartbeats continue as long as the owner lives: the node outlives its timeout. Each read the owner
+            // answers says its session is alive then; reads spread over more than the timeout show it outlived it.
+            let began = ContinuousClock.now
+            while ContinuousClock.now - began < timeout + .seconds(1) {
+                #expect(try await owner.exists(path) != nil)
+                try await Task.sleep(for: timeout / 4)
+            }
             #expect(try await observer.exists(path) != nil)
             #expect(watch.result == nil)
 
             try await fixture.stopHeartbeats(owner)
-            let event = try await within(10, "the expired ephemeral's delete") { try await watch.event() }
-            #expect(event == WatchEvent(.nodeDeleted, path: path))
+            let event = try await within(60, "the expired ephemeral's delete") { try await watch.event() }
+            #expect(event == NodeEvent(.deleted, path: path))
+            fixture.healPartition(owner)
 
             let expired = await #expect(throws: PopError.self) {
                 try await owner.create("/other", data: [], mode: .persistent)
@@ -244,6 +251,16 @@ struct CoordinationStoreConformanceTests {
         }
     }
 
+    /// Writes `path` with `writer` and waits until `watcher` sees it: a watcher's events come in the order of the
+    /// changes, so a watch that has not fired by then was not fired by any earlier change.
+    static func sentinel(
+        watcher: any CoordinationStore, writer: any CoordinationStore, _ path: String
+    ) async throws {
+        let (_, watch) = try await watcher.existsAndWatch(path)
+        _ = try await writer.create(path, data: [], mode: .persistent)
+        #expect(try await within(60, "the sentinel \(path)") { try await watch.event() } == NodeEvent(.created, path: path))
+    }
+
     @Test(arguments: StoreKind.allCases)
     func oneShotWatchesFireOncePerChange(_ kind: StoreKind) async throws {
         try await withStores(kind) { fixture in
@@ -256,34 +273,34 @@ struct CoordinationStoreConformanceTests {
             _ = try await writer.set("/w", data: bytes("1"), version: nil)
             _ = try await writer.set("/w", data: bytes("2"), version: nil)
             let event = try await within(15, "the data watch") { try await watch.event() }
-            #expect(event == WatchEvent(.nodeDataChanged, path: "/w"))
+            #expect(event == NodeEvent(.dataChanged, path: "/w"))
             // The watch fired once; awaiting it again gives the same single event.
             #expect(try await watch.event() == event)
 
             // A new read leaves a new watch, which fires on the next change only.
             let (again, second) = try await watcher.getAndWatch("/w")
             #expect(again.data == bytes("2"))
-            try await Task.sleep(for: .milliseconds(100))
+            try await Self.sentinel(watcher: watcher, writer: writer, "/sentinel-1")
             #expect(second.result == nil, "no change happened since the read")
             try await writer.delete("/w", version: nil)
-            #expect(try await within(15, "the delete") { try await second.event() } == WatchEvent(.nodeDeleted, path: "/w"))
+            #expect(try await within(15, "the delete") { try await second.event() } == NodeEvent(.deleted, path: "/w"))
 
             // An exists watch on a missing node fires when it is created.
             let (missing, creation) = try await watcher.existsAndWatch("/w")
             #expect(missing == nil)
             _ = try await writer.create("/w", data: [], mode: .persistent)
-            #expect(try await within(15, "the create") { try await creation.event() } == WatchEvent(.nodeCreated, path: "/w"))
+            #expect(try await within(15, "the create") { try await creation.event() } == NodeEvent(.created, path: "/w"))
 
             // A child watch ignores data changes of the node and its children, and fires on a child create.
             let (children, childWatch) = try await watcher.childrenAndWatch("/w")
             #expect(children.isEmpty)
             _ = try await writer.set("/w", data: bytes("data"), version: nil)
-            try await Task.sleep(for: .milliseconds(100))
-            #expect(childWatch.result == nil)
+            try await Self.sentinel(watcher: watcher, writer: writer, "/sentinel-2")
+            #expect(childWatch.result == nil, "a data change fired a child watch")
             _ = try await writer.create("/w/child", data: [], mode: .persistent)
             #expect(
                 try await within(15, "the child create") { try await childWatch.event() }
-                    == WatchEvent(.nodeChildrenChanged, path: "/w"))
+                    == NodeEvent(.childrenChanged, path: "/w"))
             await watcher.close()
             await writer.close()
         }

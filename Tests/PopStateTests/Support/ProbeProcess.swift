@@ -1,49 +1,45 @@
 import Foundation
-import Synchronization
+import TestProcesses
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The PopStateProbe program running as a separate process on a shared embedded store; its output lines arrive
 /// on ``lines``.
 final class ProbeProcess: Sendable {
-    let process: Process
+    let process: ChildProcess
     let lines: AsyncStream<String>
 
     init(_ arguments: [String], sessionMilliseconds: Int = 10_000) throws {
-        let process = Process()
-        process.executableURL = try Self.executable()
-        process.arguments = arguments
         var environment = ProcessInfo.processInfo.environment
         environment["POP_PROBE_SESSION_MS"] = String(sessionMilliseconds)
-        process.environment = environment
-        let output = Pipe()
-        process.standardOutput = output
-        let (lines, continuation) = AsyncStream<String>.makeStream(bufferingPolicy: .unbounded)
-        self.process = process
-        self.lines = lines
-        let splitter = LineSplitter()
-        output.fileHandleForReading.readabilityHandler = { handle in
-            let data = handle.availableData
-            if data.isEmpty {
-                handle.readabilityHandler = nil
-                continuation.finish()
-                return
-            }
-            for line in splitter.append(data) { continuation.yield(line) }
-        }
-        try process.run()
+        process = try ChildProcess([try Self.executable().path] + arguments, environment: environment, stdout: .lines)
+        lines = process.lines!
     }
 
     /// Sends a signal to the process.
     func kill(_ signal: Int32) {
-        Foundation.kill(process.processIdentifier, signal)
+        process.signal(signal)
     }
 
     /// Waits for the process to exit and returns its status.
     func wait() async -> Int32 {
-        await withCheckedContinuation { continuation in
-            DispatchQueue.global().async {
-                self.process.waitUntilExit()
-                continuation.resume(returning: self.process.terminationStatus)
-            }
+        await process.waitForExit()
+    }
+
+    /// Runs `body` with a probe, which is killed (and waited for) afterwards if it still runs.
+    static func with<T>(
+        _ arguments: [String], sessionMilliseconds: Int = 10_000, _ body: (ProbeProcess) async throws -> T
+    ) async throws -> T {
+        let probe = try ProbeProcess(arguments, sessionMilliseconds: sessionMilliseconds)
+        do {
+            let result = try await body(probe)
+            await probe.process.stop(grace: .zero)
+            return result
+        } catch {
+            await probe.process.stop(grace: .zero)
+            throw error
         }
     }
 
@@ -62,22 +58,5 @@ final class ProbeProcess: Sendable {
     struct ProbeMissing: Error, CustomStringConvertible {
         var near: String
         var description: String { "PopStateProbe was not built next to \(near); build with `swift build --build-tests`." }
-    }
-}
-
-/// Splits a byte stream into lines.
-final class LineSplitter: Sendable {
-    private let buffer = Mutex<[UInt8]>([])
-
-    func append(_ data: Data) -> [String] {
-        buffer.withLock { buffer in
-            buffer.append(contentsOf: data)
-            var lines: [String] = []
-            while let newline = buffer.firstIndex(of: 0x0a) {
-                lines.append(String(decoding: buffer[..<newline], as: UTF8.self))
-                buffer.removeSubrange(...newline)
-            }
-            return lines
-        }
     }
 }

@@ -78,21 +78,22 @@ final class StoreFixture: Sendable {
     /// Makes `store`'s session expire as if its process hung.
     ///
     /// The embedded store's heartbeats stop. A ZooKeeper handle's proxy swallows everything (a partition), so the
-    /// server hears nothing from it and expires its session; the handle learns it once the partition heals.
+    /// server hears nothing from it and expires its session; ``healPartition(_:)`` lets the handle learn of it.
     func stopHeartbeats(_ store: any CoordinationStore) async throws {
         switch backing {
         case .embedded:
             (store as! EmbeddedStore).suspendHeartbeats()
         case .zooKeeper:
-            guard let proxy = proxies.withLock({ $0[store.sessionID] }) else { return }
-            proxy.setMode(.blackhole)
-            // Heal the partition after the session has certainly expired, so the client hears of it.
-            Task {
-                try? await Task.sleep(for: .seconds(3))
-                proxy.setMode(.refusing)
-                proxy.setMode(.forwarding)
-            }
+            proxies.withLock { $0[store.sessionID] }?.setMode(.blackhole)
         }
+    }
+
+    /// Ends the partition ``stopHeartbeats(_:)`` began, for a ZooKeeper handle: it reconnects and hears that its
+    /// session expired. Nothing to do for the embedded store, whose handle sees its own session's end.
+    func healPartition(_ store: any CoordinationStore) {
+        guard case .zooKeeper = backing, let proxy = proxies.withLock({ $0[store.sessionID] }) else { return }
+        proxy.setMode(.refusing)
+        proxy.setMode(.forwarding)
     }
 
     func remove() async {

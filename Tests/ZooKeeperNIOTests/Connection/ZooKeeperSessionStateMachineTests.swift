@@ -198,7 +198,69 @@ struct ZooKeeperSessionStateMachineTests {
         }
         #expect(refusal.code == .sessionExpired)
         later.fail(refusal)
-        guard case .none = machine.connectionClosed(error: nil) else { Issue.record("no reconnect after expiry"); return }
+        // Nothing reconnects either: a finished session's connection has an id the controller no longer answers to.
+        guard case .unexpectedEvent = machine.connectionClosed(error: nil) else { Issue.record("no reconnect after expiry"); return }
+    }
+
+    /// An event the state cannot receive is a bug: the machine says so (the controller stops a debug build and logs
+    /// the event in release) rather than ignoring it.
+    @Test func eventsAStateCannotReceiveAreReportedNotIgnored() {
+        typealias Unexpected = ZooKeeperSessionStateMachine.UnexpectedEvent
+        func expectUnexpected(
+            _ action: ZooKeeperSessionStateMachine.Action, _ expected: Unexpected, sourceLocation: SourceLocation = #_sourceLocation
+        ) {
+            guard case .unexpectedEvent(let unexpected) = action else {
+                Issue.record("\(expected.event) while \(expected.state) gave \(action)", sourceLocation: sourceLocation)
+                return
+            }
+            #expect(unexpected == expected, sourceLocation: sourceLocation)
+        }
+        var idle = ZooKeeperSessionStateMachine(configuration: Self.configuration())
+        expectUnexpected(idle.reconnectTimerFired(), Unexpected(event: "reconnectTimerFired", state: "idle"))
+        expectUnexpected(idle.connectionEstablished(), Unexpected(event: "connectionEstablished", state: "idle"))
+        expectUnexpected(idle.connectionClosed(error: nil), Unexpected(event: "connectionClosed", state: "idle"))
+        expectUnexpected(idle.replyReceived(xid: 1, zxid: 1, error: 0, body: ByteBuffer()), Unexpected(event: "replyReceived", state: "idle"))
+        #expect(idle.stateName == "idle", "an unexpected event changes nothing")
+
+        var connected = self.connected()
+        let state = "connected to h0:2181"
+        expectUnexpected(connected.start(), Unexpected(event: "start", state: state))
+        expectUnexpected(connected.connectionEstablished(), Unexpected(event: "connectionEstablished", state: state))
+        expectUnexpected(connected.connectionFailed(), Unexpected(event: "connectionFailed", state: state))
+        expectUnexpected(connected.attemptTimedOut(), Unexpected(event: "attemptTimedOut", state: state))
+        expectUnexpected(connected.reconnectTimerFired(), Unexpected(event: "reconnectTimerFired", state: state))
+        expectUnexpected(connected.closeTimedOut(), Unexpected(event: "closeTimedOut", state: state))
+        expectUnexpected(connected.connectDeadlineReached(servers: "h0:2181"), Unexpected(event: "connectDeadlineReached", state: state))
+        #expect(connected.isConnected)
+
+        var handshaking = ZooKeeperSessionStateMachine(configuration: Self.configuration())
+        _ = handshaking.start()
+        _ = handshaking.connectionEstablished()
+        expectUnexpected(handshaking.pingDue(), Unexpected(event: "pingDue", state: "handshaking with h0:2181"))
+        expectUnexpected(handshaking.readTimedOut(), Unexpected(event: "readTimedOut", state: "handshaking with h0:2181"))
+    }
+
+    /// What the connection just closed still delivers is ignored, deliberately: the next connection restores it.
+    @Test func lateEventsOfAClosedConnectionAreIgnored() {
+        var machine = self.connected(Self.configuration(servers: 1))
+        guard case .reconnect(_, .disconnected, .connect(server: 0, _)) = machine.connectionClosed(error: nil),
+            case .reconnect(_, nil, .wait) = machine.connectionFailed()
+        else {
+            Issue.record("expected to wait before reconnecting")
+            return
+        }
+        #expect(machine.stateName == "waiting to reconnect")
+        guard case .none = machine.replyReceived(xid: 9, zxid: 9, error: 0, body: ByteBuffer()),
+            case .none = machine.authReplyReceived(error: 0),
+            case .none = machine.watchEventReceived(WatcherEvent(type: 3, state: 3, path: "/a")),
+            case .none = machine.pingDue(),
+            case .none = machine.readTimedOut(),
+            case .none = machine.connectionClosed(error: nil)
+        else {
+            Issue.record("a late event of the closed connection was acted on")
+            return
+        }
+        #expect(machine.stateName == "waiting to reconnect")
     }
 
     @Test func failedRoundsBackOff() {

@@ -53,6 +53,20 @@ func withClient<T>(
     }
 }
 
+/// Runs `body` with a proxy in front of the shared server, stopped before this returns.
+func withProxy<T>(_ body: (ZooKeeperTestProxy) async throws -> T) async throws -> T {
+    let server = try await TestServer.shared()
+    let proxy = try await ZooKeeperTestProxy.start(forwardingTo: server.host, port: server.clientPort)
+    do {
+        let result = try await body(proxy)
+        await proxy.stop()
+        return result
+    } catch {
+        await proxy.stop()
+        throw error
+    }
+}
+
 /// Waits for `operation` at most `timeout`, failing with a clear message instead of hanging the suite.
 func withTimeout<T: Sendable>(_ timeout: Duration = .seconds(10), _ what: String, _ operation: @escaping @Sendable () async throws -> T) async throws -> T {
     try await withThrowingTaskGroup(of: T.self) { group in

@@ -1,4 +1,5 @@
 import Foundation
+import TestProcesses
 import Testing
 import ZooKeeperNIO
 import ZooKeeperTestSupport
@@ -30,23 +31,15 @@ struct KazooInteropTests {
         zk.stop()
         """#
 
-    static func kazoo(_ arguments: [String]) throws -> [String: Any] {
-        let process = Process()
+    static func kazoo(_ arguments: [String]) async throws -> [String: Any] {
         // The python3 on PATH, the one kazoo was installed for.
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-c", script] + arguments
-        let output = Pipe()
-        let errors = Pipe()
-        process.standardOutput = output
-        process.standardError = errors
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        let errorText = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw TimeoutError(message: "kazoo failed (is it installed? `pip install kazoo`): \(errorText)")
+        let result = try await CommandRunner.run(
+            ["python3", "-c", script] + arguments, environment: ProcessInfo.processInfo.environment,
+            scratch: FileManager.default.temporaryDirectory, timeout: .seconds(120))
+        guard result.status == 0 else {
+            throw TimeoutError(message: "kazoo failed (is it installed? `pip install kazoo`): \(result.stderr)")
         }
-        return try JSONSerialization.jsonObject(with: data) as! [String: Any]
+        return try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as! [String: Any]
     }
 
     @Test func kazooReadsWhatThisClientWrites() async throws {
@@ -63,7 +56,7 @@ struct KazooInteropTests {
         _ = try await client.setData(node, data: data)
         await client.close()
 
-        let dump = try Self.kazoo(["dump", server.connectString, node, "alice", "wonderland"])
+        let dump = try await Self.kazoo(["dump", server.connectString, node, "alice", "wonderland"])
         #expect(dump["data"] as? String == data.map { String(format: "%02x", $0) }.joined())
         #expect(dump["version"] as? Int == 1)
         #expect(dump["children"] as? [String] == sequential.map { String($0.split(separator: "/").last!) })
@@ -74,7 +67,7 @@ struct KazooInteropTests {
     @Test func thisClientReadsWhatKazooWrites() async throws {
         let root = try await TestServer.uniqueRoot()
         let server = try await TestServer.shared()
-        let written = try Self.kazoo(["write", server.connectString, root, "bob", "builder"])
+        let written = try await Self.kazoo(["write", server.connectString, root, "bob", "builder"])
         let node = try #require(written["node"] as? String)
         let sequential = try #require(written["sequential"] as? [String])
 

@@ -4,20 +4,31 @@ import Glibc
 import Foundation
 
 /// A plain HTTP/1.0 GET on 127.0.0.1 and loopback port checks: just enough to see what a browser would see.
-enum LoopbackHTTP {
+public enum LoopbackHTTP {
     /// What a GET returned.
-    struct Response {
-        var status: Int
-        var body: String
+    public struct Response: Sendable {
+        /// The HTTP status code.
+        public var status: Int
+        /// The body, as text.
+        public var body: String
     }
 
     /// Why a GET got no response.
-    struct Failure: Error, CustomStringConvertible {
-        var description: String
+    public struct Failure: Error, CustomStringConvertible {
+        public var description: String
     }
 
-    /// `GET path` on 127.0.0.1:`port`, reading until the server closes the connection (at most `timeout` per read).
-    static func get(port: Int, path: String = "/", timeout: Int = 30) throws -> Response {
+    /// `GET path` on 127.0.0.1:`port`, reading until the server closes the connection (at most `timeout` seconds per
+    /// read), on a thread of its own so that no thread of the task pool blocks on the socket.
+    public static func get(port: Int, path: String = "/", timeout: Int = 30) async throws -> Response {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread.detachNewThread {
+                continuation.resume(with: Result { try blockingGet(port: port, path: path, timeout: timeout) })
+            }
+        }
+    }
+
+    private static func blockingGet(port: Int, path: String, timeout: Int) throws -> Response {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw Failure(description: "socket: \(String(cString: strerror(errno)))") }
         defer { close(fd) }
@@ -51,7 +62,7 @@ enum LoopbackHTTP {
     }
 
     /// Whether something accepts TCP connections on 127.0.0.1:`port` now.
-    static func accepts(port: Int) -> Bool {
+    public static func accepts(port: Int) -> Bool {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { return false }
         defer { close(fd) }
@@ -59,7 +70,7 @@ enum LoopbackHTTP {
     }
 
     /// Whether `port` can be bound on every address (0.0.0.0) now, the way Plone binds it by default.
-    static func isFree(port: Int) -> Bool {
+    public static func isFree(port: Int) -> Bool {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { return false }
         defer { close(fd) }
@@ -77,7 +88,7 @@ enum LoopbackHTTP {
     }
 
     /// A port the kernel reports free now (bound to port 0, then released), not 8080 and not in `excluding`.
-    static func freePort(excluding: Set<Int> = []) throws -> Int {
+    public static func freePort(excluding: Set<Int> = []) throws -> Int {
         for _ in 0..<50 {
             let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
             guard fd >= 0 else { break }

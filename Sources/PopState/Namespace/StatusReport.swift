@@ -1,0 +1,129 @@
+import Foundation
+
+/// What `pop status` shows, and exactly the shape of `pop status --json`.
+///
+/// The one declaration of that contract: the command line builds it from a ``StatusSnapshot`` and prints it (as a
+/// table, or with ``PopJSON/outputEncoder()``); tests and benchmarks decode the command's output with ``decode(_:)``.
+public struct StatusReport: Codable, Hashable, Sendable {
+    /// One placement of a service on a machine, and what that machine's agent reports about it.
+    public struct Instance: Codable, Hashable, Sendable, CustomStringConvertible {
+        /// The machine's id.
+        public var machine: String
+        /// The machine's host name, while its agent is registered.
+        public var hostname: String?
+        /// Whether the machine's agent is registered.
+        public var machineUp: Bool
+        /// An ``InstanceState`` raw value; `pending` when the agent has published nothing yet, `unknown` when the
+        /// machine is down.
+        public var state: String
+        /// The process id, while the machine is up.
+        public var pid: Int32?
+        /// The signature the instance runs.
+        public var signature: String?
+        /// Whether the instance runs the service's current signature.
+        public var current: Bool
+        /// When the process started.
+        public var started: Date?
+        /// Since when the instance is in its state.
+        public var since: Date?
+        /// How often the agent restarted it.
+        public var restarts: Int?
+        /// The last error, if any.
+        public var lastError: String?
+
+        /// Creates a row.
+        public init(
+            machine: String, hostname: String? = nil, machineUp: Bool, state: String, pid: Int32? = nil,
+            signature: String? = nil, current: Bool, started: Date? = nil, since: Date? = nil, restarts: Int? = nil,
+            lastError: String? = nil
+        ) {
+            self.machine = machine
+            self.hostname = hostname
+            self.machineUp = machineUp
+            self.state = state
+            self.pid = pid
+            self.signature = signature
+            self.current = current
+            self.started = started
+            self.since = since
+            self.restarts = restarts
+            self.lastError = lastError
+        }
+
+        /// The state as an ``InstanceState``; nil for `pending` and `unknown`.
+        public var instanceState: InstanceState? { InstanceState(rawValue: state) }
+
+        public var description: String {
+            "\(machine) \(state) pid \(pid.map(String.init) ?? "-") restarts \(restarts ?? 0) error \(lastError ?? "-")"
+        }
+    }
+
+    /// One service with its instances.
+    public struct Service: Codable, Hashable, Sendable {
+        /// The service's name.
+        public var service: String
+        /// The template it was built from.
+        public var template: String
+        /// Its current configuration signature.
+        public var signature: String
+        /// Its configuration version.
+        public var version: Int32
+        /// Its placements, by machine id.
+        public var instances: [Instance]
+    }
+
+    /// A record that could not be read.
+    public struct Problem: Codable, Hashable, Sendable {
+        /// The service it belongs to, if any.
+        public var service: String?
+        /// The node.
+        public var path: String?
+        /// What is wrong.
+        public var error: String
+    }
+
+    /// The store the report was read from.
+    public var store: String
+    /// The machines whose agents are registered.
+    public var machinesUp: [String]
+    /// The services shown.
+    public var services: [Service]
+    /// The records that could not be read.
+    public var problems: [Problem]
+
+    /// The report of `snapshot`, for every service or `only` one.
+    public init(snapshot: StatusSnapshot, only: ServiceName?) {
+        store = snapshot.store
+        problems = snapshot.problems.filter { only == nil || $0.service == nil || $0.service == only?.rawValue }.map {
+            Problem(service: $0.service, path: $0.error.path, error: $0.error.message)
+        }
+        let machines = Dictionary(snapshot.machines.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        machinesUp = snapshot.machines.map(\.id.rawValue).sorted()
+        services = snapshot.services.filter { only == nil || $0.spec.name == only }.map { status in
+            let rows = status.placements.sorted { $0.machine < $1.machine }.map { placement -> Instance in
+                let machine = machines[placement.machine]
+                let up = machine != nil
+                let instance = placement.instance
+                let state = !up ? "unknown" : instance?.state.rawValue ?? "pending"
+                return Instance(
+                    machine: placement.machine.rawValue, hostname: machine?.hostname, machineUp: up, state: state,
+                    pid: up ? instance?.pid : nil, signature: instance?.signature.hex,
+                    current: instance?.signature == status.signature, started: instance?.started,
+                    since: instance?.since, restarts: instance?.restarts, lastError: instance?.lastError)
+            }
+            return Service(
+                service: status.spec.name.rawValue, template: status.spec.template.name,
+                signature: status.signature.hex, version: status.version, instances: rows)
+        }
+    }
+
+    /// The service named `name`, if shown.
+    public func service(_ name: String) -> Service? {
+        services.first { $0.service == name }
+    }
+
+    /// Reads `pop status --json` output.
+    public static func decode(_ json: String) throws -> StatusReport {
+        try PopJSON.outputDecoder().decode(StatusReport.self, from: Data(json.utf8))
+    }
+}
