@@ -50,6 +50,7 @@ public struct PopNamespace: Sendable {
             .create(prefix, data: try encode(Layout(layout: Self.layoutVersion), at: prefix)),
             .create(paths.machines, data: []),
             .create(paths.services, data: []),
+            .create(paths.facts, data: []),
         ])
         layoutChecked.set()
     }
