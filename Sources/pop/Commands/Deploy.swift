@@ -40,6 +40,8 @@ struct Deploy: AsyncParsableCommand {
         help: ArgumentHelp("With --count: seconds a machine may be missing before its instances move (default 30).", valueName: "seconds"))
     var rescheduleAfter: Double?
 
+    @OptionGroup(title: "Change options") var change: ChangeOptions
+
     func run() async throws {
         let service = try ServiceName(name)
         if let count {
@@ -56,6 +58,13 @@ struct Deploy: AsyncParsableCommand {
                 count: count, labels: try MachineLabel.parse(labels), spread: spread,
                 rescheduleAfterMilliseconds: after >= 0 && after <= 86_400 ? Int((after * 1000).rounded()) : -1)
             try await CommandContext.with(global) { context in
+                let view = try await context.namespace.planningView(service)
+                try change.requireVersion(view, service)
+                if view.state.placed.isEmpty || view.state.count != nil {
+                    var after = view.state
+                    after.count = count
+                    try change.printIfPlanning(view.plan(service, after: after), context)
+                }
                 try await context.namespace.deploy(service, policy: policy)
                 if context.json {
                     try context.printJSON(["service": service.rawValue, "count": String(count)])
@@ -74,7 +83,13 @@ struct Deploy: AsyncParsableCommand {
         }
         let targets = try MachineArguments.resolve(machines)
         try await CommandContext.with(global) { context in
-            _ = try await context.namespace.service(service)
+            let view = try await context.namespace.planningView(service)
+            try change.requireVersion(view, service)
+            if view.state.count == nil {
+                var after = view.state
+                after.placed.formUnion(targets)
+                try change.printIfPlanning(view.plan(service, after: after), context)
+            }
             let registered = Set(try await context.namespace.machines().map(\.id))
             for machine in targets where !registered.contains(machine) {
                 context.warn(

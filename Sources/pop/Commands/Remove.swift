@@ -12,9 +12,14 @@ struct Remove: AsyncParsableCommand {
     @Argument(help: "The service to remove.")
     var name: String
 
+    @OptionGroup(title: "Change options") var change: ChangeOptions
+
     func run() async throws {
         let service = try ServiceName(name)
         try await CommandContext.with(global) { context in
+            let view = try await context.namespace.planningView(service)
+            try change.requireVersion(view, service)
+            try change.printIfPlanning(view.plan(service, after: ServiceState(spec: nil)), context)
             try await context.namespace.removeService(service)
             if context.json {
                 try context.printJSON(["removed": service.rawValue])

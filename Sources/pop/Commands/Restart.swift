@@ -15,6 +15,8 @@ struct Restart: AsyncParsableCommand {
     @Argument(help: "Machine ids; default: every machine the service is deployed to.")
     var machines: [String] = []
 
+    @OptionGroup(title: "Change options") var change: ChangeOptions
+
     func run() async throws {
         let service = try ServiceName(name)
         let targets = try machines.map { try MachineID($0) }
@@ -23,6 +25,11 @@ struct Restart: AsyncParsableCommand {
                 try PlacementCheck.requireDeployed(
                     service, on: targets, placed: try await context.namespace.placements(service))
             }
+            let view = try await context.namespace.planningView(service)
+            try change.requireVersion(view, service)
+            var after = view.state
+            after.restartAsked = targets.isEmpty ? view.state.placed : Set(targets)
+            try change.printIfPlanning(view.plan(service, after: after), context)
             let restarted = try await context.namespace.restart(service, machines: targets.isEmpty ? nil : targets)
             if context.json {
                 try context.printJSON(["service": service.rawValue, "restarted": restarted.map(\.rawValue).joined(separator: ",")])

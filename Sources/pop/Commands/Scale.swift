@@ -15,10 +15,19 @@ struct Scale: AsyncParsableCommand {
     @Argument(help: "The number of instances (1 to 10000).")
     var count: Int
 
+    @OptionGroup(title: "Change options") var change: ChangeOptions
+
     func run() async throws {
         let service = try ServiceName(name)
         try SchedulingPolicy.validate(count: count)
         try await CommandContext.with(global) { context in
+            let view = try await context.namespace.planningView(service)
+            try change.requireVersion(view, service)
+            if view.state.count != nil {
+                var after = view.state
+                after.count = count
+                try change.printIfPlanning(view.plan(service, after: after), context)
+            }
             let previous = try await context.namespace.scale(service, count: count)
             if context.json {
                 try context.printJSON(["service": service.rawValue, "count": String(count), "previous": String(previous)])

@@ -18,6 +18,8 @@ struct Undeploy: AsyncParsableCommand {
     @Flag(name: .long, help: "Undeploy from every machine.")
     var all = false
 
+    @OptionGroup(title: "Change options") var change: ChangeOptions
+
     func validate() throws {
         if all && !machines.isEmpty {
             throw ValidationError("Give machine ids or --all, not both.")
@@ -33,6 +35,12 @@ struct Undeploy: AsyncParsableCommand {
                         .conflict, "The service '\(service)' is deployed by count; the scheduler chooses its machines. Nothing was changed.",
                         hint: "`pop scale \(service) N` changes the count, `pop drain MACHINE` moves instances off a machine, `pop undeploy \(service) --all` takes it off every machine.")
                 }
+                let view = try await context.namespace.planningView(service)
+                try change.requireVersion(view, service)
+                var after = view.state
+                after.placed = []
+                after.count = nil
+                try change.printIfPlanning(view.plan(service, after: after), context)
                 let removed = try await context.namespace.undeployCounted(service)
                 if context.json {
                     try context.printJSON(["service": service.rawValue, "undeployed": removed.map(\.rawValue).joined(separator: ",")])
@@ -45,6 +53,11 @@ struct Undeploy: AsyncParsableCommand {
             if !all {
                 try PlacementCheck.requireDeployed(service, on: targets, placed: placed)
             }
+            let view = try await context.namespace.planningView(service)
+            try change.requireVersion(view, service)
+            var after = view.state
+            after.placed.subtract(targets)
+            try change.printIfPlanning(view.plan(service, after: after), context)
             let removed = try await context.namespace.undeploy(service, machines: targets)
             if context.json {
                 try context.printJSON(["service": service.rawValue, "undeployed": removed.map(\.rawValue).joined(separator: ",")])
