@@ -4,8 +4,18 @@ extension PopNamespace {
     /// A service's spec with the versions its history holds, in one round trip.
     public func history(_ name: ServiceName) async throws -> ServiceHistory {
         try await checkLayout()
+        let results = try await store.read(historyReads(name))
+        return try await history(name, from: results)
+    }
+
+    /// The reads ``history(_:from:)`` decodes: the spec, the `history` node and its children.
+    func historyReads(_ name: ServiceName) -> [ReadOperation] {
+        [.get(paths.service(name)), .get(paths.history(name)), .children(paths.history(name))]
+    }
+
+    /// A service's history from the results of ``historyReads(_:)`` (the first three of `results`).
+    func history(_ name: ServiceName, from results: [ReadResult]) async throws -> ServiceHistory {
         let path = paths.history(name)
-        let results = try await store.read([.get(paths.service(name)), .get(path), .children(path)])
         let node: StoreNode
         do {
             node = try results[0].node()

@@ -36,7 +36,7 @@ struct Add: AsyncParsableCommand {
         let spec = ServiceSpec(name: serviceName, template: resolved, options: values)
         try spec.checkPlaceholders()
         try await CommandContext.with(global) { context in
-            let view = try await context.namespace.planningView(serviceName, mayBeMissing: true)
+            let view = try await context.namespace.planningView(serviceName, mayBeMissing: true, full: change.plan)
             if view.history != nil {
                 throw PopError(
                     .conflict, "The service '\(serviceName)' already exists in the \(context.store).",

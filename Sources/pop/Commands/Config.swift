@@ -72,7 +72,7 @@ struct Config: AsyncParsableCommand {
     ) async throws {
         var settingsWritten = false
         for attempt in 1...20 {
-            let view = try await context.namespace.planningView(service)
+            let view = try await context.namespace.planningView(service, full: change.plan)
             guard let history = view.history else { return }
             try change.requireVersion(view, service)
             var spec = history.current.spec

@@ -58,7 +58,7 @@ struct Deploy: AsyncParsableCommand {
                 count: count, labels: try MachineLabel.parse(labels), spread: spread,
                 rescheduleAfterMilliseconds: after >= 0 && after <= 86_400 ? Int((after * 1000).rounded()) : -1)
             try await CommandContext.with(global) { context in
-                let view = try await context.namespace.planningView(service)
+                let view = try await context.namespace.planningView(service, full: change.plan)
                 try change.requireVersion(view, service)
                 if view.state.placed.isEmpty || view.state.count != nil {
                     var after = view.state
@@ -83,7 +83,7 @@ struct Deploy: AsyncParsableCommand {
         }
         let targets = try MachineArguments.resolve(machines)
         try await CommandContext.with(global) { context in
-            let view = try await context.namespace.planningView(service)
+            let view = try await context.namespace.planningView(service, full: change.plan)
             try change.requireVersion(view, service)
             if view.state.count == nil {
                 var after = view.state

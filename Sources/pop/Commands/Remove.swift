@@ -17,7 +17,7 @@ struct Remove: AsyncParsableCommand {
     func run() async throws {
         let service = try ServiceName(name)
         try await CommandContext.with(global) { context in
-            let view = try await context.namespace.planningView(service)
+            let view = try await context.namespace.planningView(service, full: change.plan)
             try change.requireVersion(view, service)
             try change.printIfPlanning(view.plan(service, after: ServiceState(spec: nil)), context)
             try await context.namespace.removeService(service)

@@ -25,7 +25,7 @@ struct Restart: AsyncParsableCommand {
                 try PlacementCheck.requireDeployed(
                     service, on: targets, placed: try await context.namespace.placements(service))
             }
-            let view = try await context.namespace.planningView(service)
+            let view = try await context.namespace.planningView(service, full: change.plan)
             try change.requireVersion(view, service)
             var after = view.state
             after.restartAsked = targets.isEmpty ? view.state.placed : Set(targets)

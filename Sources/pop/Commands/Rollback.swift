@@ -27,7 +27,7 @@ struct Rollback: AsyncParsableCommand {
             throw PopError(.invalidInput, "--to must be a version (0 or more), not \(to).", hint: "`pop history \(service)` lists them.")
         }
         try await CommandContext.with(global) { context in
-            let view = try await context.namespace.planningView(service)
+            let view = try await context.namespace.planningView(service, full: change.plan)
             guard let history = view.history else { return }
             try change.requireVersion(view, service)
             let target: Int32

@@ -21,7 +21,7 @@ struct Scale: AsyncParsableCommand {
         let service = try ServiceName(name)
         try SchedulingPolicy.validate(count: count)
         try await CommandContext.with(global) { context in
-            let view = try await context.namespace.planningView(service)
+            let view = try await context.namespace.planningView(service, full: change.plan)
             try change.requireVersion(view, service)
             if view.state.count != nil {
                 var after = view.state

@@ -35,7 +35,7 @@ struct Undeploy: AsyncParsableCommand {
                         .conflict, "The service '\(service)' is deployed by count; the scheduler chooses its machines. Nothing was changed.",
                         hint: "`pop scale \(service) N` changes the count, `pop drain MACHINE` moves instances off a machine, `pop undeploy \(service) --all` takes it off every machine.")
                 }
-                let view = try await context.namespace.planningView(service)
+                let view = try await context.namespace.planningView(service, full: change.plan)
                 try change.requireVersion(view, service)
                 var after = view.state
                 after.placed = []
@@ -53,7 +53,7 @@ struct Undeploy: AsyncParsableCommand {
             if !all {
                 try PlacementCheck.requireDeployed(service, on: targets, placed: placed)
             }
-            let view = try await context.namespace.planningView(service)
+            let view = try await context.namespace.planningView(service, full: change.plan)
             try change.requireVersion(view, service)
             var after = view.state
             after.placed.subtract(targets)
