@@ -57,6 +57,8 @@ struct SafeChangeTests {
             // A plan of a command that would be refused is refused the same way.
             try await fixture.refuses(4, ["add", "web", "--template", "kit", "--plan"], mentioning: ["already exists"])
             try await fixture.refuses(3, ["config", "nothing", "--port", "1", "--plan"], mentioning: ["no service"])
+            try await fixture.refuses(4, ["scale", "web", "2", "--plan"], mentioning: ["pinned"])
+            try await fixture.refuses(4, ["deploy", "web", "--count", "2", "--plan"], mentioning: ["pinned"])
         }
     }
 

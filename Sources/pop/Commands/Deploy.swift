@@ -58,12 +58,9 @@ struct Deploy: AsyncParsableCommand {
                 count: count, labels: try MachineLabel.parse(labels), spread: spread,
                 rescheduleAfterMilliseconds: after >= 0 && after <= 86_400 ? Int((after * 1000).rounded()) : -1)
             try await CommandContext.with(global) { context in
-                let view = try await context.namespace.planningView(service, full: change.plan)
-                try change.requireVersion(view, service)
-                if view.state.placed.isEmpty || view.state.count != nil {
-                    var after = view.state
-                    after.count = count
-                    try change.printIfPlanning(view.plan(service, after: after), context)
+                // A pinned service is refused by the namespace below, also when only planning.
+                try await change.check(service, context, planned: { $0.placed.isEmpty || $0.count != nil }) {
+                    $0.count = count
                 }
                 try await context.namespace.deploy(service, policy: policy)
                 if context.json {
@@ -83,13 +80,9 @@ struct Deploy: AsyncParsableCommand {
         }
         let targets = try MachineArguments.resolve(machines)
         try await CommandContext.with(global) { context in
-            let view = try await context.namespace.planningView(service, full: change.plan)
-            try change.requireVersion(view, service)
-            if view.state.count == nil {
-                var after = view.state
-                after.placed.formUnion(targets)
-                try change.printIfPlanning(view.plan(service, after: after), context)
-            }
+            _ = try await context.namespace.service(service)
+            // A service deployed by count is refused by the namespace below, also when only planning.
+            try await change.check(service, context, planned: { $0.count == nil }) { $0.placed.formUnion(targets) }
             let registered = Set(try await context.namespace.machines().map(\.id))
             for machine in targets where !registered.contains(machine) {
                 context.warn(

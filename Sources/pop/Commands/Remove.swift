@@ -17,9 +17,7 @@ struct Remove: AsyncParsableCommand {
     func run() async throws {
         let service = try ServiceName(name)
         try await CommandContext.with(global) { context in
-            let view = try await context.namespace.planningView(service, full: change.plan)
-            try change.requireVersion(view, service)
-            try change.printIfPlanning(view.plan(service, after: ServiceState(spec: nil)), context)
+            try await change.check(service, context) { $0 = ServiceState(spec: nil) }
             try await context.namespace.removeService(service)
             if context.json {
                 try context.printJSON(["removed": service.rawValue])

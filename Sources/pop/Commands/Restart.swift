@@ -25,11 +25,9 @@ struct Restart: AsyncParsableCommand {
                 try PlacementCheck.requireDeployed(
                     service, on: targets, placed: try await context.namespace.placements(service))
             }
-            let view = try await context.namespace.planningView(service, full: change.plan)
-            try change.requireVersion(view, service)
-            var after = view.state
-            after.restartAsked = targets.isEmpty ? view.state.placed : Set(targets)
-            try change.printIfPlanning(view.plan(service, after: after), context)
+            try await change.check(service, context) { after in
+                after.restartAsked = targets.isEmpty ? after.placed : Set(targets)
+            }
             let restarted = try await context.namespace.restart(service, machines: targets.isEmpty ? nil : targets)
             if context.json {
                 try context.printJSON(["service": service.rawValue, "restarted": restarted.map(\.rawValue).joined(separator: ",")])

@@ -21,13 +21,8 @@ struct Scale: AsyncParsableCommand {
         let service = try ServiceName(name)
         try SchedulingPolicy.validate(count: count)
         try await CommandContext.with(global) { context in
-            let view = try await context.namespace.planningView(service, full: change.plan)
-            try change.requireVersion(view, service)
-            if view.state.count != nil {
-                var after = view.state
-                after.count = count
-                try change.printIfPlanning(view.plan(service, after: after), context)
-            }
+            // A pinned service has no count: the namespace refuses it below, also when only planning.
+            try await change.check(service, context, planned: { $0.count != nil }) { $0.count = count }
             let previous = try await context.namespace.scale(service, count: count)
             if context.json {
                 try context.printJSON(["service": service.rawValue, "count": String(count), "previous": String(previous)])

@@ -35,12 +35,10 @@ struct Undeploy: AsyncParsableCommand {
                         .conflict, "The service '\(service)' is deployed by count; the scheduler chooses its machines. Nothing was changed.",
                         hint: "`pop scale \(service) N` changes the count, `pop drain MACHINE` moves instances off a machine, `pop undeploy \(service) --all` takes it off every machine.")
                 }
-                let view = try await context.namespace.planningView(service, full: change.plan)
-                try change.requireVersion(view, service)
-                var after = view.state
-                after.placed = []
-                after.count = nil
-                try change.printIfPlanning(view.plan(service, after: after), context)
+                try await change.check(service, context) { after in
+                    after.placed = []
+                    after.count = nil
+                }
                 let removed = try await context.namespace.undeployCounted(service)
                 if context.json {
                     try context.printJSON(["service": service.rawValue, "undeployed": removed.map(\.rawValue).joined(separator: ",")])
@@ -53,11 +51,7 @@ struct Undeploy: AsyncParsableCommand {
             if !all {
                 try PlacementCheck.requireDeployed(service, on: targets, placed: placed)
             }
-            let view = try await context.namespace.planningView(service, full: change.plan)
-            try change.requireVersion(view, service)
-            var after = view.state
-            after.placed.subtract(targets)
-            try change.printIfPlanning(view.plan(service, after: after), context)
+            try await change.check(service, context) { $0.placed.subtract(targets) }
             let removed = try await context.namespace.undeploy(service, machines: targets)
             if context.json {
                 try context.printJSON(["service": service.rawValue, "undeployed": removed.map(\.rawValue).joined(separator: ",")])

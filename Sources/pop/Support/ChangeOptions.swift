@@ -31,6 +31,23 @@ struct ChangeOptions: ParsableArguments {
         }
     }
 
+    /// For a command that changes placements, the count or the whole service: with `--plan` or `--if-version`, reads
+    /// the service, refuses the change when it moved on, and with `--plan` prints the plan of the state `change`
+    /// makes (when `planned` says the command would go ahead) and ends the command. Without either it reads nothing,
+    /// so that such a command still works on a service whose spec is damaged (`pop remove` is how it goes).
+    func check(
+        _ service: ServiceName, _ context: CommandContext, planned: (ServiceState) -> Bool = { _ in true },
+        _ change: (inout ServiceState) -> Void
+    ) async throws {
+        guard plan || ifVersion != nil else { return }
+        let view = try await context.namespace.planningView(service, full: plan)
+        try requireVersion(view, service)
+        guard planned(view.state) else { return }
+        var after = view.state
+        change(&after)
+        try printIfPlanning(view.plan(service, after: after), context)
+    }
+
     /// With `--plan`: prints `plan` and ends the command, exiting 0 when nothing would change and 2 when something
     /// would. Without it, returns.
     func printIfPlanning(_ plan: @autoclosure () -> ChangePlan, _ context: CommandContext) throws {
