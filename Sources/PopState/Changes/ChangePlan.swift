@@ -83,10 +83,12 @@ public struct ChangePlan: Hashable, Sendable, Codable {
         restarts = restarting
         withoutRestart = Self.changesWithoutRestart(before, after)
         // The rollout policy paces configuration restarts only; an asked-for restart happens on every machine at once.
-        let width = max(newSignature ? (after.rollout?.maxParallel ?? restarting.count) : restarting.count, 1)
-        let batched = stride(from: 0, to: restarting.count, by: width).map { start in
-            restarting[start..<min(start + width, restarting.count)].map(\.machine)
-        }
+        // The canaries (the first machines in machine-id order) go first, on their own.
+        let canaries = newSignature ? min(after.rollout?.canary ?? 0, restarting.count) : 0
+        let rest = restarting.dropFirst(canaries).map(\.machine)
+        let width = max(newSignature ? (after.rollout?.maxParallel ?? rest.count) : rest.count, 1)
+        let batched = (canaries > 0 ? [restarting.prefix(canaries).map(\.machine)] : [])
+            + stride(from: 0, to: rest.count, by: width).map { start in Array(rest[start..<min(start + width, rest.count)]) }
         batches = batched
         let running = running.intersection(before.placed)
         runningNow = running.count

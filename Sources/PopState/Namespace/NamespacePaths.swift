@@ -35,6 +35,9 @@ public struct NamespacePaths: Hashable, Sendable {
     public func historyEntry(_ name: ServiceName, _ version: Int32) -> String {
         history(name) + "/" + HistoryEntry.nodeName(version)
     }
+    /// `<root>/services/<name>/rollout-state`: the ``RolloutState`` of the service's canary rollout in progress or last
+    /// ended.
+    public func rolloutState(_ name: ServiceName) -> String { service(name) + "/rollout-state" }
     /// `<root>/services/<name>/scheduling`: the service's ``SchedulingPolicy`` when it is deployed by count.
     public func scheduling(_ name: ServiceName) -> String { service(name) + "/scheduling" }
     /// `<root>/services/<name>/machines`: the service's placements.

@@ -78,14 +78,19 @@ extension PopNamespace {
     ///
     /// Fails with `.conflict` when someone changed it since it was read. A service added by an earlier release, which
     /// has no history yet, first gets an entry for the spec it had.
+    ///
+    /// Under a rollout policy with canaries, the same multi-operation writes the rollout's state: a new rollout of
+    /// the spec's signature, or with `revertReason` a revert to it (``RolloutState``).
     @discardableResult
     public func changeService(
-        _ spec: ServiceSpec, from history: ServiceHistory, origin: ChangeOrigin, now: Date = Date()
+        _ spec: ServiceSpec, from history: ServiceHistory, origin: ChangeOrigin, now: Date = Date(),
+        revertReason: String? = nil
     ) async throws -> Int32 {
         try await checkLayout()
         let name = spec.name
         let path = paths.service(name)
         var operations: [StoreOperation] = [.set(path, data: try encode(spec, at: path), version: history.current.version)]
+        operations += try await rolloutStateOperations(spec, from: history, now: now, revertReason: revertReason)
         if !history.exists {
             operations.append(.create(paths.history(name), data: try encode(history.settings, at: paths.history(name))))
         }

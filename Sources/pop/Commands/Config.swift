@@ -13,6 +13,12 @@ struct Config: AsyncParsableCommand {
             template has a check); 1 is a rolling restart, 0 restarts every machine at once again. It is kept with \
             the service.
 
+            --canary N --healthy-time 10s --healthy-deadline 2m --auto-revert: a new signature goes first to N \
+            machines; once they have been healthy for the healthy time, the rest follow in batches of --max-parallel, \
+            each gated the same way. A batch not healthy by its deadline (crash loop, fatal, check never passing) \
+            stops the rollout; with --auto-revert the last signature healthy everywhere comes back at once. --wait \
+            waits for the rollout: exit 0 when it completed, 1 when it was reverted.
+
             --history-limit N sets how many specs the service's history keeps (default 20; see `pop history`).
 
             --plan prints what the change would do and changes nothing (exit 0: nothing would change, 2: something \
@@ -38,6 +44,8 @@ struct Config: AsyncParsableCommand {
         help: ArgumentHelp("How many specs the service's history keeps (kept; default 20).", valueName: "n"))
     var historyLimit: Int?
 
+    @OptionGroup(title: "Rollout options") var rolloutOptions: RolloutOptions
+
     @OptionGroup(title: "Change options") var change: ChangeOptions
 
     @Argument(parsing: .allUnrecognized, help: ArgumentHelp("Options to change.", valueName: "--OPTION VALUE"))
@@ -53,13 +61,18 @@ struct Config: AsyncParsableCommand {
         let service = try ServiceName(name)
         let pairs = try TemplateOptionArguments.parse(templateOptions)
         let settings = try historyLimit.map { (limit) throws(PopError) in try HistorySettings(limit: limit) }
-        let rollout = maxParallel.map { Rollout(maxParallel: $0 == 0 ? nil : $0) }
         try await CommandContext.with(global) { context in
-            if pairs.isEmpty && rollout == nil && settings == nil && !change.plan && change.ifVersion == nil {
+            if pairs.isEmpty && maxParallel == nil && !rolloutOptions.given && settings == nil && !change.plan
+                && change.ifVersion == nil
+            {
                 try await show(service, context)
                 return
             }
-            try await apply(service, pairs, rollout: rollout, history: settings, context)
+            let rollout = try await rolloutOptions.merged(service, maxParallel: maxParallel, context)
+            let signature = try await apply(service, pairs, rollout: rollout, history: settings, context)
+            if rolloutOptions.wait, let signature {
+                try await rolloutOptions.waitForRollout(service, signature, context)
+            }
         }
     }
 
@@ -69,18 +82,18 @@ struct Config: AsyncParsableCommand {
     private func apply(
         _ service: ServiceName, _ pairs: [(name: String, value: String)], rollout: Rollout?,
         history settings: HistorySettings?, _ context: CommandContext
-    ) async throws {
+    ) async throws -> ConfigSignature? {
         var settingsWritten = false
         for attempt in 1...20 {
             let view = try await context.namespace.planningView(service, full: change.plan)
-            guard let history = view.history else { return }
+            guard let history = view.history else { return nil }
             try change.requireVersion(view, service)
             var spec = history.current.spec
             spec.options = try OptionResolver(template: spec.template).update(spec.options, with: pairs)
             try spec.checkPlaceholders()
             var after = view.state
             after.spec = spec
-            if let rollout { after.rollout = rollout.maxParallel == nil ? nil : rollout }
+            if let rollout { after.rollout = rollout.paces ? rollout : nil }
             if let settings { after.historyLimit = settings.limit }
             try change.printIfPlanning(view.plan(service, after: after), context)
             if !settingsWritten {
@@ -94,7 +107,7 @@ struct Config: AsyncParsableCommand {
                         ["service": service.rawValue, "signature": spec.signature.hex, "version": String(history.version)])
                 }
                 context.done(doneWithoutRestart(service, spec, rollout: rollout, history: settings, changed: !pairs.isEmpty))
-                return
+                return nil
             }
             do {
                 let version = try await context.namespace.changeService(
@@ -105,11 +118,12 @@ struct Config: AsyncParsableCommand {
                 }
                 context.done(
                     "changed \(pairs.map { "--\($0.name)" }.joined(separator: " ")) of \(service): signature \(history.current.spec.signature.short) → \(spec.signature.short), version \(version); its instances restart")
-                return
+                return spec.signature
             } catch let error as PopError where error.code == .conflict && change.ifVersion == nil && attempt < 20 {
                 continue
             }
         }
+        return nil
     }
 
     private func doneWithoutRestart(
@@ -119,7 +133,13 @@ struct Config: AsyncParsableCommand {
         if let rollout {
             parts.append(
                 rollout.maxParallel.map { "configuration changes of \(service) roll out \($0) machine\($0 == 1 ? "" : "s") at a time" }
-                    ?? "configuration changes of \(service) restart every machine at once")
+                    ?? (rollout.canary == nil ? "configuration changes of \(service) restart every machine at once" : "configuration changes of \(service) restart the rest at once after the canaries"))
+            if let canary = rollout.canary {
+                parts.append(
+                    "a new signature goes first to \(canary) canary machine\(canary == 1 ? "" : "s"), healthy after \(Double(rollout.healthyTimeMilliseconds ?? 0) / 1000) s"
+                        + (rollout.healthyDeadlineMilliseconds.map { ", within \(Double($0) / 1000) s" } ?? "")
+                        + (rollout.autoRevert == true ? ", reverted automatically when a batch fails" : ""))
+            }
         }
         if let history { parts.append("its history keeps the last \(history.limit) specs") }
         if changed || parts.isEmpty {

@@ -173,6 +173,8 @@ struct RestorePlan: Sendable {
                 _ = try Self.decode([String].self, data, node.path, file)
             case 3 where relative[0] == "services" && relative[2] == "rollout":
                 _ = try Self.decode(Rollout.self, data, node.path, file)
+            case 3 where relative[0] == "services" && relative[2] == "rollout-state":
+                _ = try Self.decode(RolloutState.self, data, node.path, file)
             case 3 where relative[0] == "services" && relative[2] == "history":
                 _ = try Self.decode(HistorySettings.self, data, node.path, file)
             case 4 where relative[0] == "services" && relative[2] == "history":

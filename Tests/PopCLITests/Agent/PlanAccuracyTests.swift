@@ -11,7 +11,7 @@ struct PlanAccuracyTests {
     static let machines = ["plan-a", "plan-b", "plan-c"]
 
     @Test func thePlannedRestartsAreTheRestartsThatHappen() async throws {
-        try await withMachines { pop in
+        try await withMachines(Self.machines) { pop in
             try await pop.ok("add", "web", "--template", "command", "--command", "sleep 100000")
             try await pop.ok(["deploy", "web"] + Self.machines)
             try await pop.ok("config", "web", "--max-parallel", "1")
@@ -87,23 +87,3 @@ struct PlanAccuracyTests {
     }
 }
 
-/// Runs `body` with one agent per machine id on a fresh ZooKeeper namespace; every agent and instance is stopped
-/// before this returns.
-private func withMachines(_ body: (PopRunner) async throws -> Void) async throws {
-    let host = try await CLIFixture.chroot("pop-plan")
-    let runners = try PlanAccuracyTests.machines.map { machine in
-        try PopRunner(label: machine, environment: ["POP_MACHINE_ID": machine, "POP_HOST": host])
-    }
-    func stopping(_ index: Int) async throws {
-        guard index < runners.count else {
-            try await body(runners[0])
-            return
-        }
-        try await runners[index].withAgentStoppedAfterwards {
-            if index == 0 { try await runners[0].ok("init") }
-            try await runners[index].ok("start")
-            try await stopping(index + 1)
-        }
-    }
-    try await stopping(0)
-}

@@ -58,6 +58,14 @@ struct ChangePlanTests {
             service: try ServiceName("web"), version: 0, before: ServiceState(spec: try Self.spec(), placed: placed),
             after: allAtOnce, running: placed)
         #expect(unpaced.batches == [["m1", "m2", "m3", "m4"]])
+
+        var canary = after
+        canary.rollout = Rollout(maxParallel: 2, canary: 1)
+        let canaried = ChangePlan(
+            service: try ServiceName("web"), version: 0, before: ServiceState(spec: try Self.spec(), placed: placed),
+            after: canary, running: placed)
+        #expect(canaried.batches == [["m1"], ["m2", "m3"], ["m4"]])
+        #expect(canaried.lowestRunning == 2)
         #expect(unpaced.lowestRunning == 0)
     }
 
