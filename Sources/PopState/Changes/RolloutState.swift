@@ -110,3 +110,26 @@ extension Rollout {
         value == value.rounded() ? "\(Int(value)) s" : "\(value) s"
     }
 }
+
+extension RolloutState {
+    /// The rollout's phase as `pop status` shows it, for a service whose spec has signature `current` and whose
+    /// placed machines with a registered agent run `instances` (their signature and state); nil when the state
+    /// concerns an earlier signature (the rollout was superseded, or the service rolls out without canaries now).
+    public func phase(
+        current: ConfigSignature, canary: Int?, instances: [(signature: String?, state: String)]
+    ) -> String? {
+        guard signature == current else { return nil }
+        let done = instances.filter { $0.signature == signature.hex && $0.state == InstanceState.running.rawValue }.count
+        let progress = "\(done) of \(instances.count) run \(signature.short)"
+        switch phase {
+        case .reverted:
+            return "reverted (\(reason ?? "a batch failed")); \(progress)"
+        case .rolling where done == instances.count:
+            return "completed; \(progress)"
+        case .rolling where done < min(canary ?? 0, instances.count):
+            return "canary; \(progress)"
+        case .rolling:
+            return "rolling; \(progress)"
+        }
+    }
+}

@@ -11,7 +11,8 @@ struct PlanAccuracyTests {
     static let machines = ["plan-a", "plan-b", "plan-c"]
 
     @Test func thePlannedRestartsAreTheRestartsThatHappen() async throws {
-        try await withMachines(Self.machines) { pop in
+        try await withMachines(Self.machines) { runners in
+            let pop = runners[0]
             try await pop.ok("add", "web", "--template", "command", "--command", "sleep 100000")
             try await pop.ok(["deploy", "web"] + Self.machines)
             try await pop.ok("config", "web", "--max-parallel", "1")
@@ -65,10 +66,12 @@ struct PlanAccuracyTests {
         Set(after.keys.filter { before[$0]?.pid != after[$0]?.pid })
     }
 
-    /// Waits (on watches) until exactly `machines` show a running instance of web with a PID, and `also` holds.
+    /// Waits (on watches) until exactly `machines` show an instance of web, each running with a PID and the current
+    /// signature when `machineUp` says its agent should be up, and `also` holds.
     static func settled(
         _ pop: PopRunner, on machines: Set<String>,
-        _ also: @escaping @Sendable ([String: StatusReport.Instance]) -> Bool = { _ in true }
+        _ also: @escaping @Sendable ([String: StatusReport.Instance]) -> Bool = { _ in true },
+        machineUp: @escaping @Sendable (String) -> Bool = { _ in true }
     ) async throws -> [String: StatusReport.Instance] {
         try await pop.withNamespace { namespace in
             let found = try await namespace.read(
@@ -78,7 +81,9 @@ struct PlanAccuracyTests {
                 },
                 until: { instances in
                     Set(instances.keys) == machines
-                        && instances.values.allSatisfy { $0.state == "running" && $0.pid != nil && $0.current }
+                        && instances.values.allSatisfy {
+                            !machineUp($0.machine) || ($0.state == "running" && $0.pid != nil && $0.current)
+                        }
                         && also(instances)
                 },
                 wokenByChangesUnder: namespace.prefix, deadline: .now + .seconds(60))
