@@ -1,3 +1,5 @@
+import Foundation
+
 /// How a configuration change rolls out across a service's machines, kept beside its spec (not in its signature, so
 /// changing it restarts nothing).
 ///
@@ -33,19 +35,14 @@ public struct Rollout: Hashable, Sendable, Codable {
     public var paces: Bool { maxParallel != nil || canary != nil }
 
     /// Whether `machine` may restart into `signature` now, given the service's placed machines, their instance
-    /// records, and which machines are registered. A machine whose agent is not registered does not hold the rollout
-    /// up; one that runs the new signature in another state than `running` (or failed with it) does.
+    /// records, and which machines are registered: ``decide(machine:into:placed:records:registered:state:now:)``
+    /// answering `restart`, with no rollout state.
     public func allowsRestart(
         of machine: MachineID, into signature: ConfigSignature, placed: [MachineID],
-        records: [MachineID: InstanceRecord], registered: Set<MachineID>
+        records: [MachineID: InstanceRecord], registered: Set<MachineID>, now: Date = Date()
     ) -> Bool {
-        guard let maxParallel else { return true }
-        let before = placed.sorted().filter { $0 < machine }
-        let unfinished = before.filter { other in
-            guard registered.contains(other) else { return false }
-            guard let record = records[other] else { return true }
-            return !(record.state == .running && record.signature == signature)
-        }
-        return unfinished.count < maxParallel
+        decide(
+            machine: machine, into: signature, placed: placed, records: records, registered: registered, state: nil,
+            now: now) == .restart
     }
 }
