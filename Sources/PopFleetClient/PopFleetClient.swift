@@ -1,0 +1,2 @@
+/// The command line's side of the agents' endpoints.
+enum PopFleetClient {}
