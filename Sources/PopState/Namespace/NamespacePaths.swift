@@ -15,6 +15,8 @@ public struct NamespacePaths: Hashable, Sendable {
     public var machines: String { under("machines") }
     /// `<root>/machines/<id>`: the machine's ``MachineRecord``.
     public func machine(_ id: MachineID) -> String { machines + "/" + id.rawValue }
+    /// `<root>/endpoint-key`: the ``EndpointKey`` that opens the agents' endpoints (docs/observability.md).
+    public var endpointKey: String { under("endpoint-key") }
     /// `<root>/services`.
     public var services: String { under("services") }
     /// `<root>/services/<name>`: the ``ServiceSpec``; its node version is the configuration version.

@@ -30,12 +30,18 @@ public struct StatusReport: Codable, Hashable, Sendable {
         public var restarts: Int?
         /// The last error, if any.
         public var lastError: String?
+        /// Why the agent last started it again: `crash`, `config-change`, `health` or `manual`.
+        public var lastRestart: String?
+        /// CPU use, in percent of one core (since the agent was last asked, or over the process's life), while known.
+        public var cpuPercent: Double?
+        /// Resident memory of the instance's process group, in bytes, while known.
+        public var memoryBytes: Int64?
 
         /// Creates a row.
         public init(
             machine: String, hostname: String? = nil, machineUp: Bool, state: String, pid: Int32? = nil,
             signature: String? = nil, current: Bool, started: Date? = nil, since: Date? = nil, restarts: Int? = nil,
-            lastError: String? = nil
+            lastError: String? = nil, lastRestart: String? = nil, cpuPercent: Double? = nil, memoryBytes: Int64? = nil
         ) {
             self.machine = machine
             self.hostname = hostname
@@ -48,6 +54,9 @@ public struct StatusReport: Codable, Hashable, Sendable {
             self.since = since
             self.restarts = restarts
             self.lastError = lastError
+            self.lastRestart = lastRestart
+            self.cpuPercent = cpuPercent
+            self.memoryBytes = memoryBytes
         }
 
         /// The state as an ``InstanceState``; nil for `pending` and `unknown`.
@@ -109,7 +118,8 @@ public struct StatusReport: Codable, Hashable, Sendable {
                     machine: placement.machine.rawValue, hostname: machine?.hostname, machineUp: up, state: state,
                     pid: up ? instance?.pid : nil, signature: instance?.signature.hex,
                     current: instance?.signature == status.signature, started: instance?.started,
-                    since: instance?.since, restarts: instance?.restarts, lastError: instance?.lastError)
+                    since: instance?.since, restarts: instance?.restarts, lastError: instance?.lastError,
+                    lastRestart: instance?.lastRestart?.rawValue)
             }
             return Service(
                 service: status.spec.name.rawValue, template: status.spec.template.name,

@@ -151,6 +151,10 @@ struct RestorePlan: Sendable {
                 try Self.checkLayout(data, file: file, root: root)
             case 1 where relative[0] == "machines" || relative[0] == "services":
                 break
+            case 1 where relative[0] == "endpoint-key":
+                // The target keeps its own key (pop dump leaves it out).
+                skipped += 1
+                continue
             case 2 where relative[0] == "machines":
                 skipped += 1
                 continue
