@@ -167,7 +167,11 @@ final class EventJournalReader {
     func read() -> Batch {
         var batch = Batch()
         let older = Self.readFile(path + ".1")
-        guard let current = Self.readFile(path), let id = current.journal else { return batch }
+        guard let current = Self.readFile(path), let id = current.journal else {
+            // Nothing written yet: whatever is written later is new to this reader.
+            if journal == nil && pendingStart != nil { pendingStart = .beginning }
+            return batch
+        }
         var events = current.events
         if let older, older.journal == id { events = older.events + events }
         if journal != id {

@@ -119,6 +119,8 @@ final class LogStreamReader {
     func read(maximumBytes: Int = 4 << 20, includePartial: Bool = false) -> Batch {
         var batch = Batch()
         guard let live = openLive() else {
+            // Nothing written yet: whatever is written later is new to this reader, so it starts at the first line.
+            if stream == nil && pendingStart != nil { pendingStart = .beginning }
             batch.time = Self.now()
             return batch
         }

@@ -1,2 +1,0 @@
-/// The command line's side of the agents' endpoints.
-enum PopFleetClient {}
