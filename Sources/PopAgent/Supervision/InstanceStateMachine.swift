@@ -101,6 +101,14 @@ struct InstanceStateMachine: Sendable {
     /// Unexpected exits since the last deliberate (re)start.
     private(set) var restarts = 0
     private(set) var lastError: String?
+    /// How the command's last process ended (nil until one has), for the lifecycle journal and the metrics.
+    private(set) var lastExit: InstanceStatus.ProcessExit?
+    /// What the last health probe of the current process said (nil without a check, or before its first answer).
+    private(set) var healthy: Bool?
+    /// Why the instance last failed: its process exited, it stayed unhealthy, or a setup step failed.
+    private(set) var lastFailure: InstanceStatus.Failure?
+    /// Whether the process being stopped is the command (not a setup step).
+    private var stoppingCommand = false
     /// When the public state last changed.
     private(set) var since: Date
     /// The generation of the one timer that is still meaningful.
@@ -278,9 +286,9 @@ struct InstanceStateMachine: Sendable {
             return settleAfterStop(at: now)
         }
         if case .setup(let step) = kind {
-            return fail("setup step \(step + 1): \(message)", uptime: .zero, at: now)
+            return fail("setup step \(step + 1): \(message)", cause: .setup, uptime: .zero, at: now)
         }
-        return fail(message, uptime: .zero, at: now)
+        return fail(message, cause: .notStarted, uptime: .zero, at: now)
     }
 
     /// A setup step was skipped because its `creates` path exists (the supervisor checks before spawning it).
@@ -296,15 +304,17 @@ struct InstanceStateMachine: Sendable {
     mutating func processExited(pid: Int32, status: ExitStatus, stepName: String? = nil, at now: Moment) -> Action {
         switch phase {
         case .stopping(pid, _):
+            if stoppingCommand { lastExit = InstanceStatus.ProcessExit(pid: pid, status: status) }
             return settleAfterStop(at: now)
         case .installing(let step, pid, let started):
             if status.isSuccess {
                 return continueAfterSetupStep(step, at: now)
             }
             let name = stepName.map { "'\($0)'" } ?? "\(step + 1)"
-            return fail("setup step \(name) \(status)", uptime: now.instant - started.instant, at: now)
+            return fail("setup step \(name) \(status)", cause: .setup, uptime: now.instant - started.instant, at: now)
         case .starting(pid, let started), .running(pid, let started, _):
-            return fail(status.description, uptime: now.instant - started.instant, at: now)
+            lastExit = InstanceStatus.ProcessExit(pid: pid, status: status)
+            return fail(status.description, cause: .exited, uptime: now.instant - started.instant, at: now)
         case .stopped, .fatal, .spawning, .backoff, .installing, .starting, .running, .stopping:
             // The supervisor reports only the exit of the process the machine says runs.
             return impossible("processExited(pid: \(pid))")
@@ -339,6 +349,11 @@ struct InstanceStateMachine: Sendable {
         guard probeInFlight == generation else { return .none }
         probeInFlight = nil
         guard let health = parameters.health else { return impossible("probeFinished without a health check") }
+        if case .starting = phase, !healthy, self.healthy == nil {
+            // Not up yet: a failing probe while starting is no news.
+        } else {
+            self.healthy = healthy
+        }
         switch phase {
         case .starting(let pid, let started):
             if healthy {
@@ -419,12 +434,13 @@ struct InstanceStateMachine: Sendable {
             return begin(at: now)
         case .fail(let message):
             // The uptime is irrelevant: an instance that never became healthy failed quickly by definition.
-            return fail(message, uptime: .zero, at: now)
+            return fail(message, cause: .unhealthy, uptime: .zero, at: now)
         }
     }
 
-    private mutating func fail(_ message: String, uptime: Duration, at now: Moment) -> Action {
+    private mutating func fail(_ message: String, cause: InstanceStatus.Failure, uptime: Duration, at now: Moment) -> Action {
         lastError = message
+        lastFailure = cause
         restarts += 1
         if uptime >= .milliseconds(parameters.restart.stableAfterMilliseconds) {
             quickFailures = 0
@@ -449,6 +465,14 @@ struct InstanceStateMachine: Sendable {
 
     private mutating func setPhase(_ newPhase: Phase, at now: Moment) {
         let before = state
+        if case .spawning(.command, _) = newPhase { healthy = nil }
+        if case .stopping = newPhase {
+            switch phase {
+            case .starting, .running, .spawning(.command, _): stoppingCommand = true
+            case .stopping: break
+            case .stopped, .fatal, .spawning(.setup, _), .installing, .backoff: stoppingCommand = false
+            }
+        }
         phase = newPhase
         if state != before { since = now.date }
         switch newPhase {

@@ -19,11 +19,43 @@ public struct InstanceStatus: Hashable, Sendable {
     public var restarts: Int
     /// The most recent error, such as "exited with status 3" or a failed setup step.
     public var lastError: String?
+    /// The command's last process that ended, and how, once one has.
+    public var lastExit: ProcessExit?
+    /// What the last health probe of the current process said (nil without a check, or before its first answer).
+    public var healthy: Bool?
+    /// Why the instance last failed.
+    public var lastFailure: Failure?
+
+    /// A process that ended, and how.
+    public struct ProcessExit: Hashable, Sendable {
+        /// Its pid.
+        public var pid: Int32
+        /// How it ended.
+        public var status: ExitStatus
+
+        public init(pid: Int32, status: ExitStatus) {
+            self.pid = pid
+            self.status = status
+        }
+    }
+
+    /// Why an instance failed (and, unless FATAL, is started again after a backoff).
+    public enum Failure: String, Hashable, Sendable {
+        /// Its process exited on its own.
+        case exited
+        /// It was not healthy within its grace period, and was stopped.
+        case unhealthy
+        /// A setup step failed.
+        case setup
+        /// Its process could not be started (no such program, a record that could not be written).
+        case notStarted
+    }
 
     /// Creates a snapshot.
     public init(
         name: ServiceName, state: InstanceState, pid: Int32?, signature: ConfigSignature, since: Date,
-        started: Date?, restarts: Int, lastError: String?
+        started: Date?, restarts: Int, lastError: String?, lastExit: ProcessExit? = nil, healthy: Bool? = nil,
+        lastFailure: Failure? = nil
     ) {
         self.name = name
         self.state = state
@@ -33,6 +65,9 @@ public struct InstanceStatus: Hashable, Sendable {
         self.started = started
         self.restarts = restarts
         self.lastError = lastError
+        self.lastExit = lastExit
+        self.healthy = healthy
+        self.lastFailure = lastFailure
     }
 
     /// The record the agent publishes in the store for this instance on `machine`.

@@ -220,7 +220,8 @@ public final class Supervisor: Service, Sendable {
         InstanceStatus(
             name: name, state: entry.machine.state, pid: entry.machine.pid,
             signature: entry.processSignature ?? entry.configuration.signature, since: entry.machine.since,
-            started: entry.machine.started, restarts: entry.machine.restarts, lastError: entry.machine.lastError)
+            started: entry.machine.started, restarts: entry.machine.restarts, lastError: entry.machine.lastError,
+            lastExit: entry.machine.lastExit, healthy: entry.machine.healthy, lastFailure: entry.machine.lastFailure)
     }
 
     // MARK: Service

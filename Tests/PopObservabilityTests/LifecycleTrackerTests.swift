@@ -1,0 +1,174 @@
+import Foundation
+import Logging
+import PopAgent
+import PopState
+import Testing
+
+/// Lifecycle events as a real supervisor's reports and the agent's decisions make them, and the journal they go to.
+@Suite(.timeLimit(.minutes(2)))
+struct LifecycleTrackerTests {
+    /// Runs a supervisor, feeds its reports to a tracker and the events to `journal`, until `body` returns; returns the
+    /// events in order.
+    func withTrackedSupervisor(
+        journal: MachineJournal, _ body: @Sendable (Supervisor, TrackerBox) async throws -> Void
+    ) async throws -> [LifecycleEvent] {
+        var logger = Logger(label: "pop.test.lifecycle")
+        logger.logLevel = .warning
+        let supervisor = try Supervisor(logger: logger)
+        let box = TrackerBox(journal: journal)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await supervisor.run() }
+            let reports = supervisor.events()
+            group.addTask { for await report in reports { box.reported(report) } }
+            do {
+                try await body(supervisor, box)
+            } catch {
+                await supervisor.stopAll()
+                throw error
+            }
+            await supervisor.stopAll()
+            group.cancelAll()
+            try await group.waitForAll()
+        }
+        return box.events
+    }
+
+    func configuration(
+        _ folder: String, _ command: [String], signature: String = "1111", health: HealthProbe? = nil, failures: Int = 3
+    ) throws -> InstanceConfiguration {
+        InstanceConfiguration(
+            name: try ServiceName("web"), signature: ConfigSignature(hex: signature), command: command,
+            environment: ["PATH": "/usr/local/bin:/usr/bin:/bin"], workingDirectory: folder + "/work",
+            logDirectory: folder + "/logs", stateDirectory: folder + "/state", stopTimeoutMilliseconds: 5000,
+            health: health,
+            restartPolicy: RestartPolicy(initialBackoffMilliseconds: 20, maximumQuickFailures: failures))
+    }
+
+    func kinds(_ events: [LifecycleEvent]) -> [String] {
+        events.map { event in
+            switch event.kind {
+            case .restarted: "restarted:\(event.reason?.rawValue ?? "?")"
+            case .exited: "exited:\(event.exitCode.map(String.init) ?? event.signal.map { "signal \($0)" } ?? "?")"
+            case .health: "health:\(event.healthy == true)"
+            default: event.kind.rawValue
+            }
+        }
+    }
+
+    @Test func aCrashLoopEndsFatal() async throws {
+        try await withTemporaryFolder { folder in
+            let journal = MachineJournal(home: PopHome(path: folder + "/home"), machine: try MachineID("m1"), version: "test")
+            let events = try await withTrackedSupervisor(journal: journal) { supervisor, box in
+                supervisor.start(try configuration(folder, ["python3", "-c", "import sys; sys.exit(3)"], failures: 2))
+                try await box.wait { $0.contains { $0.kind == .fatal } }
+            }
+            // (The fixture's end stops every instance: a FATAL one too.)
+            #expect(kinds(events) == ["started", "exited:3", "backoff", "restarted:crash", "started", "exited:3", "fatal", "stopped"])
+            // Written to the instance's journal, numbered, and counted for the metrics.
+            let written = EventJournalFile.read(journal.journalPath(try ServiceName("web")))
+            #expect(written.map(\.seq) == Array(1...8))
+            #expect(written.map(\.kind) == events.map(\.kind))
+            let figures = try #require(journal.figures().instances.first)
+            #expect(figures.restarts == [.crash: 1] && figures.lastExitCode == 3 && figures.lastRestart == .crash)
+        }
+    }
+
+    @Test func decidedRestartsAndHealthSayWhy() async throws {
+        try await withTemporaryFolder { folder in
+            let journal = MachineJournal(home: PopHome(path: folder + "/home"), machine: try MachineID("m1"), version: "test")
+            let listener = ["python3", "-c", "import socket, sys, time; s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('127.0.0.1', int(sys.argv[1]))); s.listen(); time.sleep(600)"]
+            let port = try freeLoopbackPort()
+            let health = HealthProbe(target: .tcp(port: UInt16(port)), intervalMilliseconds: 50, timeoutMilliseconds: 500, gracePeriodMilliseconds: 300)
+            let events = try await withTrackedSupervisor(journal: journal) { supervisor, box in
+                supervisor.start(try configuration(folder, listener + [String(port)], health: health))
+                try await box.wait { $0.contains { $0.kind == .health && $0.healthy == true } }
+                // A new configuration: the agent says why before the supervisor restarts it.
+                box.restarting(.configChange)
+                supervisor.start(try configuration(folder, listener + [String(port)], signature: "2222", health: health))
+                try await box.wait { $0.filter { $0.kind == .health && $0.healthy == true }.count == 2 }
+                box.restarting(.manual)
+                supervisor.restart(try ServiceName("web"))
+                try await box.wait { $0.filter { $0.kind == .health && $0.healthy == true }.count == 3 }
+                // A program that never listens fails its check and is restarted for its health.
+                supervisor.start(try configuration(folder, ["sleep", "600"], signature: "3333", health: health))
+                try await box.wait { $0.contains { $0.kind == .restarted && $0.reason == .health } }
+            }
+            let kinds = kinds(events)
+            #expect(
+                Array(kinds.prefix(11)) == [
+                    "started", "health:true", "exited:signal 15", "restarted:config-change", "started", "health:true",
+                    "exited:signal 15", "restarted:manual", "started", "health:true", "exited:signal 15",
+                ], "\(kinds)")
+            #expect(kinds.contains("restarted:health"), "\(kinds)")
+            #expect(journal.lastRestart(of: try ServiceName("web")) == .health)
+        }
+    }
+}
+
+/// The tracker, its events, and waits on them, shared with the supervisor's report loop.
+final class TrackerBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var tracker = LifecycleTracker()
+    private var recorded: [LifecycleEvent] = []
+    private var waiters: [(condition: ([LifecycleEvent]) -> Bool, continuation: CheckedContinuation<Void, Never>)] = []
+    let journal: MachineJournal
+
+    init(journal: MachineJournal) { self.journal = journal }
+
+    var events: [LifecycleEvent] { lock.withLock { recorded } }
+
+    func restarting(_ reason: LifecycleEvent.RestartReason) {
+        lock.withLock { tracker.restarting(try! ServiceName("web"), because: reason) }
+    }
+
+    func reported(_ report: InstanceEvent) {
+        let events = lock.withLock { tracker.reported(report) }
+        let written = events.map { journal.record($0) }
+        let ready = lock.withLock { () -> [CheckedContinuation<Void, Never>] in
+            recorded += written
+            let ready = waiters.filter { $0.condition(recorded) }.map(\.continuation)
+            waiters.removeAll { $0.condition(recorded) }
+            return ready
+        }
+        for continuation in ready { continuation.resume() }
+    }
+
+    /// Waits until the events satisfy `condition` (the suite's time limit ends a wait that never does).
+    func wait(_ condition: @escaping ([LifecycleEvent]) -> Bool) async throws {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let done = lock.withLock {
+                if condition(recorded) { return true }
+                waiters.append((condition, continuation))
+                return false
+            }
+            if done { continuation.resume() }
+        }
+    }
+}
+
+/// Reads an event journal's file as written.
+enum EventJournalFile {
+    static func read(_ path: String) -> [LifecycleEvent] {
+        let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+        return text.split(separator: "\n").filter { !$0.hasPrefix("#") }.compactMap {
+            try? JSONDecoder().decode(LifecycleEvent.self, from: Data($0.utf8))
+        }
+    }
+}
+
+/// A TCP port on 127.0.0.1 nothing listens on now.
+func freeLoopbackPort() throws -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
+    _ = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+    }
+    return Int(UInt16(bigEndian: address.sin_port))
+}
