@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "PopTemplates", targets: ["PopTemplates"]),
         .library(name: "PopAgent", targets: ["PopAgent"]),
         .library(name: "PopFleetClient", targets: ["PopFleetClient"]),
+        .library(name: "PopUI", targets: ["PopUI"]),
         .library(name: "PopTestSupport", targets: ["PopTestSupport"]),
         .library(name: "TestProcesses", targets: ["TestProcesses"]),
         .executable(name: "pop", targets: ["pop"]),
@@ -141,11 +142,36 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // The web dashboard `pop ui` serves: the fleet live from store watches, actions behind the namespace's
+        // credentials; its page is plain HTML, CSS and JavaScript shipped as resources.
+        .target(
+            name: "PopUI",
+            dependencies: [
+                "PopState", "PopTemplates", "PopAgent",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            resources: [.copy("Page")],
+            swiftSettings: strictSettings
+        ),
+        // Drives a headless Chromium through the DevTools protocol, for the dashboard's tests and benchmark.
+        .target(
+            name: "BrowserTestSupport",
+            dependencies: [
+                "TestProcesses",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+            ],
+            swiftSettings: strictSettings
+        ),
         // The command line.
         .executableTarget(
             name: "pop",
             dependencies: [
-                "PopState", "PopTemplates", "PopAgent", "PopFleetClient",
+                "PopState", "PopTemplates", "PopAgent", "PopFleetClient", "PopUI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -162,7 +188,7 @@ let package = Package(
             name: "pop-bench",
             dependencies: [
                 "ZooKeeperNIO", "ZooKeeperTestSupport", "PopState", "PopTestSupport", "TestProcesses",
-                "PopFleetClient",
+                "PopFleetClient", "BrowserTestSupport",
                 .target(name: "CPopAgentLinux", condition: .when(platforms: [.linux])),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
@@ -243,6 +269,15 @@ let package = Package(
                 "ZooKeeperTestSupport",
                 .target(name: "CPopAgentLinux", condition: .when(platforms: [.linux])),
                 .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // The dashboard in a real browser: headless Chromium against a netns cluster, and its security checks.
+        .testTarget(
+            name: "PopUITests",
+            dependencies: [
+                "PopUI", "PopState", "PopTestSupport", "BrowserTestSupport", "TestProcesses", "ZooKeeperTestSupport",
+                .product(name: "Hummingbird", package: "hummingbird"),
             ],
             swiftSettings: strictSettings
         ),

@@ -13,6 +13,8 @@ command -v ip >/dev/null || missing+=(iproute2)
 command -v promtool >/dev/null && command -v prometheus >/dev/null || missing+=(prometheus)
 # The endpoint's TLS tests make a certificate with openssl.
 command -v openssl >/dev/null || missing+=(openssl)
+# The dashboard's tests and `pop-bench ui` drive a real browser through its DevTools protocol.
+command -v chromium >/dev/null || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "==> installing ${missing[*]}"
     apt-get update -qq

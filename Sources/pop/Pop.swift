@@ -26,7 +26,7 @@ struct Pop: AsyncParsableCommand {
         subcommands: [
             Init.self, Add.self, Describe.self, List.self, Start.self, Foreground.self, Stop.self,
             Deploy.self, Undeploy.self, Remove.self, Config.self, Restart.self, Status.self, Machines.self,
-            Logs.self, Events.self, Run.self, Dump.self, Restore.self,
+            Logs.self, Events.self, Run.self, UI.self, Dump.self, Restore.self,
         ]
     )
 

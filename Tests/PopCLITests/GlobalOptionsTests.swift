@@ -98,6 +98,11 @@ struct GlobalOptionsTests {
             ("logs", Case(arguments: ["logs", "alt"], status: 3) { result, _ in
                 #expect(result.stderr.contains("No logs of alt"), "\(result)")
             }),
+            // The dashboard serves until stopped: in a namespace that does not exist it stops at once, naming the store.
+            ("ui", Case(arguments: ["ui", "--listen", "127.0.0.1:0"], prefix: "/missing-\(position.rawValue)", status: 8) {
+                result, position in
+                #expect(result.stderr.contains("/missing-\(position.rawValue) does not exist in the ZooKeeper"), "\(result)")
+            }),
             // Parsed, then refused for its own option's value.
             ("fg", Case(arguments: ["fg", "--log-level", "loud"], status: 2) { result, _ in
                 #expect(result.stderr.contains("Unknown log level 'loud'"), "\(result)")

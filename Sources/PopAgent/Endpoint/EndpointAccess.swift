@@ -55,13 +55,13 @@ public final class EndpointAccess: Sendable {
         guard path == "/metrics" else { return false }
         if authorization.hasPrefix("Basic "), let credentials {
             guard let decoded = Data(base64Encoded: String(authorization.dropFirst(6))) else { return false }
-            return constantTimeEqual(Array(decoded), Array(credentials.pair.utf8))
+            return ConstantTime.equal(Array(decoded), Array(credentials.pair.utf8))
         }
         if authorization.hasPrefix("Bearer ") {
             let offered = Array(authorization.dropFirst(7).utf8)
-            if let key = state.withLock({ $0.key }), constantTimeEqual(offered, Array(key.scrapeToken.utf8)) { return true }
+            if let key = state.withLock({ $0.key }), ConstantTime.equal(offered, Array(key.scrapeToken.utf8)) { return true }
             guard let key = await refreshedKey() else { return false }
-            return constantTimeEqual(offered, Array(key.scrapeToken.utf8))
+            return ConstantTime.equal(offered, Array(key.scrapeToken.utf8))
         }
         return false
     }
@@ -92,13 +92,4 @@ public final class EndpointAccess: Sendable {
         state.withLock { $0.key = key }
         return key
     }
-}
-
-/// Whether `left` and `right` are equal, in a time that does not depend on where they differ.
-private func constantTimeEqual(_ left: [UInt8], _ right: [UInt8]) -> Bool {
-    var difference = UInt8(truncatingIfNeeded: left.count ^ right.count)
-    for index in 0..<max(left.count, right.count) {
-        difference |= (index < left.count ? left[index] : 0) ^ (index < right.count ? right[index] : 0)
-    }
-    return difference == 0
 }

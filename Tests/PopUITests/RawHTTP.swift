@@ -1,0 +1,131 @@
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// HTTP/1.1 requests written byte for byte to 127.0.0.1, so a test controls every header (Host, Origin, Cookie) the
+/// way a forged request would, on a thread of its own.
+enum RawHTTP {
+    struct Response: Sendable, CustomStringConvertible {
+        var status: Int
+        var headers: [(String, String)]
+        var body: String
+
+        func header(_ name: String) -> String? {
+            headers.first { $0.0.lowercased() == name.lowercased() }?.1
+        }
+
+        var description: String { "\(status) \(body.prefix(300))" }
+    }
+
+    struct Failure: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    /// Sends one request and reads the response until the server closes the connection or, for an event stream,
+    /// until `until` appears in the body (or `timeout` seconds pass).
+    static func request(
+        port: Int, method: String = "GET", path: String, headers: [String: String] = [:], body: String? = nil,
+        until: String? = nil, timeout: Int = 15
+    ) async throws -> Response {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread.detachNewThread {
+                continuation.resume(
+                    with: Result {
+                        try blocking(
+                            port: port, method: method, path: path, headers: headers, body: body, until: until,
+                            timeout: timeout)
+                    })
+            }
+        }
+    }
+
+    private static func blocking(
+        port: Int, method: String, path: String, headers: [String: String], body: String?, until: String?, timeout: Int
+    ) throws -> Response {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw Failure(description: "socket failed") }
+        defer { close(fd) }
+        var limit = timeval(tv_sec: timeout, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr = in_addr(s_addr: inet_addr("127.0.0.1"))
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        guard connected == 0 else { throw Failure(description: "connect to 127.0.0.1:\(port) failed") }
+        var lines = ["\(method) \(path) HTTP/1.1"]
+        var all = headers
+        if all["Host"] == nil { all["Host"] = "127.0.0.1:\(port)" }
+        all["Connection"] = "close"
+        if let body { all["Content-Length"] = String(body.utf8.count) }
+        for (name, value) in all.sorted(by: { $0.key < $1.key }) { lines.append("\(name): \(value)") }
+        let request = lines.joined(separator: "\r\n") + "\r\n\r\n" + (body ?? "")
+        let bytes = Array(request.utf8)
+        var sent = 0
+        while sent < bytes.count {
+            let count = bytes[sent...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
+            guard count > 0 else { throw Failure(description: "send failed") }
+            sent += count
+        }
+        var received: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let count = recv(fd, &buffer, buffer.count, 0)
+            if count < 0, errno == EINTR { continue }
+            if count <= 0 { break }
+            received += buffer[0..<count]
+            if let until, String(decoding: received, as: UTF8.self).contains(until) { break }
+        }
+        let text = String(decoding: received, as: UTF8.self)
+        guard let split = text.range(of: "\r\n\r\n") else {
+            throw Failure(description: "no HTTP response from 127.0.0.1:\(port): \(text.prefix(200))")
+        }
+        let head = text[..<split.lowerBound].components(separatedBy: "\r\n")
+        let status = head.first.flatMap { $0.split(separator: " ").dropFirst().first }.flatMap { Int($0) } ?? 0
+        let fields = head.dropFirst().compactMap { line -> (String, String)? in
+            guard let colon = line.firstIndex(of: ":") else { return nil }
+            return (String(line[..<colon]), line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces))
+        }
+        var payload = String(text[split.upperBound...])
+        if fields.contains(where: { $0.0.lowercased() == "transfer-encoding" && $0.1.lowercased() == "chunked" }) {
+            payload = unchunk(payload)
+        }
+        return Response(status: status, headers: fields, body: payload)
+    }
+
+    /// Runs `body` while a socket of this process listens on a port of 127.0.0.1 (so that port is in use).
+    static func listening<T>(_ body: (Int) async throws -> T) async throws -> T {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr = in_addr(s_addr: inet_addr("127.0.0.1"))
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 && listen(fd, 1) == 0
+            }
+        }
+        guard bound else { throw Failure(description: "could not listen on 127.0.0.1") }
+        return try await body(Int(UInt16(bigEndian: address.sin_port)))
+    }
+
+    /// The body of a chunked response (as far as it was read).
+    private static func unchunk(_ text: String) -> String {
+        var rest = Substring(text)
+        var body = ""
+        while let end = rest.range(of: "\r\n"), let size = Int(rest[..<end.lowerBound], radix: 16), size > 0 {
+            let start = end.upperBound
+            let stop = rest.utf8.index(start, offsetBy: size, limitedBy: rest.utf8.endIndex) ?? rest.endIndex
+            body += rest[start..<stop]
+            rest = rest[stop...].dropFirst(2)
+        }
+        return body
+    }
+}
