@@ -158,43 +158,32 @@ public final class JournalFeed {
     // MARK: Reading
 
     /// Sends what the journals hold from their starts to now, in time order, in pieces.
+    ///
+    /// Each journal is read a piece at a time and the pieces are merged as they come (a journal's next piece is read
+    /// once its last one is used up), so that much (since a time, or a long tail) costs little memory. A tail keeps
+    /// the last lines of the instance, its streams merged: each stream starts at its own last N lines, and as many of
+    /// the merged lines as there are beyond N are left out from the start (each stream's first read says how many
+    /// lines it will deliver).
     func catchUp(_ send: ([JournalFrame]) async throws -> Void) async throws {
-        if case .tail(let count) = request.start {
-            // The last lines per instance (its streams merged), and the last events of each journal: few enough to
-            // hold at once.
-            var frames: [JournalFrame] = []
-            var lines: [[JournalLine]] = []
-            var events: [LifecycleEvent] = []
-            var watermark = Int64.max
-            for index in sources.indices {
-                let read = readAll(index, into: &frames)
-                watermark = min(watermark, read.time)
-                lines.append(read.lines)
-                events += read.events
-            }
-            var merged = Self.merge(lines)
-            if merged.count > count { merged.removeFirst(merged.count - count) }
-            var items = merged.map(JournalItem.line) + events.map(JournalItem.event)
-            if !events.isEmpty { items.sort { $0.time < $1.time } }
-            frames += items.map(Self.frame)
-            try await send(frames + [watermarkFrame(watermark)])
-            return
-        }
-        // Since a time, after cursors, or from the beginning: possibly much, so each journal is read a piece at a
-        // time and the pieces are merged as they come (a journal's next piece is read once its last one is used up).
         var queues = [[JournalItem]](repeating: [], count: sources.count)
         var heads = [Int](repeating: 0, count: sources.count)
         var done = [Bool](repeating: false, count: sources.count)
         var watermark = Int64.max
         var frames: [JournalFrame] = []
+        var skip = 0
+        var first = true
         while true {
+            var delivered = 0
             for index in sources.indices where !done[index] && heads[index] == queues[index].count {
                 let piece = readPiece(index, into: &frames)
                 queues[index] = piece.items
                 heads[index] = 0
                 done[index] = piece.reachedEnd
                 if piece.reachedEnd { watermark = min(watermark, piece.time) }
+                if first, let firstLine = piece.firstLine { delivered += Int(piece.lastLine + 1 - firstLine) }
             }
+            if first, case .tail(let count) = request.start, regex == nil { skip = max(0, delivered - count) }
+            first = false
             // Hand on items while every journal that may have more has an item waiting to compare with.
             while sources.indices.allSatisfy({ done[$0] || heads[$0] < queues[$0].count }) {
                 var best = -1
@@ -202,8 +191,13 @@ public final class JournalFeed {
                     if best < 0 || queues[index][heads[index]].time < queues[best][heads[best]].time { best = index }
                 }
                 if best < 0 { break }
-                frames.append(Self.frame(queues[best][heads[best]]))
+                let item = queues[best][heads[best]]
                 heads[best] += 1
+                if skip > 0, case .line = item {
+                    skip -= 1
+                    continue
+                }
+                frames.append(Self.frame(item))
             }
             if done.allSatisfy({ $0 }) && sources.indices.allSatisfy({ heads[$0] == queues[$0].count }) { break }
             if frames.count >= 4096 {
@@ -222,19 +216,21 @@ public final class JournalFeed {
     }
 
     /// One piece of journal `index`: at most ``readBudget`` bytes of lines, or every event.
-    private func readPiece(_ index: Int, into frames: inout [JournalFrame]) -> (items: [JournalItem], reachedEnd: Bool, time: Int64) {
+    private func readPiece(_ index: Int, into frames: inout [JournalFrame]) -> (
+        items: [JournalItem], reachedEnd: Bool, time: Int64, firstLine: UInt64?, lastLine: UInt64
+    ) {
         let key = sources[index].key
         switch sources[index].reader {
         case .log(let reader):
             let batch = reader.read(maximumBytes: Self.readBudget)
             if let stream = batch.newStream { frames.append(.identity(key, stream)) }
             if let gap = batch.gap { frames.append(.gap(key, gap)) }
-            return (matching(batch.lines).map(JournalItem.line), batch.reachedEnd, batch.time)
+            return (matching(batch.lines).map(JournalItem.line), batch.reachedEnd, batch.time, batch.lines.first?.seq, batch.lastLine)
         case .events(let reader):
             let batch = reader.read()
             if let journal = batch.newJournal { frames.append(.identity(key, journal)) }
             if let gap = batch.gap { frames.append(.gap(key, gap)) }
-            return (batch.events.map(JournalItem.event), true, LogStreamReader.now())
+            return (batch.events.map(JournalItem.event), true, LogStreamReader.now(), nil, 0)
         }
     }
 

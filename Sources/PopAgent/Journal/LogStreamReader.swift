@@ -36,6 +36,8 @@ final class LogStreamReader {
         var newStream: UInt64?
         /// Whether it read up to the end of what is written.
         var reachedEnd = true
+        /// The number of the stream's last complete line when it was read.
+        var lastLine: UInt64 = 0
         /// When the files were looked at: every line read before this time has been read (when ``reachedEnd``).
         var time: Int64 = 0
     }
@@ -174,8 +176,12 @@ final class LogStreamReader {
                 position = segments.first.flatMap { segment in segment.index.seek(line: nextLine).map { (0, $0.offset, $0.skip) } }
             }
         }
-        guard var position else { return batch }
+        guard var position else {
+            batch.lastLine = nextLine - 1
+            return batch
+        }
         scan(from: &position, segments: segments, into: &batch, maximumBytes: maximumBytes, includePartial: includePartial)
+        batch.lastLine = batch.reachedEnd ? nextLine - 1 : completedLines(files.live)
         return batch
     }
 
@@ -401,16 +407,17 @@ final class LogStreamReader {
 
     static func readBytes(_ fd: Int32, from offset: Int, count: Int) -> [UInt8] {
         guard count > 0 else { return [] }
-        var bytes = [UInt8](repeating: 0, count: count)
-        var done = 0
-        while done < count {
-            let got = bytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + done, count - done, off_t(offset + done)) }
-            if got < 0 && errno == EINTR { continue }
-            if got <= 0 { break }
-            done += got
+        // Not zeroed first: the file's bytes fill it.
+        return [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
+            var done = 0
+            while done < count {
+                let got = pread(fd, buffer.baseAddress! + done, count - done, off_t(offset + done))
+                if got < 0 && errno == EINTR { continue }
+                if got <= 0 { break }
+                done += got
+            }
+            initialized = done
         }
-        if done < count { bytes.removeLast(count - done) }
-        return bytes
     }
 
     static func now() -> Int64 {
