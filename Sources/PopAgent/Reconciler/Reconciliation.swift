@@ -80,7 +80,8 @@ public enum ReconcileAction: Hashable, Sendable, CustomStringConvertible {
     }
 }
 
-/// The reconciler's pure core: compares desired with actual instances and says what to do, touching nothing.
+/// The plan the agent's core makes for each service: compares the desired instance with the
+/// actual one and says what to do, touching nothing.
 public enum Reconciliation {
     /// The actions that bring `actual` to `desired`, for the services in `scope` (every service when `nil`).
     ///

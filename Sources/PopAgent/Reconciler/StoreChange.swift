@@ -88,7 +88,7 @@ public struct PendingChanges: Hashable, Sendable {
         case .serviceList: serviceList = true
         case .service(let name), .packages(let name), .placement(let name): services.insert(name)
         case .instanceRecord:
-            break  // The publish loop checks the record (see ``Agent``); no pass is needed.
+            break  // The core writes the record again when someone else deleted it; no pass is needed.
         case .task(let name, let task): tasks[name, default: []].insert(task)
         }
     }

@@ -10,43 +10,47 @@ import Testing
 @Suite(.serialized) struct AgentScaleTests {
     @Test func manyInstancesFromZeroToRunning() async throws {
         let count = Int(ProcessInfo.processInfo.environment["POP_SCALE_INSTANCES"] ?? "") ?? 200
-        let fixture = try await AgentFixture()
-        defer { Task { await fixture.cleanUp() } }
-        let (_, agent) = try fixture.startAgent()
-        let specs = try (0..<count).map { try AgentFixture.spec("s\($0)") }
-        // Add the services first, then place them all in one burst, as `pop deploy` of many services would.
-        for spec in specs { try await fixture.namespace.addService(spec) }
-        let events = try await fixture.store.watchSubtree(fixture.namespace.paths.services)
-        let clock = ContinuousClock()
-        let start = clock.now
-        _ = try await fixture.store.multi(
-            specs.map {
-                .create(
-                    fixture.namespace.paths.placement($0.name, fixture.machine),
-                    data: Array(try! PopJSON.canonicalEncoder().encode(Placement(deployed: Date()))))
-            })
-        // Follow the records through the watch, reading only the record each event names.
-        let paths = fixture.namespace.paths
-        let machine = fixture.machine
-        let recordPaths = Set(specs.map { paths.instance($0.name, machine) })
-        var running: Set<String> = []
-        for try await event in events where recordPaths.contains(event.path) {
-            if event.kind == .deleted {
-                running.remove(event.path)
-                continue
+        // How fast is `pop-bench agent`'s business (1,000 in under 5 s on a quiet machine). This test checks that a
+        // burst of placements all reach `running`; on a loaded 2-core machine beside the other suites that took up
+        // to 16 s for 200, so the bound only separates "slow" from "never".
+        let limit = Duration.seconds(Double(count) / 1000 * 60 + 60)
+        try await withAgentFixture { fixture in
+            try await fixture.withAgent { _ in
+                let specs = try (0..<count).map { try AgentFixture.spec("s\($0)") }
+                // Add the services first, then place them all in one burst, as `pop deploy` of many services would.
+                for spec in specs { try await fixture.namespace.addService(spec) }
+                let events = try await fixture.store.watchSubtree(fixture.namespace.paths.services)
+                let clock = ContinuousClock()
+                let start = clock.now
+                _ = try await fixture.store.multi(
+                    specs.map {
+                        .create(
+                            fixture.namespace.paths.placement($0.name, fixture.machine),
+                            data: Array(try! PopJSON.canonicalEncoder().encode(Placement(deployed: Date()))))
+                    })
+                // Follow the records through the watch, reading only the record each event names.
+                let paths = fixture.namespace.paths
+                let machine = fixture.machine
+                let recordPaths = Set(specs.map { paths.instance($0.name, machine) })
+                let store = fixture.store
+                let running = try await AgentFixture.within(limit, "\(count) instances running") { () -> Int? in
+                    var running: Set<String> = []
+                    for try await event in events where recordPaths.contains(event.path) {
+                        if event.kind == .deleted {
+                            running.remove(event.path)
+                            continue
+                        }
+                        guard let node = try? await store.get(event.path),
+                            let record = try? PopJSON.decoder().decode(InstanceRecord.self, from: Data(node.data))
+                        else { continue }
+                        if record.state == .running { running.insert(event.path) } else { running.remove(event.path) }
+                        if running.count == count { return count }
+                    }
+                    return nil
+                }
+                #expect(running == count)
+                print("\(count) instances from zero to running in \(clock.now - start)")
             }
-            guard let node = try? await fixture.store.get(event.path),
-                let record = try? PopJSON.decoder().decode(InstanceRecord.self, from: Data(node.data))
-            else { continue }
-            if record.state == .running { running.insert(event.path) } else { running.remove(event.path) }
-            if running.count == count { break }
-            if clock.now - start > .seconds(60) { break }
         }
-        #expect(running.count == count)
-        let elapsed = clock.now - start
-        print("\(count) instances from zero to running in \(elapsed)")
-        // The goal is 1,000 in under 5 s on a quiet machine; other suites run beside this one, so allow slack.
-        #expect(elapsed < .seconds(Double(count) / 1000 * 5 + 10))
-        await fixture.stop(agent)
     }
 }

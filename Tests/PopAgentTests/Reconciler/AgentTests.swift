@@ -11,327 +11,377 @@ import Testing
 /// The agent end to end, in-process, against the embedded store in a temporary pop home, with real processes.
 @Suite(.serialized) struct AgentTests {
     @Test func deployThenRunning() async throws {
-        let fixture = try await AgentFixture()
-        defer { Task { await fixture.cleanUp() } }
-        let (_, agent) = try fixture.startAgent()
-        let spec = try AgentFixture.spec("web")
-        let web = try await fixture.deploy(spec)
-        let record = try await fixture.waitForRunning(web)
-        let pid = try #require(record.pid)
-        #expect(kill(pid, 0) == 0, "the recorded pid is a live process")
-        #expect(record.signature == spec.signature)
-        #expect(record.restarts == 0)
-        let machines = try await fixture.namespace.machines()
-        #expect(machines.map(\.id) == [fixture.machine])
-        #expect(machines.first?.agentPID == getpid())
-        #expect(machines.first?.agentVersion == "test")
-        await fixture.stop(agent)
+        try await withAgentFixture { fixture in
+            try await fixture.withAgent { _ in
+                let spec = try AgentFixture.spec("web")
+                let web = try await fixture.deploy(spec)
+                let record = try await fixture.waitForRunning(web)
+                let pid = try #require(record.pid)
+                #expect(kill(pid, 0) == 0, "the recorded pid is a live process")
+                #expect(record.signature == spec.signature)
+                #expect(record.restarts == 0)
+                let machines = try await fixture.namespace.machines()
+                #expect(machines.map(\.id) == [fixture.machine])
+                #expect(machines.first?.agentPID == getpid())
+                #expect(machines.first?.agentVersion == "test")
+            }
+        }
     }
 
     @Test func theAgentFollowsOnlyWhatConcernsItsMachine() async throws {
-        let fixture = try await AgentFixture()
-        defer { Task { await fixture.cleanUp() } }
-        let (agent, task) = try fixture.startAgent()
-        let web = try await fixture.deploy(try AgentFixture.spec("web"))
-        let elsewhere = try MachineID("elsewhere")
-        let other = try await fixture.deploy(try AgentFixture.spec("other"), on: [elsewhere])
-        _ = try await fixture.waitForRunning(web)
-        let paths = fixture.namespace.paths
-        let me = fixture.machine
-        let expected: Set<String> = [
-            paths.services, paths.machines, paths.machine(me),
-            paths.service(web), paths.packages(web), paths.placement(web, me) + "/**", paths.tasks(web) + "/**",
-            paths.service(other), paths.packages(other), paths.placement(other, me) + "/**", paths.tasks(other) + "/**",
-        ]
-        let followsBoth = await eventually(within: .seconds(10)) { Set(agent.followedPaths) == expected }
-        let followed = Set(agent.followedPaths)
-        #expect(followsBoth, "follows \(followed.sorted())")
-        // Nothing recursive over the services, their placements or another machine's records.
-        #expect(!followed.contains { $0.hasSuffix("/**") && !$0.hasSuffix("/tasks/**") && !$0.hasSuffix("/\(me)/**") })
-        #expect(!followed.contains { $0.contains(elsewhere.rawValue) })
+        try await withAgentFixture { fixture in
+            try await fixture.withAgent { agent in
+                let paths = fixture.namespace.paths
+                let me = fixture.machine
+                let web = try ServiceName("web")
+                let other = try ServiceName("other")
+                let elsewhere = try MachineID("elsewhere")
+                let expected: Set<String> = [
+                    paths.services, paths.machines, paths.machine(me),
+                    paths.service(web), paths.packages(web), paths.placement(web, me) + "/**", paths.tasks(web) + "/**",
+                    paths.service(other), paths.packages(other), paths.placement(other, me) + "/**",
+                    paths.tasks(other) + "/**",
+                ]
+                // Observed from before the deploys, so that no event of the agent's own slips by unseen.
+                let observations = agent.observations()
+                try await fixture.deploy(try AgentFixture.spec("web"))
+                try await fixture.deploy(try AgentFixture.spec("other"), on: [elsewhere])
+                // Both services followed, and the agent's own record write echoed through its placement watch (after
+                // which nothing of this machine changes any more), in whichever order they come.
+                try await AgentFixture.seen(
+                    in: observations, "both services followed and web's record written",
+                    [
+                        {
+                            if case .followed(let followed) = $0 { return Set(followed) == expected }
+                            return false
+                        },
+                        {
+                            if case .storeEvent(let event) = $0 {
+                                return event.path == paths.instance(web, me) && event.kind == .created
+                            }
+                            return false
+                        },
+                    ])
+                let record = try #require(try await fixture.record(web))
+                #expect(record.state == .running)
+                let followed = Set(agent.followedPaths)
+                #expect(followed == expected, "follows \(followed.sorted())")
+                // Nothing recursive over the services, their placements or another machine's records.
+                #expect(
+                    !followed.contains { $0.hasSuffix("/**") && !$0.hasSuffix("/tasks/**") && !$0.hasSuffix("/\(me)/**") })
+                #expect(!followed.contains { $0.contains(elsewhere.rawValue) })
 
-        // Another machine's record changes reach no watch of this agent: after them, a change of web's packages is
-        // the one event it sees (events arrive in order).
-        let before = agent.storeEventsSeen
-        _ = try await fixture.store.create(paths.instance(other, elsewhere), data: [], mode: .persistent)
-        _ = try await fixture.store.set(paths.instance(other, elsewhere), data: [1], version: nil)
-        try await fixture.store.delete(paths.instance(other, elsewhere), version: nil)
-        _ = try await fixture.store.set(paths.packages(web), data: Array("[]".utf8), version: nil)
-        let seen = await eventually(within: .seconds(10)) { agent.storeEventsSeen > before }
-        #expect(seen)
-        #expect(agent.storeEventsSeen == before + 1, "only web's packages change reached the agent")
+                // Another machine's record changes reach no watch of this agent: the change of web's packages made
+                // after them is the first event it sees (a watch delivers in order).
+                let before = agent.storeEventsSeen
+                _ = try await fixture.store.create(paths.instance(other, elsewhere), data: [], mode: .persistent)
+                _ = try await fixture.store.set(paths.instance(other, elsewhere), data: [1], version: nil)
+                try await fixture.store.delete(paths.instance(other, elsewhere), version: nil)
+                _ = try await fixture.store.set(paths.packages(web), data: Array("[]".utf8), version: nil)
+                let seenFirst = try await AgentFixture.next(in: observations, "the packages change") {
+                    if case .storeEvent(let event) = $0 { return event.path == paths.packages(web) }
+                    return false
+                }
+                #expect(seenFirst.filter { if case .storeEvent = $0 { true } else { false } }.isEmpty, "\(seenFirst)")
+                #expect(agent.storeEventsSeen == before + 1, "only web's packages change reached the agent")
 
-        // A removed service is no longer followed.
-        try await fixture.namespace.removeService(other)
-        let dropped = await eventually(within: .seconds(10)) { !agent.followedPaths.contains(paths.service(other)) }
-        #expect(dropped)
-        #expect(Set(agent.followedPaths) == expected.filter { !$0.hasPrefix(paths.service(other)) })
-        await fixture.stop(task)
+                // A removed service is no longer followed.
+                _ = try await fixture.observe(agent, "other no longer followed") {
+                    if case .followed(let followed) = $0 { return !followed.contains(paths.service(other)) }
+                    return false
+                } then: {
+                    try await fixture.namespace.removeService(other)
+                }
+                #expect(Set(agent.followedPaths) == expected.filter { !$0.hasPrefix(paths.service(other)) })
+            }
+        }
     }
 
     @Test func onTheEmbeddedStoreOneSubtreeWatchFollowsEverything() async throws {
-        let fixture = try await AgentFixture()
-        defer { Task { await fixture.cleanUp() } }
-        let (agent, task) = try fixture.startAgent(followsWholeNamespace: nil)
-        let web = try await fixture.deploy(try AgentFixture.spec("web"))
-        _ = try await fixture.waitForRunning(web)
-        #expect(agent.followedPaths == [fixture.namespace.prefix + "/**"])
-        // Someone else deleting the record is still seen through the one watch.
-        let first = try await fixture.waitForRunning(web)
-        try await fixture.store.delete(fixture.namespace.paths.instance(web, fixture.machine), version: nil)
-        let again = try await fixture.waitForRecord(web, "the record written again") { $0.state == .running }
-        #expect(again.pid == first.pid)
-        await fixture.stop(task)
+        try await withAgentFixture { fixture in
+            try await fixture.withAgent(followsWholeNamespace: nil) { agent in
+                let web = try await fixture.deploy(try AgentFixture.spec("web"))
+                let first = try await fixture.waitForRunning(web)
+                #expect(agent.followedPaths == [fixture.namespace.prefix + "/**"])
+                // Someone else deleting the record is still seen through the one watch.
+                try await fixture.store.delete(fixture.namespace.paths.instance(web, fixture.machine), version: nil)
+                let again = try await fixture.waitForRecord(web, "the record written again") { $0.state == .running }
+                #expect(again.pid == first.pid)
+            }
+        }
     }
 
     @Test func anInstanceRecordDeletedBySomeoneElseIsWrittenAgain() async throws {
-        let fixture = try await AgentFixture()
-        defer { Task { await fixture.cleanUp() } }
-        let (_, agent) = try fixture.startAgent()
-        let web = try await fixture.deploy(try AgentFixture.spec("web"))
-        let first = try await fixture.waitForRunning(web)
-        try await fixture.store.delete(fixture.namespace.paths.instance(web, fixture.machine), version: nil)
-        let again = try await fixture.waitForRecord(web, "the record written again") { $0.state == .running }
-        #expect(again.pid == first.pid, "the instance was not restarted, only its record written again")
-        await fixture.stop(agent)
+        try await withAgentFixture { fixture in
+            try await fixture.withAgent { _ in
+                let web = try await fixture.deploy(try AgentFixture.spec("web"))
+                let first = try await fixture.waitForRunning(web)
+                try await fixture.store.delete(fixture.namespace.paths.instance(web, fixture.machine), version: nil)
+                let again = try await fixture.waitForRecord(web, "the record written again") { $0.state == .running }
+                #expect(again.pid == first.pid, "the instance was not restarted, only its record written again")
+            }
+        }
     }
 
     @Test func deployBeforeTheAgentStarts() async throws {
-        let fixture = try await AgentFixture()
-        defer { Task { await fixture.cleanUp() } }
-        let web = try await fixture.deploy(try AgentFixture.spec("web"))
-        let (_, agent) = try fixture.startAgent()
-        let record = try await fixture.waitForRunning(web)
-        #expect(kill(try #require(record.pid), 0) == 0)
-        await fixture.stop(agent)
+        try await withAgentFixture { fixture in
+            let web = try await fixture.deploy(try AgentFixture.spec("web"))
+            try await fixture.withAgent { _ in
+                let record = try await fixture.waitForRunning(web)
+                #expect(kill(try #require(record.pid), 0) == 0)
+            }
+        }
     }
 
     @Test func anAgentWithoutANamespaceSaysSo() async throws {
-        let fixture = try await AgentFixture()
-        defer { Task { await fixture.cleanUp() } }
-        try await fixture.store.delete(fixture.namespace.paths.machines, version: nil)
-        try await fixture.store.delete(fixture.namespace.paths.services, version: nil)
-        try await fixture.store.delete(fixture.namespace.prefix, version: nil)
-        let (_, agent) = try fixture.startAgent()
-        await #expect {
-            try await agent.value
-        } throws: { error in
-            (error as? PopError)?.code == .notInitialized
+        try await withAgentFixture { fixture in
+            try await fixture.store.delete(fixture.namespace.paths.machines, version: nil)
+            try await fixture.store.delete(fixture.namespace.paths.services, version: nil)
+            try await fixture.store.delete(fixture.namespace.prefix, version: nil)
+            let agent = try fixture.makeAgent()
+            await #expect {
+                try await agent.run()
+            } throws: { error in
+                (error as? PopError)?.code == .notInitialized
+            }
         }
     }
 
     @Test func killedInstanceIsRestartedWithANewPID() async throws {
-        let fixture = try await AgentFixture()
-        defer { Task { await fixture.cleanUp() } }
-        let (_, agent) = try fixture.startAgent()
-        let web = try await fixture.deploy(try AgentFixture.spec("web"))
-        let first = try await fixture.waitForRunning(web)
-        let oldPID = try #require(first.pid)
-        kill(oldPID, SIGKILL)
-        let second = try await fixture.waitForRecord(web, "restarted") {
-            $0.state == .running && $0.pid != nil && $0.pid != oldPID
+        try await withAgentFixture { fixture in
+            try await fixture.withAgent { _ in
+                let web = try await fixture.deploy(try AgentFixture.spec("web"))
+                let first = try await fixture.waitForRunning(web)
+                let oldPID = try #require(first.pid)
+                kill(oldPID, SIGKILL)
+                let second = try await fixture.waitForRecord(web, "restarted") {
+                    $0.state == .running && $0.pid != nil && $0.pid != oldPID
+                }
+                #expect(second.restarts >= 1)
+                #expect(kill(try #require(second.pid), 0) == 0)
+            }
         }
-        #expect(second.restarts >= 1)
-        #expect(kill(try #require(second.pid), 0) == 0)
-        await fixture.stop(agent)
     }
 
     @Test func configurationChangeRestartsWithTheNewSignature() async throws {
-        let fixture = try await AgentFixture()
-        defer { Task { await fixture.cleanUp() } }
-        let (_, agent) = try fixture.startAgent()
-        let spec = try AgentFixture.spec("web")
-        let web = try await fixture.deploy(spec)
-        let first = try await fixture.waitForRunning(web)
-        let current = try await fixture.namespace.service(web)
-        var changed = current.spec
-        changed.options["greeting"] = .string("bonjour")
-        try await fixture.namespace.updateService(changed, expectedVersion: current.version)
-        let newSignature = changed.signature
-        let second = try await fixture.waitForRecord(web, "running the new signature") {
-            $0.state == .running && $0.signature == newSignature
+        try await withAgentFixture { fixture in
+            try await fixture.withAgent { _ in
+                let spec = try AgentFixture.spec("web")
+                let web = try await fixture.deploy(spec)
+                let first = try await fixture.waitForRunning(web)
+                let current = try await fixture.namespace.service(web)
+                var changed = current.spec
+                changed.options["greeting"] = .string("bonjour")
+                try await fixture.namespace.updateService(changed, expectedVersion: current.version)
+                let newSignature = changed.signature
+                let second = try await fixture.waitForRecord(web, "running the new signature") {
+                    $0.state == .running && $0.signature == newSignature
+                }
+                #expect(changed.signature != spec.signature)
+                #expect(second.pid != first.pid)
+                #expect(await AgentFixture.waitForExit([try #require(first.pid)]), "the old process is gone")
+            }
         }
-        #expect(changed.signature != spec.signature)
-        #expect(second.pid != first.pid)
-        #expect(kill(try #require(first.pid), 0) != 0, "the old process is gone")
-        await fixture.stop(agent)
     }
 
     @Test func restartGenerationRestartsTheInstance() async throws {
-        let fixture = try await AgentFixture()
-        defer { Task { await fixture.cleanUp() } }
-        let (_, agent) = try fixture.startAgent()
-        let web = try await fixture.deploy(try AgentFixture.spec("web"))
-        let first = try await fixture.waitForRunning(web)
-        try await fixture.namespace.restart(web)
-        let second = try await fixture.waitForRecord(web, "restarted by request") {
-            $0.state == .running && $0.pid != nil && $0.pid != first.pid
+        try await withAgentFixture { fixture in
+            try await fixture.withAgent { _ in
+                let web = try await fixture.deploy(try AgentFixture.spec("web"))
+                let first = try await fixture.waitForRunning(web)
+                try await fixture.namespace.restart(web)
+                let second = try await fixture.waitForRecord(web, "restarted by request") {
+                    $0.state == .running && $0.pid != nil && $0.pid != first.pid
+                }
+                #expect(second.signature == first.signature)
+            }
         }
-        #expect(second.signature == first.signature)
-        await fixture.stop(agent)
     }
 
     @Test func aCrashLoopBecomesFatalUntilRestarted() async throws {
-        let fixture = try await AgentFixture()
-        defer { Task { await fixture.cleanUp() } }
-        let (_, agent) = try fixture.startAgent()
-        // Fails until the file `ready` exists in its folder.
-        let web = try await fixture.deploy(
-            try AgentFixture.spec("web", command: ["sh", "-c", "test -f ready || exit 3; exec sleep 300"]))
-        let fatal = try await fixture.waitForRecord(web, "FATAL") { $0.state == .fatal }
-        #expect(fatal.pid == nil)
-        #expect(fatal.lastError?.contains("3") == true)
-        FileManager.default.createFile(
-            atPath: fixture.home.instanceFolder(fixture.machine, web) + "/ready", contents: Data())
-        try await fixture.namespace.restart(web)
-        let running = try await fixture.waitForRunning(web)
-        #expect(running.restarts == 0)
-        await fixture.stop(agent)
+        try await withAgentFixture { fixture in
+            try await fixture.withAgent { _ in
+                // Fails until the file `ready` exists in its folder.
+                let web = try await fixture.deploy(
+                    try AgentFixture.spec("web", command: ["sh", "-c", "test -f ready || exit 3; exec sleep 300"]))
+                let fatal = try await fixture.waitForRecord(web, "FATAL") { $0.state == .fatal }
+                #expect(fatal.pid == nil)
+                #expect(fatal.lastError?.contains("3") == true)
+                #expect(
+                    FileManager.default.createFile(
+                        atPath: fixture.home.instanceFolder(fixture.machine, web) + "/ready", contents: Data()))
+                try await fixture.namespace.restart(web)
+                let running = try await fixture.waitForRunning(web)
+                #expect(running.restarts == 0)
+            }
+        }
     }
 
     @Test func undeployStopsTheWholeProcessGroupAndDeletesTheRecord() async throws {
-        let fixture = try await AgentFixture()
-        defer { Task { await fixture.cleanUp() } }
-        let (_, agent) = try fixture.startAgent()
-        // A grandchild in the instance's group, as real services have.
-        let web = try await fixture.deploy(
-            try AgentFixture.spec("web", command: ["sh", "-c", "sleep 300 & sleep 300; wait"]))
-        let record = try await fixture.waitForRunning(web)
-        let leader = try #require(record.pid)
-        // No event says a process joined a group, so look for the shell's two children for a bounded while.
-        var members = AgentFixture.members(ofGroup: leader)
-        for _ in 0..<250 where members.count < 3 {
-            try await Task.sleep(for: .milliseconds(20))
-            members = AgentFixture.members(ofGroup: leader)
+        try await withAgentFixture { fixture in
+            try await fixture.withAgent { _ in
+                // A grandchild in the instance's group, as real services have; the shell says when both children
+                // exist by writing to a FIFO.
+                let started = try fixture.makeSentinel("started")
+                let web = try await fixture.deploy(
+                    try AgentFixture.spec(
+                        "web", command: ["sh", "-c", "sleep 300 & sleep 300 & echo started > \"$1\"; wait", "sh", started]))
+                let record = try await fixture.waitForRunning(web)
+                let leader = try #require(record.pid)
+                #expect(await AgentFixture.waitForSentinel(started), "the instance's shell started its children")
+                let members = AgentFixture.members(ofGroup: leader)
+                #expect(members.count == 3, "the shell and its two children share the instance's group")
+                try await fixture.namespace.undeploy(web, machines: [fixture.machine])
+                #expect(await AgentFixture.waitForExit(members), "every process of the instance's group exited")
+                #expect(AgentFixture.members(ofGroup: leader).isEmpty)
+                try await fixture.waitForNoRecord(web)
+            }
         }
-        #expect(members.count == 3, "the shell and its two children share the instance's group")
-        try await fixture.namespace.undeploy(web, machines: [fixture.machine])
-        #expect(AgentFixture.waitForExit(members), "every process of the instance's group exited")
-        #expect(AgentFixture.members(ofGroup: leader).isEmpty)
-        #expect(try await fixture.record(web) == nil)
-        await fixture.stop(agent)
     }
 
     @Test func aNewAgentAdoptsTheRunningInstances() async throws {
-        let fixture = try await AgentFixture()
-        defer { Task { await fixture.cleanUp() } }
-        let first = try fixture.startAgent()
-        let web = try await fixture.deploy(try AgentFixture.spec("web"))
-        let db = try await fixture.deploy(try AgentFixture.spec("db"))
-        let webBefore = try await fixture.waitForRunning(web)
-        let dbBefore = try await fixture.waitForRunning(db)
-        await fixture.stop(first.task)
-        #expect(kill(try #require(webBefore.pid), 0) == 0, "instances keep running when the agent stops")
-        // The stopped agent's session is closed, so its records are gone; the next agent publishes them again.
-        #expect(try await fixture.record(web) == nil)
-        let second = try fixture.startAgent()
-        let webAfter = try await fixture.waitForRunning(web)
-        let dbAfter = try await fixture.waitForRunning(db)
-        #expect(webAfter.pid == webBefore.pid)
-        #expect(dbAfter.pid == dbBefore.pid)
-        #expect(webAfter.restarts == webBefore.restarts)
-        // The adopted instance is supervised: a crash is restarted.
-        kill(try #require(webAfter.pid), SIGKILL)
-        let restarted = try await fixture.waitForRecord(web, "restarted after adoption") {
-            $0.state == .running && $0.pid != nil && $0.pid != webAfter.pid
+        try await withAgentFixture { fixture in
+            let web = try ServiceName("web")
+            let db = try ServiceName("db")
+            let (webBefore, dbBefore) = try await fixture.withAgent { _ in
+                try await fixture.deploy(try AgentFixture.spec("web"))
+                try await fixture.deploy(try AgentFixture.spec("db"))
+                return (try await fixture.waitForRunning(web), try await fixture.waitForRunning(db))
+            }
+            #expect(kill(try #require(webBefore.pid), 0) == 0, "instances keep running when the agent stops")
+            // The stopped agent's session is closed, so its records are gone; the next agent publishes them again.
+            #expect(try await fixture.record(web) == nil)
+            try await fixture.withAgent { _ in
+                let webAfter = try await fixture.waitForRunning(web)
+                let dbAfter = try await fixture.waitForRunning(db)
+                #expect(webAfter.pid == webBefore.pid)
+                #expect(dbAfter.pid == dbBefore.pid)
+                #expect(webAfter.restarts == webBefore.restarts)
+                // The adopted instance is supervised: a crash is restarted.
+                kill(try #require(webAfter.pid), SIGKILL)
+                let restarted = try await fixture.waitForRecord(web, "restarted after adoption") {
+                    $0.state == .running && $0.pid != nil && $0.pid != webAfter.pid
+                }
+                #expect(restarted.restarts >= 1)
+            }
         }
-        #expect(restarted.restarts >= 1)
-        await fixture.stop(second.task)
     }
 
     @Test func gracefulShutdownOfAServiceGroupLeavesInstancesRunning() async throws {
-        let fixture = try await AgentFixture()
-        defer { Task { await fixture.cleanUp() } }
-        let (agent, _) = try fixture.startAgent(run: false)
-        let group = ServiceGroup(services: [agent], logger: Logger(label: "test.group"))
-        let running = Task { try await group.run() }
-        let web = try await fixture.deploy(try AgentFixture.spec("web"))
-        let record = try await fixture.waitForRunning(web)
-        await group.triggerGracefulShutdown()
-        try await running.value
-        #expect(kill(try #require(record.pid), 0) == 0, "the instance outlives the agent")
-        #expect(try await fixture.namespace.machines().isEmpty, "the machine's registration went with the session")
-        #expect(try await fixture.record(web) == nil)
+        try await withAgentFixture { fixture in
+            let agent = try fixture.makeAgent()
+            let group = ServiceGroup(services: [agent], logger: Logger(label: "test.group"))
+            try await withThrowingTaskGroup(of: Void.self) { tasks in
+                tasks.addTask { try await group.run() }
+                let web = try await fixture.deploy(try AgentFixture.spec("web"))
+                let record = try await fixture.waitForRunning(web)
+                await group.triggerGracefulShutdown()
+                try await tasks.waitForAll()
+                #expect(kill(try #require(record.pid), 0) == 0, "the instance outlives the agent")
+                #expect(try await fixture.namespace.machines().isEmpty, "the machine's registration went with the session")
+                #expect(try await fixture.record(web) == nil)
+            }
+        }
     }
 
     @Test func stopInstancesOnShutdown() async throws {
-        let fixture = try await AgentFixture()
-        defer { Task { await fixture.cleanUp() } }
-        let (_, agent) = try fixture.startAgent(stopInstancesOnShutdown: true)
-        let web = try await fixture.deploy(try AgentFixture.spec("web"))
-        let record = try await fixture.waitForRunning(web)
-        await fixture.stop(agent)
-        #expect(AgentFixture.waitForExit([try #require(record.pid)]))
+        try await withAgentFixture { fixture in
+            let record = try await fixture.withAgent(stopInstancesOnShutdown: true) { _ in
+                try await fixture.waitForRunning(try await fixture.deploy(try AgentFixture.spec("web")))
+            }
+            #expect(await AgentFixture.waitForExit([try #require(record.pid)]))
+        }
     }
 
     @Test func aMalformedSpecDoesNotStopAnotherService() async throws {
-        let fixture = try await AgentFixture()
-        defer { Task { await fixture.cleanUp() } }
-        let bad = try await fixture.deploy(try AgentFixture.spec("bad"))
-        _ = try await fixture.store.set(fixture.namespace.paths.service(bad), data: Array("{not json".utf8), version: nil)
-        let web = try await fixture.deploy(try AgentFixture.spec("web"))
-        let (_, agent) = try fixture.startAgent()
-        let record = try await fixture.waitForRunning(web)
-        #expect(record.pid != nil)
-        let badRecord = try await fixture.waitForRecord(bad, "reporting its error") { $0.lastError != nil }
-        #expect(badRecord.state == .fatal)
-        #expect(badRecord.pid == nil)
-        #expect(badRecord.lastError?.contains("malformed") == true)
-        // Fixing the spec starts it.
-        _ = try await fixture.store.set(
-            fixture.namespace.paths.service(bad), data: try AgentFixture.spec("bad").canonicalEncoding(), version: nil)
-        let fixed = try await fixture.waitForRunning(bad)
-        #expect(fixed.lastError == nil)
-        await fixture.stop(agent)
+        try await withAgentFixture { fixture in
+            let bad = try await fixture.deploy(try AgentFixture.spec("bad"))
+            _ = try await fixture.store.set(
+                fixture.namespace.paths.service(bad), data: Array("{not json".utf8), version: nil)
+            let web = try await fixture.deploy(try AgentFixture.spec("web"))
+            try await fixture.withAgent { _ in
+                let record = try await fixture.waitForRunning(web)
+                #expect(record.pid != nil)
+                let badRecord = try await fixture.waitForRecord(bad, "reporting its error") { $0.lastError != nil }
+                #expect(badRecord.state == .fatal)
+                #expect(badRecord.pid == nil)
+                #expect(badRecord.lastError?.contains("malformed") == true)
+                // Fixing the spec starts it.
+                _ = try await fixture.store.set(
+                    fixture.namespace.paths.service(bad), data: try AgentFixture.spec("bad").canonicalEncoding(),
+                    version: nil)
+                let fixed = try await fixture.waitForRunning(bad)
+                #expect(fixed.lastError == nil)
+            }
+        }
+    }
+
+    @Test func aSpecThatCannotBeTurnedIntoACommandIsReportedFatal() async throws {
+        try await withAgentFixture { fixture in
+            try await fixture.withAgent { _ in
+                let web = try await fixture.deploy(try AgentFixture.spec("web", command: ["sleep", "{nope}"]))
+                let record = try await fixture.waitForRecord(web, "reporting its error") { $0.lastError != nil }
+                #expect(record.state == .fatal)
+                #expect(record.pid == nil)
+                #expect(record.lastError?.contains("nope") == true)
+            }
+        }
     }
 
     @Test func anExpiredSessionIsReplacedWithoutDuplicatingInstances() async throws {
-        let fixture = try await AgentFixture()
-        defer { Task { await fixture.cleanUp() } }
-        let (_, agent) = try fixture.startAgent()
-        let web = try await fixture.deploy(try AgentFixture.spec("web"))
-        let before = try await fixture.waitForRunning(web)
-        let firstStore = try #require(fixture.agentStores.withLock { $0.last } as? EmbeddedStore)
-        firstStore.suspendHeartbeats()
-        // The session expires (3 s), its ephemeral nodes vanish, and the agent registers and publishes again.
-        let after = try await fixture.wait("a record from a new session") { () -> InstanceRecord? in
-            guard fixture.agentStores.withLock({ $0.count }) >= 2,
-                let stat = try await fixture.store.exists(fixture.namespace.paths.instance(web, fixture.machine)),
-                stat.ephemeralOwner != firstStore.sessionID
-            else { return nil }
-            return try await fixture.record(web)
+        try await withAgentFixture { fixture in
+            try await fixture.withAgent { _ in
+                let web = try await fixture.deploy(try AgentFixture.spec("web"))
+                let before = try await fixture.waitForRunning(web)
+                let firstStore = try #require(fixture.agentStores.withLock { $0.last } as? EmbeddedStore)
+                firstStore.suspendHeartbeats()
+                // The session expires (3 s), its ephemeral nodes vanish, and the agent registers and publishes again.
+                let after = try await fixture.wait("a record from a new session") { () -> InstanceRecord? in
+                    guard fixture.agentStores.withLock({ $0.count }) >= 2,
+                        let stat = try await fixture.store.exists(fixture.namespace.paths.instance(web, fixture.machine)),
+                        stat.ephemeralOwner != firstStore.sessionID
+                    else { return nil }
+                    return try await fixture.record(web)
+                }
+                #expect(after.pid == before.pid, "the instance kept running and was not started again")
+                #expect(after.state == .running)
+                #expect(try await fixture.namespace.machines().map(\.id) == [fixture.machine])
+            }
         }
-        #expect(after.pid == before.pid, "the instance kept running and was not started again")
-        #expect(after.state == .running)
-        #expect(try await fixture.namespace.machines().map(\.id) == [fixture.machine])
-        await fixture.stop(agent)
     }
 }
 
 /// A python template: the agent creates the instance's virtual environment as a setup step.
 @Suite(.serialized) struct AgentPythonTests {
     @Test func aPythonInstanceInstallsItsEnvironmentThenRuns() async throws {
-        let fixture = try await AgentFixture()
-        defer { Task { await fixture.cleanUp() } }
-        let (_, agent) = try fixture.startAgent()
-        let script = "import os, sys, time; print(os.environ['VIRTUAL_ENV'], sys.prefix, flush=True); time.sleep(300)"
-        let template = ResolvedTemplate(
-            name: "python", command: ["{python}", "-c", script], stopTimeoutMilliseconds: 2000,
-            tasks: [TemplateTask(name: "where", command: ["python", "-c", "import sys; print(sys.prefix)"])],
-            python: PythonEnvironment())
-        let web = try await fixture.deploy(ServiceSpec(name: try ServiceName("py"), template: template, options: [:]))
-        _ = try await fixture.waitForRecord(web, "installing") { $0.state == .installing || $0.state == .running }
-        let record = try await fixture.waitForRunning(web)
-        let folder = fixture.home.instanceFolder(fixture.machine, web)
-        #expect(FileManager.default.fileExists(atPath: folder + "/venv/bin/python"))
-        #expect(FileManager.default.fileExists(atPath: folder + "/constraints.txt"))
-        #expect(kill(try #require(record.pid), 0) == 0)
-        // Tasks run with the environment's bin folder first on PATH.
-        let id = try await fixture.namespace.createTask(
-            web,
-            TaskRequest(task: "where", arguments: [], machines: [fixture.machine], created: Date(), timeoutMilliseconds: 20_000))
-        let result = try await fixture.waitForResult(web, id)
-        #expect(result.output == folder + "/venv\n")
-        await fixture.stop(agent)
+        try await withAgentFixture { fixture in
+            try await fixture.withAgent { _ in
+                let script = "import os, sys, time; print(os.environ['VIRTUAL_ENV'], sys.prefix, flush=True); time.sleep(300)"
+                let template = ResolvedTemplate(
+                    name: "python", command: ["{python}", "-c", script], stopTimeoutMilliseconds: 2000,
+                    tasks: [TemplateTask(name: "where", command: ["python", "-c", "import sys; print(sys.prefix)"])],
+                    python: PythonEnvironment())
+                let web = try await fixture.deploy(
+                    ServiceSpec(name: try ServiceName("py"), template: template, options: [:]))
+                // Creating a virtual environment (ensurepip included) takes seconds on an idle machine and minutes
+                // beside a pip install on a loaded one; the bounds separate "slow" from "never".
+                _ = try await fixture.waitForRecord(web, "installing", timeout: .seconds(120)) {
+                    $0.state == .installing || $0.state == .running
+                }
+                let record = try await fixture.waitForRunning(web, timeout: .seconds(300))
+                let folder = fixture.home.instanceFolder(fixture.machine, web)
+                #expect(FileManager.default.fileExists(atPath: folder + "/venv/bin/python"))
+                #expect(FileManager.default.fileExists(atPath: folder + "/constraints.txt"))
+                #expect(kill(try #require(record.pid), 0) == 0)
+                // Tasks run with the environment's bin folder first on PATH.
+                let id = try await fixture.namespace.createTask(
+                    web,
+                    TaskRequest(
+                        task: "where", arguments: [], machines: [fixture.machine], created: Date(),
+                        timeoutMilliseconds: 20_000))
+                let result = try await fixture.waitForResult(web, id)
+                #expect(result.output == folder + "/venv\n")
+            }
+        }
     }
 }
