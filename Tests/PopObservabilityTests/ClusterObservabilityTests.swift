@@ -15,7 +15,7 @@ struct ClusterObservabilityTests {
     final class Transcript: @unchecked Sendable {
         private let lock = NSLock()
         private var outputs: [JournalOutput] = []
-        private var waiters: [Int: (condition: ([JournalOutput]) -> Bool, continuation: CheckedContinuation<Bool, Never>)] = [:]
+        private var waiters: [Int: (condition: @Sendable ([JournalOutput]) -> Bool, continuation: CheckedContinuation<Bool, Never>)] = [:]
         private var nextWaiter = 0
         private var ended = false
 
@@ -41,7 +41,7 @@ struct ClusterObservabilityTests {
         }
 
         /// Waits until what was printed satisfies `condition`; false when the output ended or `limit` passed first.
-        func wait(within limit: Duration = .seconds(60), _ condition: @escaping ([JournalOutput]) -> Bool) async -> Bool {
+        func wait(within limit: Duration = .seconds(60), _ condition: @escaping @Sendable ([JournalOutput]) -> Bool) async -> Bool {
             await withTaskGroup(of: Bool.self) { group in
                 group.addTask { await self.waitForever(condition) }
                 group.addTask {
@@ -54,7 +54,7 @@ struct ClusterObservabilityTests {
             }
         }
 
-        private func waitForever(_ condition: @escaping ([JournalOutput]) -> Bool) async -> Bool {
+        private func waitForever(_ condition: @escaping @Sendable ([JournalOutput]) -> Bool) async -> Bool {
             let id = lock.withLock { () -> Int in
                 nextWaiter += 1
                 return nextWaiter

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import PopAgent
 import PopState
+import PopTestSupport
 import Testing
 
 /// Lifecycle events as a real supervisor's reports and the agent's decisions make them, and the journal they go to.
@@ -77,7 +78,7 @@ struct LifecycleTrackerTests {
         try await withTemporaryFolder { folder in
             let journal = MachineJournal(home: PopHome(path: folder + "/home"), machine: try MachineID("m1"), version: "test")
             let listener = ["python3", "-c", "import socket, sys, time; s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('127.0.0.1', int(sys.argv[1]))); s.listen(); time.sleep(600)"]
-            let port = try freeLoopbackPort()
+            let port = try LoopbackHTTP.freePort()
             let health = HealthProbe(target: .tcp(port: UInt16(port)), intervalMilliseconds: 50, timeoutMilliseconds: 500, gracePeriodMilliseconds: 300)
             let events = try await withTrackedSupervisor(journal: journal) { supervisor, box in
                 supervisor.start(try configuration(folder, listener + [String(port)], health: health))
@@ -154,21 +155,4 @@ enum EventJournalFile {
             try? JSONDecoder().decode(LifecycleEvent.self, from: Data($0.utf8))
         }
     }
-}
-
-/// A TCP port on 127.0.0.1 nothing listens on now.
-func freeLoopbackPort() throws -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
-    _ = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-    }
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    _ = withUnsafeMutablePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-    }
-    return Int(UInt16(bigEndian: address.sin_port))
 }

@@ -15,15 +15,13 @@ public final class FolderWatch: Sendable {
     /// One element per burst of changes (at most one waiting); finishes when the watch stops.
     public let wakes: AsyncStream<Void>
     private let continuation: AsyncStream<Void>.Continuation
-    private let wake: Int32
+    private let thread: InotifyThread
     private let state = Mutex<State>(State())
 
     private struct State {
         var folders: [String] = []
         var added = false
         var stopped = false
-        var finished = false
-        var waiters: [CheckedContinuation<Void, Never>] = []
     }
 
     /// The name of the watch's thread, as /proc shows it.
@@ -31,34 +29,14 @@ public final class FolderWatch: Sendable {
 
     /// Starts watching `folders`.
     public init(folders: [String]) throws(PopError) {
-        #if os(Linux)
-        let inotify = inotify_init1(Int32(IN_CLOEXEC))
-        guard inotify >= 0 else {
-            throw PopError(.system, "Could not watch the journals: inotify_init1 failed (errno \(errno)).")
-        }
-        let wake = eventfd(0, Int32(EFD_CLOEXEC))
-        guard wake >= 0 else {
-            close(inotify)
-            throw PopError(.system, "Could not watch the journals: eventfd failed (errno \(errno)).")
-        }
-        self.wake = wake
+        thread = try InotifyThread(purpose: "watch the journals")
         (wakes, continuation) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
         state.withLock { $0.folders = folders }
-        let thread = Thread { [self] in
-            Thread.current.name = Self.threadName
-            self.loop(inotify: inotify)
-            close(inotify)
-            self.threadEnded()
+        thread.start(name: Self.threadName) { [self] thread in
+            self.loop(thread)
+            self.continuation.finish()
         }
         continuation.onTermination = { [self] _ in self.stop() }
-        thread.start()
-        #else
-        throw PopError(.system, "Watching journals is not supported on this platform yet.")
-        #endif
-    }
-
-    deinit {
-        close(wake)
     }
 
     /// Watches `folders` too (new instances found while following).
@@ -67,39 +45,18 @@ public final class FolderWatch: Sendable {
             state.folders += folders
             state.added = true
         }
-        signal()
+        thread.signal()
     }
 
     /// Stops watching: the stream finishes and the thread ends (``finished()`` waits for that).
     public func stop() {
         state.withLock { $0.stopped = true }
-        signal()
+        thread.signal()
     }
 
     /// Waits until the thread has ended and closed its descriptors.
     public func finished() async {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let done = state.withLock { state in
-                if !state.finished { state.waiters.append(continuation) }
-                return state.finished
-            }
-            if done { continuation.resume() }
-        }
-    }
-
-    private func signal() {
-        var one: UInt64 = 1
-        _ = write(wake, &one, MemoryLayout<UInt64>.size)
-    }
-
-    private func threadEnded() {
-        continuation.finish()
-        let waiters = state.withLock { state in
-            state.finished = true
-            defer { state.waiters = [] }
-            return state.waiters
-        }
-        for waiter in waiters { waiter.resume() }
+        await thread.finished()
     }
 
     /// Watches each folder, or its nearest existing parent for the folder's creation.
@@ -116,43 +73,27 @@ public final class FolderWatch: Sendable {
         }
     }
 
-    private func loop(inotify: Int32) {
+    private func loop(_ thread: InotifyThread) {
         var buffer = [UInt8](repeating: 0, count: 16 * 1024)
-        arm(inotify, state.withLock { $0.folders })
-        while true {
-            var descriptors = [
-                pollfd(fd: inotify, events: Int16(POLLIN), revents: 0), pollfd(fd: wake, events: Int16(POLLIN), revents: 0),
-            ]
-            let ready = poll(&descriptors, 2, -1)
-            if ready < 0 {
-                if errno == EINTR { continue }
-                return
-            }
-            if descriptors[1].revents != 0 {
-                var count: UInt64 = 0
-                _ = read(wake, &count, MemoryLayout<UInt64>.size)
+        arm(thread.inotify, state.withLock { $0.folders })
+        while let ready = thread.wait() {
+            if ready.signaled {
                 let (stopped, added, folders) = state.withLock { state in
                     defer { state.added = false }
                     return (state.stopped, state.added, state.folders)
                 }
                 if stopped { return }
                 if added {
-                    arm(inotify, folders)
+                    arm(thread.inotify, folders)
                     continuation.yield()
                 }
             }
-            if descriptors[0].revents != 0 {
-                let count = buffer.withUnsafeMutableBytes { read(inotify, $0.baseAddress, $0.count) }
-                if count < 0 && errno != EINTR && errno != EAGAIN { return }
+            if ready.changed {
+                guard let events = thread.events(into: &buffer) else { return }
                 // A folder waited for may exist now; watching it again is harmless.
-                var created = false
-                var index = 0
-                while index + MemoryLayout<inotify_event>.size <= max(count, 0) {
-                    let event = buffer.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: index, as: inotify_event.self) }
-                    if event.mask & UInt32(IN_CREATE | IN_MOVED_TO) != 0 && event.mask & UInt32(IN_ISDIR) != 0 { created = true }
-                    index += MemoryLayout<inotify_event>.size + Int(event.len)
+                if events.contains(where: { $0.mask & UInt32(IN_CREATE | IN_MOVED_TO) != 0 && $0.mask & UInt32(IN_ISDIR) != 0 }) {
+                    arm(thread.inotify, state.withLock { $0.folders })
                 }
-                if created { arm(inotify, state.withLock { $0.folders }) }
                 continuation.yield()
             }
         }
