@@ -94,8 +94,20 @@ public struct AgentEndpoint: Service {
                     "the endpoint's port is taken; listening on another one",
                     metadata: ["endpoint.port": "\(port)"])
                 try await serve(server, .hostname(host, port: 0))
+            } catch let error as IOError where error.errnoCode == EADDRINUSE {
+                throw PopError(
+                    .conflict, "The agent's endpoint cannot listen on \(host):\(port): the address is in use.",
+                    hint: "Choose another address with `pop fg --listen`, or stop what uses it.")
             }
         }
+    }
+
+    /// The address to publish for `address`: a wildcard host (every address) becomes this machine's first address.
+    public static func published(_ address: EndpointAddress) -> EndpointAddress {
+        guard case .tcp(let host, let port) = address.location, host == "0.0.0.0" || host == "::" else { return address }
+        let addresses = MachineAddresses.current()
+        let chosen = addresses.first { !$0.contains(":") } ?? addresses.first ?? "127.0.0.1"
+        return EndpointAddress(.tcp(host: chosen, port: port), tls: address.tls)
     }
 
     private func serve(_ server: HTTPServerBuilder, _ address: BindAddress) async throws {

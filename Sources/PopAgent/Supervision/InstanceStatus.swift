@@ -25,6 +25,8 @@ public struct InstanceStatus: Hashable, Sendable {
     public var healthy: Bool?
     /// Why the instance last failed.
     public var lastFailure: Failure?
+    /// Why the command was last started again (a crash, its health, a new configuration, or asked for).
+    public var lastRestart: LifecycleEvent.RestartReason?
 
     /// A process that ended, and how.
     public struct ProcessExit: Hashable, Sendable {
@@ -55,7 +57,7 @@ public struct InstanceStatus: Hashable, Sendable {
     public init(
         name: ServiceName, state: InstanceState, pid: Int32?, signature: ConfigSignature, since: Date,
         started: Date?, restarts: Int, lastError: String?, lastExit: ProcessExit? = nil, healthy: Bool? = nil,
-        lastFailure: Failure? = nil
+        lastFailure: Failure? = nil, lastRestart: LifecycleEvent.RestartReason? = nil
     ) {
         self.name = name
         self.state = state
@@ -68,12 +70,13 @@ public struct InstanceStatus: Hashable, Sendable {
         self.lastExit = lastExit
         self.healthy = healthy
         self.lastFailure = lastFailure
+        self.lastRestart = lastRestart
     }
 
     /// The record the agent publishes in the store for this instance on `machine`.
     public func record(machine: MachineID) -> InstanceRecord {
         InstanceRecord(
             machine: machine, pid: pid, signature: signature, state: state, since: since, started: started,
-            restarts: restarts, lastError: lastError)
+            restarts: restarts, lastError: lastError, lastRestart: lastRestart)
     }
 }

@@ -5,22 +5,19 @@ import PopState
 import PopTestSupport
 import Testing
 
-/// Lifecycle events as a real supervisor's reports and the agent's decisions make them, and the journal they go to.
+/// Lifecycle events as a real supervisor records them, where it decides and sees them, and the journal they go to.
 @Suite(.timeLimit(.minutes(2)))
-struct LifecycleTrackerTests {
-    /// Runs a supervisor, feeds its reports to a tracker and the events to `journal`, until `body` returns; returns the
-    /// events in order.
+struct LifecycleEventTests {
+    /// Runs a supervisor whose lifecycle events go to `journal`, until `body` returns; returns the events in order.
     func withTrackedSupervisor(
-        journal: MachineJournal, _ body: @Sendable (Supervisor, TrackerBox) async throws -> Void
+        journal: MachineJournal, _ body: @Sendable (Supervisor, LifecycleBox) async throws -> Void
     ) async throws -> [LifecycleEvent] {
         var logger = Logger(label: "pop.test.lifecycle")
         logger.logLevel = .warning
-        let supervisor = try Supervisor(logger: logger)
-        let box = TrackerBox(journal: journal)
+        let box = LifecycleBox(journal: journal)
+        let supervisor = try Supervisor(options: .init(lifecycle: { box.record($0) }), logger: logger)
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await supervisor.run() }
-            let reports = supervisor.events()
-            group.addTask { for await report in reports { box.reported(report) } }
             do {
                 try await body(supervisor, box)
             } catch {
@@ -83,16 +80,18 @@ struct LifecycleTrackerTests {
             let events = try await withTrackedSupervisor(journal: journal) { supervisor, box in
                 supervisor.start(try configuration(folder, listener + [String(port)], health: health))
                 try await box.wait { $0.contains { $0.kind == .health && $0.healthy == true } }
-                // A new configuration: the agent says why before the supervisor restarts it.
-                box.restarting(.configChange)
+                // A new configuration: the supervisor restarts it, and says why.
                 supervisor.start(try configuration(folder, listener + [String(port)], signature: "2222", health: health))
                 try await box.wait { $0.filter { $0.kind == .health && $0.healthy == true }.count == 2 }
-                box.restarting(.manual)
                 supervisor.restart(try ServiceName("web"))
                 try await box.wait { $0.filter { $0.kind == .health && $0.healthy == true }.count == 3 }
                 // A program that never listens fails its check and is restarted for its health.
                 supervisor.start(try configuration(folder, ["sleep", "600"], signature: "3333", health: health))
                 try await box.wait { $0.contains { $0.kind == .restarted && $0.reason == .health } }
+                // The status, and so the instance record `pop status` shows, says why too.
+                let status = supervisor.status(of: try ServiceName("web"))
+                #expect(status?.lastRestart == .health)
+                #expect(status?.record(machine: try MachineID("m1")).lastRestart == .health)
             }
             let kinds = kinds(events)
             #expect(
@@ -106,10 +105,9 @@ struct LifecycleTrackerTests {
     }
 }
 
-/// The tracker, its events, and waits on them, shared with the supervisor's report loop.
-final class TrackerBox: @unchecked Sendable {
+/// The events the supervisor records, written to the journal, and waits on them.
+final class LifecycleBox: @unchecked Sendable {
     private let lock = NSLock()
-    private var tracker = LifecycleTracker()
     private var recorded: [LifecycleEvent] = []
     private var waiters: [(condition: ([LifecycleEvent]) -> Bool, continuation: CheckedContinuation<Void, Never>)] = []
     let journal: MachineJournal
@@ -118,15 +116,10 @@ final class TrackerBox: @unchecked Sendable {
 
     var events: [LifecycleEvent] { lock.withLock { recorded } }
 
-    func restarting(_ reason: LifecycleEvent.RestartReason) {
-        lock.withLock { tracker.restarting(try! ServiceName("web"), because: reason) }
-    }
-
-    func reported(_ report: InstanceEvent) {
-        let events = lock.withLock { tracker.reported(report) }
-        let written = events.map { journal.record($0) }
+    func record(_ event: LifecycleEvent) {
+        let written = journal.record(event)
         let ready = lock.withLock { () -> [CheckedContinuation<Void, Never>] in
-            recorded += written
+            recorded.append(written)
             let ready = waiters.filter { $0.condition(recorded) }.map(\.continuation)
             waiters.removeAll { $0.condition(recorded) }
             return ready
