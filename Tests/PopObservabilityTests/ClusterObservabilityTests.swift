@@ -153,6 +153,21 @@ struct ClusterObservabilityTests {
         }
     }
 
+    /// Follows the counter's logs until every machine of `cluster` printed a line; false when the command ended first
+    /// (the suite's time limit ends a follow that never sees them).
+    static func followUntilEveryMachineWrote(_ cluster: Cluster, environment: [(String, String)]) async throws -> Bool {
+        let follower = try ChildProcess(
+            cluster.operatorMachine.argv([cluster.popBinary, "logs", "counter", "-f", "-n", "1"], environment: environment),
+            environment: CommandRunner.baseEnvironment(), stdout: .lines, stderr: .discard)
+        defer { follower.signalGroup(SIGKILL) }
+        var waiting = Set(cluster.machines.map(\.id))
+        for await line in follower.lines! {
+            waiting = waiting.filter { !line.hasPrefix("\($0) out| ") }
+            if waiting.isEmpty { return true }
+        }
+        return false
+    }
+
     /// Where `values` skips or repeats, for a failure message.
     static func gaps(_ values: [Int]) -> String {
         zip(values, values.dropFirst()).filter { $1 != $0 + 1 }.prefix(10).map { "\($0)→\($1)" }.joined(separator: ", ")
@@ -170,7 +185,10 @@ struct ClusterObservabilityTests {
             try await cluster.popOK(["deploy", "counter"] + cluster.machines.map(\.id), environment: credentials)
             try await cluster.popOK(["status", "counter", "--wait", "running", "--timeout", "120"], environment: credentials, timeout: .seconds(180))
 
-            // With the namespace's credentials: lines of all three machines.
+            // With the namespace's credentials: lines of all three machines (once each has written some).
+            #expect(
+                try await Self.followUntilEveryMachineWrote(cluster, environment: credentials),
+                "pop logs -f showed a line of every machine")
             let logs = try await cluster.popOK(["logs", "counter", "-n", "3"], environment: credentials)
             for machine in cluster.machines { #expect(logs.stdout.contains("\(machine.id) out| "), "\(logs)") }
             // With wrong ones: refused, exit 7, and no secret in what it printed.
