@@ -25,6 +25,13 @@ struct ObservabilityCommandTests {
             try await pop.fails(3, ["events", "nosuch"], mentioning: ["no service named 'nosuch'"])
             try await pop.fails(2, ["events", "--since", "10 parsecs"], mentioning: ["--since"])
             try await pop.fails(3, ["events", "--machine", "elsewhere"], mentioning: ["elsewhere"])
+            // The agent's endpoint: an address that is not one, TLS half given, and on the embedded store a
+            // non-loopback address; no agent starts.
+            try await pop.fails(2, ["fg", "--listen", "nowhere:port"], mentioning: ["--listen", "HOST:PORT"])
+            try await pop.fails(2, ["fg", "--tls-cert", "/nonexistent.pem"], mentioning: ["--tls-key"])
+            if kind == .embedded {
+                try await pop.fails(2, ["fg", "--listen", "0.0.0.0:7999"], mentioning: ["loopback"])
+            }
             // Nothing was written by the refused commands.
             let status = try await pop.statusReport()
             #expect(status.services.map(\.service) == ["web"])
