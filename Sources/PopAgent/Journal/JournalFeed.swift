@@ -133,7 +133,9 @@ public final class JournalFeed {
                         newFolders = []
                     }
                     let onlyWatermark = frames.count == 1
-                    if onlyWatermark && ContinuousClock.now - lastSent < heartbeat { continue }
+                    // A watermark alone goes out once per heartbeat; the ticker's own tick, a heartbeat after the last
+                    // tick, comes a little less than that after the last send, which must not postpone it by another.
+                    if onlyWatermark && ContinuousClock.now - lastSent < heartbeat / 2 { continue }
                     if onlyWatermark, let previous = lastWatermarkSent, case .watermark(let time) = frames[0], time <= previous {
                         frames = [.watermark(previous)]
                     }
