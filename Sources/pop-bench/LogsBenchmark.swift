@@ -222,11 +222,20 @@ struct LogsScrapeBenchmark: AsyncParsableCommand {
             names.append(spec.name)
         }
         for name in names { _ = try await namespace.deploy(name, machines: [try MachineID(machine.id)]) }
-        try await cluster.popOK(["status", "--wait", "running", "--timeout", "600"], timeout: .seconds(700))
         let key = try await namespace.endpointKey()
         guard let record = try await namespace.machines().first, let text = record.endpoint, let address = EndpointAddress(text),
             case .tcp(let host, let port) = address.location
         else { throw BenchError("the agent publishes no TCP endpoint") }
+        // Until the agent's own metrics say every instance runs, read again at each change in the store (its records).
+        let running = try await namespace.read(
+            {
+                let response = try await LoopbackHTTPRequest.get(host: host, port: port, path: "/metrics", bearer: key.scrapeToken)
+                return response.body.split(separator: "\n").filter {
+                    $0.hasPrefix("pop_instance_state{") && $0.contains("state=\"running\"")
+                        && $0.split(separator: " ").last.flatMap { Double($0) } == 1
+                }.count
+            }, until: { $0 == instances }, wokenByChangesUnder: namespace.prefix, deadline: .now + .seconds(600))
+        guard running == instances else { throw BenchError("not every instance was running within 600 s") }
         print("GET /metrics of one agent with \(instances) instances (\(host):\(port)), \(scrapes) scrapes:")
         var times: [Double] = []
         var size = 0
