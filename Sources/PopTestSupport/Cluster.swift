@@ -100,6 +100,21 @@ public final class Cluster: Sendable {
         }
     }
 
+    /// Cuts a machine off the bridge (`ip link set <veth> down` on its host end), or puts it back: its processes
+    /// keep running but reach nobody, as in a network partition.
+    public func setLink(of machine: ClusterMachine, up: Bool) async throws {
+        guard let number = (1...self.machines.count).first(where: { self.network.namespace($0) == machine.namespace }) else {
+            throw ClusterError("machine \(machine.id) has no namespace of its own")
+        }
+        try await IPTool.run(["link", "set", self.network.hostVeth(number), up ? "up" : "down"])
+    }
+
+    /// Kills every process in a machine's namespace (its agent and its instances), as when the machine dies.
+    public func killProcesses(of machine: ClusterMachine) async {
+        guard let namespace = machine.namespace else { return }
+        await IPTool.killProcesses(in: namespace)
+    }
+
     /// Kills every process in the machines' namespaces (agents, instances, tasks), deletes the namespaces, the veth
     /// pairs and the bridge, stops the ensemble, and removes the scratch folder.
     public func stop() async {

@@ -38,6 +38,13 @@ public enum Processes {
         }
     }
 
+    /// When `pid` started, in clock ticks since boot (`/proc/PID/stat` field 22): with the pid, it names one process
+    /// for good, where the pid alone may be reused.
+    public static func startTime(_ pid: Int32) -> UInt64? {
+        guard let fields = statFields(pid), fields.count > 19 else { return nil }
+        return UInt64(fields[19])
+    }
+
     /// The direct children of `pid`, from /proc.
     public static func children(of pid: Int32) -> [Int32] {
         let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []

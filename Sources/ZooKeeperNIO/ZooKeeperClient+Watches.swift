@@ -6,7 +6,7 @@ extension ZooKeeperClient {
     /// `.persistent` reports every change to the node itself (including children changes);
     /// `.persistentRecursive` reports creations, deletions and data changes of the node and all descendants.
     /// The watch survives reconnects and fires until `removeWatches(_:type:)` removes it. Stopping iteration
-    /// removes the local registration.
+    /// removes the local registration, and the server's watch when no other local watch is left on the node.
     public func addWatch(_ path: String, mode: ZooKeeperAddWatchMode) async throws -> ZooKeeperWatchStream {
         let serverPath = try self.serverPath(path)
         let (stream, continuation) = ZooKeeperWatchStream.makeStream(bufferingPolicy: .unbounded)
@@ -38,8 +38,8 @@ extension ZooKeeperClient {
         return ZooKeeperWatchID(rawValue: id)
     }
 
-    /// Stops delivering the events of a watch set with ``addWatch(_:mode:sink:)`` (its sink is not ended). The server
-    /// keeps the watch until `removeWatches(_:type:)` or the end of the session; its events are dropped here.
+    /// Stops delivering the events of a watch set with ``addWatch(_:mode:sink:)`` (its sink is not ended). When no
+    /// other local watch is left on its node, the server's watch is removed as well.
     public func detachWatch(_ id: ZooKeeperWatchID) {
         let controller = self.controller
         controller.eventLoop.execute { controller.streamTerminated(id: id.rawValue) }

@@ -13,7 +13,7 @@ struct BackupTests {
         let backup = try await populate(source)
         let target = try await CLIFixture.make(kind, initialized: false)
         let restored = try await target.pop.ok("restore", backup)
-        #expect(restored.stdout.contains("restored 2 service(s) and 2 placement(s)"), "\(restored)")
+        #expect(restored.stdout.contains("restored 3 service(s) and 2 placement(s)"), "\(restored)")
         #expect(try await desiredState(target) == desiredState(source))
         // The specs are the same bytes, so the same signatures: no instance would restart.
         #expect(try await signatures(target) == signatures(source))
@@ -143,6 +143,11 @@ struct BackupTests {
         try await pop.ok("deploy", "web", "m1", "m2")
         try await pop.ok("config", "api", "--workers", "3")
         try await pop.ok("config", "web", "--max-parallel", "1")
+        // Deployed by count, with machine labels and a drained machine (persistent facts).
+        try await pop.ok("add", "batch", "--template", "command", "--command", "sleep 1000")
+        try await pop.ok("deploy", "batch", "--count", "2", "--label", "zone=a", "--spread", "rack", "--reschedule-after", "12")
+        try await pop.ok("machines", "label", "m1", "zone=a", "rack=r1")
+        try await pop.ok("drain", "m2")
         let store = try await fixture.openStore()
         let namespace = try PopNamespace(store: store)
         _ = try await namespace.appendPackages(try ServiceName("api"), ["toml==0.10.2"])

@@ -70,6 +70,16 @@ struct GlobalOptionsTests {
             ("undeploy", Case(arguments: ["undeploy", "alt", machine]) { result, position in
                 #expect((jsonObject(result) as? [String: String])?["undeployed"] == "m-\(position.rawValue)")
             }),
+            // A pinned service has no count to change: parsed, then refused by the namespace the options name.
+            ("scale", Case(arguments: ["scale", "alt", "2"], status: 4) { result, _ in
+                #expect(result.stderr.contains("'alt' is pinned"), "\(result)")
+            }),
+            ("drain", Case(arguments: ["drain", "m-alt"]) { result, _ in
+                #expect((jsonObject(result) as? [String: String])?["drained"] == "true", "\(result)")
+            }),
+            ("undrain", Case(arguments: ["undrain", "m-alt"]) { result, _ in
+                #expect((jsonObject(result) as? [String: String])?["drained"] == "false", "\(result)")
+            }),
             ("config", Case(arguments: ["config", "alt"]) { result, _ in
                 #expect((jsonObject(result) as? [String: Any])?["template"] as? String == "kit", "\(result)")
             }),

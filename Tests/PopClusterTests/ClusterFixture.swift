@@ -75,7 +75,7 @@ struct StoreWatcher {
     let namespace: PopNamespace
 
     /// Runs `body` with a watcher on `cluster`'s store, and closes its session before returning.
-    static func with<T>(_ cluster: Cluster, _ body: (StoreWatcher) async throws -> T) async throws -> T {
+    @discardableResult static func with<T>(_ cluster: Cluster, _ body: (StoreWatcher) async throws -> T) async throws -> T {
         let configuration = try StoreConfiguration(kind: StoreConfiguration.parseHosts(cluster.host), prefix: "/pop")
         let watcher = StoreWatcher(namespace: try await openNamespace(configuration))
         do {

@@ -119,7 +119,7 @@ extension PopClusterSuite {
                 let pids = try await web.pids()
                 let mark = web.recordedEvents().count
                 let m2 = cluster.machines[1]
-                await try #require(m2.agent).crash()
+                try await #require(m2.agent).crash()
                 try await StoreWatcher.with(cluster) { watcher in
                     try await watcher.wait(timeout: .seconds(40), "m2's session expires") { snapshot in
                         !snapshot.machines.contains { $0.id.rawValue == "m2" }
@@ -146,7 +146,7 @@ extension PopClusterSuite {
         func runWithOneAgentStopped() async throws {
             try await withCluster { cluster in
                 _ = try await ProbeDeployment.start(cluster)
-                await try #require(cluster.machines[2].agent).stop()
+                try await #require(cluster.machines[2].agent).stop()
                 // The timeout leaves the two running agents time to answer on a loaded machine.
                 let result = try await cluster.pop(["run", "--timeout", "20", "web", "hello", "a b"])
                 #expect(result.status == 1, "\(result)")

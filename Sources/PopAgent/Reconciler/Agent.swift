@@ -96,8 +96,21 @@ public final class Agent: Service, Sendable {
         defer { diagnostics.finish() }
         try configuration.home.ensurePrivateFolder(configuration.home.instancesFolder(machine))
         let paths = try NamespacePaths(root: configuration.prefix)
-        var driver = AgentDriver(agent: self, paths: paths)
-        try await driver.run()
+        guard configuration.schedules else {
+            var driver = AgentDriver(agent: self, paths: paths)
+            return try await driver.run()
+        }
+        // The scheduler stands in its election beside the agent, with a session of its own, and stops with it.
+        try await withThrowingDiscardingTaskGroup { group in
+            group.addTask { [configuration, openStore, logger] in
+                var scheduler = SchedulerDriver(
+                    configuration: configuration, openStore: openStore, logger: logger, paths: paths)
+                await scheduler.run()
+            }
+            defer { group.cancelAll() }
+            var driver = AgentDriver(agent: self, paths: paths)
+            try await driver.run()
+        }
     }
 
     /// Whether a process with this pid exists on this host (the agent that registered this machine before).

@@ -27,6 +27,10 @@ public struct AgentConfiguration: Sendable {
     /// by many machines, and the whole namespace with one subtree watch on a store whose clients all run on this
     /// machine (``CoordinationStore/isMachineLocal``); `true` or `false` forces one way.
     public var followsWholeNamespace: Bool? = nil
+    /// Labels this machine gets when the agent starts (`pop fg --label zone=a`), kept in its persistent facts.
+    public var labels: [String: String] = [:]
+    /// Whether the agent stands in the scheduler's election (the elected one places services deployed by count).
+    public var schedules: Bool = true
 
     /// Creates a configuration.
     public init(

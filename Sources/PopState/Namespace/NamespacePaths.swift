@@ -17,6 +17,12 @@ public struct NamespacePaths: Hashable, Sendable {
     public func machine(_ id: MachineID) -> String { machines + "/" + id.rawValue }
     /// `<root>/endpoint-key`: the ``EndpointKey`` that opens the agents' endpoints (docs/observability.md).
     public var endpointKey: String { under("endpoint-key") }
+    /// `<root>/facts`: one persistent node per machine that has labels, is drained or went missing.
+    public var facts: String { under("facts") }
+    /// `<root>/facts/<id>`: the machine's ``MachineFacts``.
+    public func facts(_ id: MachineID) -> String { facts + "/" + id.rawValue }
+    /// `<root>/election`: the scheduler election's ephemeral sequential candidates (`candidate-<seq>`).
+    public var election: String { under("election") }
     /// `<root>/services`.
     public var services: String { under("services") }
     /// `<root>/services/<name>`: the ``ServiceSpec``; its node version is the configuration version.
@@ -25,6 +31,8 @@ public struct NamespacePaths: Hashable, Sendable {
     public func packages(_ name: ServiceName) -> String { service(name) + "/packages" }
     /// `<root>/services/<name>/rollout`: the service's ``Rollout`` (optional; not part of its signature).
     public func rollout(_ name: ServiceName) -> String { service(name) + "/rollout" }
+    /// `<root>/services/<name>/scheduling`: the service's ``SchedulingPolicy`` when it is deployed by count.
+    public func scheduling(_ name: ServiceName) -> String { service(name) + "/scheduling" }
     /// `<root>/services/<name>/machines`: the service's placements.
     public func placements(_ name: ServiceName) -> String { service(name) + "/machines" }
     /// `<root>/services/<name>/machines/<id>`: a ``Placement``.

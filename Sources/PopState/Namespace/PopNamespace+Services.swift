@@ -88,6 +88,13 @@ extension PopNamespace {
     public func deploy(_ name: ServiceName, machines: [MachineID], now: Date = Date()) async throws -> [MachineID] {
         try await checkLayout()
         let data = try encode(Placement(deployed: now), at: paths.placements(name))
+        if let (policy, _) = try await schedulingPolicy(name) {
+            throw PopError(
+                .conflict,
+                "The service '\(name)' is deployed by count (\(policy.count)); the scheduler chooses its machines. Nothing was changed.",
+                hint: "`pop scale \(name) N` changes the count; `pop machines label` and `pop drain` steer where it runs.",
+                path: paths.scheduling(name))
+        }
         for attempt in 1...8 {
             let placed = try await placements(name)
             let new = Array(Set(machines).subtracting(placed.keys)).sorted()

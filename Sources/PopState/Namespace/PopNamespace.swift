@@ -52,6 +52,7 @@ public struct PopNamespace: Sendable {
             .create(paths.machines, data: []),
             .create(paths.services, data: []),
             .create(paths.endpointKey, data: EndpointKey.generate().nodeData),
+            .create(paths.facts, data: []),
         ])
         layoutChecked.set()
     }

@@ -36,12 +36,15 @@ public struct StatusReport: Codable, Hashable, Sendable {
         public var cpuPercent: Double?
         /// Resident memory of the instance's process group, in bytes, while known.
         public var memoryBytes: Int64?
+        /// The machine the scheduler moved this instance from (a lost or drained machine), if it did.
+        public var rescheduledFrom: String? = nil
 
         /// Creates a row.
         public init(
             machine: String, hostname: String? = nil, machineUp: Bool, state: String, pid: Int32? = nil,
             signature: String? = nil, current: Bool, started: Date? = nil, since: Date? = nil, restarts: Int? = nil,
-            lastError: String? = nil, lastRestart: String? = nil, cpuPercent: Double? = nil, memoryBytes: Int64? = nil
+            lastError: String? = nil, lastRestart: String? = nil, cpuPercent: Double? = nil, memoryBytes: Int64? = nil,
+            rescheduledFrom: String? = nil
         ) {
             self.machine = machine
             self.hostname = hostname
@@ -57,6 +60,7 @@ public struct StatusReport: Codable, Hashable, Sendable {
             self.lastRestart = lastRestart
             self.cpuPercent = cpuPercent
             self.memoryBytes = memoryBytes
+            self.rescheduledFrom = rescheduledFrom
         }
 
         /// The state as an ``InstanceState``; nil for `pending` and `unknown`.
@@ -79,6 +83,12 @@ public struct StatusReport: Codable, Hashable, Sendable {
         public var version: Int32
         /// Its placements, by machine id.
         public var instances: [Instance]
+        /// How many instances should run, when it is deployed by count; `nil` when it is pinned.
+        public var desired: Int? = nil
+        /// How many of its instances run the current configuration.
+        public var running: Int = 0
+        /// Why fewer than `desired` are placed, such as "2 of 3: only 2 eligible machines".
+        public var reason: String? = nil
     }
 
     /// A record that could not be read.
@@ -101,7 +111,9 @@ public struct StatusReport: Codable, Hashable, Sendable {
     public var problems: [Problem]
 
     /// The report of `snapshot`, for every service or `only` one.
-    public init(snapshot: StatusSnapshot, only: ServiceName?) {
+    public init(snapshot: StatusSnapshot, only: ServiceName?, now: Date = Date()) {
+        let shortfalls = snapshot.services.contains { $0.scheduling != nil }
+            ? SchedulePlan(SchedulingState(snapshot), now: now).shortfalls : [:]
         store = snapshot.store
         problems = snapshot.problems.filter { only == nil || $0.service == nil || $0.service == only?.rawValue }.map {
             Problem(service: $0.service, path: $0.error.path, error: $0.error.message)
@@ -119,11 +131,15 @@ public struct StatusReport: Codable, Hashable, Sendable {
                     pid: up ? instance?.pid : nil, signature: instance?.signature.hex,
                     current: instance?.signature == status.signature, started: instance?.started,
                     since: instance?.since, restarts: instance?.restarts, lastError: instance?.lastError,
-                    lastRestart: instance?.lastRestart?.rawValue)
+                    lastRestart: instance?.lastRestart?.rawValue,
+                    rescheduledFrom: placement.placement.rescheduledFrom?.rawValue)
             }
             return Service(
                 service: status.spec.name.rawValue, template: status.spec.template.name,
-                signature: status.signature.hex, version: status.version, instances: rows)
+                signature: status.signature.hex, version: status.version, instances: rows,
+                desired: status.scheduling?.count,
+                running: rows.filter { $0.machineUp && $0.state == InstanceState.running.rawValue && $0.current }.count,
+                reason: shortfalls[status.spec.name])
         }
     }
 

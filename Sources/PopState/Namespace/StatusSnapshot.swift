@@ -20,6 +20,16 @@ public struct StatusSnapshot: Hashable, Sendable {
         public var signature: ConfigSignature
         /// The placements, by machine id.
         public var placements: [PlacementStatus]
+        /// How many instances, and where, when the service is deployed by count; `nil` when it is pinned.
+        public var scheduling: SchedulingPolicy? = nil
+    }
+
+    /// A machine's facts with the version of their node (for compare-and-set).
+    public struct FactsStatus: Hashable, Sendable {
+        /// The facts.
+        public var facts: MachineFacts
+        /// The node's version.
+        public var version: Int32
     }
 
     /// The store the snapshot was read from.
@@ -28,6 +38,8 @@ public struct StatusSnapshot: Hashable, Sendable {
     public var machines: [MachineRecord]
     /// The services, by name.
     public var services: [ServiceStatus]
+    /// Every machine's facts (labels, drained, absent since), registered or not.
+    public var facts: [MachineID: FactsStatus] = [:]
     /// Records that could not be read (each error names its path), with the service they belong to, if any. The
     /// rest of the snapshot is complete: one damaged record never hides the others.
     public var problems: [Problem] = []

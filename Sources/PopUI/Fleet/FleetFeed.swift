@@ -107,18 +107,6 @@ public final class FleetFeed: Service, Sendable {
                 return nil
             }
             if let failure { throw failure }
-            await releaseServerWatch()
-        }
-    }
-
-    /// Cancelling a persistent watch stops it in this process; on ZooKeeper the server's watch is removed too, so that
-    /// no event is sent while nobody looks.
-    private func releaseServerWatch() async {
-        guard let zooKeeper = namespace.store as? ZooKeeperStore else { return }
-        do {
-            try await zooKeeper.removeServerWatches(at: namespace.prefix)
-        } catch {
-            logger.warning("could not remove the dashboard's watch from ZooKeeper", metadata: ["error": "\(error)"])
         }
     }
 

@@ -114,7 +114,7 @@ final class ZooKeeperSessionController: @unchecked Sendable {
 
     func streamTerminated(id: Int) {
         self.eventLoop.assertInEventLoop()
-        self.stateMachine.streamTerminated(id: id)
+        self.run(self.stateMachine.streamTerminated(id: id))
     }
 
     /// A new stream of session events from now on.

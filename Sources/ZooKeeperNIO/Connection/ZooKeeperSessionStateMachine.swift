@@ -51,8 +51,8 @@ struct ZooKeeperSessionStateMachine {
         enum Kind {
             case caller(EventLoopPromise<ByteBuffer>, WatchRegistration?)
             case setWatches
-            /// Removes the server's watch of a cancelled one-shot watch; its answer (NOWATCHER when it fired
-            /// meanwhile) changes nothing.
+            /// Removes the server's watch of a cancelled one-shot watch or of a persistent watch nobody follows any
+            /// more; its answer (NOWATCHER when it fired or went meanwhile) changes nothing.
             case removeWatches
             case closeSession
         }
@@ -477,9 +477,30 @@ struct ZooKeeperSessionStateMachine {
         }
     }
 
-    /// The consumer of a persistent watch stream stopped listening.
-    mutating func streamTerminated(id: Int) {
-        self.watches.removeStream(id: id)
+    /// The consumer of a persistent watch stream stopped listening. When it was the last local watch on its node, the
+    /// server's watch is removed too, so that nothing is watched, sent or decoded for nobody.
+    ///
+    /// ZooKeeper 3.8 has no removal type for persistent watches alone; `.any` removes every watch the session holds
+    /// on the node, which is right only because no other local watch is registered there (nor being registered by a
+    /// request in flight, whose watch the server would set before it handles the removal).
+    mutating func streamTerminated(id: Int) -> Action {
+        let emptied = self.watches.removeStream(id: id)
+        guard case .connected = self.state, let serverPath = emptied.first else {
+            // Without a connection the server holds no watch of this session's (the next connection restores only the
+            // registry's); closing ends them all.
+            return .none
+        }
+        let registering = self.pending.contains { request in
+            guard case .caller(_, let registration?) = request.kind else { return false }
+            return registration.sets(on: serverPath)
+        }
+        guard !registering else { return .none }
+        let xid = self.takeXID()
+        self.pending.append(PendingRequest(xid: xid, opCode: .removeWatches, path: nil, kind: .removeWatches))
+        var body = ByteBuffer()
+        body.writeJuteString(serverPath)
+        body.writeInteger(ZooKeeperWatcherType.any.rawValue)
+        return .write(.request(xid: xid, opCode: .removeWatches, body: body))
     }
 
     // MARK: Heartbeat and failures

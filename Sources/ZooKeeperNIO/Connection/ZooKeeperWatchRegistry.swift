@@ -46,16 +46,31 @@ struct ZooKeeperWatchRegistry {
         }
     }
 
-    /// Removes a persistent stream whose consumer went away.
-    mutating func removeStream(id: Int) {
+    /// Removes a persistent stream whose consumer went away; returns the server paths on which no local watch of
+    /// any kind remains because of it (the server's watches there serve nobody any more).
+    mutating func removeStream(id: Int) -> [String] {
+        var emptied: [String] = []
         for (path, streams) in self.persistent where streams[id] != nil {
             self.persistent[path]![id] = nil
-            if self.persistent[path]!.isEmpty { self.persistent[path] = nil }
+            if self.persistent[path]!.isEmpty {
+                self.persistent[path] = nil
+                emptied.append(path)
+            }
         }
         for (path, streams) in self.persistentRecursive where streams[id] != nil {
             self.persistentRecursive[path]![id] = nil
-            if self.persistentRecursive[path]!.isEmpty { self.persistentRecursive[path] = nil }
+            if self.persistentRecursive[path]!.isEmpty {
+                self.persistentRecursive[path] = nil
+                emptied.append(path)
+            }
         }
+        return emptied.filter { !self.watches($0) }
+    }
+
+    /// Whether any local watch, one-shot or persistent, is registered on `serverPath`.
+    func watches(_ serverPath: String) -> Bool {
+        self.data[serverPath] != nil || self.exist[serverPath] != nil || self.child[serverPath] != nil
+            || self.persistent[serverPath] != nil || self.persistentRecursive[serverPath] != nil
     }
 
     /// Finds (and for one-shot watches, removes) every watch an event on `serverPath` triggers.
@@ -242,6 +257,15 @@ enum WatchRegistration: Sendable {
     case persistent(serverPath: String, ZooKeeperAddWatchMode, id: Int, ZooKeeperWatchRegistry.Stream)
     /// Not a registration: removeWatches' reply removes the local watches of this path and type.
     case removal(serverPath: String, ZooKeeperWatcherType)
+
+    /// Whether this request sets any watch on `serverPath` once its reply arrives.
+    func sets(on serverPath: String) -> Bool {
+        switch self {
+        case .data(let path, _), .exists(let path, _), .child(let path, _), .persistent(let path, _, _, _):
+            path == serverPath
+        case .removal: false
+        }
+    }
 
     /// Whether this request sets a one-shot watch of `type` on `serverPath` once its reply arrives.
     func sets(_ type: ZooKeeperWatcherType, on serverPath: String) -> Bool {

@@ -2,13 +2,20 @@ import ArgumentParser
 import Foundation
 import PopState
 
-/// `pop deploy NAME [MACHINE ...]`: places a service on machines (by default this one).
+/// `pop deploy NAME [MACHINE ...]`: places a service on machines (by default this one), or `--count N` instances
+/// wherever the elected scheduler finds eligible machines.
 struct Deploy: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "deploy",
-        abstract: "Place a service on machines (by default this machine).",
+        abstract: "Place a service on machines (by default this machine), or --count N instances anywhere eligible.",
         discussion: """
-            Deploying before a machine's agent has started is normal: the service starts there when the agent does.
+            Deploying before a machine's agent has started is normal: the service starts there when the agent does. \
+            Named machines pin the service there; it is never moved.
+
+            With --count N the elected scheduler places N instances on distinct eligible machines (registered, not \
+            drained, carrying every --label), spread across the values of the --spread label and then onto the \
+            machines with the fewest instances. When a machine's agent has been gone for longer than \
+            --reschedule-after, its instances go elsewhere. `pop scale NAME N` changes N.
             """)
 
     @OptionGroup(title: "Global options") var global: GlobalOptions
@@ -19,8 +26,52 @@ struct Deploy: AsyncParsableCommand {
     @Argument(help: "Machine ids (see `pop machines`); default: this machine.")
     var machines: [String] = []
 
+    @Option(name: .long, help: ArgumentHelp("Run this many instances, on machines the scheduler chooses (1 to 10000).", valueName: "n"))
+    var count: Int?
+
+    @Option(name: .customLong("label"), help: ArgumentHelp("With --count: only machines with this label (repeatable).", valueName: "key=value"))
+    var labels: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp("With --count: spread instances across the values of this label.", valueName: "key"))
+    var spread: String?
+
+    @Option(
+        name: .customLong("reschedule-after"),
+        help: ArgumentHelp("With --count: seconds a machine may be missing before its instances move (default 30).", valueName: "seconds"))
+    var rescheduleAfter: Double?
+
     func run() async throws {
         let service = try ServiceName(name)
+        if let count {
+            guard machines.isEmpty else {
+                throw PopError(
+                    .invalidInput, "Give machine ids or --count, not both: named machines pin a service, --count lets the scheduler choose.",
+                    hint: "`pop deploy \(service) --count \(count)`, or `pop deploy \(service) MACHINE ...`.")
+            }
+            let after = rescheduleAfter ?? Double(SchedulingPolicy.defaultRescheduleAfterMilliseconds) / 1000
+            guard after.isFinite else {
+                throw PopError(.invalidInput, "--reschedule-after must be a number of seconds.")
+            }
+            let policy = try SchedulingPolicy(
+                count: count, labels: try MachineLabel.parse(labels), spread: spread,
+                rescheduleAfterMilliseconds: after >= 0 && after <= 86_400 ? Int((after * 1000).rounded()) : -1)
+            try await CommandContext.with(global) { context in
+                try await context.namespace.deploy(service, policy: policy)
+                if context.json {
+                    try context.printJSON(["service": service.rawValue, "count": String(count)])
+                }
+                context.done(
+                    "deployed \(service) by count: \(count) instance\(count == 1 ? "" : "s")"
+                        + (policy.labels.isEmpty ? "" : " on machines with \(policy.labelText)")
+                        + (policy.spread.map { ", spread by \($0)" } ?? ""))
+            }
+            return
+        }
+        guard labels.isEmpty, spread == nil, rescheduleAfter == nil else {
+            throw PopError(
+                .invalidInput, "--label, --spread and --reschedule-after go with --count.",
+                hint: "`pop deploy \(service) --count N --label KEY=VALUE`.")
+        }
         let targets = try MachineArguments.resolve(machines)
         try await CommandContext.with(global) { context in
             _ = try await context.namespace.service(service)

@@ -29,6 +29,9 @@ struct Foreground: AsyncParsableCommand {
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = "info"
 
+    @Option(name: .customLong("label"), help: ArgumentHelp("Label this machine when the agent starts (repeatable).", valueName: "key=value"))
+    var labels: [String] = []
+
     @Option(name: .customLong("ready-fd"), help: .hidden)
     var readyDescriptor: Int32?
 
@@ -71,6 +74,7 @@ struct Foreground: AsyncParsableCommand {
             throw PopError(.invalidInput, "Unknown log level '\(logLevel)'.",
                 hint: "Use one of: \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", ")).")
         }
+        let labels = try MachineLabel.parse(self.labels)
         let environment = ProcessInfo.processInfo.environment
         let home = try PopHome(environment: environment)
         let machine = try MachineIdentity.current(environment: environment)
@@ -98,9 +102,10 @@ struct Foreground: AsyncParsableCommand {
                 announce.yield(AgentEndpoint.published(address))
                 announce.finish()
             })
-        let agentConfiguration = AgentConfiguration(
+        var agentConfiguration = AgentConfiguration(
             machine: machine, home: home, prefix: storeConfiguration.prefix, environment: environment,
             agentVersion: Pop.version, stopInstancesOnShutdown: stopInstancesOnExit)
+        agentConfiguration.labels = labels
         let agent = try Agent(
             configuration: agentConfiguration,
             openStore: { try await openStore(storeConfiguration) },

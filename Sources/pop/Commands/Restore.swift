@@ -149,15 +149,21 @@ struct RestorePlan: Sendable {
             switch relative.count {
             case 0:
                 try Self.checkLayout(data, file: file, root: root)
-            case 1 where relative[0] == "machines" || relative[0] == "services":
+            case 1 where relative[0] == "machines" || relative[0] == "services" || relative[0] == "facts":
                 break
             case 1 where relative[0] == "endpoint-key":
                 // The target keeps its own key (pop dump leaves it out).
                 skipped += 1
                 continue
-            case 2 where relative[0] == "machines":
+            case 1 where relative[0] == "election":
                 skipped += 1
                 continue
+            case 2 where relative[0] == "machines" || relative[0] == "election":
+                skipped += 1
+                continue
+            case 2 where relative[0] == "facts":
+                _ = try Self.check(file, MachineID(relative[1]))
+                _ = try Self.decode(MachineFacts.self, data, node.path, file)
             case 2 where relative[0] == "services":
                 let name = try Self.check(file, ServiceName(relative[1]))
                 let spec = try Self.decode(ServiceSpec.self, data, node.path, file)
@@ -171,6 +177,8 @@ struct RestorePlan: Sendable {
                 _ = try Self.decode([String].self, data, node.path, file)
             case 3 where relative[0] == "services" && relative[2] == "rollout":
                 _ = try Self.decode(Rollout.self, data, node.path, file)
+            case 3 where relative[0] == "services" && relative[2] == "scheduling":
+                _ = try Self.decode(SchedulingPolicy.self, data, node.path, file)
             case 4 where relative[0] == "services" && relative[2] == "machines":
                 _ = try Self.check(file, MachineID(relative[3]))
                 _ = try Self.decode(Placement.self, data, node.path, file)
@@ -198,7 +206,10 @@ struct RestorePlan: Sendable {
                 file, "it is incomplete: it has no node \(NodePath.join(root, relative.joined(separator: "/")))")
         }
         // Every node's parent is written before it: a placement's parent `machines` belongs to a service that exists.
-        for relative in byRelative.keys where relative.count >= 3 && !services.contains(where: { $0.rawValue == relative[1] }) {
+        if byRelative.keys.contains(where: { $0.first == "facts" && $0.count == 2 }), byRelative[["facts"]] == nil {
+            throw Self.invalid(file, "it is incomplete: it has no node \(NodePath.join(root, "facts"))")
+        }
+        for relative in byRelative.keys where relative.count >= 3 && relative[0] == "services" && !services.contains(where: { $0.rawValue == relative[1] }) {
             throw Self.invalid(
                 file, "its node \(NodePath.join(root, relative.joined(separator: "/"))) belongs to no service in the backup")
         }

@@ -14,7 +14,11 @@ struct Start: AsyncParsableCommand {
     @Option(name: .long, help: "Seconds to wait for the agent to register.")
     var timeout: Double = 30
 
+    @Option(name: .customLong("label"), help: ArgumentHelp("Label this machine when the agent starts (repeatable).", valueName: "key=value"))
+    var labels: [String] = []
+
     func run() async throws {
+        _ = try MachineLabel.parse(labels)
         let environment = ProcessInfo.processInfo.environment
         let home = try PopHome(environment: environment)
         let machine = try MachineIdentity.current(environment: environment)
@@ -27,6 +31,7 @@ struct Start: AsyncParsableCommand {
         try home.ensurePrivateFolder(home.machineFolder(machine))
         var arguments = ["fg", "--prefix", global.prefix]
         if let host = global.host { arguments += ["--host", host] }
+        for label in labels { arguments += ["--label", label] }
         let logFile = AgentDaemon.agentLogFile(home: home, machine: machine)
         let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
         let outcome = try AgentDaemon.start(

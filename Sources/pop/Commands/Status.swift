@@ -138,6 +138,7 @@ extension StatusReport {
                 counts[row.state, default: 0] += 1
                 let machineText =
                     shortMachine(row.machine) + (row.hostname.map { " (\($0))" } ?? "") + (row.machineUp ? "" : " down")
+                    + (row.rescheduledFrom.map { " from \(shortMachine($0))" } ?? "")
                 let signature = row.signature.map { String($0.prefix(8)) + (row.current ? "" : "*") } ?? "-"
                 let uptime = row.state == "running" || row.state == "starting" ? row.started.map { Duration.short(since: $0, now: now) } : nil
                 table.append([
@@ -168,6 +169,11 @@ extension StatusReport {
             out += "No services. Add one with `pop add NAME --template TEMPLATE` (`pop list` shows templates).\n"
         } else {
             out += table.render(for: terminal)
+        }
+        for service in services {
+            guard let desired = service.desired else { continue }
+            let line = "\(service.service): \(service.running) of \(desired) running" + (service.reason.map { "; \($0)" } ?? "")
+            out += terminal.paint(line, service.reason == nil ? .dim : .yellow) + "\n"
         }
         let instanceCount = counts.values.reduce(0, +)
         let summary = counts.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")

@@ -27,6 +27,19 @@ struct Undeploy: AsyncParsableCommand {
     func run() async throws {
         let service = try ServiceName(name)
         try await CommandContext.with(global) { context in
+            if try await context.namespace.schedulingPolicy(service) != nil {
+                guard all else {
+                    throw PopError(
+                        .conflict, "The service '\(service)' is deployed by count; the scheduler chooses its machines. Nothing was changed.",
+                        hint: "`pop scale \(service) N` changes the count, `pop drain MACHINE` moves instances off a machine, `pop undeploy \(service) --all` takes it off every machine.")
+                }
+                let removed = try await context.namespace.undeployCounted(service)
+                if context.json {
+                    try context.printJSON(["service": service.rawValue, "undeployed": removed.map(\.rawValue).joined(separator: ",")])
+                }
+                context.done("undeployed \(service) (deployed by count) from every machine")
+                return
+            }
             let placed = try await context.namespace.placements(service)
             let targets = all ? Array(placed.keys).sorted() : try MachineArguments.resolve(machines)
             if !all {

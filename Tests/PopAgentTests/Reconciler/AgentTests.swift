@@ -138,6 +138,7 @@ import Testing
             try await fixture.store.delete(fixture.namespace.paths.machines, version: nil)
             try await fixture.store.delete(fixture.namespace.paths.services, version: nil)
             try? await fixture.store.delete(fixture.namespace.paths.endpointKey, version: nil)
+            try await fixture.store.delete(fixture.namespace.paths.facts, version: nil)
             try await fixture.store.delete(fixture.namespace.prefix, version: nil)
             let agent = try fixture.makeAgent()
             await #expect {

@@ -169,18 +169,3 @@ func freePort() -> UInt16 {
 func fileText(_ path: String) -> String {
     (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
 }
-
-/// Checks `condition` every few milliseconds until it holds; returns whether it did within `timeout`.
-///
-/// The supervisor tests do not use it (they wait on the supervisor's events, pidfds and inotify); it remains for the
-/// agent tests that still wait on conditions this way, and goes once they do not.
-func eventually(
-    within timeout: Duration = .seconds(5), _ condition: @Sendable () -> Bool
-) async -> Bool {
-    let deadline = ContinuousClock.now.advanced(by: timeout)
-    while ContinuousClock.now < deadline {
-        if condition() { return true }
-        try? await Task.sleep(for: .milliseconds(5))
-    }
-    return condition()
-}

@@ -74,7 +74,8 @@ extension PopRunner {
         return Processes.isAlive(pid) ? pid : nil
     }
 
-    /// Every pid named by a local instance record on this machine.
+    /// Every live process named by a local instance record on this machine (its pid and start time both match: a
+    /// pid reused by another process since is left alone).
     func instancePIDs() -> [Int32] {
         guard let machine else { return [] }
         let folder = home.path + "/machines/\(machine)/instances"
@@ -84,9 +85,11 @@ extension PopRunner {
             for file in (try? FileManager.default.contentsOfDirectory(atPath: stateFolder)) ?? [] {
                 guard let data = FileManager.default.contents(atPath: stateFolder + "/" + file),
                     let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-                    let pid = object["pid"] as? Int
+                    let pid = (object["pid"] as? Int).map(Int32.init),
+                    let started = object["processStartTime"] as? Int,
+                    Processes.startTime(pid) == UInt64(started)
                 else { continue }
-                return Int32(pid)
+                return pid
             }
             return nil
         }

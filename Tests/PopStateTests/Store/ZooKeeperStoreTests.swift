@@ -44,6 +44,39 @@ struct ZooKeeperStoreTests {
         }
     }
 
+    @Test func aPersistentWatchNobodyFollowsIsRemovedFromTheServer() async throws {
+        try await withStores(.zooKeeper) { fixture in
+            let store = try await fixture.open() as! ZooKeeperStore
+            let server = try await ZooKeeperServer.shared()
+            _ = try await store.create("/p", data: [], mode: .persistent)
+            func followSubtreeBriefly() async throws {
+                let subtree = try await store.watchSubtree("/p")
+                #expect(try await Self.serverWatches(store, server).contains("/p"))
+                withExtendedLifetime(subtree) {}
+            }
+            func followNode() async throws {
+                let node = try await store.watchNode("/p")
+                try await followSubtreeBriefly()
+                // The node watch still needs the server's watches on /p (3.8 removes persistent ones only all at once).
+                try await Self.roundTrip(store)
+                #expect(try await Self.serverWatches(store, server).contains("/p"), "a watch still followed was removed")
+                _ = try await store.set("/p", data: [1], version: nil)
+                let event = try await within(15, "the node's event") { try await node.first { _ in true } }
+                #expect(event == NodeEvent(.dataChanged, path: "/p"))
+                withExtendedLifetime(node) {}
+            }
+            try await followNode()
+            // The last follower went: so did the server's watch, and the session works on.
+            try await Self.roundTrip(store)
+            #expect(try await !Self.serverWatches(store, server).contains("/p"), "the server still watches /p for us")
+            let again = try await store.watchSubtree("/p")
+            _ = try await store.create("/p/c", data: [], mode: .persistent)
+            let event = try await within(15, "a new watch's event") { try await again.first { _ in true } }
+            #expect(event == NodeEvent(.created, path: "/p/c"))
+            await store.close()
+        }
+    }
+
     @Test func aCancelledWatchWhoseNodeChangedMeanwhileEndsOnce() async throws {
         try await withStores(.zooKeeper) { fixture in
             let store = try await fixture.open() as! ZooKeeperStore

@@ -1,0 +1,270 @@
+import Foundation
+import Logging
+import PopState
+
+/// The scheduler's executor: the only owner of a ``SchedulerStateMachine``. It runs beside the agent's own driver
+/// (a child task of ``Agent/run()``), with a store session of its own, whose ephemeral candidate node is its place in
+/// the election. It feeds the core every event in the order it arrived and performs the actions it returns: store
+/// round trips are awaited here; the session, the namespace watch, the predecessor watch and timers are child tasks
+/// that report back through the inbox. Nothing outlives ``run()``.
+struct SchedulerDriver {
+    enum Event: Sendable {
+        case sessionEnded
+        case joined(String)
+        case candidatesListed([String])
+        case predecessorGone(String)
+        case storeChanged
+        case stateRead(SchedulingState, factVersions: [MachineID: Int32], now: Date)
+        case written
+        case failed(PopError)
+        case timerFired(SchedulerStateMachine.Timer)
+    }
+
+    enum Input: Sendable {
+        case event(Event, epoch: Int)
+        case opened(any CoordinationStore, epoch: Int)
+    }
+
+    struct Session {
+        let epoch: Int
+        let stop: AsyncStream<Void>.Continuation
+        var store: (any CoordinationStore)?
+    }
+
+    let configuration: AgentConfiguration
+    let openStore: @Sendable () async throws -> any CoordinationStore
+    let logger: Logger
+    let paths: NamespacePaths
+    var core: SchedulerStateMachine
+    let inputs: AsyncStream<Input>
+    let inbox: AsyncStream<Input>.Continuation
+    var epoch = 0
+    var session: Session?
+    /// The task waiting for the next wake-up, replaced by each new one.
+    var wake: (epoch: Int, at: Date)?
+
+    init(
+        configuration: AgentConfiguration, openStore: @escaping @Sendable () async throws -> any CoordinationStore,
+        logger: Logger, paths: NamespacePaths
+    ) {
+        self.configuration = configuration
+        self.openStore = openStore
+        var logger = logger
+        logger[metadataKey: "part"] = "scheduler"
+        self.logger = logger
+        self.paths = paths
+        core = SchedulerStateMachine(labels: configuration.labels, maximumRetryDelay: configuration.maximumRetryDelay)
+        (inputs, inbox) = AsyncStream.makeStream(of: Input.self)
+    }
+
+    /// Runs until cancelled (when the agent stops).
+    mutating func run() async {
+        await withDiscardingTaskGroup { group in
+            await perform(core.start(), in: &group)
+            for await input in inputs {
+                switch input {
+                case .opened(let store, let from):
+                    guard from == session?.epoch else { continue }
+                    session?.store = store
+                    await perform(core.sessionOpened(), in: &group)
+                case .event(let event, let from):
+                    // What an ended session reports concerns nothing now; between sessions, the reopen timer does.
+                    guard from == epoch else { continue }
+                    if case .timerFired(.wake) = event { wake = nil }
+                    await perform(receive(event), in: &group)
+                }
+            }
+            await perform(core.shutdown(), in: &group)
+            group.cancelAll()
+        }
+    }
+
+    mutating func receive(_ event: Event) -> [SchedulerStateMachine.Action] {
+        switch event {
+        case .sessionEnded: core.sessionEnded()
+        case .joined(let candidate): core.joined(candidate: candidate)
+        case .candidatesListed(let names): core.candidatesListed(names)
+        case .predecessorGone(let path): core.predecessorGone(path)
+        case .storeChanged: core.storeChanged()
+        case .stateRead(let state, let versions, let now): core.stateRead(state, factVersions: versions, now: now)
+        case .written: core.written()
+        case .failed(let error): core.failed(error)
+        case .timerFired(let timer): core.timerFired(timer)
+        }
+    }
+
+    mutating func perform(_ actions: [SchedulerStateMachine.Action], in group: inout DiscardingTaskGroup) async {
+        for action in actions {
+            let next = await perform(action, in: &group)
+            if !next.isEmpty { await perform(next, in: &group) }
+        }
+    }
+
+    /// Performs one action; returns what the core asks for after a round trip's outcome.
+    mutating func perform(
+        _ action: SchedulerStateMachine.Action, in group: inout DiscardingTaskGroup
+    ) async -> [SchedulerStateMachine.Action] {
+        switch action {
+        case .openSession:
+            openSession(in: &group)
+            return []
+        case .endSession:
+            guard let ending = session else { return [] }
+            session = nil
+            ending.stop.finish()
+            return []
+        case .schedule(let timer, let delay):
+            let current = epoch
+            group.addTask { [inbox] in
+                try? await Task.sleep(for: delay)
+                if !Task.isCancelled { inbox.yield(.event(.timerFired(timer), epoch: current)) }
+            }
+            return []
+        case .wake(let at):
+            guard let current = session?.epoch, wake.map({ $0.epoch != current || at < $0.at }) ?? true else { return [] }
+            wake = (current, at)
+            let delay = max(0, at.timeIntervalSinceNow)
+            group.addTask { [inbox] in
+                try? await Task.sleep(for: .milliseconds(Int(delay * 1000) + 1))
+                if !Task.isCancelled { inbox.yield(.event(.timerFired(.wake), epoch: current)) }
+            }
+            return []
+        case .note(let note):
+            log(note)
+            return []
+        case .join, .listCandidates, .watchPredecessor, .followNamespace, .readState, .write:
+            guard let store = session?.store, let current = session?.epoch else { return [] }
+            return await roundTrip(action, store: store, epoch: current, in: &group)
+        }
+    }
+
+    /// Performs an action on the session's store.
+    mutating func roundTrip(
+        _ action: SchedulerStateMachine.Action, store: any CoordinationStore, epoch current: Int,
+        in group: inout DiscardingTaskGroup
+    ) async -> [SchedulerStateMachine.Action] {
+        let namespace: PopNamespace
+        do {
+            namespace = try PopNamespace(store: store, prefix: paths.root)
+        } catch {
+            return core.sessionEnded()
+        }
+        switch action {
+        case .join(let labels):
+            do {
+                if !labels.isEmpty {
+                    try await namespace.updateFacts(configuration.machine) { $0.labels.merge(labels) { _, new in new } }
+                }
+                if try await store.exists(paths.election) == nil {
+                    do {
+                        _ = try await store.create(paths.election, data: [], mode: .persistent)
+                    } catch let error as PopError where error.code == .conflict {
+                    }
+                }
+                let candidate = try await store.create(
+                    paths.election + "/candidate-", data: Array(configuration.machine.rawValue.utf8),
+                    mode: .ephemeralSequential)
+                return core.joined(candidate: candidate)
+            } catch {
+                logger.warning("could not stand in the scheduler election", metadata: ["error": "\(error)"])
+                return core.sessionEnded()
+            }
+        case .listCandidates:
+            do {
+                return core.candidatesListed(try await store.children(paths.election))
+            } catch {
+                return core.sessionEnded()
+            }
+        case .watchPredecessor(let path):
+            group.addTask { [inbox] in
+                do {
+                    let (stat, watch) = try await store.existsAndWatch(path)
+                    if stat != nil { _ = try await watch.event() } else { watch.cancel() }
+                    inbox.yield(.event(.predecessorGone(path), epoch: current))
+                } catch {
+                    inbox.yield(.event(.sessionEnded, epoch: current))
+                }
+            }
+            return []
+        case .followNamespace:
+            do {
+                let changes = try await store.changes(under: paths.root)
+                group.addTask { [inbox] in
+                    do {
+                        for try await _ in changes { inbox.yield(.event(.storeChanged, epoch: current)) }
+                    } catch {}
+                    if !Task.isCancelled { inbox.yield(.event(.sessionEnded, epoch: current)) }
+                }
+                return []
+            } catch {
+                return core.sessionEnded()
+            }
+        case .readState:
+            do {
+                let snapshot = try await namespace.status()
+                return core.stateRead(
+                    SchedulingState(snapshot), factVersions: snapshot.facts.mapValues(\.version), now: Date())
+            } catch {
+                return core.failed(error as? PopError ?? PopError(.system, "\(error)"))
+            }
+        case .write(let plan, let versions, let fence):
+            do {
+                try await namespace.apply(plan, factVersions: versions, fence: fence)
+                return core.written()
+            } catch {
+                return core.failed(error as? PopError ?? PopError(.system, "\(error)"))
+            }
+        default:
+            return []
+        }
+    }
+
+    /// Starts a session's task: it opens the store, reports it, reports the session's end, and closes the handle
+    /// once the driver ends the session.
+    mutating func openSession(in group: inout DiscardingTaskGroup) {
+        epoch += 1
+        let current = epoch
+        let (stopped, stop) = AsyncStream.makeStream(of: Void.self)
+        session = Session(epoch: current, stop: stop)
+        group.addTask { [openStore, inbox, logger] in
+            let store: any CoordinationStore
+            do {
+                store = try await openStore()
+            } catch {
+                logger.debug("scheduler could not open a store session", metadata: ["error": "\(error)"])
+                inbox.yield(.event(.sessionEnded, epoch: current))
+                return
+            }
+            inbox.yield(.opened(store, epoch: current))
+            await withDiscardingTaskGroup { inner in
+                inner.addTask {
+                    for await event in store.sessionEvents() where event.isTerminal {
+                        inbox.yield(.event(.sessionEnded, epoch: current))
+                        return
+                    }
+                }
+                for await _ in stopped {}
+                inner.cancelAll()
+            }
+            // Closed even when cancelled (at shutdown), so the candidate node goes at once rather than at expiry.
+            await Agent.close(store)
+        }
+    }
+
+    func log(_ note: SchedulerStateMachine.Note) {
+        switch note {
+        case .elected:
+            logger.info("elected scheduler")
+        case .following(let predecessor):
+            logger.debug("scheduler candidate follows", metadata: ["predecessor": "\(predecessor)"])
+        case .placed(let change):
+            logger.info("schedule: \(change)")
+        case .shortfall(let service, let reason):
+            logger.warning("cannot place every instance", metadata: ["service": "\(service)", "reason": "\(reason)"])
+        case .failed(let message):
+            logger.warning("scheduling failed; retrying", metadata: ["error": "\(message)"])
+        case .inconsistency(let what):
+            logger.error("scheduler inconsistency: \(what)")
+        }
+    }
+}

@@ -1,0 +1,270 @@
+import Foundation
+import PopState
+
+/// Everything the scheduler knows and decides, as one value: its part in the election, and, while it leads, the
+/// read-plan-write loop that brings services deployed by count to their counts.
+///
+/// The election is ZooKeeper's leader-election recipe: each agent creates an ephemeral sequential candidate node;
+/// the lowest leads, and every other watches only the candidate just before its own (no herd effect when the leader
+/// goes: one agent wakes). The leader follows the namespace, reads the scheduling state, plans with
+/// ``SchedulePlan`` and writes the plan fenced by its own candidate node, so a leader whose session ended writes
+/// nothing. Nothing it knows lives only here: a new leader reads the same state and plans the same.
+///
+/// Pure: no I/O, no clock (events carry the time). ``SchedulerDriver`` feeds it and performs its actions.
+struct SchedulerStateMachine {
+    /// Where the scheduler stands.
+    enum State: Hashable {
+        /// Not started.
+        case idle
+        /// A store session is being opened.
+        case opening
+        /// This machine's labels and its candidate node are being written.
+        case joining
+        /// The candidates are being listed, to find out whether this one leads.
+        case electing(candidate: String)
+        /// Another candidate leads; the one before ours is watched.
+        case following(candidate: String, predecessor: String)
+        /// This candidate leads.
+        case leading(candidate: String, Leader)
+        /// Between sessions; the reopen timer runs.
+        case waitingToReopen
+        /// Shut down.
+        case stopped
+    }
+
+    /// The leader's loop.
+    struct Leader: Hashable {
+        enum Step: Hashable {
+            /// Waiting for a change (or the wake-up of a missing machine's deadline).
+            case idle
+            /// Reading the scheduling state.
+            case reading
+            /// Writing a plan.
+            case writing
+            /// Waiting to retry after a failed read or write.
+            case pausing
+        }
+
+        var step: Step = .reading
+        /// Whether something changed while a read or write was in flight.
+        var changed = false
+        /// Failures in a row, for the retry backoff.
+        var failures = 0
+    }
+
+    enum Timer: Hashable {
+        case reopenSession
+        case retry
+        case wake
+    }
+
+    enum Action: Hashable {
+        case openSession
+        /// Writes this machine's labels and creates the candidate node.
+        case join(labels: [String: String])
+        case listCandidates
+        /// Watch this candidate until it goes.
+        case watchPredecessor(String)
+        /// Follow every change in the namespace (while leading).
+        case followNamespace
+        case readState
+        case write(SchedulePlan, factVersions: [MachineID: Int32], fence: String)
+        case schedule(Timer, after: Duration)
+        /// Wake at this moment (the earliest moment a missing machine's instances may move).
+        case wake(at: Date)
+        case endSession
+        case note(Note)
+    }
+
+    enum Note: Hashable {
+        case elected
+        case following(predecessor: String)
+        case placed(SchedulePlan.Change)
+        case shortfall(ServiceName, String)
+        case failed(String)
+        case inconsistency(String)
+    }
+
+    let labels: [String: String]
+    let maximumRetryDelay: Duration
+    private(set) var state: State = .idle
+    private var reopenAttempts = 0
+    /// The shortfalls reported last, so each is logged once.
+    private var reported: [ServiceName: String] = [:]
+
+    init(labels: [String: String], maximumRetryDelay: Duration = .seconds(10)) {
+        self.labels = labels
+        self.maximumRetryDelay = maximumRetryDelay
+    }
+
+    var isLeading: Bool {
+        if case .leading = state { return true }
+        return false
+    }
+
+    mutating func start() -> [Action] {
+        guard state == .idle else { return inconsistent("start while \(state)") }
+        state = .opening
+        return [.openSession]
+    }
+
+    mutating func sessionOpened() -> [Action] {
+        guard state == .opening else { return inconsistent("a session opened while \(state)") }
+        state = .joining
+        return [.join(labels: labels)]
+    }
+
+    mutating func joined(candidate: String) -> [Action] {
+        guard state == .joining else { return inconsistent("joined while \(state)") }
+        reopenAttempts = 0
+        state = .electing(candidate: candidate)
+        return [.listCandidates]
+    }
+
+    /// The candidates' names (children of the election node), in any order.
+    mutating func candidatesListed(_ names: [String]) -> [Action] {
+        guard case .electing(let candidate) = state else { return inconsistent("candidates listed while \(state)") }
+        let mine = NodePath.name(candidate)
+        let ordered = names.sorted { Self.sequence($0) < Self.sequence($1) }
+        guard let index = ordered.firstIndex(of: mine) else {
+            // Our candidate is gone (the namespace was reset): stand again.
+            state = .joining
+            return [.join(labels: labels)]
+        }
+        if index == 0 {
+            state = .leading(candidate: candidate, Leader())
+            return [.note(.elected), .followNamespace, .readState]
+        }
+        let predecessor = NodePath.join(NodePath.parent(candidate) ?? "/", ordered[index - 1])
+        state = .following(candidate: candidate, predecessor: predecessor)
+        return [.note(.following(predecessor: predecessor)), .watchPredecessor(predecessor)]
+    }
+
+    /// The watched candidate went (or was already gone): find out again where this one stands.
+    mutating func predecessorGone(_ path: String) -> [Action] {
+        guard case .following(let candidate, let predecessor) = state, predecessor == path else {
+            return []  // A watch of an earlier election round; the current one decides.
+        }
+        state = .electing(candidate: candidate)
+        return [.listCandidates]
+    }
+
+    /// Something changed in the namespace (while leading).
+    mutating func storeChanged() -> [Action] {
+        guard case .leading(let candidate, var leader) = state else { return [] }
+        switch leader.step {
+        case .idle:
+            leader.step = .reading
+            state = .leading(candidate: candidate, leader)
+            return [.readState]
+        case .reading, .writing, .pausing:
+            leader.changed = true
+            state = .leading(candidate: candidate, leader)
+            return []
+        }
+    }
+
+    /// The scheduling state was read at `now`.
+    mutating func stateRead(_ scheduling: SchedulingState, factVersions: [MachineID: Int32], now: Date) -> [Action] {
+        guard case .leading(let candidate, var leader) = state, leader.step == .reading else {
+            return inconsistent("a state read while \(state)")
+        }
+        let changedMeanwhile = leader.changed
+        leader.changed = false
+        leader.failures = 0
+        let plan = SchedulePlan(scheduling, now: now)
+        var actions: [Action] = []
+        for (service, reason) in plan.shortfalls.sorted(by: { $0.key < $1.key }) where reported[service] != reason {
+            actions.append(.note(.shortfall(service, reason)))
+        }
+        reported = plan.shortfalls
+        if let wakeAt = plan.wakeAt { actions.append(.wake(at: wakeAt)) }
+        if plan.writesNothing {
+            // A change that arrived during the read may not be in it: read once more.
+            leader.step = changedMeanwhile ? .reading : .idle
+            if changedMeanwhile { actions.append(.readState) }
+        } else {
+            leader.step = .writing
+            actions += plan.changes.map { .note(.placed($0)) }
+            actions.append(.write(plan, factVersions: factVersions, fence: candidate))
+        }
+        state = .leading(candidate: candidate, leader)
+        return actions
+    }
+
+    /// A plan was written: read again, to confirm it and to see what changed meanwhile.
+    mutating func written() -> [Action] {
+        guard case .leading(let candidate, var leader) = state, leader.step == .writing else {
+            return inconsistent("a write finished while \(state)")
+        }
+        leader.step = .reading
+        state = .leading(candidate: candidate, leader)
+        return [.readState]
+    }
+
+    /// A read or write failed. A conflict (the state moved on) is read again at once; anything else after a backoff.
+    mutating func failed(_ error: PopError) -> [Action] {
+        guard case .leading(let candidate, var leader) = state, leader.step == .reading || leader.step == .writing else {
+            return inconsistent("a read or write failed while \(state)")
+        }
+        if error.code == .conflict || error.code == .notFound, leader.failures < 3 {
+            leader.failures += 1
+            leader.step = .reading
+            state = .leading(candidate: candidate, leader)
+            return [.readState]
+        }
+        leader.failures += 1
+        leader.step = .pausing
+        state = .leading(candidate: candidate, leader)
+        return [.note(.failed(error.message)), .schedule(.retry, after: backoff(leader.failures))]
+    }
+
+    mutating func timerFired(_ timer: Timer) -> [Action] {
+        switch (timer, state) {
+        case (.reopenSession, .waitingToReopen):
+            state = .opening
+            return [.openSession]
+        case (.retry, .leading(let candidate, var leader)) where leader.step == .pausing:
+            leader.step = .reading
+            state = .leading(candidate: candidate, leader)
+            return [.readState]
+        case (.wake, .leading):
+            return storeChanged()
+        default:
+            return []  // A timer of a role this scheduler no longer has.
+        }
+    }
+
+    /// The session ended (expired, closed, or an operation found it unusable): stand again in a new one.
+    mutating func sessionEnded() -> [Action] {
+        switch state {
+        case .opening, .joining, .electing, .following, .leading:
+            reopenAttempts += 1
+            state = .waitingToReopen
+            return [.endSession, .schedule(.reopenSession, after: backoff(reopenAttempts))]
+        case .idle, .waitingToReopen, .stopped:
+            return []
+        }
+    }
+
+    mutating func shutdown() -> [Action] {
+        let wasOpen = state != .idle && state != .stopped && state != .waitingToReopen
+        state = .stopped
+        return wasOpen ? [.endSession] : []
+    }
+
+    private func backoff(_ attempts: Int) -> Duration {
+        let milliseconds = 100 * (1 << min(max(attempts - 1, 0), 10))
+        return min(.milliseconds(milliseconds), maximumRetryDelay)
+    }
+
+    private func inconsistent(_ what: String) -> [Action] {
+        assertionFailure("scheduler: \(what)")
+        return [.note(.inconsistency(what))]
+    }
+
+    /// The sequence number ZooKeeper appends to a sequential node's name (`candidate-0000000012` → 12).
+    static func sequence(_ name: String) -> Int {
+        Int(name.reversed().prefix { $0.isNumber }.reversed().map(String.init).joined()) ?? Int.max
+    }
+}

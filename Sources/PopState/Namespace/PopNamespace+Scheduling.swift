@@ -1,0 +1,186 @@
+import Foundation
+
+extension PopNamespace {
+    // MARK: Machine facts
+
+    /// Every machine's facts (labels, drained, absent since), by machine; machines without a node are left out.
+    public func machineFacts() async throws -> [MachineID: MachineFacts] {
+        try await checkLayout()
+        let names = try await store.read([.children(paths.facts)])[0].childrenIfExists() ?? []
+        let ids = try names.map { (name) throws(PopError) in try parseName(name, under: paths.facts, MachineID.init) }
+        let nodes = try await store.read(ids.map { .get(paths.facts($0)) })
+        var result: [MachineID: MachineFacts] = [:]
+        for (id, node) in zip(ids, nodes) {
+            guard let node = try node.nodeIfExists() else { continue }
+            result[id] = try decode(MachineFacts.self, node)
+        }
+        return result
+    }
+
+    /// Changes a machine's facts with compare-and-set (creating its node, and the `facts` folder of a namespace made
+    /// before it existed); returns the facts before and after.
+    @discardableResult
+    public func updateFacts(
+        _ machine: MachineID, _ change: @Sendable (inout MachineFacts) -> Void
+    ) async throws -> (before: MachineFacts, after: MachineFacts) {
+        try await checkLayout()
+        let path = paths.facts(machine)
+        for _ in 1...16 {
+            let existing = try await store.read([.get(path)])[0].nodeIfExists()
+            let before = try existing.map { (node) throws(PopError) in try decode(MachineFacts.self, node) } ?? MachineFacts()
+            var after = before
+            change(&after)
+            if after == before { return (before, after) }
+            let data = try encode(after, at: path)
+            do {
+                if let existing {
+                    _ = try await store.set(path, data: data, version: existing.stat.version)
+                } else {
+                    try await ensureFactsFolder()
+                    _ = try await store.create(path, data: data, mode: .persistent)
+                }
+                return (before, after)
+            } catch let error as PopError where error.code == .conflict || error.code == .notFound {
+                continue  // Changed or created meanwhile (the scheduler marks missing machines); read again.
+            }
+        }
+        throw PopError(
+            .conflict, "The facts of machine \(machine) kept changing while they were being written.",
+            hint: "Try again.", path: path)
+    }
+
+    /// Creates `<root>/facts` when a namespace initialized by an earlier release lacks it.
+    func ensureFactsFolder() async throws {
+        guard try await store.exists(paths.facts) == nil else { return }
+        do {
+            _ = try await store.create(paths.facts, data: [], mode: .persistent)
+        } catch let error as PopError where error.code == .conflict {
+            // Created meanwhile.
+        } catch let error as PopError {
+            throw await explainMissing(error)
+        }
+    }
+
+    // MARK: Deploying by count
+
+    /// A service's scheduling policy and its node version; `nil` when the service is pinned.
+    public func schedulingPolicy(_ name: ServiceName) async throws -> (policy: SchedulingPolicy, version: Int32)? {
+        try await checkLayout()
+        let results = try await store.read([.get(paths.service(name)), .get(paths.scheduling(name))])
+        guard try results[0].nodeIfExists() != nil else {
+            throw await explainMissing(PopError(.notFound, "", path: paths.service(name)), service: name)
+        }
+        guard let node = try results[1].nodeIfExists() else { return nil }
+        return (try decode(SchedulingPolicy.self, node), node.stat.version)
+    }
+
+    /// Deploys a service by count: writes its scheduling policy, which the elected scheduler carries out.
+    ///
+    /// Refused with `.conflict` when the service has pinned placements (undeploy them first). A service already
+    /// deployed by count gets the new policy.
+    public func deploy(_ name: ServiceName, policy: SchedulingPolicy) async throws {
+        let placed = try await placements(name)
+        let pinned = placed.filter { !$0.value.isScheduled }.keys.sorted()
+        guard pinned.isEmpty else {
+            throw PopError(
+                .conflict,
+                "The service '\(name)' is pinned to \(pinned.map(\.rawValue).joined(separator: ", ")); it cannot also be deployed by count. Nothing was changed.",
+                hint: "`pop undeploy \(name) --all` first, then `pop deploy \(name) --count N`.", path: paths.service(name))
+        }
+        let path = paths.scheduling(name)
+        let data = try encode(policy, at: path)
+        for _ in 1...8 {
+            do {
+                if let (_, version) = try await schedulingPolicy(name) {
+                    _ = try await store.set(path, data: data, version: version)
+                } else {
+                    _ = try await store.multi([.check(paths.service(name)), .create(path, data: data)])
+                }
+                return
+            } catch let error as PopError where error.code == .conflict {
+                continue
+            } catch let error as PopError {
+                throw await explainMissing(error, service: name)
+            }
+        }
+        throw PopError(.conflict, "The service '\(name)' kept changing while it was being deployed.", hint: "Try again.")
+    }
+
+    /// Changes the count of a service deployed by count; returns the previous count.
+    ///
+    /// Refused with `.conflict` for a pinned service.
+    @discardableResult
+    public func scale(_ name: ServiceName, count: Int) async throws -> Int {
+        try SchedulingPolicy.validate(count: count)
+        for _ in 1...8 {
+            guard let (policy, version) = try await schedulingPolicy(name) else {
+                throw PopError(
+                    .conflict, "The service '\(name)' is pinned to the machines `pop deploy` named; it has no count to change.",
+                    hint: "`pop undeploy \(name) --all`, then `pop deploy \(name) --count \(count)`.",
+                    path: paths.service(name))
+            }
+            var updated = policy
+            updated.count = count
+            do {
+                _ = try await store.set(paths.scheduling(name), data: try encode(updated, at: paths.scheduling(name)), version: version)
+                return policy.count
+            } catch let error as PopError where error.code == .conflict {
+                continue
+            }
+        }
+        throw PopError(.conflict, "The service '\(name)' kept changing while it was being scaled.", hint: "Try again.")
+    }
+
+    /// Takes a service deployed by count off every machine: its policy goes first (so the scheduler places nothing
+    /// more), then its placements.
+    public func undeployCounted(_ name: ServiceName) async throws -> [MachineID] {
+        try await checkLayout()
+        do {
+            try await store.delete(paths.scheduling(name), version: nil)
+        } catch let error as PopError where error.code == .notFound {
+        }
+        return try await undeploy(name, machines: Array(try await placements(name).keys))
+    }
+
+    // MARK: The scheduler's writes
+
+    /// Writes a schedule: each batch of changes is one multi-operation that holds only while `fence` (the
+    /// scheduler's election node) exists, so a scheduler that lost its session writes nothing.
+    ///
+    /// `factVersions` are the versions of the facts nodes the plan was made from (a node not listed is created).
+    /// A `.conflict` or `.notFound` means the state moved on since it was read: read it again and plan again.
+    public func apply(_ plan: SchedulePlan, factVersions: [MachineID: Int32], fence: String?) async throws {
+        var operations: [StoreOperation] = []
+        if plan.facts.contains(where: { factVersions[$0.key] == nil }) { try await ensureFactsFolder() }
+        for (machine, facts) in plan.facts.sorted(by: { $0.key < $1.key }) {
+            let path = paths.facts(machine)
+            let data = try encode(facts, at: path)
+            if let version = factVersions[machine] {
+                operations.append(.set(path, data: data, version: version))
+            } else {
+                operations.append(.create(path, data: data))
+            }
+        }
+        for change in plan.changes {
+            switch change {
+            case .place(let service, let machine, let placement):
+                let path = paths.placement(service, machine)
+                operations.append(.create(path, data: try encode(placement, at: path)))
+            case .unplace(let service, let machine, let hasInstance):
+                if hasInstance { operations.append(.delete(paths.instance(service, machine))) }
+                operations.append(.delete(paths.placement(service, machine)))
+            }
+        }
+        // Batches small enough for one ZooKeeper request; an unplace's two deletes stay together.
+        var batch: [StoreOperation] = []
+        for (index, operation) in operations.enumerated() {
+            batch.append(operation)
+            let splitsPair: Bool
+            if case .delete(let path, _) = operation, path.hasSuffix("/instance") { splitsPair = true } else { splitsPair = false }
+            if (batch.count >= 500 && !splitsPair) || index == operations.count - 1 {
+                _ = try await store.multi((fence.map { [StoreOperation.check($0)] } ?? []) + batch)
+                batch = []
+            }
+        }
+    }
+}

@@ -1,0 +1,29 @@
+import ArgumentParser
+import PopState
+
+/// `pop scale NAME N`: changes how many instances of a service deployed by count run.
+struct Scale: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "scale",
+        abstract: "Change how many instances of a service deployed by count run (see `pop deploy --count`).")
+
+    @OptionGroup(title: "Global options") var global: GlobalOptions
+
+    @Argument(help: "The service.")
+    var name: String
+
+    @Argument(help: "The number of instances (1 to 10000).")
+    var count: Int
+
+    func run() async throws {
+        let service = try ServiceName(name)
+        try SchedulingPolicy.validate(count: count)
+        try await CommandContext.with(global) { context in
+            let previous = try await context.namespace.scale(service, count: count)
+            if context.json {
+                try context.printJSON(["service": service.rawValue, "count": String(count), "previous": String(previous)])
+            }
+            context.done("scaled \(service) from \(previous) to \(count)")
+        }
+    }
+}
