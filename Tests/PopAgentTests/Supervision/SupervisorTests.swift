@@ -440,7 +440,7 @@ final class PidBox: @unchecked Sendable {
     var pid: Int32 = 0
 }
 
-@Suite("Supervisor adoption of dead instances", .serialized, .timeLimit(.minutes(2)))
+@Suite("Supervisor adoption of dead instances", .serialized, .timeLimit(.minutes(5)))
 struct SupervisorLeftoverTests {
     @Test func deadLeaderLeftoversAreKilledAndNothingIsAdopted() async throws {
         try await SupervisorFixture.with { fixture in
