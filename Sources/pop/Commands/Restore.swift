@@ -131,6 +131,7 @@ struct RestorePlan: Sendable {
         var services: Set<ServiceName> = []
         var placements = 0
         var assigned: [(MachineID, String)] = []
+        var backedUp: [[String]: [UInt8]] = [:]
         for node in report.nodes {
             try Self.check(file, NodePath.validate(node.path))
             let relative: [String]
@@ -152,7 +153,12 @@ struct RestorePlan: Sendable {
                 try Self.checkLayout(data, file: file, root: root)
             case 1 where relative[0] == "machines" || relative[0] == "services" || relative[0] == "facts":
                 break
-            case 1... where relative[0] == "assignments":
+            case 3 where relative[0] == "assignments":
+                // Kept for the placement it belongs to, if the backup has it (written below).
+                _ = try Self.decode(Assignment.self, data, node.path, file)
+                backedUp[relative] = data
+                continue
+            case 1...2 where relative[0] == "assignments":
                 continue  // Derived from the placements below, so they always agree.
             case 1 where relative[0] == "election":
                 skipped += 1
@@ -214,13 +220,14 @@ struct RestorePlan: Sendable {
                 file, "its node \(NodePath.join(root, relative.joined(separator: "/"))) belongs to no service in the backup")
         }
         // The root records the layout written (a backup of layout 1 is upgraded), and every placement gets its
-        // machine's assignment.
+        // machine's assignment: the backup's, or a new one.
         byRelative[[]] = Array(#"{"layout":\#(PopNamespace.layoutVersion)}"#.utf8)
         byRelative[["assignments"]] = []
         let assignment = Array(#"{"packagesVersion":0,"taskRequests":0}"#.utf8)
         for (machine, service) in assigned {
             byRelative[["assignments", machine.rawValue]] = []
-            byRelative[["assignments", machine.rawValue, service]] = assignment
+            let relative = ["assignments", machine.rawValue, service]
+            byRelative[relative] = backedUp[relative] ?? assignment
         }
         let ordered = byRelative.sorted { lhs, rhs in
             lhs.key.count != rhs.key.count ? lhs.key.count < rhs.key.count : lhs.key.lexicographicallyPrecedes(rhs.key)
