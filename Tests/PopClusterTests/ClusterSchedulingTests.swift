@@ -136,9 +136,14 @@ extension PopClusterSuite {
                         let state = Self.running(snapshot)
                         return state.running.count == 2 && !state.placed.contains(drained)
                     }
+                    // The store shows the old placement gone before its agent has stopped the instance: wait for the
+                    // stop on the events file.
+                    let stopped = try await EventsFile.wait(eventsFile, timeout: .seconds(60)) { events in
+                        events.dropFirst(mark).contains { $0.kind == "down" && $0.machine == drained }
+                    }
                     let moves = Array(ClusterTestService.events(eventsFile).dropFirst(mark))
                     #expect(moves.contains { $0.kind == "up" }, "\(moves)")
-                    #expect(moves.contains { $0.kind == "down" && $0.machine == drained }, "\(moves)")
+                    #expect(stopped, "the drained machine's instance stops: \(moves)")
                     var up = 2
                     var lowest = up
                     for event in moves {
