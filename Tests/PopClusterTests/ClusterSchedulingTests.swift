@@ -136,14 +136,14 @@ extension PopClusterSuite {
                         let state = Self.running(snapshot)
                         return state.running.count == 2 && !state.placed.contains(drained)
                     }
-                    // The store shows the old placement gone before its agent has stopped the instance: wait for the
-                    // stop on the events file.
+                    // The placement goes before the old process has stopped: wait for its own report of that.
                     let stopped = try await EventsFile.wait(eventsFile, timeout: .seconds(60)) { events in
-                        events.dropFirst(mark).contains { $0.kind == "down" && $0.machine == drained }
+                        let moves = events.dropFirst(mark)
+                        return moves.contains { $0.kind == "up" } && moves.contains { $0.kind == "down" && $0.machine == drained }
                     }
                     let moves = Array(ClusterTestService.events(eventsFile).dropFirst(mark))
                     #expect(moves.contains { $0.kind == "up" }, "\(moves)")
-                    #expect(stopped, "the drained machine's instance stops: \(moves)")
+                    #expect(stopped, "a replacement started and the instance on \(drained) stopped: \(moves)")
                     var up = 2
                     var lowest = up
                     for event in moves {

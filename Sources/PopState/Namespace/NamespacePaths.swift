@@ -15,6 +15,8 @@ public struct NamespacePaths: Hashable, Sendable {
     public var machines: String { under("machines") }
     /// `<root>/machines/<id>`: the machine's ``MachineRecord``.
     public func machine(_ id: MachineID) -> String { machines + "/" + id.rawValue }
+    /// `<root>/endpoint-key`: the ``EndpointKey`` that opens the agents' endpoints (docs/observability.md).
+    public var endpointKey: String { under("endpoint-key") }
     /// `<root>/facts`: one persistent node per machine that has labels, is drained or went missing.
     public var facts: String { under("facts") }
     /// `<root>/facts/<id>`: the machine's ``MachineFacts``.

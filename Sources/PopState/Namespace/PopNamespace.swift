@@ -43,7 +43,8 @@ public struct PopNamespace: Sendable {
     // MARK: Initialization
 
     /// Creates the namespace. Refuses (`.conflict`) when it exists, unless `force`, which deletes everything in it
-    /// first (services, placements, tasks, and the machine nodes of running agents, which register again).
+    /// first (services, placements, tasks, and the machine nodes of running agents, which register again). A new
+    /// endpoint key is made with it.
     public func initialize(force: Bool) async throws {
         if try await store.exists(prefix) != nil {
             guard force else {
@@ -58,6 +59,7 @@ public struct PopNamespace: Sendable {
             .create(prefix, data: try encode(Layout(layout: Self.layoutVersion), at: prefix)),
             .create(paths.machines, data: []),
             .create(paths.services, data: []),
+            .create(paths.endpointKey, data: EndpointKey.generate().nodeData),
             .create(paths.facts, data: []),
             .create(paths.assignments, data: []),
         ])

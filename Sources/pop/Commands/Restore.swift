@@ -160,6 +160,10 @@ struct RestorePlan: Sendable {
                 continue
             case 1...2 where relative[0] == "assignments":
                 continue  // Derived from the placements below, so they always agree.
+            case 1 where relative[0] == "endpoint-key":
+                // The target keeps its own key (pop dump leaves it out).
+                skipped += 1
+                continue
             case 1 where relative[0] == "election":
                 skipped += 1
                 continue

@@ -141,6 +141,7 @@ import Testing
         try await withAgentFixture { fixture in
             try await fixture.store.delete(fixture.namespace.paths.machines, version: nil)
             try await fixture.store.delete(fixture.namespace.paths.services, version: nil)
+            try? await fixture.store.delete(fixture.namespace.paths.endpointKey, version: nil)
             try await fixture.store.delete(fixture.namespace.paths.facts, version: nil)
             try await fixture.store.delete(fixture.namespace.paths.assignments, version: nil)
             try await fixture.store.delete(fixture.namespace.prefix, version: nil)

@@ -130,7 +130,9 @@ import Testing
                 let result = try await fixture.waitForResult(web, id)
                 #expect(result.state == .failed)
                 #expect(result.error?.contains("time limit") == true)
-                #expect(clock.now - start < .seconds(10))
+                // The result comes once the task's output ends, which takes the killed group: well before the 60 s
+                // the task would sleep (the bound leaves a loaded machine its time to notice the request).
+                #expect(clock.now - start < .seconds(50))
             }
         }
     }

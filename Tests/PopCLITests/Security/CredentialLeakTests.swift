@@ -4,7 +4,7 @@ import TestProcesses
 import Testing
 
 /// Credentials never show in pop's output, error messages or process listing.
-@Suite(.timeLimit(.minutes(2)))
+@Suite(.timeLimit(.minutes(5)))
 struct CredentialLeakTests {
     @Test func malformedOrUnsafeCredentialsAreRefusedWithoutEchoingThem() async throws {
         try await SecurityFixture.with() { fixture in

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 @testable import PopState
 
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(5)))
 struct PopNamespaceTests {
     static func spec(_ name: String, port: Int = 8080) throws -> ServiceSpec {
         ServiceSpec(
