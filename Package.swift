@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "PopState", targets: ["PopState"]),
         .library(name: "PopTemplates", targets: ["PopTemplates"]),
         .library(name: "PopAgent", targets: ["PopAgent"]),
+        .library(name: "PopFleetClient", targets: ["PopFleetClient"]),
         .library(name: "PopUI", targets: ["PopUI"]),
         .library(name: "PopTestSupport", targets: ["PopTestSupport"]),
         .library(name: "TestProcesses", targets: ["TestProcesses"]),
@@ -32,6 +33,10 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-async-algorithms.git", from: "1.1.4"),
     ],
     targets: [
         // A native ZooKeeper client on SwiftNIO.
@@ -101,7 +106,8 @@ let package = Package(
         ),
         // Linux system calls the process supervisor needs that Glibc does not export (epoll, inotify, pidfd, prctl).
         .target(name: "CPopAgentLinux"),
-        // The machine agent: reconciler, process supervisor, task runner, health checks.
+        // The machine agent: reconciler, process supervisor, task runner, health checks, the journal of each
+        // instance and the endpoint serving this machine's logs, events and metrics.
         .target(
             name: "PopAgent",
             dependencies: [
@@ -110,6 +116,29 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Subprocess", package: "swift-subprocess"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // The command line's side of the agents' endpoints: signed requests, logs and events of every machine merged
+        // in time order, followed across machines joining, leaving and coming back; resources for `pop status`.
+        .target(
+            name: "PopFleetClient",
+            dependencies: [
+                "PopState", "PopAgent",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings
         ),
@@ -142,7 +171,7 @@ let package = Package(
         .executableTarget(
             name: "pop",
             dependencies: [
-                "PopState", "PopTemplates", "PopAgent", "PopUI",
+                "PopState", "PopTemplates", "PopAgent", "PopFleetClient", "PopUI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -159,7 +188,7 @@ let package = Package(
             name: "pop-bench",
             dependencies: [
                 "ZooKeeperNIO", "ZooKeeperTestSupport", "PopState", "PopTestSupport", "TestProcesses",
-                "BrowserTestSupport",
+                "PopFleetClient", "BrowserTestSupport",
                 .target(name: "CPopAgentLinux", condition: .when(platforms: [.linux])),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
@@ -228,6 +257,18 @@ let package = Package(
             dependencies: [
                 "ZooKeeperTestSupport", "PopTestSupport", "PopTestExpectations", "PopState", "TestProcesses",
                 .target(name: "CPopAgentLinux", condition: .when(platforms: [.linux])),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // Logs, events, resources and metrics across machines: the journal's format, the endpoint's authentication,
+        // the merged follow, a real Prometheus server and promtool against agents.
+        .testTarget(
+            name: "PopObservabilityTests",
+            dependencies: [
+                "PopState", "PopAgent", "PopFleetClient", "PopTestSupport", "PopTestExpectations", "TestProcesses",
+                "ZooKeeperTestSupport",
+                .target(name: "CPopAgentLinux", condition: .when(platforms: [.linux])),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings
         ),

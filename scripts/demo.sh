@@ -9,6 +9,8 @@ cd "$(dirname "$0")/.."
 
 # The release build links the Swift runtime and Foundation statically: every pop command starts in ~5 ms.
 swift build -c release --static-swift-stdlib --product pop
+# Each instance's log writer: a small C program the agent starts from beside its own executable.
+swift build -c release --product pop-log
 pop="$PWD/.build/release/pop"
 export POP_HOME="${POP_HOME:-$PWD/.build/demo-home}"
 mkdir -p "$POP_HOME" && chmod 700 "$POP_HOME"

@@ -9,6 +9,10 @@ missing=()
 command -v ip >/dev/null || missing+=(iproute2)
 # Templates create virtual environments with the system's Python.
 /usr/bin/python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3 python3-venv)
+# The metrics tests scrape the agents with a real Prometheus server and check their output with promtool.
+command -v promtool >/dev/null && command -v prometheus >/dev/null || missing+=(prometheus)
+# The endpoint's TLS tests make a certificate with openssl.
+command -v openssl >/dev/null || missing+=(openssl)
 # The dashboard's tests and `pop-bench ui` drive a real browser through its DevTools protocol.
 command -v chromium >/dev/null || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then

@@ -82,11 +82,14 @@ public final class ClusterMachine: Sendable {
 
     /// Starts this machine's agent (`pop fg`) and returns once it has registered the machine.
     @discardableResult
-    public func startAgent(arguments: [String] = [], readyTimeout: Duration = .seconds(60)) async throws -> ClusterAgent {
+    public func startAgent(
+        arguments: [String] = [], environment: [(String, String)] = [], readyTimeout: Duration = .seconds(60)
+    ) async throws -> ClusterAgent {
         let number = self.agents.withLock { $0.count + 1 }
         let log = self.folder.appendingPathComponent("agent-\(number).log")
         let process = try ChildProcess(
-            self.argv([self.popBinary, "fg", "--ready-fd", "3"] + arguments), environment: CommandRunner.baseEnvironment(),
+            self.argv([self.popBinary, "fg", "--ready-fd", "3"] + arguments, environment: environment),
+            environment: CommandRunner.baseEnvironment(),
             stdout: .file(log), stderr: .file(log), readyPipe: true)
         let agent = ClusterAgent(machineID: self.id, process: process, logFile: log)
         self.agents.withLock { $0.append(agent) }

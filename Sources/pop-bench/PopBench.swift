@@ -8,7 +8,7 @@ struct PopBench: AsyncParsableCommand {
         abstract: "Benchmarks of pop's parts, each against servers it starts itself (build with -c release).",
         subcommands: [
             ZooKeeperBenchmark.self, StoreBenchmark.self, StatusBenchmark.self, ClusterBenchmark.self, AgentBenchmark.self,
-            UIBenchmark.self,
+            UIBenchmark.self, LogsBenchmark.self,
         ]
     )
 }

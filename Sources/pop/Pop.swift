@@ -27,7 +27,7 @@ struct Pop: AsyncParsableCommand {
             Init.self, Add.self, Describe.self, List.self, Start.self, Foreground.self, Stop.self,
             Deploy.self, Scale.self, Undeploy.self, Remove.self, Config.self, History.self, Rollback.self, Restart.self, Status.self, Machines.self,
             Drain.self, Undrain.self,
-            Logs.self, Run.self, UI.self, Dump.self, Restore.self,
+            Logs.self, Events.self, Run.self, UI.self, Dump.self, Restore.self,
         ]
     )
 

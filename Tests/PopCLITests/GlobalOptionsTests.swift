@@ -111,9 +111,13 @@ struct GlobalOptionsTests {
                 let paths = (dump?["nodes"] as? [[String: Any]])?.compactMap { $0["path"] as? String } ?? []
                 #expect(paths.contains("/alt/services/alt"), "\(result)")
             }),
-            // Logs stay on the machine that wrote them: the command is parsed and looks for them.
-            ("logs", Case(arguments: ["logs", "alt"], status: 3) { result, _ in
-                #expect(result.stderr.contains("No logs of alt"), "\(result)")
+            // Logs and events stay on the machine that wrote them: the command is parsed, finds where the service
+            // runs in the namespace the options name, and says that machine's agent cannot be read.
+            ("logs", Case(arguments: ["logs", "alt"], status: 5) { result, _ in
+                #expect(result.stderr.contains("m-alt: its agent is not running"), "\(result)")
+            }),
+            ("events", Case(arguments: ["events", "alt"], status: 5) { result, _ in
+                #expect(result.stderr.contains("m-alt: its agent is not running"), "\(result)")
             }),
             // The dashboard serves until stopped: in a namespace that does not exist it stops at once, naming the store.
             ("ui", Case(arguments: ["ui", "--listen", "127.0.0.1:0"], prefix: "/missing-\(position.rawValue)", status: 8) {

@@ -3,7 +3,7 @@ import PopAgent
 import Testing
 
 /// `pop logs -f` reads new log text on a thread of its own, which ends with the command rather than living on.
-@Suite("pop logs -f", .serialized, .timeLimit(.minutes(1)))
+@Suite("pop logs -f", .serialized, .timeLimit(.minutes(5)))
 struct LogFollowerTests {
     /// The threads of this process named as the follower's thread.
     static func followerThreads() -> Int {

@@ -150,9 +150,9 @@ struct TutorialWalk {
         let kept = try await pop.require("run", "plone", "packages", name)
         #expect(kept.stdout.contains(version), "\(kept)")
 
-        // Where the logs are.
-        let logs = try await pop.require("logs", "plone")
-        #expect(logs.stdout.contains("stderr.log"), "\(logs)")
+        // The instance's output, each line with its machine and stream: the server said it started, twice.
+        let logs = try await pop.require("logs", "plone", "-n", "100000")
+        #expect(logs.stdout.components(separatedBy: " out| Starting server in PID").count - 1 >= 2, "\(logs.stdout.suffix(3000))")
         let setup = try await pop.require("logs", "plone", "--setup", "-n", "100000")
         #expect(setup.stdout.contains("Successfully installed"), "the setup log shows pip's work:\n\(setup)")
         #expect(setup.stdout.contains("Instance created in"), "the setup log shows the instance step:\n\(setup)")

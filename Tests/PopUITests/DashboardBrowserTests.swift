@@ -38,7 +38,7 @@ struct DashboardBrowserTests {
                     try await page.navigate(dashboard.address)
                     // 5 instances, all running.
                     try await page.waitFor(
-                        "document.querySelectorAll('#grid td.state-running').length === 5", timeout: .seconds(20))
+                        "document.querySelectorAll('#grid td.state-running').length === 5", timeout: .seconds(60))
 
                     // The grid is what `pop status` says.
                     let report = try StatusReport.decode(try await cluster.popOK(["status", "--json"]).stdout)
@@ -69,7 +69,7 @@ struct DashboardBrowserTests {
                         (() => { const c = document.querySelector('.cell-button[data-service="web"][data-machine="m2"]');
                           return c && c.querySelector(".state").textContent === "running"
                             && c.querySelector(".pid").textContent !== "\(killedPID)"; })()
-                        """, then: "window.seenStates", timeout: .seconds(2))
+                        """, then: "window.seenStates", timeout: .seconds(10))
                     let elapsed = ContinuousClock.now - killed
                     let states = back as? [String] ?? []
                     print("web on m2 after SIGKILL: \(states) in \(elapsed)")
@@ -84,9 +84,9 @@ struct DashboardBrowserTests {
                         "document.querySelector('.cell-button[data-service=\"worker\"][data-machine=\"m1\"]').focus()")
                     try await page.press("Enter", keyCode: 13)
                     try await page.waitFor(
-                        "document.activeElement && document.activeElement.id === 'details-title'", timeout: .seconds(5))
+                        "document.activeElement && document.activeElement.id === 'details-title'", timeout: .seconds(30))
                     try await page.click("#restart-instance")
-                    try await page.waitFor("document.getElementById('confirm').open", timeout: .seconds(5))
+                    try await page.waitFor("document.getElementById('confirm').open", timeout: .seconds(30))
                     #expect(try await self.pid(cluster, service: "worker", machine: "m1") == workerBefore)
                     try await page.click("#confirm-ok")
                     let shown = try await page.waitFor(
@@ -96,7 +96,7 @@ struct DashboardBrowserTests {
                             && c.querySelector(".pid").textContent !== "\(workerBefore)"; })()
                         """,
                         then: "document.querySelector('.cell-button[data-service=\"worker\"][data-machine=\"m1\"] .pid').textContent",
-                        timeout: .seconds(10)) as? String
+                        timeout: .seconds(30)) as? String
                     let workerAfter = try await self.pid(cluster, service: "worker", machine: "m1")
                     #expect(workerAfter != workerBefore)
                     #expect(shown == workerAfter.map(String.init))
@@ -110,7 +110,7 @@ struct DashboardBrowserTests {
                         try await forged.navigate(attacker)
                         let text = try await forged.waitFor(
                             "document.body && document.body.innerText.includes('cross-site')",
-                            then: "document.body.innerText", timeout: .seconds(10)) as? String
+                            then: "document.body.innerText", timeout: .seconds(30)) as? String
                         try await forged.close()
                         return text ?? ""
                     }
@@ -121,18 +121,18 @@ struct DashboardBrowserTests {
                     // instance of the service restarts into the new signature.
                     let oldSignature = try #require(try await self.signature(cluster, service: "worker"))
                     try await page.click(".service-button[data-service=\"worker\"]")
-                    try await page.waitFor("document.getElementById('option-command') !== null", timeout: .seconds(10))
+                    try await page.waitFor("document.getElementById('option-command') !== null", timeout: .seconds(30))
                     try await page.evaluate(
                         "(() => { const input = document.getElementById('option-command'); input.value = 'sleep 100001'; })()")
                     try await page.click("#config-form button[type=submit]")
                     let plan = try await page.waitFor(
                         "document.getElementById('apply-plan') !== null", then: "document.getElementById('plan').innerText",
-                        timeout: .seconds(10)) as? String ?? ""
+                        timeout: .seconds(30)) as? String ?? ""
                     #expect(plan.contains("--command") && plan.contains("sleep 100000") && plan.contains("sleep 100001"), "\(plan)")
                     #expect(plan.contains("2 instance(s) restart") && plan.contains("m1, m2"), "\(plan)")
                     #expect(try await self.signature(cluster, service: "worker") == oldSignature, "the plan changed something")
                     try await page.click("#apply-plan")
-                    try await page.waitFor("document.getElementById('confirm').open", timeout: .seconds(5))
+                    try await page.waitFor("document.getElementById('confirm').open", timeout: .seconds(30))
                     try await page.click("#confirm-ok")
                     let newSignature = try await page.waitFor(
                         """
@@ -140,7 +140,7 @@ struct DashboardBrowserTests {
                           return row && !row.querySelector('.template').textContent.includes('\(oldSignature.prefix(8))')
                             && row.querySelectorAll('td.state-running').length === 2 && row.querySelectorAll('.old-mark').length === 0; })()
                         """, then: "document.querySelector('tr[data-service=\"worker\"] .template').textContent",
-                        timeout: .seconds(20)) as? String ?? ""
+                        timeout: .seconds(60)) as? String ?? ""
                     let stored = try #require(try await self.signature(cluster, service: "worker"))
                     #expect(stored != oldSignature)
                     #expect(newSignature.contains(String(stored.prefix(8))), "\(newSignature) vs \(stored)")
@@ -157,7 +157,7 @@ struct DashboardBrowserTests {
                     try await page.evaluate("document.getElementById('details-close').click()")
                     try await page.navigate(dashboard.origin + "/")
                     try await page.waitFor(
-                        "document.querySelectorAll('#grid td.state-running').length === 5", timeout: .seconds(20))
+                        "document.querySelectorAll('#grid td.state-running').length === 5", timeout: .seconds(60))
                     try await self.expectFits(page, width: 390)
                     try await page.screenshot(to: artifacts.appendingPathComponent("grid-390x844.png"))
 

@@ -104,9 +104,43 @@ const char *cpop_log_writer_name(void);
 const char *cpop_log_writer_marker(void);
 
 /// The log writer: `pop-log MARKER FOLDER MAXIMUM-BYTES KEEP FD=FILE...` reads each descriptor FD until every writer
-/// has closed it and appends what it reads to FOLDER/FILE, rotating (copy to FILE.1 ..., then truncate) so that no
-/// file ever holds more than MAXIMUM-BYTES. Returns the exit status.
+/// has closed it and appends what it reads to FOLDER/FILE, indexing each piece in FOLDER/NAME.idx (FILE without its
+/// `.log`), and rotating both (copy to FILE.1 ..., then truncate) so that a file and its index never hold more than
+/// MAXIMUM-BYTES together. Returns the exit status.
 int cpop_log_writer_main(int argc, char **argv);
+
+/// The size of an index file's header and of each of its records.
+#define CPOP_LOG_INDEX_ENTRY_SIZE 32
+/// "POPIDX01", the header's first eight bytes (little-endian).
+#define CPOP_LOG_INDEX_MAGIC 0x3130584449504f50ULL
+/// Set in a header or record whose log bytes continue a line begun before them.
+#define CPOP_LOG_INDEX_CONTINUES 1u
+
+/// The first entry of an index file (`stdout.idx`): which stream the log belongs to and where the log file starts in it.
+struct cpop_log_index_header {
+    /// ``CPOP_LOG_INDEX_MAGIC``.
+    uint64_t magic;
+    /// A random id, the same across rotations, new when the log starts afresh (its files were removed).
+    uint64_t stream;
+    /// How many lines the stream had completed before the log file's first byte.
+    uint64_t base_line;
+    /// ``CPOP_LOG_INDEX_CONTINUES`` when the file's first byte continues a line of the previous file.
+    uint32_t flags;
+    uint32_t reserved;
+};
+
+/// Every later entry: one piece of output, as the writer read it from the pipe.
+struct cpop_log_index_record {
+    /// Where the piece starts in the log file.
+    uint64_t offset;
+    /// How many lines the stream had completed before the piece; its first byte belongs to line `line + 1`.
+    uint64_t line;
+    /// When the writer read it: nanoseconds since the epoch (CLOCK_REALTIME), taken under the file's lock.
+    int64_t time;
+    /// ``CPOP_LOG_INDEX_CONTINUES`` when the piece's first byte continues a line.
+    uint32_t flags;
+    uint32_t reserved;
+};
 
 /// The size of one epoll_event (12 bytes on x86_64, where it is packed; 16 elsewhere).
 size_t cpop_epoll_event_size(void);

@@ -51,113 +51,58 @@ public final class LogFollower: Sendable {
 
     /// The new text, in the order it was read; it finishes when the follower stops.
     public let chunks: AsyncThrowingStream<Chunk, any Error>
-    /// Written to wake the thread so that it stops.
-    private let wake: Int32
-    private let state = Mutex<(finished: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+    private let thread: InotifyThread
 
     /// The name of the follower's thread, as /proc shows it.
     public static let threadName = "pop-log-follow"
 
     init(_ paths: [String]) throws(PopError) {
-        #if os(Linux)
-        let inotify = inotify_init1(Int32(IN_CLOEXEC))
-        guard inotify >= 0 else {
-            throw PopError(.system, "Could not watch log files: inotify_init1 failed (errno \(errno)).")
-        }
+        thread = try InotifyThread(purpose: "follow the log files")
         var offsets: [Int32: (path: String, offset: UInt64)] = [:]
         for path in paths {
-            let watch = inotify_add_watch(inotify, path, UInt32(IN_MODIFY))
+            let watch = inotify_add_watch(thread.inotify, path, UInt32(IN_MODIFY))
             guard watch >= 0 else {
                 let code = errno
-                close(inotify)
+                close(thread.inotify)
                 throw PopError(.notFound, "Could not watch \(path) (errno \(code)).", path: path)
             }
             let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? UInt64) ?? 0
             offsets[watch] = (path, size ?? 0)
         }
-        let wake = eventfd(0, Int32(EFD_CLOEXEC))
-        guard wake >= 0 else {
-            close(inotify)
-            throw PopError(.system, "Could not follow log files: eventfd failed (errno \(errno)).")
-        }
-        self.wake = wake
         let (chunks, continuation) = AsyncThrowingStream<Chunk, any Error>.makeStream(bufferingPolicy: .unbounded)
         self.chunks = chunks
         let watched = offsets
-        let thread = Thread { [self] in
-            Thread.current.name = Self.threadName
-            Self.follow(inotify: inotify, wake: wake, offsets: watched, into: continuation)
-            close(inotify)
-            self.threadEnded()
-        }
+        thread.start(name: Self.threadName) { thread in Self.follow(thread, offsets: watched, into: continuation) }
         // Dropping the stream (the command ends, or stops reading) stops the thread.
-        continuation.onTermination = { [self] _ in self.stop() }
-        thread.start()
-        #else
-        throw PopError(.system, "Following logs is not supported on this platform yet.")
-        #endif
-    }
-
-    deinit {
-        close(wake)
+        continuation.onTermination = { [thread] _ in thread.signal() }
     }
 
     /// Stops following: the stream finishes and the thread ends (``finished()`` waits for that).
     public func stop() {
-        var one: UInt64 = 1
-        _ = write(wake, &one, MemoryLayout<UInt64>.size)
+        thread.signal()
     }
 
     /// Waits until the thread has ended and closed its descriptors.
     public func finished() async {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let done = state.withLock { state in
-                if !state.finished { state.waiters.append(continuation) }
-                return state.finished
-            }
-            if done { continuation.resume() }
-        }
-    }
-
-    private func threadEnded() {
-        let waiters = state.withLock { state in
-            state.finished = true
-            defer { state.waiters = [] }
-            return state.waiters
-        }
-        for waiter in waiters { waiter.resume() }
+        await thread.finished()
     }
 
     /// The thread's loop: waits on inotify and the wake descriptor at once, and reads what was appended.
     private static func follow(
-        inotify: Int32, wake: Int32, offsets initial: [Int32: (path: String, offset: UInt64)],
+        _ thread: InotifyThread, offsets initial: [Int32: (path: String, offset: UInt64)],
         into continuation: AsyncThrowingStream<Chunk, any Error>.Continuation
     ) {
         var offsets = initial
         var buffer = [UInt8](repeating: 0, count: 4096)
         defer { continuation.finish() }
         while true {
-            var descriptors = [pollfd(fd: inotify, events: Int16(POLLIN), revents: 0), pollfd(fd: wake, events: Int16(POLLIN), revents: 0)]
-            let ready = poll(&descriptors, 2, -1)
-            if ready < 0 {
-                if errno == EINTR { continue }
+            guard let ready = thread.wait() else {
                 continuation.finish(throwing: PopError(.system, "Following the logs failed: poll (errno \(errno))."))
                 return
             }
-            if descriptors[1].revents != 0 { return }
-            let count = buffer.withUnsafeMutableBytes { read(inotify, $0.baseAddress, $0.count) }
-            if count <= 0 {
-                if count < 0 && errno == EINTR { continue }
-                return
-            }
-            var index = 0
-            var changed = Set<Int32>()
-            while index + MemoryLayout<inotify_event>.size <= count {
-                let event = buffer.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: index, as: inotify_event.self) }
-                changed.insert(event.wd)
-                index += MemoryLayout<inotify_event>.size + Int(event.len)
-            }
-            for watch in changed.sorted() {
+            if ready.signaled { return }
+            guard let events = thread.events(into: &buffer) else { return }
+            for watch in Set(events.map(\.wd)).sorted() {
                 guard let (path, offset) = offsets[watch], let handle = FileHandle(forReadingAtPath: path) else { continue }
                 let size = (try? handle.seekToEnd()) ?? 0
                 let start = size < offset ? 0 : offset

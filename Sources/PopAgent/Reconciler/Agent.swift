@@ -32,6 +32,10 @@ public final class Agent: Service, Sendable {
     let started = Date()
     let memoryRelease = MemoryRelease()
     let diagnostics = AgentDiagnostics()
+    /// This machine's lifecycle journals and the figures its endpoint reports, when it keeps them.
+    let journal: MachineJournal?
+    /// Waits until the agent's endpoint listens and gives its address (published in the machine record), or nil.
+    let endpoint: (@Sendable () async -> EndpointAddress?)?
 
     /// Creates an agent.
     ///
@@ -39,20 +43,30 @@ public final class Agent: Service, Sendable {
     ///   - configuration: The machine, paths and behaviour.
     ///   - openStore: Opens a new store session; called at start and again after a session expired.
     ///   - logger: Where the agent logs each decision.
+    ///   - journal: Where lifecycle events go (what the supervisor sees happen to each instance, what the agent
+    ///     decides and runs, its own start and stop), and the figures its endpoint reports.
+    ///   - endpoint: Waits until the agent's endpoint listens and returns its address, which the machine record
+    ///     publishes; the machine registers once it is known.
     ///   - onReady: Called once, when the machine is first registered (for `pop start`'s readiness pipe).
     public init(
         configuration: AgentConfiguration, openStore: @escaping @Sendable () async throws -> any CoordinationStore,
-        logger: Logger, onReady: @escaping @Sendable (MachineRecord) -> Void = { _ in }
+        logger: Logger, journal: MachineJournal? = nil, endpoint: (@Sendable () async -> EndpointAddress?)? = nil,
+        onReady: @escaping @Sendable (MachineRecord) -> Void = { _ in }
     ) throws(PopError) {
         self.configuration = configuration
         self.openStore = openStore
+        self.journal = journal
+        self.endpoint = endpoint
         var logger = logger
         logger[metadataKey: "machine"] = "\(configuration.machine)"
         self.logger = logger
         self.onReady = onReady
         do {
             self.supervisor = try Supervisor(
-                options: .init(stopInstancesOnShutdown: configuration.stopInstancesOnShutdown), logger: logger)
+                options: .init(
+                    stopInstancesOnShutdown: configuration.stopInstancesOnShutdown,
+                    lifecycle: { event in journal?.record(event) }),
+                logger: logger)
         } catch {
             throw error.popError
         }

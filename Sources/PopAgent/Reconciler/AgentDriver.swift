@@ -46,6 +46,8 @@ struct AgentDriver {
     var failure: PopError?
     /// Whether the agent stops.
     var stopping = false
+    /// Where the agent's endpoint listens, published in the machine record.
+    var endpointAddress: EndpointAddress?
 
     init(agent: Agent, paths: NamespacePaths) {
         self.agent = agent
@@ -62,12 +64,17 @@ struct AgentDriver {
     /// Runs until graceful shutdown, cancellation, or the first session failing (which is thrown).
     mutating func run() async throws {
         let reports = agent.supervisor.events()
+        agent.journal?.record(
+            LifecycleEvent(.agentStarted, service: nil, pid: getpid(), version: agent.configuration.agentVersion))
+        defer { agent.journal?.record(LifecycleEvent(.agentStopped, service: nil, pid: getpid())) }
         adoptInstances()
         try await withThrowingDiscardingTaskGroup { group in
             group.addTask { [agent] in try await agent.supervisor.run() }
             group.addTask { [inbox] in
                 for await report in reports { inbox.yield(.event(.supervisorReported(report), epoch: nil)) }
             }
+            // The machine record says where the endpoint listens: registering waits until it does.
+            if let endpoint = agent.endpoint { endpointAddress = await endpoint() }
             await perform(core.start(), in: &group)
             await withGracefulShutdownHandler {
                 // Whatever queued up while the last inputs were handled is fed as one burst.
@@ -113,6 +120,9 @@ struct AgentDriver {
                     metadata: [
                         "service": "\(service)", "pid": "\(status.pid ?? 0)", "signature": "\(status.signature.short)",
                     ])
+                agent.journal?.record(
+                    LifecycleEvent(.adopted, service: service.rawValue, pid: status.pid, signature: status.signature.hex))
+                agent.journal?.update(status)
                 _ = core.instanceAdopted(status, generation: generation)
             case .gone(_, let reason):
                 logger.info(
@@ -163,10 +173,22 @@ struct AgentDriver {
         }
     }
 
-    /// Diagnostics and logs of an event, before the core sees it.
+    /// Diagnostics, logs and the endpoint's figures of an event, before the core sees it.
     func observe(_ event: AgentEvent) {
-        if case .storeChanged(let change) = event {
+        switch event {
+        case .storeChanged(let change):
             agent.diagnostics.saw(change)
+        case .supervisorReported(.changed(let status)):
+            agent.journal?.update(status)
+        case .supervisorReported(.removed(let name)):
+            agent.journal?.remove(name)
+        case .machineRegistered, .sessionChanged(.connected), .sessionChanged(.reconnected):
+            agent.journal?.setStoreConnected(true)
+        case .sessionFailed, .sessionChanged(.disconnected), .sessionChanged(.expired), .sessionChanged(.closed),
+            .sessionChanged(.authFailed):
+            agent.journal?.setStoreConnected(false)
+        default:
+            break
         }
         if case .machineRegistered = event, let store = session?.handle?.store {
             logger.info("registered machine", metadata: ["store": "\(store)", "session": "\(store.sessionID)"])
@@ -332,7 +354,8 @@ struct AgentDriver {
         let configuration = agent.configuration
         return MachineRecord(
             id: configuration.machine, hostname: MachineAddresses.hostname(), addresses: MachineAddresses.current(),
-            agentVersion: configuration.agentVersion, started: agent.started, agentPID: getpid())
+            agentVersion: configuration.agentVersion, started: agent.started, agentPID: getpid(),
+            endpoint: endpointAddress?.description)
     }
 
     // MARK: Instances

@@ -101,6 +101,22 @@ struct InstanceStateMachine: Sendable {
     /// Unexpected exits since the last deliberate (re)start.
     private(set) var restarts = 0
     private(set) var lastError: String?
+    /// How the command's last process ended (nil until one has), for the lifecycle journal and the metrics.
+    private(set) var lastExit: InstanceStatus.ProcessExit?
+    /// What the last health probe of the current process said (nil without a check, or before its first answer).
+    private(set) var healthy: Bool?
+    /// Why the instance last failed: its process exited, it stayed unhealthy, or a setup step failed.
+    private(set) var lastFailure: InstanceStatus.Failure?
+    /// Whether the process being stopped is the command (not a setup step).
+    private var stoppingCommand = false
+    /// Why the next start of the command is a restart (set when the restart is decided, reported when it starts).
+    private var pendingRestart: LifecycleEvent.RestartReason?
+    /// Why the command was last started again.
+    private(set) var lastRestart: LifecycleEvent.RestartReason?
+    /// Why the command's next (or current) start is a restart, as its local record keeps it.
+    var reasonOfNextStart: LifecycleEvent.RestartReason? { pendingRestart ?? lastRestart }
+    /// What happened since the supervisor last took them (``takeFacts()``), in order, for the lifecycle journal.
+    private(set) var facts: [Fact] = []
     /// When the public state last changed.
     private(set) var since: Date
     /// The generation of the one timer that is still meaningful.
@@ -112,6 +128,30 @@ struct InstanceStateMachine: Sendable {
     private var startingProbeDelay: Duration = .zero
     /// When the current `starting` phase began: its grace period counts from here (the process may be older).
     private var startingSince: Moment?
+
+    /// Something that happened to the instance, as the machine saw it happen.
+    enum Fact: Hashable, Sendable {
+        /// The command's process started.
+        case started(pid: Int32)
+        /// The command's process ended.
+        case exited(pid: Int32, ExitStatus)
+        /// A new attempt of the command begins, and why.
+        case restarted(LifecycleEvent.RestartReason)
+        /// The instance waits before starting again.
+        case backoff(String, after: Duration)
+        /// It failed too often and stays stopped.
+        case fatal(String)
+        /// Its health check passed, or failed, where it had not.
+        case health(Bool, String)
+        /// It was stopped on purpose.
+        case stopped
+    }
+
+    /// The facts gathered since the last call, oldest first.
+    mutating func takeFacts() -> [Fact] {
+        defer { facts = [] }
+        return facts
+    }
 
     private enum TimerPurpose: Hashable, Sendable {
         case backoff, stopTimeout, probe
@@ -167,6 +207,7 @@ struct InstanceStateMachine: Sendable {
     mutating func start(at now: Moment) -> Action {
         switch phase {
         case .stopped:
+            pendingRestart = nil
             return begin(at: now)
         case .stopping:
             // A start supersedes a pending stop or removal: the later instruction wins.
@@ -181,9 +222,12 @@ struct InstanceStateMachine: Sendable {
         }
     }
 
-    /// A deliberate restart: clears FATAL, the failure counts and the last error (it was about the previous
-    /// configuration or run), adopts `parameters`, and starts afresh.
-    mutating func restart(with parameters: Parameters, at now: Moment) -> Action {
+    /// A deliberate restart (`reason`: a new configuration, or asked for): clears FATAL, the failure counts and the
+    /// last error (it was about the previous configuration or run), adopts `parameters`, and starts afresh.
+    mutating func restart(
+        with parameters: Parameters, because reason: LifecycleEvent.RestartReason, at now: Moment
+    ) -> Action {
+        pendingRestart = reason
         pendingParameters = parameters
         quickFailures = 0
         restarts = 0
@@ -233,8 +277,11 @@ struct InstanceStateMachine: Sendable {
     }
 
     /// The instance's process was found alive by a new agent and is supervised again.
-    mutating func adopted(pid: Int32, started: Moment, restarts: Int, at now: Moment) -> Action {
+    mutating func adopted(
+        pid: Int32, started: Moment, restarts: Int, lastRestart: LifecycleEvent.RestartReason? = nil, at now: Moment
+    ) -> Action {
         self.restarts = restarts
+        self.lastRestart = lastRestart
         if let health = parameters.health {
             // Running is what a passed check says: the previous agent may have died before the first one. A healthy
             // process passes at once; the grace period counts from now.
@@ -256,6 +303,12 @@ struct InstanceStateMachine: Sendable {
         case .setup(let step):
             setPhase(.installing(step: step, pid: pid, started: now), at: now)
         case .command:
+            if let reason = pendingRestart {
+                facts.append(.restarted(reason))
+                lastRestart = reason
+                pendingRestart = nil
+            }
+            facts.append(.started(pid: pid))
             if let health = parameters.health {
                 setPhase(.starting(pid: pid, started: now), at: now)
                 startingSince = now
@@ -278,9 +331,9 @@ struct InstanceStateMachine: Sendable {
             return settleAfterStop(at: now)
         }
         if case .setup(let step) = kind {
-            return fail("setup step \(step + 1): \(message)", uptime: .zero, at: now)
+            return fail("setup step \(step + 1): \(message)", cause: .setup, uptime: .zero, at: now)
         }
-        return fail(message, uptime: .zero, at: now)
+        return fail(message, cause: .notStarted, uptime: .zero, at: now)
     }
 
     /// A setup step was skipped because its `creates` path exists (the supervisor checks before spawning it).
@@ -296,15 +349,21 @@ struct InstanceStateMachine: Sendable {
     mutating func processExited(pid: Int32, status: ExitStatus, stepName: String? = nil, at now: Moment) -> Action {
         switch phase {
         case .stopping(pid, _):
+            if stoppingCommand {
+                lastExit = InstanceStatus.ProcessExit(pid: pid, status: status)
+                facts.append(.exited(pid: pid, status))
+            }
             return settleAfterStop(at: now)
         case .installing(let step, pid, let started):
             if status.isSuccess {
                 return continueAfterSetupStep(step, at: now)
             }
             let name = stepName.map { "'\($0)'" } ?? "\(step + 1)"
-            return fail("setup step \(name) \(status)", uptime: now.instant - started.instant, at: now)
+            return fail("setup step \(name) \(status)", cause: .setup, uptime: now.instant - started.instant, at: now)
         case .starting(pid, let started), .running(pid, let started, _):
-            return fail(status.description, uptime: now.instant - started.instant, at: now)
+            lastExit = InstanceStatus.ProcessExit(pid: pid, status: status)
+            facts.append(.exited(pid: pid, status))
+            return fail(status.description, cause: .exited, uptime: now.instant - started.instant, at: now)
         case .stopped, .fatal, .spawning, .backoff, .installing, .starting, .running, .stopping:
             // The supervisor reports only the exit of the process the machine says runs.
             return impossible("processExited(pid: \(pid))")
@@ -318,6 +377,7 @@ struct InstanceStateMachine: Sendable {
         pendingTimer = nil
         switch (purpose, phase) {
         case (.backoff, .backoff):
+            pendingRestart = lastFailure == .unhealthy ? .health : .crash
             return begin(at: now)
         case (.stopTimeout, .stopping(let pid, killed: false)):
             phase = .stopping(pid: pid, killed: true)
@@ -339,6 +399,12 @@ struct InstanceStateMachine: Sendable {
         guard probeInFlight == generation else { return .none }
         probeInFlight = nil
         guard let health = parameters.health else { return impossible("probeFinished without a health check") }
+        if case .starting = phase, !healthy, self.healthy == nil {
+            // Not up yet: a failing probe while starting is no news.
+        } else {
+            if self.healthy != healthy { facts.append(.health(healthy, detail)) }
+            self.healthy = healthy
+        }
         switch phase {
         case .starting(let pid, let started):
             if healthy {
@@ -419,12 +485,13 @@ struct InstanceStateMachine: Sendable {
             return begin(at: now)
         case .fail(let message):
             // The uptime is irrelevant: an instance that never became healthy failed quickly by definition.
-            return fail(message, uptime: .zero, at: now)
+            return fail(message, cause: .unhealthy, uptime: .zero, at: now)
         }
     }
 
-    private mutating func fail(_ message: String, uptime: Duration, at now: Moment) -> Action {
+    private mutating func fail(_ message: String, cause: InstanceStatus.Failure, uptime: Duration, at now: Moment) -> Action {
         lastError = message
+        lastFailure = cause
         restarts += 1
         if uptime >= .milliseconds(parameters.restart.stableAfterMilliseconds) {
             quickFailures = 0
@@ -433,12 +500,15 @@ struct InstanceStateMachine: Sendable {
         if quickFailures >= parameters.restart.maximumQuickFailures {
             setPhase(.fatal, at: now)
             pendingTimer = nil
+            facts.append(.fatal(message))
             return .none
         }
         setPhase(.backoff, at: now)
         timerGeneration += 1
         pendingTimer = .backoff
-        return .scheduleTimer(after: parameters.restart.backoff(afterFailures: quickFailures), generation: timerGeneration)
+        let delay = parameters.restart.backoff(afterFailures: quickFailures)
+        facts.append(.backoff(message, after: delay))
+        return .scheduleTimer(after: delay, generation: timerGeneration)
     }
 
     private mutating func scheduleProbe(after delay: Duration) -> Action {
@@ -449,8 +519,17 @@ struct InstanceStateMachine: Sendable {
 
     private mutating func setPhase(_ newPhase: Phase, at now: Moment) {
         let before = state
+        if case .spawning(.command, _) = newPhase { healthy = nil }
+        if case .stopping = newPhase {
+            switch phase {
+            case .starting, .running, .spawning(.command, _): stoppingCommand = true
+            case .stopping: break
+            case .stopped, .fatal, .spawning(.setup, _), .installing, .backoff: stoppingCommand = false
+            }
+        }
         phase = newPhase
         if state != before { since = now.date }
+        if case .stopped = newPhase, before != .stopped { facts.append(.stopped) }
         switch newPhase {
         case .starting, .running: break
         case .stopped, .fatal, .spawning, .installing, .backoff, .stopping: probeInFlight = nil

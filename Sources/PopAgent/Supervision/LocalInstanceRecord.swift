@@ -35,6 +35,8 @@ struct LocalInstanceRecord: Hashable, Sendable, Codable {
     /// The setup step the process runs, or `nil` for the instance's command. A setup step is never adopted: the next
     /// agent kills it and starts the instance afresh.
     var setupStep: String? = nil
+    /// Why the command was last started again, so that a later agent still knows.
+    var lastRestart: LifecycleEvent.RestartReason? = nil
 
     /// The record's file name in the state folder.
     static let fileName = "instance.json"
@@ -67,6 +69,9 @@ struct LocalInstanceRecord: Hashable, Sendable, Codable {
     /// The record as canonical JSON (sorted keys, dates in epoch milliseconds), around the configuration's JSON.
     func encoded(configurationJSON: [UInt8]) -> [UInt8] {
         var json = Array(#"{"configuration":"#.utf8) + configurationJSON
+        if let lastRestart {
+            json += Array(#","lastRestart":"#.utf8) + Self.jsonString(lastRestart.rawValue)
+        }
         json += Array(#","pid":\#(pid),"processGroup":\#(processGroup),"processStartTime":\#(processStartTime)"#.utf8)
         json += Array(#","restarts":\#(restarts)"#.utf8)
         if let setupStep {

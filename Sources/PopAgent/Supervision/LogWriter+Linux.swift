@@ -29,6 +29,8 @@ enum LogWriter {
     struct Pipes {
         var output: Int32
         var errorOutput: Int32
+        /// The log writer's pid (it is not tracked: the child reaper collects it, or whoever started it waits).
+        var writer: pid_t = 0
 
         /// Closes the write ends (after the instance got its copies).
         func close() {
@@ -113,7 +115,7 @@ enum LogWriter {
                 .spawnFailed, "Could not start the log writer for '\(folder)': \(String(cString: strerror(result))).")
         }
         // It is in a session of its own and nobody tracks it: the child reaper collects it when it exits.
-        return Pipes(output: writeEnds[0], errorOutput: writeEnds.count > 1 ? writeEnds[1] : writeEnds[0])
+        return Pipes(output: writeEnds[0], errorOutput: writeEnds.count > 1 ? writeEnds[1] : writeEnds[0], writer: pid)
     }
 }
 #endif

@@ -16,6 +16,9 @@ extension Supervisor {
         var waiters: [CheckedContinuation<Void, Never>] = []
         /// The log pipes of an instance that stopped for good, to close.
         var closeLogs: LogWriter.Pipes?
+        /// What happened, for the lifecycle journal, with the signature of the process it concerns.
+        var facts: [InstanceStateMachine.Fact] = []
+        var signature: ConfigSignature?
     }
 
     /// Feeds an event to `name`'s machine under the lock (creating the instance from `create` if it is new), and
@@ -63,6 +66,8 @@ extension Supervisor {
     ) -> Outcome {
         var entry = entry
         var outcome = Outcome(action: action, configuration: entry.configuration)
+        outcome.facts = entry.machine.takeFacts()
+        outcome.signature = entry.processSignature ?? entry.configuration.signature
         let status = status(name, entry)
         if status != entry.lastStatus {
             entry.lastStatus = status
@@ -89,6 +94,9 @@ extension Supervisor {
     /// Carries out an outcome once the lock is released: logs, wakes waiters, keeps the local record, acts.
     func finish(_ outcome: Outcome?, name: ServiceName) {
         guard let outcome else { return }
+        for fact in outcome.facts {
+            options.lifecycle(Self.event(fact, name: name, signature: outcome.signature))
+        }
         if let status = outcome.changed {
             var metadata: Logger.Metadata = ["service": "\(name)", "state": "\(status.state.rawValue)"]
             if let pid = status.pid { metadata["pid"] = "\(pid)" }
@@ -105,6 +113,32 @@ extension Supervisor {
         outcome.closeLogs?.close()
         for waiter in outcome.waiters { waiter.resume() }
         perform(outcome.action, name: name, configuration: outcome.configuration)
+    }
+
+    /// The lifecycle event of a fact of `name`'s instance.
+    static func event(_ fact: InstanceStateMachine.Fact, name: ServiceName, signature: ConfigSignature?) -> LifecycleEvent {
+        let service = name.rawValue
+        switch fact {
+        case .started(let pid):
+            return LifecycleEvent(.started, service: service, pid: pid, signature: signature?.hex)
+        case .exited(let pid, .exited(let code)):
+            return LifecycleEvent(.exited, service: service, pid: pid, exitCode: code)
+        case .exited(let pid, .signaled(let signal)):
+            return LifecycleEvent(.exited, service: service, pid: pid, signal: signal)
+        case .exited(let pid, .unknown):
+            return LifecycleEvent(.exited, service: service, pid: pid, detail: "status unknown (adopted)")
+        case .restarted(let reason):
+            return LifecycleEvent(.restarted, service: service, reason: reason)
+        case .backoff(let message, let delay):
+            let milliseconds = Int(delay.components.seconds * 1000 + delay.components.attoseconds / 1_000_000_000_000_000)
+            return LifecycleEvent(.backoff, service: service, delayMilliseconds: milliseconds, detail: message)
+        case .fatal(let message):
+            return LifecycleEvent(.fatal, service: service, detail: message)
+        case .health(let healthy, let detail):
+            return LifecycleEvent(.health, service: service, healthy: healthy, detail: detail)
+        case .stopped:
+            return LifecycleEvent(.stopped, service: service)
+        }
     }
 
     /// Feeds an event that needs no waiting, and carries out the outcome.
@@ -205,10 +239,12 @@ extension Supervisor {
             guard let startTime = ProcessTable.stat(pid)?.startTime else {
                 throw SupervisorError.system("read the start time of process \(pid)")
             }
-            let restarts = state.withLock { $0.instances[name]?.machine.restarts } ?? 0
+            let (restarts, lastRestart) = state.withLock { state in
+                (state.instances[name]?.machine.restarts ?? 0, state.instances[name]?.machine.reasonOfNextStart)
+            }
             try LocalInstanceRecord(
                 configuration: configuration, pid: pid, processStartTime: startTime, processGroup: pid,
-                started: now.date, restarts: restarts, setupStep: stepName
+                started: now.date, restarts: restarts, setupStep: stepName, lastRestart: lastRestart
             ).write()
         } catch {
             // Without a record the process must not run: nothing would find it if this agent died.

@@ -62,7 +62,8 @@ extension Supervisor {
         let outcome = mutate(name, now: now, create: configuration) { entry in
             entry.process = watched
             entry.processSignature = configuration.signature
-            return entry.machine.adopted(pid: pid, started: started, restarts: record.restarts, at: now)
+            return entry.machine.adopted(
+                pid: pid, started: started, restarts: record.restarts, lastRestart: record.lastRestart, at: now)
         }
         loop.add(handle, mask: ProcessEventLoop.readable, token: token)
         logger.info(

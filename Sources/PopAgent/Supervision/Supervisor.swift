@@ -21,10 +21,14 @@ public final class Supervisor: Service, Sendable {
     public struct Options: Sendable {
         /// Stop every instance when ``run()`` ends (by default they keep running, to be adopted).
         public var stopInstancesOnShutdown: Bool
+        /// Gets every lifecycle event of an instance as it happens (started, exited, restarted and why, backoff, fatal,
+        /// health, stopped), in order per instance; the agent writes them to the instance's journal.
+        public var lifecycle: @Sendable (LifecycleEvent) -> Void
 
         /// Creates options.
-        public init(stopInstancesOnShutdown: Bool = false) {
+        public init(stopInstancesOnShutdown: Bool = false, lifecycle: @escaping @Sendable (LifecycleEvent) -> Void = { _ in }) {
             self.stopInstancesOnShutdown = stopInstancesOnShutdown
+            self.lifecycle = lifecycle
         }
     }
 
@@ -146,7 +150,7 @@ public final class Supervisor: Service, Sendable {
                 "configuration changed; restarting",
                 metadata: ["service": "\(name)", "signature": "\(configuration.signature)"])
             entry.configuration = configuration
-            return entry.machine.restart(with: configuration.machineParameters, at: now)
+            return entry.machine.restart(with: configuration.machineParameters, because: .configChange, at: now)
         }
         finish(outcome, name: name)
     }
@@ -156,7 +160,7 @@ public final class Supervisor: Service, Sendable {
     public func restart(_ name: ServiceName) {
         let now = Moment.now()
         let outcome = mutate(name, now: now) { entry in
-            entry.machine.restart(with: entry.configuration.machineParameters, at: now)
+            entry.machine.restart(with: entry.configuration.machineParameters, because: .manual, at: now)
         }
         finish(outcome, name: name)
     }
@@ -220,7 +224,9 @@ public final class Supervisor: Service, Sendable {
         InstanceStatus(
             name: name, state: entry.machine.state, pid: entry.machine.pid,
             signature: entry.processSignature ?? entry.configuration.signature, since: entry.machine.since,
-            started: entry.machine.started, restarts: entry.machine.restarts, lastError: entry.machine.lastError)
+            started: entry.machine.started, restarts: entry.machine.restarts, lastError: entry.machine.lastError,
+            lastExit: entry.machine.lastExit, healthy: entry.machine.healthy, lastFailure: entry.machine.lastFailure,
+            lastRestart: entry.machine.lastRestart)
     }
 
     // MARK: Service

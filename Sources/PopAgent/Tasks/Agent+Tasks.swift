@@ -15,6 +15,10 @@ extension Agent {
         do {
             prepared = try taskCommand(launch)
         } catch {
+            journal?.record(
+                LifecycleEvent(
+                    .taskFinished, service: key.service.rawValue, task: request.task, taskID: "\(key.id)", succeeded: false,
+                    detail: error.description))
             report(
                 .taskFinished(
                     key,
@@ -23,6 +27,7 @@ extension Agent {
             return
         }
         report(.taskStarted(key, TaskResult(machine: machine, state: .running, started: started)))
+        journal?.record(LifecycleEvent(.taskStarted, service: key.service.rawValue, task: request.task, taskID: "\(key.id)"))
         let outcome = await TaskProcess.run(
             argv: prepared.argv, environment: prepared.environment, workingDirectory: prepared.blueprint.directory,
             timeout: .milliseconds(request.timeoutMilliseconds), outputLimit: configuration.taskOutputLimit)
@@ -35,6 +40,10 @@ extension Agent {
                 "service": "\(key.service)", "task": "\(request.task)", "id": "\(key.id)", "state": "\(result.state)",
                 "exit": "\(result.exitCode.map(String.init) ?? "-")",
             ])
+        journal?.record(
+            LifecycleEvent(
+                .taskFinished, service: key.service.rawValue, exitCode: result.exitCode, task: request.task, taskID: "\(key.id)",
+                succeeded: outcome.succeeded, detail: outcome.failure))
         if outcome.succeeded, prepared.task.recordsPackages {
             report(
                 .packagesInstalled(

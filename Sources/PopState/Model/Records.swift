@@ -14,10 +14,13 @@ public struct MachineRecord: Hashable, Sendable, Codable {
     public var started: Date
     /// The agent's process id on that machine.
     public var agentPID: Int32
+    /// Where the agent serves this machine's logs, events and metrics (an ``EndpointAddress``), when it does.
+    public var endpoint: String?
 
     /// Creates a machine record.
     public init(
-        id: MachineID, hostname: String, addresses: [String], agentVersion: String, started: Date, agentPID: Int32
+        id: MachineID, hostname: String, addresses: [String], agentVersion: String, started: Date, agentPID: Int32,
+        endpoint: String? = nil
     ) {
         self.id = id
         self.hostname = hostname
@@ -25,6 +28,7 @@ public struct MachineRecord: Hashable, Sendable, Codable {
         self.agentVersion = agentVersion
         self.started = started
         self.agentPID = agentPID
+        self.endpoint = endpoint
     }
 }
 
@@ -64,11 +68,13 @@ public struct InstanceRecord: Hashable, Sendable, Codable {
     public var restarts: Int
     /// The most recent error, such as an exit status or a failed setup step.
     public var lastError: String?
+    /// Why the instance was last started again (its journal has the whole story).
+    public var lastRestart: LifecycleEvent.RestartReason?
 
     /// Creates an instance record.
     public init(
         machine: MachineID, pid: Int32?, signature: ConfigSignature, state: InstanceState, since: Date,
-        started: Date? = nil, restarts: Int = 0, lastError: String? = nil
+        started: Date? = nil, restarts: Int = 0, lastError: String? = nil, lastRestart: LifecycleEvent.RestartReason? = nil
     ) {
         self.machine = machine
         self.pid = pid
@@ -78,6 +84,7 @@ public struct InstanceRecord: Hashable, Sendable, Codable {
         self.started = started
         self.restarts = restarts
         self.lastError = lastError
+        self.lastRestart = lastRestart
     }
 }
 

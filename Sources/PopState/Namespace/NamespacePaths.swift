@@ -15,12 +15,22 @@ public struct NamespacePaths: Hashable, Sendable {
     public var machines: String { under("machines") }
     /// `<root>/machines/<id>`: the machine's ``MachineRecord``.
     public func machine(_ id: MachineID) -> String { machines + "/" + id.rawValue }
+    /// `<root>/endpoint-key`: the ``EndpointKey`` that opens the agents' endpoints (docs/observability.md).
+    public var endpointKey: String { under("endpoint-key") }
     /// `<root>/facts`: one persistent node per machine that has labels, is drained or went missing.
     public var facts: String { under("facts") }
     /// `<root>/facts/<id>`: the machine's ``MachineFacts``.
     public func facts(_ id: MachineID) -> String { facts + "/" + id.rawValue }
     /// `<root>/election`: the scheduler election's ephemeral sequential candidates (`candidate-<seq>`).
     public var election: String { under("election") }
+    /// `<root>/assignments`: per machine, what is placed on it (see ``Assignment``).
+    public var assignments: String { under("assignments") }
+    /// `<root>/assignments/<id>`: the services placed on the machine; its agent follows this subtree.
+    public func assignments(_ machine: MachineID) -> String { assignments + "/" + machine.rawValue }
+    /// `<root>/assignments/<id>/<name>`: the ``Assignment`` of a service placed on the machine.
+    public func assignment(_ machine: MachineID, _ name: ServiceName) -> String {
+        assignments(machine) + "/" + name.rawValue
+    }
     /// `<root>/services`.
     public var services: String { under("services") }
     /// `<root>/services/<name>`: the ``ServiceSpec``; its node version is the configuration version.

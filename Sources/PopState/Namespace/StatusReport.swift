@@ -30,6 +30,12 @@ public struct StatusReport: Codable, Hashable, Sendable {
         public var restarts: Int?
         /// The last error, if any.
         public var lastError: String?
+        /// Why the agent last started it again: `crash`, `config-change`, `health` or `manual`.
+        public var lastRestart: String?
+        /// CPU use, in percent of one core (since the agent was last asked, or over the process's life), while known.
+        public var cpuPercent: Double?
+        /// Resident memory of the instance's process group, in bytes, while known.
+        public var memoryBytes: Int64?
         /// The machine the scheduler moved this instance from (a lost or drained machine), if it did.
         public var rescheduledFrom: String? = nil
 
@@ -37,7 +43,8 @@ public struct StatusReport: Codable, Hashable, Sendable {
         public init(
             machine: String, hostname: String? = nil, machineUp: Bool, state: String, pid: Int32? = nil,
             signature: String? = nil, current: Bool, started: Date? = nil, since: Date? = nil, restarts: Int? = nil,
-            lastError: String? = nil, rescheduledFrom: String? = nil
+            lastError: String? = nil, lastRestart: String? = nil, cpuPercent: Double? = nil, memoryBytes: Int64? = nil,
+            rescheduledFrom: String? = nil
         ) {
             self.machine = machine
             self.hostname = hostname
@@ -50,6 +57,9 @@ public struct StatusReport: Codable, Hashable, Sendable {
             self.since = since
             self.restarts = restarts
             self.lastError = lastError
+            self.lastRestart = lastRestart
+            self.cpuPercent = cpuPercent
+            self.memoryBytes = memoryBytes
             self.rescheduledFrom = rescheduledFrom
         }
 
@@ -121,6 +131,7 @@ public struct StatusReport: Codable, Hashable, Sendable {
                     pid: up ? instance?.pid : nil, signature: instance?.signature.hex,
                     current: instance?.signature == status.signature, started: instance?.started,
                     since: instance?.since, restarts: instance?.restarts, lastError: instance?.lastError,
+                    lastRestart: instance?.lastRestart?.rawValue,
                     rescheduledFrom: placement.placement.rescheduledFrom?.rawValue)
             }
             return Service(

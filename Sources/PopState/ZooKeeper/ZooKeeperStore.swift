@@ -172,6 +172,9 @@ public final class ZooKeeperStore: CoordinationStore {
         }
     }
 
+    /// The most operations one multiRead carries (see ``read(_:)``).
+    static let operationsPerRead = 128
+
     public func read(_ operations: [ReadOperation]) async throws -> [ReadResult] {
         guard !operations.isEmpty else { return [] }
         let mapped: [ZooKeeperReadOperation] = operations.map { operation in
@@ -180,7 +183,28 @@ public final class ZooKeeperStore: CoordinationStore {
             case .children(let path): .getChildren(path: path)
             }
         }
-        let results = try await translating(nil) { try await client.multiRead(mapped) }
+        // One multiRead's reply is one frame, which may not exceed jute.maxbuffer (1 MB): a status of 1,000 services
+        // reads 3,000 nodes. Reads go in slices that keep the reply well under it with pop's records (a few KB at
+        // most), sent at once on the session's connection (pipelined), and are put back in order. Each slice is
+        // read at its own instant, as separate reads would be: callers already allow for nodes changing between them.
+        let slice = Self.operationsPerRead
+        let results: [ZooKeeperReadResult]
+        if mapped.count <= slice {
+            results = try await translating(nil) { try await client.multiRead(mapped) }
+        } else {
+            let client = client
+            results = try await translating(nil) {
+                try await withThrowingTaskGroup(of: (Int, [ZooKeeperReadResult]).self) { group in
+                    for start in stride(from: 0, to: mapped.count, by: slice) {
+                        let part = Array(mapped[start..<min(start + slice, mapped.count)])
+                        group.addTask { (start, try await client.multiRead(part)) }
+                    }
+                    var parts: [(Int, [ZooKeeperReadResult])] = []
+                    for try await part in group { parts.append(part) }
+                    return parts.sorted { $0.0 < $1.0 }.flatMap(\.1)
+                }
+            }
+        }
         return zip(operations, results).map { operation, result in
             switch result {
             case .data(let data, let stat):

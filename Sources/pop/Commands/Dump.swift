@@ -29,7 +29,10 @@ struct Dump: AsyncParsableCommand {
         try await CommandContext.with(global, requireNamespace: false) { context in
             let root = path ?? context.namespace.prefix
             try NodePath.validate(root)
-            let nodes = try await Dump.nodes(under: root, in: context.store)
+            // The endpoint key is a secret of this namespace, not part of a backup (restore leaves the target's own).
+            let nodes = try await Dump.nodes(under: root, in: context.store).filter {
+                $0.path != context.namespace.paths.endpointKey
+            }
             guard !nodes.isEmpty else {
                 if root == context.namespace.prefix {
                     throw PopError(

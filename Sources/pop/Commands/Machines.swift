@@ -6,7 +6,7 @@ import PopState
 struct Machines: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "machines",
-        abstract: "List machines whose agents are running: hostname, addresses, agent version, uptime, labels.",
+        abstract: "List machines whose agents are running: hostname, addresses, agent version, uptime, endpoint, labels.",
         usage: """
             pop machines [<options>]
               pop machines label MACHINE KEY=VALUE ... [<options>]
@@ -16,12 +16,21 @@ struct Machines: AsyncParsableCommand {
             Labels steer services deployed by count (`pop deploy NAME --count N --label KEY=VALUE`). They are kept \
             for the machine whether or not its agent runs; `pop fg --label KEY=VALUE` sets them when the agent starts. \
             Machines that are drained, or that the scheduler has seen missing, are listed too.
+
+            --prometheus FILE writes the agents' endpoints as Prometheus scrape targets (file_sd JSON, replaced \
+            atomically, so Prometheus can watch it), and prints the scrape configuration to use with it. On a \
+            protected namespace Prometheus authenticates with basic_auth and the namespace's user and password; on \
+            an open one with a bearer token, which is written to FILE.token (mode 600). Run it again when machines \
+            come and go (docs/observability.md).
             """)
 
     @OptionGroup(title: "Global options") var global: GlobalOptions
 
     @Argument(help: ArgumentHelp("label or unlabel, followed by a machine id and labels (KEY=VALUE) or keys.", valueName: "action"))
     var action: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp("Write the agents' endpoints as Prometheus scrape targets (file_sd JSON) to this file.", valueName: "file"))
+    var prometheus: String?
 
     func run() async throws {
         guard let verb = action.first else { return try await list() }
@@ -62,13 +71,17 @@ struct Machines: AsyncParsableCommand {
     private func list() async throws {
         try await CommandContext.with(global) { context in
             let machines = try await context.namespace.machines().sorted { $0.id < $1.id }
+            if let prometheus {
+                try await PrometheusTargets.write(machines, to: prometheus, context: context, global: global)
+                return
+            }
             let facts = try await context.namespace.machineFacts()
             if context.json {
                 try context.printJSON(MachineListing(machines: machines, facts: facts))
                 return
             }
             let local = try? MachineIdentity.current(environment: ProcessInfo.processInfo.environment)
-            var table = Table("MACHINE", "HOSTNAME", "ADDRESSES", "AGENT", "UPTIME", "LABELS")
+            var table = Table("MACHINE", "HOSTNAME", "ADDRESSES", "AGENT", "UPTIME", "ENDPOINT", "LABELS")
             let registered = Set(machines.map(\.id))
             for machine in machines {
                 let known = facts[machine.id]
@@ -78,13 +91,14 @@ struct Machines: AsyncParsableCommand {
                     Table.Cell(machine.addresses.joined(separator: ",")),
                     Table.Cell(machine.agentVersion),
                     Table.Cell(Duration.short(since: machine.started)),
+                    Table.Cell(machine.endpoint ?? "-"),
                     Table.Cell((known?.labelText ?? "") + (known?.drained == true ? " (drained)" : "")),
                 ])
             }
             for (id, known) in facts.sorted(by: { $0.key < $1.key }) where !registered.contains(id) {
                 table.append([
                     Table.Cell(id.rawValue, .cyan), Table.Cell("-"), Table.Cell("-"), Table.Cell("down", .red),
-                    Table.Cell(known.absentSince.map { "down " + Duration.short(since: $0) } ?? "-"),
+                    Table.Cell(known.absentSince.map { "down " + Duration.short(since: $0) } ?? "-"), Table.Cell("-"),
                     Table.Cell(known.labelText + (known.drained ? " (drained)" : "")),
                 ])
             }
@@ -105,6 +119,7 @@ struct MachineListing: Encodable {
         var agentVersion: String?
         var started: Date?
         var agentPID: Int32?
+        var endpoint: String?
         var registered: Bool
         var labels: [String: String]
         var drained: Bool
@@ -117,7 +132,7 @@ struct MachineListing: Encodable {
         var entries = machines.map { record in
             Entry(
                 id: record.id, hostname: record.hostname, addresses: record.addresses, agentVersion: record.agentVersion,
-                started: record.started, agentPID: record.agentPID, registered: true,
+                started: record.started, agentPID: record.agentPID, endpoint: record.endpoint, registered: true,
                 labels: facts[record.id]?.labels ?? [:], drained: facts[record.id]?.drained ?? false,
                 absentSince: facts[record.id]?.absentSince)
         }

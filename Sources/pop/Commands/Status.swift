@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import PopFleetClient
 import PopState
 
 /// `pop status [NAME]`: every service, where it should run, and what each machine reports.
@@ -9,7 +10,12 @@ struct Status: AsyncParsableCommand {
         abstract: "Show services, their machines, and each instance's state, PID, signature, uptime and restarts.",
         discussion: """
             A machine whose agent is not registered shows as 'down' and its instances as 'unknown'. A signature \
-            marked with * differs from the service's current configuration (a restart is under way).
+            marked with * differs from the service's current configuration (a restart is under way). RESTARTS says \
+            why the agent last started the instance again (crash, config-change, health, manual).
+
+            CPU is in percent of one core (since the agent was last asked, or over the process's life), MEM the \
+            resident memory of the instance's process group. On ZooKeeper they come from each machine's agent, \
+            asked in parallel for at most half a second; '?' marks an agent that did not answer.
 
             --wait STATE waits (using watches) until every instance shown is in STATE with the current signature.
             """)
@@ -48,7 +54,8 @@ struct Status: AsyncParsableCommand {
                 snapshot = try await Status.wait(
                     for: waitState, service: service, timeout: timeout, context: context, first: snapshot)
             }
-            let report = StatusReport(snapshot: snapshot, only: service)
+            var report = StatusReport(snapshot: snapshot, only: service)
+            await report.addResources(snapshot: snapshot, context: context)
             if context.json {
                 try context.printJSON(report)
             } else {
@@ -141,13 +148,13 @@ struct Status: AsyncParsableCommand {
 extension StatusReport {
     /// The table `pop status` prints.
     func render(for terminal: Terminal, now: Date = Date()) -> String {
-        var table = Table("SERVICE", "MACHINE", "STATE", "PID", "SIGNATURE", "UPTIME", "RESTARTS", "LAST ERROR")
+        var table = Table("SERVICE", "MACHINE", "STATE", "PID", "CPU", "MEM", "SIGNATURE", "UPTIME", "RESTARTS", "LAST ERROR")
         var counts: [String: Int] = [:]
         for service in services {
             if service.instances.isEmpty {
                 table.append([
                     Table.Cell(service.service, .bold), Table.Cell("-"), Table.Cell("not deployed", .dim),
-                    Table.Cell("-"), Table.Cell(String(service.signature.prefix(8))), Table.Cell("-"),
+                    Table.Cell("-"), Table.Cell("-"), Table.Cell("-"), Table.Cell(String(service.signature.prefix(8))), Table.Cell("-"),
                     Table.Cell("-"), Table.Cell(""),
                 ])
             }
@@ -163,9 +170,11 @@ extension StatusReport {
                     Table.Cell(machineText, row.machineUp ? nil : .red),
                     Table.Cell(row.state, StatusReport.color(row.state)),
                     Table.Cell(row.pid.map(String.init) ?? "-"),
+                    Table.Cell(row.pid == nil ? "-" : row.cpuPercent.map { String(format: "%.1f%%", $0) } ?? "?"),
+                    Table.Cell(row.pid == nil ? "-" : row.memoryBytes.map(StatusReport.bytes) ?? "?"),
                     Table.Cell(signature, row.current ? nil : .yellow),
                     Table.Cell(uptime ?? "-"),
-                    Table.Cell(row.restarts.map(String.init) ?? "-"),
+                    Table.Cell(row.restarts.map { String($0) + (row.lastRestart.map { " (\($0))" } ?? "") } ?? "-"),
                     Table.Cell(row.lastError.map { $0.count > 60 ? String($0.prefix(57)) + "..." : $0 } ?? "", .red),
                 ])
             }
@@ -174,7 +183,7 @@ extension StatusReport {
             if let service = problem.service {
                 table.append([
                     Table.Cell(service, .bold), Table.Cell("-"), Table.Cell("damaged", .red), Table.Cell("-"),
-                    Table.Cell("-"), Table.Cell("-"), Table.Cell("-"),
+                    Table.Cell("-"), Table.Cell("-"), Table.Cell("-"), Table.Cell("-"), Table.Cell("-"),
                     Table.Cell("unreadable record " + (problem.path ?? ""), .red),
                 ])
             }
@@ -204,6 +213,46 @@ extension StatusReport {
     private func shortMachine(_ id: String) -> String {
         let hex = id.unicodeScalars.allSatisfy { $0 == "-" || $0.properties.isASCIIHexDigit }
         return hex && id.count > 12 ? String(id.prefix(12)) : id
+    }
+
+    /// 12.3M, 1.2G: memory for the table.
+    static func bytes(_ count: Int64) -> String {
+        let units = ["B", "K", "M", "G", "T"]
+        var value = Double(count)
+        var unit = 0
+        while value >= 1024 && unit < units.count - 1 {
+            value /= 1024
+            unit += 1
+        }
+        return unit == 0 ? "\(count)B" : String(format: value < 10 ? "%.1f%@" : "%.0f%@", value, units[unit])
+    }
+
+    /// Fills in CPU and memory of the instances with a process: from this host's /proc on the embedded store, else
+    /// from each machine's agent (in parallel, each within half a second; those that do not answer stay unknown).
+    mutating func addResources(snapshot: StatusSnapshot, context: CommandContext) async {
+        let rows = services.flatMap { service in service.instances.compactMap { row in row.pid.map { (service.service, row.machine, $0) } } }
+        guard !rows.isEmpty else { return }
+        var reports: [String: ResourceReport] = [:]
+        if context.store.isMachineLocal {
+            for (machine, group) in Dictionary(grouping: rows, by: { $0.1 }) {
+                reports[machine] = FleetResources.local(machine: machine, instances: group.map { ($0.0, $0.2) })
+            }
+        } else {
+            let machines = Set(rows.map(\.1))
+            let records = snapshot.machines.filter { machines.contains($0.id.rawValue) && $0.endpoint != nil }
+            guard !records.isEmpty, let key = try? await context.namespace.endpointKey() else { return }
+            reports = await FleetResources.ask(records, client: EndpointClient(key: key))
+        }
+        for serviceIndex in services.indices {
+            for rowIndex in services[serviceIndex].instances.indices {
+                let row = services[serviceIndex].instances[rowIndex]
+                guard let pid = row.pid,
+                    let usage = reports[row.machine]?.instances.first(where: { $0.service == services[serviceIndex].service && $0.pid == pid })
+                else { continue }
+                services[serviceIndex].instances[rowIndex].cpuPercent = usage.cpuPercent
+                services[serviceIndex].instances[rowIndex].memoryBytes = usage.memoryBytes
+            }
+        }
     }
 
     static func color(_ state: String) -> Terminal.Color? {

@@ -51,9 +51,67 @@ struct InstanceStateMachineTests {
         #expect(machine.restarts == 4)
         // FATAL stays FATAL on start; a deliberate restart starts again.
         #expect(machine.start(at: now) == .none)
-        #expect(machine.restart(with: machine.parameters, at: now) == .spawnCommand)
+        #expect(machine.restart(with: machine.parameters, because: .manual, at: now) == .spawnCommand)
         #expect(machine.restarts == 0)
         #expect(machine.lastError == nil, "the error was about the previous run")
+    }
+
+    @Test func factsSayWhatHappenedAndWhyEachStartIsARestart() {
+        var machine = Machine(parameters: parameters(maximumQuickFailures: 2), at: t0)
+        _ = machine.start(at: t0)
+        _ = machine.spawned(pid: 1, at: t0)
+        #expect(machine.takeFacts() == [.started(pid: 1)], "a first start is no restart")
+        guard case .scheduleTimer(let delay, let generation) = machine.processExited(pid: 1, status: .exited(3), at: t0) else {
+            Issue.record("expected a backoff")
+            return
+        }
+        #expect(machine.takeFacts() == [.exited(pid: 1, .exited(3)), .backoff("exited with status 3", after: delay)])
+        _ = machine.timerFired(generation: generation, at: t0)
+        _ = machine.spawned(pid: 2, at: t0)
+        #expect(machine.takeFacts() == [.restarted(.crash), .started(pid: 2)])
+        #expect(machine.lastRestart == .crash)
+        // A new configuration: the stop, then the restart and why.
+        guard case .signalGroup(2, .term, _, _) = machine.restart(with: parameters(), because: .configChange, at: t0) else {
+            Issue.record("expected a stop")
+            return
+        }
+        #expect(machine.takeFacts() == [])
+        #expect(machine.processExited(pid: 2, status: .signaled(15), at: t0) == .spawnCommand)
+        _ = machine.spawned(pid: 3, at: t0)
+        #expect(machine.takeFacts() == [.exited(pid: 2, .signaled(15)), .restarted(.configChange), .started(pid: 3)])
+        #expect(machine.lastRestart == .configChange)
+        // Stopped on purpose: no restart is pending afterwards.
+        _ = machine.stop(at: t0)
+        _ = machine.processExited(pid: 3, status: .signaled(15), at: t0)
+        #expect(machine.takeFacts() == [.exited(pid: 3, .signaled(15)), .stopped])
+        _ = machine.start(at: t0)
+        _ = machine.spawned(pid: 4, at: t0)
+        #expect(machine.takeFacts() == [.started(pid: 4)])
+        #expect(machine.lastRestart == .configChange, "the last restart is still the one before")
+    }
+
+    @Test func healthFactsOnlyWhenTheAnswerChanges() {
+        let health = Machine.Parameters.Health(interval: .milliseconds(100), gracePeriod: .seconds(1))
+        var machine = Machine(parameters: parameters(health: health), at: t0)
+        _ = machine.start(at: t0)
+        guard case .scheduleTimer(_, var generation) = machine.spawned(pid: 1, at: t0) else {
+            Issue.record("expected a probe timer")
+            return
+        }
+        _ = machine.takeFacts()
+        func probe(_ healthy: Bool) {
+            _ = machine.timerFired(generation: generation, at: t0)
+            if case .scheduleTimer(_, let next) = machine.probeFinished(generation: generation, healthy: healthy, detail: "d", at: t0) {
+                generation = next
+            }
+        }
+        probe(false)
+        #expect(machine.takeFacts() == [], "failing before the first pass is no news")
+        probe(true)
+        probe(true)
+        #expect(machine.takeFacts() == [.health(true, "d")])
+        probe(false)
+        #expect(machine.takeFacts() == [.health(false, "d")])
     }
 
     @Test func stableUptimeResetsTheFailureCount() {
@@ -185,7 +243,7 @@ struct InstanceStateMachineTests {
         }
         #expect(machine.timerFired(generation: generation, at: t0) == .probe(generation: generation))
         // A deliberate restart while that probe is under way.
-        guard case .signalGroup(5, .term, _, _) = machine.restart(with: parameters(health: health), at: t0) else {
+        guard case .signalGroup(5, .term, _, _) = machine.restart(with: parameters(health: health), because: .manual, at: t0) else {
             Issue.record("expected the process to be stopped")
             return
         }
@@ -257,7 +315,7 @@ struct InstanceStateMachineTests {
         var machine = Machine(parameters: parameters(stopSignal: .quit), at: t0)
         _ = machine.start(at: t0)
         _ = machine.spawned(pid: 11, at: t0)
-        guard case .signalGroup(11, .quit, _, _) = machine.restart(with: parameters(stopSignal: .hup), at: t0) else {
+        guard case .signalGroup(11, .quit, _, _) = machine.restart(with: parameters(stopSignal: .hup), because: .configChange, at: t0) else {
             Issue.record("expected the old stop signal")
             return
         }

@@ -56,7 +56,10 @@ struct AgentEndToEndTests {
             #expect(wait.elapsed < .seconds(30), "it waited out its timeout: \(wait)")
 
             try await pop.ok("restart", "crasher")
-            _ = try await machine.waitFor("crasher") { $0.state == "backoff" || $0.state == "running" || ($0.state == "fatal" && ($0.restarts ?? 0) < (fatal.restarts ?? 0)) }
+            // The instance starts afresh: a state other than fatal, or (its crash loop having run its course between
+            // two reads on a loaded machine) fatal again since a later moment.
+            let fatalSince = try #require(fatal.since)
+            _ = try await machine.waitFor("crasher") { $0.state != "fatal" || ($0.since.map { $0 > fatalSince } ?? false) }
         }
     }
 
@@ -221,6 +224,65 @@ struct AgentEndToEndTests {
             #expect(after.pid == pid, "no needless restart after the outage")
             #expect(try await pop.statusReport().services.first?.instances.count == 1, "no duplicate")
         } }
+    }
+}
+
+// MARK: - Watches
+
+extension AgentEndToEndTests {
+    /// An agent's watches on the ZooKeeper server grow with what is placed on its machine, not with the namespace:
+    /// services placed on other machines add none, and one more service placed here adds two (its spec, and this
+    /// machine's placement with its instance record).
+    @Test func anAgentsServerWatchesGrowOnlyWithItsOwnServices() async throws {
+        try await withServer { server in try await withMachine(.zooKeeper, server: server) { machine in
+            let pop = machine.pop
+            let id = try #require(pop.machine)
+            let host = try #require(pop.environment["POP_HOST"])
+            let chroot = String(host[try #require(host.firstIndex(of: "/"))...])
+            try await pop.ok("start")
+            for name in ["s0", "s1"] {
+                try await pop.ok("add", name, "--template", "command", "--command", "sleep 100000")
+            }
+            try await pop.ok("deploy", "s0")
+            _ = try await machine.waitFor("s0") { $0.state == "running" && $0.pid != nil }
+            let first = try await agentWatches(server, chroot: chroot, machine: id)
+            #expect(
+                first == [
+                    "/pop/assignments/\(id)", "/pop/machines", "/pop/machines/\(id)", "/pop/services/s0",
+                    "/pop/services/s0/machines/\(id)",
+                ])
+
+            // Thirty services placed on other machines, then one more here, whose instance running is the sentinel:
+            // the agent has seen every change before it.
+            for index in 1...30 {
+                try await pop.ok("add", "e\(index)", "--template", "command", "--command", "sleep 100000")
+                try await pop.ok("deploy", "e\(index)", "elsewhere-\(index % 3)")
+            }
+            try await pop.ok("deploy", "s1")
+            _ = try await machine.waitFor("s1") { $0.state == "running" && $0.pid != nil }
+            let second = try await agentWatches(server, chroot: chroot, machine: id)
+            #expect(second == first.union(["/pop/services/s1", "/pop/services/s1/machines/\(id)"]))
+        } }
+    }
+
+    /// The paths the server watches for the session that watches this machine's registration (the agent's), with
+    /// the chroot taken off.
+    func agentWatches(_ server: ZooKeeperServer, chroot: String, machine: String) async throws -> Set<String> {
+        let answer = try await zooKeeperFourLetterWord(
+            "wchc", host: server.host, port: server.clientPort, timeout: .seconds(30))
+        var sessions: [String: Set<String>] = [:]
+        var current: String?
+        for line in answer.split(separator: "\n") {
+            let text = line.trimmingCharacters(in: .whitespaces)
+            if text.hasPrefix("0x") {
+                current = text
+            } else if let session = current, text.hasPrefix(chroot + "/") {
+                sessions[session, default: []].insert(String(text.dropFirst(chroot.count)))
+            }
+        }
+        let agents = sessions.values.filter { $0.contains("/pop/machines/\(machine)") }
+        try #require(agents.count == 1, "one session watches the machine's registration: \(sessions)")
+        return agents[0]
     }
 }
 

@@ -6,7 +6,7 @@ import Testing
 /// The embedded store's database file holds the state, not only its write-ahead log: a copy of `store.sqlite` alone
 /// (what a careless backup takes) has every change a handle made before it closed, and all but the last few of a
 /// handle that stays open.
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(5)))
 struct EmbeddedStoreCheckpointTests {
     @Test func aCopyOfTheDatabaseFileAloneHoldsWhatAClosedHandleWrote() async throws {
         let folder = try TemporaryFolder.make()

@@ -4,7 +4,7 @@ import TestProcesses
 @testable import PopState
 
 /// The embedded store shared by several OS processes, as the CLI and agents share it.
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(5)))
 struct EmbeddedStoreProcessTests {
     @Test func aWatcherInAnotherProcessSeesEveryCommitPromptly() async throws {
         try await withStores(.embedded) { fixture in

@@ -6,7 +6,7 @@ import Testing
 
 /// `pop status --wait` and `pop run` read again when the store changes, and a burst of changes costs one more read,
 /// not one per change.
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(5)))
 struct WaitingTests {
     @Test(arguments: StoreKind.allCases)
     func aBurstOfChangesCostsOneMoreRead(_ kind: StoreKind) async throws {

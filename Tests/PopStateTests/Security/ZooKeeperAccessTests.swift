@@ -6,7 +6,7 @@ import ZooKeeperTestSupport
 @testable import PopState
 
 /// pop's nodes on a real ZooKeeper when the store is opened with credentials.
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(5)))
 struct ZooKeeperAccessTests {
     static let password = "agent-" + UUID().uuidString
 

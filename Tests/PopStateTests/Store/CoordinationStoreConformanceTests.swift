@@ -3,7 +3,7 @@ import Testing
 @testable import PopState
 
 /// The semantics every ``CoordinationStore`` must have, written once against the protocol and run on every store.
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(5)))
 struct CoordinationStoreConformanceTests {
     @Test(arguments: StoreKind.allCases)
     func createGetSetDeleteWithVersionsAndStats(_ kind: StoreKind) async throws {

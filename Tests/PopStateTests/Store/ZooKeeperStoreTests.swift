@@ -77,6 +77,32 @@ struct ZooKeeperStoreTests {
         }
     }
 
+    @Test func aReadLargerThanOneFrameComesBackWholeAndInOrder() async throws {
+        try await withStores(.zooKeeper) { fixture in
+            let store = try await fixture.open() as! ZooKeeperStore
+            _ = try await store.create("/big", data: [], mode: .persistent)
+            // 400 nodes of 4 KB: 1.6 MB, more than one frame (jute.maxbuffer, 1 MB) can carry.
+            let count = 400
+            let value = { (index: Int) in Array(String(format: "%05d", index).utf8) + [UInt8](repeating: 120, count: 4091) }
+            for start in stride(from: 0, to: count, by: 100) {
+                _ = try await store.multi((start..<start + 100).map { .create("/big/n\($0)", data: value($0)) })
+            }
+            var operations: [ReadOperation] = (0..<count).map { .get("/big/n\($0)") }
+            operations.insert(.children("/big"), at: 200)
+            operations.append(.get("/big/missing"))
+            let results = try await store.read(operations)
+            #expect(results.count == count + 2)
+            for (index, result) in results.enumerated() where index != 200 && index < count + 1 {
+                let node = index < 200 ? index : index - 1
+                #expect(try result.nodeIfExists()?.data == value(node), "result \(index) is node \(node)")
+            }
+            #expect(try results[200].childrenIfExists()?.count == count)
+            #expect(try results[count + 1].nodeIfExists() == nil)
+            #expect(try await store.get("/big/n0").data == value(0), "the session works on")
+            await store.close()
+        }
+    }
+
     @Test func aCancelledWatchWhoseNodeChangedMeanwhileEndsOnce() async throws {
         try await withStores(.zooKeeper) { fixture in
             let store = try await fixture.open() as! ZooKeeperStore

@@ -2,7 +2,7 @@ import Testing
 import ZooKeeperNIO
 import ZooKeeperTestSupport
 
-@Suite("Failover in a 3-member ensemble", .timeLimit(.minutes(2)))
+@Suite("Failover in a 3-member ensemble", .timeLimit(.minutes(5)))
 struct EnsembleTests {
     @Test func clientMovesToAnotherMemberWithItsSession() async throws {
         try await withZooKeeperEnsemble(size: 3) { ensemble in

@@ -5,7 +5,7 @@ import ZooKeeperNIO
 import ZooKeeperTestSupport
 
 /// Checks this client against kazoo, Python's ZooKeeper client: each reads what the other wrote.
-@Suite("Interoperability with kazoo", .timeLimit(.minutes(1)))
+@Suite("Interoperability with kazoo", .timeLimit(.minutes(5)))
 struct KazooInteropTests {
     /// Drives kazoo: `dump HOSTS PATH USER PASSWORD` prints a node as JSON; `write HOSTS ROOT USER PASSWORD` creates
     /// nodes and prints what it created.

@@ -2,7 +2,7 @@ import Testing
 import ZooKeeperNIO
 import ZooKeeperTestSupport
 
-@Suite("Operations against a real server", .timeLimit(.minutes(1)))
+@Suite("Operations against a real server", .timeLimit(.minutes(5)))
 struct OperationsTests {
     @Test func createGetSetDelete() async throws {
         let root = try await TestServer.uniqueRoot()

@@ -2,7 +2,7 @@ import Testing
 import ZooKeeperNIO
 import ZooKeeperTestSupport
 
-@Suite("Sessions, auth and chroot against a real server", .timeLimit(.minutes(1)))
+@Suite("Sessions, auth and chroot against a real server", .timeLimit(.minutes(5)))
 struct SessionTests {
     @Test func ephemeralsVanishWhenTheSessionCloses() async throws {
         let root = try await TestServer.uniqueRoot()

@@ -2,7 +2,7 @@ import Testing
 import ZooKeeperNIO
 import ZooKeeperTestSupport
 
-@Suite("Watches against a real server", .timeLimit(.minutes(1)))
+@Suite("Watches against a real server", .timeLimit(.minutes(5)))
 struct WatchTests {
     @Test func oneShotWatchesFireExactlyOnce() async throws {
         let root = try await TestServer.uniqueRoot()

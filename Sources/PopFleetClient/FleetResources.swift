@@ -1,0 +1,66 @@
+import Foundation
+import PopAgent
+import PopState
+
+/// CPU and memory of instances for `pop status`: asked of the agents' endpoints in parallel, each within a short
+/// deadline (a machine that does not answer in time is shown as unknown), or read from this host's `/proc` on the
+/// embedded store.
+public enum FleetResources {
+    /// What each machine's agent answered within `deadline`, by machine id; machines missing did not answer.
+    public static func ask(
+        _ records: [MachineRecord], client: EndpointClient, deadline: Duration = .milliseconds(500)
+    ) async -> [String: ResourceReport] {
+        // A connection that cannot be made ends with the deadline too (the race below waits for its loser).
+        var quick = client
+        quick.connectTimeout = FleetReader.timeAmount(deadline)
+        let client = quick
+        return await withTaskGroup(of: (String, ResourceReport?).self) { group in
+            for record in records {
+                guard let text = record.endpoint, let address = EndpointAddress(text) else { continue }
+                group.addTask {
+                    let answer = try? await withThrowingTaskGroup(of: ResourceReport?.self) { race in
+                        race.addTask {
+                            try await client.get(
+                                address, path: "/resources", query: [], readTimeout: FleetReader.timeAmount(deadline)
+                            ) { answer -> ResourceReport? in
+                                guard answer.status == 200 else { return nil }
+                                return try JSONDecoder().decode(ResourceReport.self, from: Data(try await answer.text().utf8))
+                            }
+                        }
+                        race.addTask {
+                            try await Task.sleep(for: deadline)
+                            return nil
+                        }
+                        defer { race.cancelAll() }
+                        return try await race.next() ?? nil
+                    }
+                    return (record.id.rawValue, answer ?? nil)
+                }
+            }
+            var reports: [String: ResourceReport] = [:]
+            for await (machine, report) in group {
+                if let report { reports[machine] = report }
+            }
+            return reports
+        }
+    }
+
+    /// The instances with these leaders' pids on this host, read from `/proc` (CPU over each process's life).
+    public static func local(machine: String, instances: [(service: String, pid: Int32)]) -> ResourceReport {
+        #if os(Linux)
+        let usage = ProcessGroupSampler.sample(groups: Set(instances.map(\.pid)))
+        let now = ProcessGroupSampler.now()
+        return ResourceReport(
+            machine: machine,
+            instances: instances.compactMap { instance in
+                guard let group = usage[instance.pid] else { return nil }
+                return ResourceReport.Instance(
+                    service: instance.service, pid: instance.pid,
+                    cpuPercent: ProcessGroupSampler.cpuPercent(group, at: now, previous: nil), memoryBytes: group.rssBytes,
+                    processes: group.processes)
+            })
+        #else
+        return ResourceReport(machine: machine, instances: [])
+        #endif
+    }
+}
