@@ -15,6 +15,8 @@ command -v promtool >/dev/null && command -v prometheus >/dev/null || missing+=(
 command -v openssl >/dev/null || missing+=(openssl)
 # The dashboard's tests and `pop-bench ui` drive a real browser through its DevTools protocol.
 command -v chromium >/dev/null || missing+=(chromium)
+# The built-in redis template runs Debian's redis-server; the relation tests count requests in it.
+[ -x /usr/bin/redis-server ] || missing+=(redis-server)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "==> installing ${missing[*]}"
     apt-get update -qq

@@ -64,7 +64,64 @@ extension ManifestParser {
         if let node = top["tasks"] { manifest.tasks = try tasks(node) }
         if let node = top["python"] { manifest.python = try python(node) }
         if let node = top["files"] { manifest.files = try files(node) }
+        if let node = top["requires"] { manifest.requires = try requirements(node) }
+        if let node = top["provides"] {
+            let list = try stringList(node, "provides")
+            for (index, interface) in list.enumerated() where (try? ServiceName(interface)) == nil {
+                throw failure(
+                    node, "provides element \(index + 1)",
+                    "'\(interface)' is not an interface name (lower-case letters, digits and dashes, starting with a letter)")
+            }
+            manifest.provides = list
+        }
         return manifest
+    }
+
+    // MARK: Requirements
+
+    func requirements(_ node: Node) throws(PopError) -> [String: TemplateManifest.Located<TemplateRequirement>] {
+        var result: [String: TemplateManifest.Located<TemplateRequirement>] = [:]
+        for (key, value) in try mapping(node, "requires") {
+            let slot = try string(key, "requires")
+            let field = "requirement '\(slot)'"
+            guard (try? ServiceName(slot)) != nil else {
+                throw failure(
+                    key, field, "a slot name uses lower-case letters, digits and dashes, starting with a letter")
+            }
+            let spec = try mapping(value, field)
+            try checkKeys(spec, allowed: Self.requirementKeys, field)
+            var requirement = TemplateRequirement()
+            if let interface = spec["interface"] {
+                let name = try string(interface, "\(field) interface")
+                guard (try? ServiceName(name)) != nil else {
+                    throw failure(interface, field, "'\(name)' is not an interface name")
+                }
+                requirement.interface = name
+            }
+            if let condition = spec["condition"] {
+                let name = try string(condition, "\(field) condition")
+                guard let parsed = RequirementCondition(rawValue: name) else {
+                    throw failure(
+                        condition, field,
+                        "unknown condition '\(name)'; use one of \(RequirementCondition.allCases.map(\.rawValue).joined(separator: ", "))")
+                }
+                requirement.condition = parsed
+            }
+            if let policy = spec["policy"] {
+                let name = try string(policy, "\(field) policy")
+                guard let parsed = RequirementPolicy(rawValue: name) else {
+                    throw failure(
+                        policy, field,
+                        "unknown policy '\(name)'; use one of \(RequirementPolicy.allCases.map(\.rawValue).joined(separator: ", "))")
+                }
+                requirement.policy = parsed
+            }
+            if let debounce = spec["debounce"] {
+                requirement.debounceMilliseconds = try duration(debounce, "\(field) debounce")
+            }
+            result[slot] = .init(requirement, line: key.mark?.line ?? 0)
+        }
+        return result
     }
 
     // MARK: Options
@@ -98,6 +155,7 @@ extension ManifestParser {
         if let help = spec["help"] { option.help = try string(help, "\(field) help") }
         if let required = spec["required"] { option.required = try bool(required, "\(field) required") }
         if let secret = spec["secret"] { option.secret = try bool(secret, "\(field) secret") }
+        if let shared = spec["shared"] { option.shared = try bool(shared, "\(field) shared") }
         if let minimum = spec["minimum"] {
             guard type == .int else { throw failure(minimum, field, "'minimum' applies only to int options") }
             option.minimum = try int(minimum, "\(field) minimum")

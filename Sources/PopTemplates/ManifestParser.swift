@@ -14,16 +14,20 @@ struct ManifestParser {
 
     static let topLevelKeys = [
         "name", "description", "base", "options", "remove-options", "setup", "command", "environment",
-        "stop-signal", "stop-timeout", "health", "tasks", "python", "files",
+        "stop-signal", "stop-timeout", "health", "tasks", "python", "files", "requires", "provides",
     ]
-    static let optionKeys = ["type", "default", "help", "required", "minimum", "maximum", "choices", "secret"]
+    static let optionKeys = [
+        "type", "default", "help", "required", "minimum", "maximum", "choices", "secret", "shared",
+    ]
+    static let requirementKeys = ["interface", "condition", "policy", "debounce"]
     static let setupKeys = ["name", "command", "creates", "environment"]
     static let taskKeys = ["description", "command", "records-packages"]
     static let healthKeys = ["tcp", "http", "interval", "timeout", "grace-period", "when"]
     static let pythonKeys = ["interpreter", "packages", "constraints", "constraints-file"]
     static let fileKeys = ["path", "executable"]
     /// Option names that would collide with the command line's own flags or with placeholders.
-    static let reservedOptionNames: Set<String> = ["template", "host", "prefix", "json", "help", "version", "args", "words"]
+    static let reservedOptionNames: Set<String> = ["template", "host", "prefix", "json", "help", "version", "args", "words", "requires",
+    ]
 
     // MARK: Errors
 

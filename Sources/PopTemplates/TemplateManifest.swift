@@ -65,6 +65,10 @@ public struct TemplateManifest: Hashable, Sendable {
     public var python: PythonSection?
     /// Files shipped by the plugin, with their contents read.
     public var files: [Located<TemplateFile>]
+    /// Requirement slots declared here, by name.
+    public var requires: [String: Located<TemplateRequirement>] = [:]
+    /// Interfaces provided, if declared here (they replace the base's).
+    public var provides: [String]?
 
     /// Formats a manifest problem as `file:line: field: message`.
     static func message(file: String, line: Int?, field: String?, _ text: String) -> String {

@@ -45,6 +45,8 @@ struct TemplateResolution {
         var stopSignal = StopSignal.term
         var stopTimeout = 10_000
         var python: PythonEnvironment?
+        var requires: [String: TemplateRequirement] = [:]
+        var provides: [String] = []
 
         for manifest in chain.reversed() {
             func origin(_ line: Int, _ field: String) -> Origin { Origin(file: manifest.file, line: line, field: field) }
@@ -86,6 +88,8 @@ struct TemplateResolution {
             for (key, value) in manifest.environment {
                 environment[key] = (value.value, origin(value.line, "environment '\(key)'"))
             }
+            for (slot, requirement) in manifest.requires { requires[slot] = requirement.value }
+            if let own = manifest.provides { provides = own }
             if let own = manifest.command { command = (own.value, origin(own.line, "command")) }
             if let own = manifest.health { health = (own.value, origin(own.line, "health")) }
             if let own = manifest.description { description = own }
@@ -118,10 +122,11 @@ struct TemplateResolution {
             name: own.name, description: description, plugin: own.plugin, bases: chain.dropFirst().map(\.name),
             options: options.map(\.0), setup: setup.map(\.0), command: command.value,
             environment: environment.mapValues(\.0), stopSignal: stopSignal, stopTimeoutMilliseconds: stopTimeout,
-            health: health?.value, tasks: tasks.map(\.0), python: python, files: files)
+            health: health?.value, tasks: tasks.map(\.0), python: python, files: files, requires: requires,
+            provides: provides)
 
         let checker = PlaceholderCheck(
-            options: Set(options.map(\.0.name)), hasPython: python != nil)
+            options: Set(options.map(\.0.name)), hasPython: python != nil, slots: Set(requires.keys))
         try checker.argv(command.value, origin: command.origin, allowArguments: false)
         for (step, origin) in setup {
             try checker.argv(step.command, origin: origin, allowArguments: false)
@@ -197,6 +202,8 @@ struct TemplateResolution {
 struct PlaceholderCheck {
     let options: Set<String>
     let hasPython: Bool
+    /// The template's requirement slots, whose relation data (`{requires.SLOT.KEY}`) may be used.
+    let slots: Set<String>
 
     func argv(_ argv: [String], origin: TemplateResolution.Origin, allowArguments: Bool) throws(PopError) {
         for (index, element) in argv.enumerated() {
@@ -229,6 +236,15 @@ struct PlaceholderCheck {
     private func check(_ reference: Placeholders.Reference, origin: TemplateResolution.Origin, what: String) throws(PopError) {
         guard let name = reference.name else { return }
         if options.contains(name) { return }
+        if name.hasPrefix(RelationReference.prefix) {
+            guard let relation = RelationReference(name), slots.contains(relation.slot) else {
+                throw origin.failure(
+                    "\(what): '\(reference)' is not relation data of this template; use {requires.SLOT.KEY} with a "
+                        + "slot it requires (\(slots.isEmpty ? "it requires nothing" : slots.sorted().joined(separator: ", "))) "
+                        + "and KEY addresses, port or a shared option of the bound service")
+            }
+            return
+        }
         if Placeholders.runtimeNames[name] != nil {
             if Placeholders.pythonRuntimeNames.contains(name), !hasPython {
                 throw origin.failure(

@@ -11,7 +11,7 @@ struct BuiltinTemplatesTests {
 
     @Test func everyBuiltinResolves() throws {
         #expect(catalog.problems.isEmpty, "\(catalog.problems)")
-        #expect(catalog.entries.map(\.name) == ["command", "plone", "plone4", "python"])
+        #expect(catalog.entries.map(\.name) == ["command", "plone", "plone4", "python", "redis"])
         for entry in catalog.entries {
             let template = try catalog.resolve(named: entry.name)
             #expect(!template.description.isEmpty)

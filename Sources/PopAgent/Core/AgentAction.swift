@@ -92,6 +92,8 @@ struct InstanceLaunch: Hashable, Sendable {
     var spec: ServiceSpec
     /// The packages recorded with the service.
     var packages: [String]
+    /// The relation data the instance starts with.
+    var relations: [String: String] = [:]
 
     /// The plan step, for logs.
     var plan: ReconcileAction {
@@ -147,6 +149,8 @@ enum AgentTimer: Hashable, Sendable {
     /// Look again at the restarts that wait for their turn in a rollout: time alone may let them go (a healthy time
     /// passed) or fail a batch (its deadline passed).
     case recheckRollouts
+    /// Look again at the services whose requirements changed: a debounce may have run out.
+    case recheckRequirements
 
     /// Whether the timer belongs to the session it was scheduled in (and is dropped when that session ends).
     var isSessionScoped: Bool { self != .reopenSession }
@@ -160,6 +164,10 @@ enum AgentNote: Hashable, Sendable {
     case invalidServiceNames([String])
     /// A configuration restart waits for its turn in the service's rollout.
     case rolloutTurnAwaited(ServiceName, ConfigSignature)
+    /// An instance waits for its requirements (slot → why) before it starts.
+    case requirementsAwaited(ServiceName, [String: String])
+    /// A requirement's policy stops or restarts an instance.
+    case requirementPolicyApplied(ServiceName, slot: String, RequirementPolicy)
     /// A task request waits for its turn.
     case taskWaits(TaskKey, unfinishedBefore: Int)
     /// A task request cannot be decoded; it is ignored.

@@ -90,6 +90,8 @@ struct ServiceSnapshot: Sendable {
     var packages: [String]
     /// The names of the service's task requests.
     var tasks: [String] = []
+    /// The services its template requires, as they are across the fleet (only for a placed, readable spec).
+    var requirements: [ServiceName: RequiredServiceView] = [:]
 }
 
 /// A service's rollout as it bears on this machine's restart.

@@ -79,6 +79,7 @@ extension AgentStateMachine {
     func recordUpdate(for name: ServiceName) -> Outbox.RecordUpdate {
         guard let entry = services[name] else { return .delete }
         let problem = entry.problem
+        if problem == nil, let waiting = waitingRecord(entry) { return .publish(waiting) }
         if let status = entry.supervision?.status {
             var record = status.record(machine: machine)
             if let problem { record.lastError = problem }

@@ -35,6 +35,7 @@ extension AgentStateMachine {
             }
             session = .modifying
             active.pending.services.formUnion(rolloutWakeups(event))
+            active.pending.services.formUnion(requirementWakeups(event))
             switch StoreChange.classify(
                 event, servicesPath: paths.services, assignmentsPath: paths.assignments(machine), machine: machine)
             {
@@ -148,7 +149,8 @@ extension AgentStateMachine {
         for name in snapshots.keys.sorted() {
             actions += apply(snapshots[name]!, of: name, at: now)
         }
-        let planned = plan(scope)
+        var planned = plan(scope)
+        actions += gateOnRequirements(&planned, scope: scope, at: now)
         let tasks = tasksToExamine(changes, snapshots: snapshots)
         let restarts = planned.compactMap { action -> ServiceName? in
             if case .restart(let desired, .configurationChanged) = action { return desired.service }
@@ -231,7 +233,7 @@ extension AgentStateMachine {
                 entry.intent = .placed(
                     PlacedService(
                         spec: spec, signature: signature, packages: snapshot.packages,
-                        restartGeneration: placement.restartGeneration))
+                        restartGeneration: placement.restartGeneration, requirements: snapshot.requirements))
             case (.failure(let error), _?):
                 entry.intent = .unusable(problem(error.message, before: entry.intent, at: now), signature: nil)
             case (.success, .failure(let error)?):
@@ -317,7 +319,7 @@ extension AgentStateMachine {
         // Only while a restart waits does an agent care about its peers' records.
         var peerWatches: Set<WatchKey> = []
         if !active.followsWholeNamespace {
-            let wanted = Set(rolloutWaits.map { WatchKey.subtree(paths.placements($0)) })
+            let wanted = Set(rolloutWaits.map { WatchKey.subtree(paths.placements($0)) }).union(requirementWatches)
             let dropped = active.watches.filter { $0.subtree && $0.path.hasSuffix("/machines") && !wanted.contains($0) }
             if !dropped.isEmpty {
                 active.watches.subtract(dropped)
@@ -332,7 +334,9 @@ extension AgentStateMachine {
             actions += examineTasks(tasks, changes: changes, in: &active)
         } else {
             active.pass = .watchingPeers(changes, tasks: tasks, adding: peerWatches)
-            actions.append(.addWatches(peerWatches, purpose: .rolloutPeers(rolloutWaits)))
+            // The dependents' requirements may have changed before the watches were set: they are read again too.
+            actions.append(
+                .addWatches(peerWatches, purpose: .rolloutPeers(rolloutWaits.union(dependents(of: nil)))))
         }
         return actions
     }
@@ -347,8 +351,15 @@ extension AgentStateMachine {
             guard let placed = services[desired.service]?.placed else { return unexpected("a plan to run \(action)") }
             var restart: ReconcileAction.RestartReason?
             if case .restart(_, let reason) = action { restart = reason }
+            let relations = placed.spec.relationValues(placed.requirements)
+            if placed.spec.template.requires != nil {
+                services[desired.service]?.requirements.launchedRelations = relations
+            }
             return [
-                .launch(InstanceLaunch(desired: desired, restart: restart, spec: placed.spec, packages: placed.packages))
+                .launch(
+                    InstanceLaunch(
+                        desired: desired, restart: restart, spec: placed.spec, packages: placed.packages,
+                        relations: relations))
             ]
         }
     }

@@ -58,6 +58,8 @@ struct AgentStateMachine: Sendable {
     var rolloutWaits: Set<ServiceName> = []
     /// One copy of each template the placed specs use.
     var templates: Set<ResolvedTemplate> = []
+    /// When the earliest requirement debounce scheduled runs out, while its timer is pending.
+    var requirementRecheck: Date?
     /// Whether the driver is feeding a burst of events that queued up (see ``beginBurst()``).
     var inBurst = false
 
@@ -322,6 +324,9 @@ struct AgentStateMachine: Sendable {
             if active.recordingsPaused { active.recordingsPaused = false } else { resumed = false }
         case .recheckRollouts:
             active.pending.services.formUnion(rolloutWaits)
+        case .recheckRequirements:
+            requirementRecheck = nil
+            active.pending.services.formUnion(dependents(of: nil))
         case .reopenSession:
             resumed = false
         }

@@ -58,6 +58,8 @@ struct ServiceEntry: Hashable, Sendable {
     var activity: Activity = .idle
     /// The service's task requests seen so far, by id.
     var tasks: [TaskID: TaskProgress] = [:]
+    /// How its requirements stand, for the start gate and the policies.
+    var requirements = RequirementTracking()
 
     /// The spec and placement, when the service is placed here with a usable spec.
     var placed: PlacedService? {
@@ -102,6 +104,8 @@ struct PlacedService: Hashable, Sendable {
     /// Why the instance could not be started with this spec (an unknown placeholder, a bad stop signal, its folder
     /// could not be written), if it could not; cleared when the service is read again.
     var launchProblem: Problem? = nil
+    /// The services its template requires, as they were last read across the fleet.
+    var requirements: [ServiceName: RequiredServiceView] = [:]
 
     /// What the planner compares with the actual instance.
     var desired: DesiredInstance {

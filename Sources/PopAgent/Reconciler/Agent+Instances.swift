@@ -8,7 +8,7 @@ extension Agent {
         let blueprint = try InstanceBlueprint(
             spec: launch.spec, signature: launch.desired.signature, machine: machine,
             directory: configuration.instanceDirectory(name), packages: launch.packages,
-            baseEnvironment: configuration.instanceBaseEnvironment)
+            baseEnvironment: configuration.instanceBaseEnvironment, relations: launch.relations)
         let instance = try instanceConfiguration(blueprint, template: launch.spec.template)
         try InstanceFolder.prepare(blueprint, stateDirectory: configuration.stateDirectory(name))
         try PlacementMemory.write(launch.desired.restartGeneration, to: configuration.stateDirectory(name))

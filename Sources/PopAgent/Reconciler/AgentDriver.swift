@@ -368,10 +368,13 @@ struct AgentDriver {
             let instance = try agent.prepare(launch)
             // The supervisor restarts an instance whose configuration differs, and clears FATAL doing so.
             agent.supervisor.start(instance)
-            if case .restartRequested = launch.restart {
+            switch launch.restart {
+            case .restartRequested?, .requirementRecovered?:
                 // One deliberate restart with the current configuration, which clears FATAL and the failure count:
                 // when the configuration differs, `start` already begins it and `restart` joins the stop in progress.
                 agent.supervisor.restart(name)
+            case .configurationChanged?, .relationChanged?, nil:
+                break
             }
             return core.instanceLaunched(name, generation: launch.desired.restartGeneration)
         } catch {
@@ -394,6 +397,17 @@ struct AgentDriver {
             for name in names {
                 logger.warning("ignoring a service node with an invalid name", metadata: ["node": "\(name)"])
             }
+        case .requirementsAwaited(let name, let unmet):
+            logger.info(
+                "instance waits for its requirements",
+                metadata: [
+                    "service": "\(name)",
+                    "unmet": "\(unmet.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: ", "))",
+                ])
+        case .requirementPolicyApplied(let name, let slot, let policy):
+            logger.info(
+                "requirement policy applied",
+                metadata: ["service": "\(name)", "slot": "\(slot)", "policy": "\(policy.rawValue)"])
         case .rolloutTurnAwaited(let name, let signature):
             logger.info(
                 "configuration restart waits for its turn in the rollout",

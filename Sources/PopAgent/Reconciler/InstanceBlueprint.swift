@@ -38,13 +38,14 @@ public struct InstanceBlueprint: Hashable, Sendable {
     ///   - packages: The packages recorded with the service by `pop run NAME install`, installed after the
     ///     template's own.
     ///   - baseEnvironment: Variables every instance starts from (such as `PATH`, `HOME`, `LANG`).
+    ///   - relations: The relation data the instance starts with (`requires.db.addresses` and the like).
     /// - Throws: ``PopError`` with `.invalidInput` when a placeholder is unknown or a file path escapes the folder.
     public init(
         spec: ServiceSpec, signature: ConfigSignature? = nil, machine: MachineID, directory: String, packages: [String],
-        baseEnvironment: [String: String]
+        baseEnvironment: [String: String], relations: [String: String] = [:]
     ) throws(PopError) {
         let template = spec.template
-        let values = spec.placeholderValues(machine: machine, instanceDirectory: directory)
+        let values = spec.placeholderValues(machine: machine, instanceDirectory: directory, relations: relations)
         self.service = spec.name
         self.signature = signature ?? spec.signature
         self.directory = directory

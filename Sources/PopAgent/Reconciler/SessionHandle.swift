@@ -109,10 +109,49 @@ struct SessionHandle: Sendable {
                     snapshots[name] = snapshot
                 }
             }
+            let required = Set(
+                snapshots.values.compactMap { snapshot -> Set<ServiceName>? in
+                    guard case .success(let spec)? = snapshot.spec, case .success? = snapshot.placement else { return nil }
+                    return spec.requiredServices
+                }.joined())
+            if !required.isEmpty {
+                let views = try await readRequiredServices(required.sorted())
+                for name in snapshots.keys {
+                    guard case .success(let spec)? = snapshots[name]?.spec else { continue }
+                    snapshots[name]?.requirements = views.filter { spec.requiredServices.contains($0.key) }
+                }
+            }
         } catch {
             return .passFailed(error)
         }
         return .servicesRead(snapshots, at: Date())
+    }
+
+    /// Reads what dependents need of the services they require: each one's spec, its instance records on every
+    /// machine it is placed on, and the records of those machines that are registered.
+    func readRequiredServices(_ names: [ServiceName]) async throws -> [ServiceName: RequiredServiceView] {
+        let first = try await store.read(names.flatMap { [ReadOperation.get(paths.service($0)), .children(paths.placements($0))] })
+        var views: [ServiceName: RequiredServiceView] = [:]
+        var placed: [(ServiceName, MachineID)] = []
+        for (offset, name) in names.enumerated() {
+            var view = RequiredServiceView()
+            if let node = try first[offset * 2].nodeIfExists() { view.spec = try? Self.decodeSpec(node, name) }
+            for raw in try first[offset * 2 + 1].childrenIfExists() ?? [] {
+                if let machine = try? MachineID(raw) { placed.append((name, machine)) }
+            }
+            views[name] = view
+        }
+        let records = try await store.read(
+            placed.flatMap { [ReadOperation.get(paths.instance($0.0, $0.1)), .get(paths.machine($0.1))] })
+        for (offset, (name, machine)) in placed.enumerated() {
+            if let node = try records[offset * 2].nodeIfExists() {
+                views[name]?.records[machine] = try? Self.decode(InstanceRecord.self, node)
+            }
+            if let node = try records[offset * 2 + 1].nodeIfExists() {
+                views[name]?.machines[machine] = try? Self.decode(MachineRecord.self, node)
+            }
+        }
+        return views
     }
 
     /// Reads each service's rollout; for a rollout with a limit, also its placed machines and the records and

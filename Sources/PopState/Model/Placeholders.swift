@@ -108,9 +108,11 @@ public enum Placeholders {
     private static func isValidName(_ raw: String) -> Bool {
         let name = raw.hasPrefix("words:") ? String(raw.dropFirst("words:".count)) : raw
         guard let first = name.unicodeScalars.first, first != "-" else { return false }
+        // Dots separate the parts of relation data: {requires.db.addresses}.
+        guard !name.hasSuffix("."), !name.contains("..") else { return false }
         return name.unicodeScalars.allSatisfy { scalar in
             switch scalar {
-            case "a"..."z", "A"..."Z", "0"..."9", "_", "-": true
+            case "a"..."z", "A"..."Z", "0"..."9", "_", "-", ".": true
             default: false
             }
         }
@@ -362,7 +364,10 @@ extension ServiceSpec {
     /// substituted, and that a command line given as an option splits into words: what the agent will do, done before
     /// the spec is written, so bad input is refused by `pop add` and `pop config` rather than by every agent.
     public func checkPlaceholders() throws(PopError) {
-        let values = placeholderValues(machine: try MachineID("machine"), instanceDirectory: "/instance")
+        var relations: [String: String] = [:]
+        for reference in relationReferences() { relations[reference.placeholder] = "relation" }
+        let values = placeholderValues(
+            machine: try MachineID("machine"), instanceDirectory: "/instance", relations: relations)
         _ = try Placeholders.expand(template.command, values: values)
         for step in template.setup {
             _ = try Placeholders.expand(step.command, values: values)
@@ -375,7 +380,10 @@ extension ServiceSpec {
     ///
     /// `instanceDirectory` is the instance's absolute folder; for python templates `{venv}` is `instanceDirectory/venv`
     /// and `{python}` is its `bin/python`.
-    public func placeholderValues(machine: MachineID, instanceDirectory: String) -> [String: String] {
+    /// `relations` holds the relation data (`requires.db.addresses` and the like) the instance is started with.
+    public func placeholderValues(
+        machine: MachineID, instanceDirectory: String, relations: [String: String] = [:]
+    ) -> [String: String] {
         let venv = instanceDirectory.hasSuffix("/") ? instanceDirectory + "venv" : instanceDirectory + "/venv"
         var runtime: [String: String] = [:]
         for value in Placeholders.RuntimeValue.allCases where template.python != nil || !value.needsPython {
@@ -388,6 +396,7 @@ extension ServiceSpec {
                 case .python: venv + "/bin/python"
                 }
         }
+        runtime.merge(relations) { _, relation in relation }
         return Placeholders.values(options: template.options, values: options, runtime: runtime)
     }
 }

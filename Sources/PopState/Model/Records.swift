@@ -48,6 +48,9 @@ public enum InstanceState: String, Hashable, Sendable, Codable, CaseIterable {
     case stopped
     /// Failed repeatedly; left alone until `pop restart` or a config change.
     case fatal
+    /// Not started (or stopped by a requirement's `stop` policy) until its requirements are met; `lastError` says
+    /// which (`db: not healthy`).
+    case waiting
 }
 
 /// What an agent publishes about one instance: the seed's "for each machine a PID, for each PID a signature".

@@ -12,12 +12,18 @@ public struct ServiceSpec: Hashable, Sendable, Codable {
     public var template: ResolvedTemplate
     /// Every option's value, defaults included.
     public var options: [String: OptionValue]
+    /// The requirement slots bound to a service other than the one of the slot's name (slot → service); `nil` when
+    /// there are none, so a spec without requirements keeps its encoding and signature.
+    public var requires: [String: String]?
 
     /// Creates a spec.
-    public init(name: ServiceName, template: ResolvedTemplate, options: [String: OptionValue]) {
+    public init(
+        name: ServiceName, template: ResolvedTemplate, options: [String: OptionValue], requires: [String: String]? = nil
+    ) {
         self.name = name
         self.template = template
         self.options = options
+        self.requires = requires?.isEmpty == true ? nil : requires
     }
 
     /// The canonical encoding the signature is computed from: JSON with sorted keys and no whitespace.

@@ -68,11 +68,14 @@ public struct TemplateOption: Hashable, Sendable, Codable {
     public var choices: [String]?
     /// Whether the value is a secret (a password): shown masked by `pop describe`, `pop config` and `pop status`.
     public var secret: Bool
+    /// Whether dependents may use the value as `{requires.SLOT.NAME}` (a secret only when marked so).
+    public var shared: Bool
 
     /// Creates an option.
     public init(
         name: String, type: OptionType, defaultValue: OptionValue? = nil, help: String = "", required: Bool = false,
-        minimum: Int? = nil, maximum: Int? = nil, choices: [String]? = nil, secret: Bool = false
+        minimum: Int? = nil, maximum: Int? = nil, choices: [String]? = nil, secret: Bool = false,
+        shared: Bool = false
     ) {
         self.name = name
         self.type = type
@@ -83,10 +86,26 @@ public struct TemplateOption: Hashable, Sendable, Codable {
         self.maximum = maximum
         self.choices = choices
         self.secret = secret
+        self.shared = shared
     }
 
     enum CodingKeys: String, CodingKey {
-        case name, type, defaultValue = "default", help, required, minimum, maximum, choices, secret
+        case name, type, defaultValue = "default", help, required, minimum, maximum, choices, secret, shared
+    }
+
+    /// Encodes `shared` only when set, so options stored before it existed keep their encoding and signature.
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(name, forKey: .name)
+        try container.encode(type, forKey: .type)
+        try container.encodeIfPresent(defaultValue, forKey: .defaultValue)
+        try container.encode(help, forKey: .help)
+        try container.encode(required, forKey: .required)
+        try container.encodeIfPresent(minimum, forKey: .minimum)
+        try container.encodeIfPresent(maximum, forKey: .maximum)
+        try container.encodeIfPresent(choices, forKey: .choices)
+        try container.encode(secret, forKey: .secret)
+        if shared { try container.encode(shared, forKey: .shared) }
     }
 
     public init(from decoder: any Decoder) throws {
@@ -100,6 +119,7 @@ public struct TemplateOption: Hashable, Sendable, Codable {
         self.maximum = try container.decodeIfPresent(Int.self, forKey: .maximum)
         self.choices = try container.decodeIfPresent([String].self, forKey: .choices)
         self.secret = try container.decodeIfPresent(Bool.self, forKey: .secret) ?? false
+        self.shared = try container.decodeIfPresent(Bool.self, forKey: .shared) ?? false
     }
 
     /// How a value of this option is shown to people: secrets are masked.
@@ -288,6 +308,11 @@ public struct ResolvedTemplate: Hashable, Sendable, Codable {
     public var python: PythonEnvironment?
     /// Scripts and other files shipped by the plugin, written into the instance folder.
     public var files: [TemplateFile]
+    /// The requirement slots, by name; `nil` when the template requires nothing (so that a template without any
+    /// keeps the encoding, and the signature, it had before requirements existed).
+    public var requires: [String: TemplateRequirement]?
+    /// The interfaces the template provides to other services' requirements; `nil` when none.
+    public var provides: [String]?
 
     /// Creates a resolved template.
     public init(
@@ -295,7 +320,7 @@ public struct ResolvedTemplate: Hashable, Sendable, Codable {
         options: [TemplateOption] = [], setup: [SetupStep] = [], command: [String],
         environment: [String: String] = [:], stopSignal: StopSignal = .term, stopTimeoutMilliseconds: Int = 10_000,
         health: HealthCheck? = nil, tasks: [TemplateTask] = [], python: PythonEnvironment? = nil,
-        files: [TemplateFile] = []
+        files: [TemplateFile] = [], requires: [String: TemplateRequirement]? = nil, provides: [String]? = nil
     ) {
         self.name = name
         self.description = description
@@ -311,5 +336,7 @@ public struct ResolvedTemplate: Hashable, Sendable, Codable {
         self.tasks = tasks
         self.python = python
         self.files = files
+        self.requires = requires?.isEmpty == true ? nil : requires
+        self.provides = provides?.isEmpty == true ? nil : provides
     }
 }

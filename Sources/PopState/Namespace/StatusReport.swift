@@ -63,6 +63,11 @@ public struct StatusReport: Codable, Hashable, Sendable {
             self.rescheduledFrom = rescheduledFrom
         }
 
+        /// The state as `pop status` shows it: a waiting instance with what it waits for, `waiting (db: not healthy)`.
+        public var shownState: String {
+            state == InstanceState.waiting.rawValue ? "waiting (\(lastError ?? "requirements"))" : state
+        }
+
         /// The state as an ``InstanceState``; nil for `pending` and `unknown`.
         public var instanceState: InstanceState? { InstanceState(rawValue: state) }
 

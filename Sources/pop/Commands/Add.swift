@@ -22,6 +22,13 @@ struct Add: AsyncParsableCommand {
     @Option(name: .long, help: "The template to build the service from (see `pop list`).")
     var template: String
 
+    @Option(
+        name: .customLong("requires"),
+        help: ArgumentHelp(
+            "Bind a requirement slot of the template to a service (default: the service named like the slot).",
+            valueName: "slot=service"))
+    var requires: [String] = []
+
     @OptionGroup(title: "Change options") var change: ChangeOptions
 
     @Argument(parsing: .allUnrecognized, help: ArgumentHelp("Template options.", valueName: "--OPTION VALUE"))
@@ -33,7 +40,8 @@ struct Add: AsyncParsableCommand {
         let catalog = TemplateCatalog.discover()
         let resolved = try catalog.resolve(named: template)
         let values = try OptionResolver(template: resolved).resolve(pairs)
-        let spec = ServiceSpec(name: serviceName, template: resolved, options: values)
+        var spec = ServiceSpec(name: serviceName, template: resolved, options: values)
+        try spec.bindRequirements(try TemplateOptionArguments.bindings(requires))
         try spec.checkPlaceholders()
         try await CommandContext.with(global) { context in
             let view = try await context.namespace.planningView(serviceName, mayBeMissing: true, full: change.plan)
@@ -43,6 +51,7 @@ struct Add: AsyncParsableCommand {
                     hint: "Choose another name, or `pop config \(serviceName)` to change it.")
             }
             try change.requireVersion(view, serviceName)
+            try await context.namespace.checkRequirements(of: spec)
             try change.printIfPlanning(view.plan(serviceName, after: ServiceState(spec: spec)), context)
             try await context.namespace.addService(spec, origin: .thisProcess(command: Config.commandText("pop add \(serviceName) --template \(template)", pairs, spec)))
             if context.json {

@@ -44,6 +44,11 @@ struct Config: AsyncParsableCommand {
         help: ArgumentHelp("How many specs the service's history keeps (kept; default 20).", valueName: "n"))
     var historyLimit: Int?
 
+    @Option(
+        name: .customLong("requires"),
+        help: ArgumentHelp("Bind a requirement slot to another service (a new signature).", valueName: "slot=service"))
+    var requires: [String] = []
+
     @OptionGroup(title: "Rollout options") var rolloutOptions: RolloutOptions
 
     @OptionGroup(title: "Change options") var change: ChangeOptions
@@ -61,15 +66,17 @@ struct Config: AsyncParsableCommand {
         let service = try ServiceName(name)
         let pairs = try TemplateOptionArguments.parse(templateOptions)
         let settings = try historyLimit.map { (limit) throws(PopError) in try HistorySettings(limit: limit) }
+        let bindings = try TemplateOptionArguments.bindings(requires)
         try await CommandContext.with(global) { context in
-            if pairs.isEmpty && maxParallel == nil && !rolloutOptions.given && settings == nil && !change.plan
+            if pairs.isEmpty && bindings.isEmpty && maxParallel == nil && !rolloutOptions.given && settings == nil && !change.plan
                 && change.ifVersion == nil
             {
                 try await show(service, context)
                 return
             }
             let rollout = try await rolloutOptions.merged(service, maxParallel: maxParallel, context)
-            let signature = try await apply(service, pairs, rollout: rollout, history: settings, context)
+            let signature = try await apply(
+                service, pairs, bindings: bindings, rollout: rollout, history: settings, context)
             if rolloutOptions.wait, let signature {
                 try await rolloutOptions.waitForRollout(service, signature, context)
             }
@@ -80,7 +87,8 @@ struct Config: AsyncParsableCommand {
     /// that sees the new signature also sees how to roll it out), then the spec with compare-and-set, retried on a
     /// concurrent change unless --if-version pins the version.
     private func apply(
-        _ service: ServiceName, _ pairs: [(name: String, value: String)], rollout: Rollout?,
+        _ service: ServiceName, _ pairs: [(name: String, value: String)], bindings: [String: String],
+        rollout: Rollout?,
         history settings: HistorySettings?, _ context: CommandContext
     ) async throws -> ConfigSignature? {
         var settingsWritten = false
@@ -90,7 +98,9 @@ struct Config: AsyncParsableCommand {
             try change.requireVersion(view, service)
             var spec = history.current.spec
             spec.options = try OptionResolver(template: spec.template).update(spec.options, with: pairs)
+            try spec.bindRequirements(bindings)
             try spec.checkPlaceholders()
+            if !bindings.isEmpty { try await context.namespace.checkRequirements(of: spec) }
             var after = view.state
             after.spec = spec
             if let rollout { after.rollout = rollout.paces ? rollout : nil }
@@ -117,7 +127,7 @@ struct Config: AsyncParsableCommand {
                         ["service": service.rawValue, "signature": spec.signature.hex, "version": String(version)])
                 }
                 context.done(
-                    "changed \(pairs.map { "--\($0.name)" }.joined(separator: " ")) of \(service): signature \(history.current.spec.signature.short) → \(spec.signature.short), version \(version); its instances restart")
+                    "changed \((pairs.map { "--\($0.name)" } + bindings.keys.sorted().map { "--requires \($0)" }).joined(separator: " ")) of \(service): signature \(history.current.spec.signature.short) → \(spec.signature.short), version \(version); its instances restart")
                 return spec.signature
             } catch let error as PopError where error.code == .conflict && change.ifVersion == nil && attempt < 20 {
                 continue

@@ -46,6 +46,23 @@ struct Describe: AsyncParsableCommand {
             }
             out.write(table.render(for: out))
         }
+        if let provides = resolved.provides {
+            out.line()
+            out.line("Provides: " + provides.joined(separator: ", "))
+        }
+        if let requires = resolved.requires {
+            out.line()
+            var table = Table("REQUIRES", "INTERFACE", "CONDITION", "POLICY", "DEBOUNCE")
+            for slot in requires.keys.sorted() {
+                let requirement = requires[slot]!
+                table.append([
+                    Table.Cell(slot, .cyan), Table.Cell(requirement.interface ?? "any"),
+                    Table.Cell(requirement.condition.rawValue), Table.Cell(requirement.policy.rawValue),
+                    Table.Cell("\(Double(requirement.debounceMilliseconds) / 1000) s"),
+                ])
+            }
+            out.write(table.render(for: out))
+        }
         if !resolved.tasks.isEmpty {
             out.line()
             var table = Table("TASK", "DESCRIPTION")

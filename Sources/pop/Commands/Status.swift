@@ -168,14 +168,14 @@ extension StatusReport {
                 table.append([
                     Table.Cell(index == 0 ? service.service : "", .bold),
                     Table.Cell(machineText, row.machineUp ? nil : .red),
-                    Table.Cell(row.state, StatusReport.color(row.state)),
+                    Table.Cell(row.shownState, StatusReport.color(row.state)),
                     Table.Cell(row.pid.map(String.init) ?? "-"),
                     Table.Cell(row.pid == nil ? "-" : row.cpuPercent.map { String(format: "%.1f%%", $0) } ?? "?"),
                     Table.Cell(row.pid == nil ? "-" : row.memoryBytes.map(StatusReport.bytes) ?? "?"),
                     Table.Cell(signature, row.current ? nil : .yellow),
                     Table.Cell(uptime ?? "-"),
                     Table.Cell(row.restarts.map { String($0) + (row.lastRestart.map { " (\($0))" } ?? "") } ?? "-"),
-                    Table.Cell(row.lastError.map { $0.count > 60 ? String($0.prefix(57)) + "..." : $0 } ?? "", .red),
+                    Table.Cell(row.state == "waiting" ? "" : row.lastError.map { $0.count > 60 ? String($0.prefix(57)) + "..." : $0 } ?? "", .red),
                 ])
             }
         }
@@ -258,7 +258,7 @@ extension StatusReport {
     static func color(_ state: String) -> Terminal.Color? {
         switch state {
         case "running": .green
-        case "starting", "installing", "pending", "stopping", "backoff": .yellow
+        case "starting", "installing", "pending", "stopping", "backoff", "waiting": .yellow
         case "fatal", "unknown": .red
         default: nil
         }

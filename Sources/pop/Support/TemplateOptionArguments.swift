@@ -30,3 +30,20 @@ enum TemplateOptionArguments {
         return pairs
     }
 }
+
+extension TemplateOptionArguments {
+    /// Parses `--requires SLOT=SERVICE` values into slot → service.
+    static func bindings(_ arguments: [String]) throws(PopError) -> [String: String] {
+        var bindings: [String: String] = [:]
+        for argument in arguments {
+            let parts = argument.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {
+                throw PopError(
+                    .invalidInput, "--requires expects SLOT=SERVICE, got '\(argument)'.",
+                    hint: "For example --requires db=cache binds the slot 'db' to the service 'cache'.")
+            }
+            bindings[String(parts[0])] = String(parts[1])
+        }
+        return bindings
+    }
+}

@@ -1,0 +1,265 @@
+import Foundation
+import PopState
+import Testing
+
+@testable import PopAgent
+
+/// The core's requirement gate and policies, driven event by event: an instance starts only once each requirement is
+/// met somewhere in the fleet, and a running one follows its requirement's policy after the debounce.
+@Suite struct RequirementGateTests {
+    let f = CoreFixture()
+    let app = try! ServiceName("app")
+    let peers = WatchKey.subtree("/pop/services/db/machines")
+    let instancePath = "/pop/services/db/machines/m0/instance"
+
+    /// `app`, requiring `db` (interface redis) with this condition and policy and a 5 s debounce.
+    func appSpec(_ condition: RequirementCondition = .healthy, policy: RequirementPolicy = .wait) -> ServiceSpec {
+        var spec = f.spec(app)
+        spec.template.requires = [
+            "db": TemplateRequirement(interface: "redis", condition: condition, policy: policy, debounceMilliseconds: 5000)
+        ]
+        return spec
+    }
+
+    var dbSpec: ServiceSpec {
+        var spec = f.spec(f.db)
+        spec.template.provides = ["redis"]
+        spec.template.options.append(TemplateOption(name: "port", type: .port, defaultValue: .int(6379)))
+        spec.options["port"] = .int(6379)
+        return spec
+    }
+
+    /// The db as the fleet has it: its instance on m0 in `state` (none for `nil`), m0 registered or not.
+    func db(_ state: InstanceState?, registered: Bool = true) -> RequiredServiceView {
+        var view = RequiredServiceView(spec: dbSpec)
+        if let state {
+            view.records[f.peer] = InstanceRecord(
+                machine: f.peer, pid: 9, signature: dbSpec.signature, state: state, since: f.now)
+        }
+        if registered {
+            view.machines[f.peer] = MachineRecord(
+                id: f.peer, hostname: "host-b", addresses: ["10.0.0.2"], agentVersion: "test", started: f.now,
+                agentPID: 1)
+        }
+        return view
+    }
+
+    func read(_ spec: ServiceSpec, _ view: RequiredServiceView) -> [ServiceName: ServiceSnapshot] {
+        var snapshot = f.placed(spec)
+        snapshot.requirements = [f.db: view]
+        return [app: snapshot]
+    }
+
+    func at(_ seconds: Double) -> Date { f.now.addingTimeInterval(seconds) }
+
+    func waitingRecord(_ spec: ServiceSpec, _ reason: String, since: Date? = nil) -> InstanceRecord {
+        InstanceRecord(
+            machine: f.me, pid: nil, signature: spec.signature, state: .waiting, since: since ?? f.now, lastError: reason)
+    }
+
+    func recovered(_ spec: ServiceSpec) -> AgentAction {
+        .launch(
+            InstanceLaunch(
+                desired: DesiredInstance(service: app, signature: spec.signature, restartGeneration: 0),
+                restart: .requirementRecovered(slot: "db"), spec: spec, packages: []))
+    }
+
+    // MARK: The start gate
+
+    @Test func anInstanceWaitsUntilItsRequirementIsHealthyThenStarts() {
+        var core = f.core()
+        let spec = appSpec()
+        #expect(
+            f.registered(&core, snapshots: read(spec, db(.starting))) == [
+                .note(.requirementsAwaited(app, ["db": "not healthy"])),
+                .addWatches([peers], purpose: .rolloutPeers([app])),
+                .publish([app: .create(waitingRecord(spec, "db: not healthy"))]),
+            ])
+        #expect(core.recordsPublished([app: .written], failure: nil) == [])
+        // Once the watch on the db's instances is set, the app is read again (the db may have moved on meanwhile).
+        #expect(core.watchesAdded(.rolloutPeers([app])) == [.readServices([app])])
+        #expect(core.servicesRead(read(spec, db(.starting)), at: f.now) == [])
+        // An instance record of the db wakes the app; healthy now, the app starts.
+        #expect(core.storeChanged(f.change(.dataChanged, instancePath)) == [.readServices([app])])
+        #expect(core.servicesRead(read(spec, db(.running)), at: at(1)) == [f.start(spec)])
+    }
+
+    @Test func startedIsEnoughForAStartedCondition() {
+        var core = f.core()
+        let spec = appSpec(.started)
+        #expect(
+            f.registered(&core, snapshots: read(spec, db(.starting))) == [
+                f.start(spec), .addWatches([peers], purpose: .rolloutPeers([app])),
+            ])
+    }
+
+    @Test func anInstanceOnAMachineThatIsDownMeetsNothing() {
+        var core = f.core(followsWholeNamespace: true)
+        let spec = appSpec()
+        _ = core.start()
+        _ = core.sessionOpened(isMachineLocal: true)
+        _ = core.watchesAdded(.base)
+        _ = core.machineRegistered(f.record)
+        #expect(core.servicesListed(["app"]) == [.readServices([app])])
+        // The one subtree watch already follows the db: no watch of its own.
+        #expect(
+            core.servicesRead(read(spec, db(.running, registered: false)), at: f.now) == [
+                .note(.requirementsAwaited(app, ["db": "not healthy"])),
+                .publish([app: .create(waitingRecord(spec, "db: not healthy"))]),
+            ])
+        #expect(core.recordsPublished([app: .written], failure: nil) == [])
+        // The machine's registration wakes the app.
+        #expect(core.storeChanged(f.change(.created, "/pop/machines/m0")) == [.readServices([app])])
+        #expect(core.servicesRead(read(spec, db(.running)), at: at(1)) == [f.start(spec)])
+    }
+
+    @Test func aMissingRequiredServiceIsNamed() {
+        var core = f.core(followsWholeNamespace: true)
+        let spec = appSpec()
+        _ = core.start()
+        _ = core.sessionOpened(isMachineLocal: true)
+        _ = core.watchesAdded(.base)
+        _ = core.machineRegistered(f.record)
+        _ = core.servicesListed(["app"])
+        #expect(
+            core.servicesRead(read(spec, RequiredServiceView()), at: f.now) == [
+                .note(.requirementsAwaited(app, ["db": "service db missing"])),
+                .publish([app: .create(waitingRecord(spec, "db: service db missing"))]),
+            ])
+    }
+
+    // MARK: Policies
+
+    /// A core running `spec` with its db healthy, its peers' watch set.
+    func running(_ spec: ServiceSpec) -> AgentStateMachine {
+        var core = f.core()
+        #expect(
+            f.registered(&core, snapshots: read(spec, db(.running)), supervised: [f.status(spec)]) == [
+                .addWatches([peers], purpose: .rolloutPeers([app]))
+            ])
+        #expect(core.watchesAdded(.rolloutPeers([app])) == [.readServices([app])])
+        #expect(core.servicesRead(read(spec, db(.running)), at: f.now) == [])
+        return core
+    }
+
+    @Test func waitKeepsRunningWhenTheRequirementIsLost() {
+        let spec = appSpec(policy: .wait)
+        var core = running(spec)
+        #expect(core.storeChanged(f.change(.deleted, instancePath)) == [.readServices([app])])
+        #expect(core.servicesRead(read(spec, db(nil)), at: f.now) == [])
+        #expect(core.storeChanged(f.change(.created, instancePath)) == [.readServices([app])])
+        #expect(core.servicesRead(read(spec, db(.running)), at: at(60)) == [])
+    }
+
+    @Test func stopStopsAfterTheDebounceAndStartsOnceTheRequirementRecovers() {
+        let spec = appSpec(policy: .stop)
+        var core = running(spec)
+        #expect(core.storeChanged(f.change(.deleted, instancePath)) == [.readServices([app])])
+        #expect(
+            core.servicesRead(read(spec, db(nil)), at: f.now) == [.schedule(.recheckRequirements, after: .milliseconds(5001))])
+        // Back within the debounce: nothing happens, and the timer finds nothing to do.
+        _ = core.storeChanged(f.change(.created, instancePath))
+        #expect(core.servicesRead(read(spec, db(.running)), at: at(2)) == [])
+        #expect(core.timerFired(.recheckRequirements) == [.readServices([app])])
+        #expect(core.servicesRead(read(spec, db(.running)), at: at(5)) == [])
+        // Lost for longer than the debounce: stopped, and the record says why it waits.
+        _ = core.storeChanged(f.change(.deleted, instancePath))
+        #expect(
+            core.servicesRead(read(spec, db(nil)), at: at(6)) == [.schedule(.recheckRequirements, after: .milliseconds(5001))])
+        #expect(core.timerFired(.recheckRequirements) == [.readServices([app])])
+        #expect(
+            core.servicesRead(read(spec, db(nil)), at: at(11)) == [
+                .note(.requirementPolicyApplied(app, slot: "db", .stop)),
+                .note(.requirementsAwaited(app, ["db": "not healthy"])),
+                .remove(app),
+            ])
+        #expect(
+            core.supervisorReported(.removed(app)) == [
+                .publish([app: .set(waitingRecord(spec, "db: not healthy", since: at(11)))])
+            ])
+        #expect(core.recordsPublished([app: .written], failure: nil) == [])
+        #expect(core.instanceRemoved(app) == [.readServices([app])])
+        #expect(core.servicesRead(read(spec, db(nil)), at: at(12)) == [])
+        // The db is back: the app starts again.
+        _ = core.storeChanged(f.change(.created, instancePath))
+        #expect(core.servicesRead(read(spec, db(.running)), at: at(13)) == [f.start(spec)])
+    }
+
+    @Test func restartRestartsOnceTheRequirementHasBeenBackForTheDebounce() {
+        let spec = appSpec(policy: .restart)
+        var core = running(spec)
+        // A flap shorter than the debounce restarts nothing.
+        _ = core.storeChanged(f.change(.deleted, instancePath))
+        #expect(
+            core.servicesRead(read(spec, db(nil)), at: f.now) == [.schedule(.recheckRequirements, after: .milliseconds(5001))])
+        _ = core.storeChanged(f.change(.created, instancePath))
+        #expect(core.servicesRead(read(spec, db(.running)), at: at(1)) == [])
+        #expect(core.timerFired(.recheckRequirements) == [.readServices([app])])
+        #expect(core.servicesRead(read(spec, db(.running)), at: at(5)) == [])
+        // Lost for longer than the debounce, the instance keeps running...
+        _ = core.storeChanged(f.change(.deleted, instancePath))
+        #expect(
+            core.servicesRead(read(spec, db(nil)), at: at(10)) == [.schedule(.recheckRequirements, after: .milliseconds(5001))])
+        #expect(core.timerFired(.recheckRequirements) == [.readServices([app])])
+        #expect(core.servicesRead(read(spec, db(nil)), at: at(15)) == [])
+        // ...and restarts once the requirement has been back for the debounce, once.
+        _ = core.storeChanged(f.change(.created, instancePath))
+        #expect(
+            core.servicesRead(read(spec, db(.running)), at: at(20)) == [
+                .schedule(.recheckRequirements, after: .milliseconds(5001))
+            ])
+        #expect(core.timerFired(.recheckRequirements) == [.readServices([app])])
+        #expect(
+            core.servicesRead(read(spec, db(.running)), at: at(25)) == [
+                .note(.requirementPolicyApplied(app, slot: "db", .restart)), recovered(spec),
+            ])
+        _ = core.storeChanged(f.change(.dataChanged, instancePath))
+        #expect(core.servicesRead(read(spec, db(.running)), at: at(40)) == [])
+    }
+
+    // MARK: Relation data
+
+    @Test func aRequiredServiceMovingRestartsTheDependentWithItsNewAddress() throws {
+        var spec = appSpec()
+        spec.template.command = ["app", "--redis={requires.db.addresses}", "{requires.db.port}"]
+        var core = running(spec)
+        let elsewhere = try MachineID("m2")
+        var moved = RequiredServiceView(spec: dbSpec)
+        moved.records[elsewhere] = InstanceRecord(
+            machine: elsewhere, pid: 5, signature: dbSpec.signature, state: .running, since: f.now)
+        moved.machines[elsewhere] = MachineRecord(
+            id: elsewhere, hostname: "host-c", addresses: ["10.0.0.3"], agentVersion: "test", started: f.now, agentPID: 1)
+        // Gone from m0 first: under the wait policy nothing happens while the requirement is lost.
+        _ = core.storeChanged(f.change(.deleted, instancePath))
+        #expect(core.servicesRead(read(spec, db(nil)), at: at(1)) == [])
+        // Healthy on m2: the app restarts with the new address.
+        _ = core.storeChanged(f.change(.created, "/pop/services/db/machines/m2/instance"))
+        #expect(
+            core.servicesRead(read(spec, moved), at: at(2)) == [
+                .launch(
+                    InstanceLaunch(
+                        desired: DesiredInstance(service: app, signature: spec.signature, restartGeneration: 0),
+                        restart: .relationChanged, spec: spec, packages: [],
+                        relations: ["requires.db.addresses": "10.0.0.3:6379", "requires.db.port": "6379"]))
+            ])
+        // The same data again restarts nothing.
+        _ = core.storeChanged(f.change(.dataChanged, "/pop/services/db/machines/m2/instance"))
+        #expect(core.servicesRead(read(spec, moved), at: at(3)) == [])
+    }
+
+    @Test func relationDataListsEveryHealthyInstance() throws {
+        var spec = appSpec()
+        spec.template.command = ["app", "{requires.db.addresses}"]
+        var view = db(.running)
+        let other = try MachineID("m2")
+        view.records[other] = InstanceRecord(machine: other, pid: 5, signature: dbSpec.signature, state: .running, since: f.now)
+        view.machines[other] = MachineRecord(
+            id: other, hostname: "host-c", addresses: ["fd00::3"], agentVersion: "test", started: f.now, agentPID: 1)
+        let starting = try MachineID("m3")
+        view.records[starting] = InstanceRecord(
+            machine: starting, pid: 6, signature: dbSpec.signature, state: .starting, since: f.now)
+        view.machines[starting] = MachineRecord(
+            id: starting, hostname: "host-d", addresses: ["10.0.0.4"], agentVersion: "test", started: f.now, agentPID: 1)
+        #expect(spec.relationValues([f.db: view]) == ["requires.db.addresses": "10.0.0.2:6379,[fd00::3]:6379"])
+    }
+}
