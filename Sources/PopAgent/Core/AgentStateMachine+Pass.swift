@@ -263,7 +263,14 @@ extension AgentStateMachine {
         for name in scope.sorted() {
             let entry = services[name]
             guard entry?.problem == nil, entry?.activity != .removing else { continue }
-            if let action = Reconciliation.plan(desired: entry?.placed?.desired, actual: entry?.actual) {
+            var desired = entry?.placed?.desired
+            if let placed = entry?.placed, let actual = entry?.actual, !actual.isStopped,
+                !placed.spec.unmetRequirements(placed.requirements).isEmpty
+            {
+                // While a requirement is lost, a running instance keeps what it runs: its policy decides.
+                desired?.signature = actual.signature
+            }
+            if let action = Reconciliation.plan(desired: desired, actual: entry?.actual) {
                 actions.append(action)
             }
         }
@@ -351,15 +358,11 @@ extension AgentStateMachine {
             guard let placed = services[desired.service]?.placed else { return unexpected("a plan to run \(action)") }
             var restart: ReconcileAction.RestartReason?
             if case .restart(_, let reason) = action { restart = reason }
-            let relations = placed.spec.relationValues(placed.requirements)
-            if placed.spec.template.requires != nil {
-                services[desired.service]?.requirements.launchedRelations = relations
-            }
             return [
                 .launch(
                     InstanceLaunch(
                         desired: desired, restart: restart, spec: placed.spec, packages: placed.packages,
-                        relations: relations))
+                        relations: placed.relations))
             ]
         }
     }

@@ -13,8 +13,6 @@ struct RequirementTracking: Hashable, Sendable {
     var recoveredSince: [String: Date] = [:]
     /// Since when the instance waits for its requirements (not started, or stopped by a `stop` policy).
     var waitingSince: Date?
-    /// The relation data the running instance was started with (`nil`: not known, for an adopted instance).
-    var launchedRelations: [String: String]?
 
     /// What a waiting instance's record says: `db: not healthy, cache: not started`.
     var reason: String {
@@ -60,7 +58,11 @@ extension AgentStateMachine {
                 }
                 tracking.lost = []
                 tracking.recoveredSince = [:]
-            } else if runs, index == nil {
+            } else if index != nil {
+                // Restarted anyway (its configuration or relation data changed): a loss is settled.
+                tracking.lost = []
+                tracking.recoveredSince = [:]
+            } else if runs {
                 for (slot, requirement, _) in placed.spec.boundRequirements where requirement.policy != .wait {
                     let debounce = TimeInterval(requirement.debounceMilliseconds) / 1000
                     if let since = tracking.unmetSince[slot] {
@@ -92,15 +94,7 @@ extension AgentStateMachine {
                         break
                     }
                 }
-                // Relation data is acted on only while every requirement is met: a lost requirement is its policy's.
-                let relations = placed.spec.relationValues(placed.requirements)
-                if !planned.contains(where: { $0.service == name }), unmet.isEmpty {
-                    if let launched = tracking.launchedRelations, launched != relations {
-                        planned.append(.restart(placed.desired, because: .relationChanged))
-                    } else if tracking.launchedRelations == nil {
-                        tracking.launchedRelations = relations
-                    }
-                }
+
             } else if !runs {
                 waits = before.waitingSince != nil && !unmet.isEmpty
             }
@@ -163,7 +157,7 @@ extension AgentStateMachine {
         guard let since = entry.requirements.waitingSince, let placed = entry.placed else { return nil }
         if let status = entry.supervision?.status, status.state != .stopped { return nil }
         return InstanceRecord(
-            machine: machine, pid: nil, signature: placed.signature, state: .waiting, since: since,
+            machine: machine, pid: nil, signature: placed.desired.signature, state: .waiting, since: since,
             lastError: entry.requirements.reason)
     }
 }

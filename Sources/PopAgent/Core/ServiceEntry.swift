@@ -107,9 +107,15 @@ struct PlacedService: Hashable, Sendable {
     /// The services its template requires, as they were last read across the fleet.
     var requirements: [ServiceName: RequiredServiceView] = [:]
 
-    /// What the planner compares with the actual instance.
+    /// The relation data an instance starts with now.
+    var relations: [String: String] {
+        spec.template.requires == nil ? [:] : spec.relationValues(requirements)
+    }
+
+    /// What the planner compares with the actual instance: the spec's signature combined with the relation data.
     var desired: DesiredInstance {
-        DesiredInstance(service: spec.name, signature: signature, restartGeneration: restartGeneration)
+        DesiredInstance(
+            service: spec.name, signature: signature.with(relations: relations), restartGeneration: restartGeneration)
     }
 }
 

@@ -373,7 +373,7 @@ struct AgentDriver {
                 // One deliberate restart with the current configuration, which clears FATAL and the failure count:
                 // when the configuration differs, `start` already begins it and `restart` joins the stop in progress.
                 agent.supervisor.restart(name)
-            case .configurationChanged?, .relationChanged?, nil:
+            case .configurationChanged?, nil:
                 break
             }
             return core.instanceLaunched(name, generation: launch.desired.restartGeneration)

@@ -49,15 +49,12 @@ public enum ReconcileAction: Hashable, Sendable, CustomStringConvertible {
         case restartRequested(generation: Int)
         /// A requirement slot with the `restart` policy was lost and has recovered.
         case requirementRecovered(slot: String)
-        /// The relation data the instance uses changed (a required service moved, or its port changed).
-        case relationChanged
 
         public var description: String {
             switch self {
             case .configurationChanged(let from, let to): "configuration changed from \(from.short) to \(to.short)"
             case .restartRequested(let generation): "restart requested (generation \(generation))"
             case .requirementRecovered(let slot): "requirement '\(slot)' recovered"
-            case .relationChanged: "relation data changed"
             }
         }
     }

@@ -44,11 +44,13 @@ public struct ChangePlan: Hashable, Sendable, Codable {
     public var runningNow: Int
     /// The lowest number of the service's instances running at any moment while the change rolls out.
     public var lowestRunning: Int
+    /// Instances of other services that would restart because their relation data would change.
+    public var dependents: [DependentRestart] = []
 
     /// Whether applying the change would change anything.
     public var changesAnything: Bool {
         signatureBefore != signatureAfter || !restarts.isEmpty || !starts.isEmpty || !stops.isEmpty
-            || !withoutRestart.isEmpty
+            || !withoutRestart.isEmpty || !dependents.isEmpty
     }
 
     /// The plan of taking `service` from `before` to `after`, at configuration version `version`, while the machines

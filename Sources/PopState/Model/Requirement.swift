@@ -296,3 +296,41 @@ extension ServiceSpec {
         }
     }
 }
+
+extension ConfigSignature {
+    /// The signature of an instance of a spec with this signature that runs with `relations`: the spec's own when the
+    /// template uses no relation data, otherwise the SHA-1 of the spec's signature and every value, so that an
+    /// instance whose relation data changes gets a new signature (and restarts under its rollout policy).
+    public func with(relations: [String: String]) -> ConfigSignature {
+        guard !relations.isEmpty else { return self }
+        let lines = [hex] + relations.keys.sorted().map { "\($0)=\(relations[$0]!)" }
+        return ConfigSignature(of: Array(lines.joined(separator: "\n").utf8))
+    }
+}
+
+extension StatusSnapshot {
+    /// The services `spec` requires, as this snapshot has them.
+    public func requiredServices(of spec: ServiceSpec) -> [ServiceName: RequiredServiceView] {
+        let registered = Dictionary(machines.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        var views: [ServiceName: RequiredServiceView] = [:]
+        for name in spec.requiredServices {
+            guard let status = services.first(where: { $0.spec.name == name }) else {
+                views[name] = RequiredServiceView()
+                continue
+            }
+            var view = RequiredServiceView(spec: status.spec)
+            for placement in status.placements {
+                view.records[placement.machine] = placement.instance
+                view.machines[placement.machine] = registered[placement.machine]
+            }
+            views[name] = view
+        }
+        return views
+    }
+
+    /// The signature an instance of `service` runs when it is current: its spec's, combined with its relation data.
+    public func instanceSignature(of service: ServiceStatus) -> ConfigSignature {
+        guard service.spec.template.requires != nil else { return service.signature }
+        return service.signature.with(relations: service.spec.relationValues(requiredServices(of: service.spec)))
+    }
+}

@@ -6,13 +6,17 @@ public struct PlanningView: Hashable, Sendable {
     public var state: ServiceState
     /// The machines whose instance of the service is running now.
     public var running: Set<MachineID>
+    /// The whole fleet, read for a full plan when other services require this one (their relation data may change).
+    public var fleet: StatusSnapshot? = nil
 
     /// The service's version; nil when it does not exist.
     public var version: Int32? { history?.version }
 
     /// The plan of going from the stored state to `after`.
     public func plan(_ name: ServiceName, after: ServiceState) -> ChangePlan {
-        ChangePlan(service: name, version: version, before: state, after: after, running: running)
+        var plan = ChangePlan(service: name, version: version, before: state, after: after, running: running)
+        plan.dependents = fleet?.dependentRestarts(of: name, after: after) ?? []
+        return plan
     }
 }
 
@@ -50,6 +54,9 @@ extension PopNamespace {
             guard let node = try result.nodeIfExists() else { continue }
             if try decode(InstanceRecord.self, node).state == .running { running.insert(machine) }
         }
-        return PlanningView(history: history, state: state, running: running)
+        var view = PlanningView(history: history, state: state, running: running)
+        let specs = try await serviceSpecs()
+        if !ServiceSpec.dependents(of: name, in: specs).isEmpty { view.fleet = try await status() }
+        return view
     }
 }

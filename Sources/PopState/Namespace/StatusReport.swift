@@ -126,6 +126,7 @@ public struct StatusReport: Codable, Hashable, Sendable {
         let machines = Dictionary(snapshot.machines.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
         machinesUp = snapshot.machines.map(\.id.rawValue).sorted()
         services = snapshot.services.filter { only == nil || $0.spec.name == only }.map { status in
+            let current = snapshot.instanceSignature(of: status)
             let rows = status.placements.sorted { $0.machine < $1.machine }.map { placement -> Instance in
                 let machine = machines[placement.machine]
                 let up = machine != nil
@@ -134,7 +135,7 @@ public struct StatusReport: Codable, Hashable, Sendable {
                 return Instance(
                     machine: placement.machine.rawValue, hostname: machine?.hostname, machineUp: up, state: state,
                     pid: up ? instance?.pid : nil, signature: instance?.signature.hex,
-                    current: instance?.signature == status.signature, started: instance?.started,
+                    current: instance?.signature == current, started: instance?.started,
                     since: instance?.since, restarts: instance?.restarts, lastError: instance?.lastError,
                     lastRestart: instance?.lastRestart?.rawValue,
                     rescheduledFrom: placement.placement.rescheduledFrom?.rawValue)

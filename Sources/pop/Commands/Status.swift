@@ -103,17 +103,19 @@ struct Status: AsyncParsableCommand {
         @Sendable func hopeless(_ snapshot: StatusSnapshot) -> Bool {
             guard state != .fatal else { return false }
             return snapshot.services.filter { service == nil || $0.spec.name == service }.contains { status in
-                status.placements.contains { placement in
-                    placement.instance?.state == .fatal && placement.instance?.signature == status.signature
+                let current = snapshot.instanceSignature(of: status)
+                return status.placements.contains { placement in
+                    placement.instance?.state == .fatal && placement.instance?.signature == current
                 }
             }
         }
         @Sendable func satisfied(_ snapshot: StatusSnapshot) -> Bool {
             let services = snapshot.services.filter { service == nil || $0.spec.name == service }
             return services.allSatisfy { status in
-                status.placements.allSatisfy { placement in
+                let current = snapshot.instanceSignature(of: status)
+                return status.placements.allSatisfy { placement in
                     guard let instance = placement.instance else { return false }
-                    return instance.state == state && instance.signature == status.signature
+                    return instance.state == state && instance.signature == current
                 }
             }
         }

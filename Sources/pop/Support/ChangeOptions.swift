@@ -104,7 +104,12 @@ enum PlanText {
         for change in plan.restarts { table.append([Table.Cell("restart", .yellow), Table.Cell(change.machine), Table.Cell(change.reason)]) }
         for change in plan.starts { table.append([Table.Cell("start", .green), Table.Cell(change.machine), Table.Cell(change.reason)]) }
         for change in plan.stops { table.append([Table.Cell("stop", .red), Table.Cell(change.machine), Table.Cell(change.reason)]) }
-        if !(plan.restarts.isEmpty && plan.starts.isEmpty && plan.stops.isEmpty) {
+        for change in plan.dependents {
+            table.append([
+                Table.Cell("restart \(change.service)", .yellow), Table.Cell(change.machine), Table.Cell(change.reason),
+            ])
+        }
+        if !(plan.restarts.isEmpty && plan.starts.isEmpty && plan.stops.isEmpty && plan.dependents.isEmpty) {
             out.write(table.render(for: out))
         }
         if plan.restarts.isEmpty, !plan.options.isEmpty {

@@ -219,32 +219,43 @@ import Testing
 
     // MARK: Relation data
 
-    @Test func aRequiredServiceMovingRestartsTheDependentWithItsNewAddress() throws {
+    @Test func aRequiredServiceMovingGivesTheDependentANewSignatureAndRestartsItUnderItsRollout() throws {
         var spec = appSpec()
         spec.template.command = ["app", "--redis={requires.db.addresses}", "{requires.db.port}"]
-        var core = running(spec)
+        let before = ["requires.db.addresses": "10.0.0.2:6379", "requires.db.port": "6379"]
+        let after = ["requires.db.addresses": "10.0.0.3:6379", "requires.db.port": "6379"]
+        let old = spec.signature.with(relations: before)
+        let new = spec.signature.with(relations: after)
+        #expect(old != new && old != spec.signature)
+        var core = f.core()
+        var status = f.status(spec)
+        status.signature = old
+        #expect(
+            f.registered(&core, snapshots: read(spec, db(.running)), supervised: [status]) == [
+                .addWatches([peers], purpose: .rolloutPeers([app]))
+            ])
+        _ = core.watchesAdded(.rolloutPeers([app]))
+        #expect(core.servicesRead(read(spec, db(.running)), at: f.now) == [])
         let elsewhere = try MachineID("m2")
         var moved = RequiredServiceView(spec: dbSpec)
         moved.records[elsewhere] = InstanceRecord(
             machine: elsewhere, pid: 5, signature: dbSpec.signature, state: .running, since: f.now)
         moved.machines[elsewhere] = MachineRecord(
             id: elsewhere, hostname: "host-c", addresses: ["10.0.0.3"], agentVersion: "test", started: f.now, agentPID: 1)
-        // Gone from m0 first: under the wait policy nothing happens while the requirement is lost.
+        // Gone from m0 first: under the wait policy the instance keeps running what it runs.
         _ = core.storeChanged(f.change(.deleted, instancePath))
         #expect(core.servicesRead(read(spec, db(nil)), at: at(1)) == [])
-        // Healthy on m2: the app restarts with the new address.
+        // Healthy on m2: a new signature, so a configuration restart, which asks its rollout first.
         _ = core.storeChanged(f.change(.created, "/pop/services/db/machines/m2/instance"))
+        #expect(core.servicesRead(read(spec, moved), at: at(2)) == [.readRollouts([app])])
         #expect(
-            core.servicesRead(read(spec, moved), at: at(2)) == [
+            core.rolloutsRead([app: RolloutView()]) == [
                 .launch(
                     InstanceLaunch(
-                        desired: DesiredInstance(service: app, signature: spec.signature, restartGeneration: 0),
-                        restart: .relationChanged, spec: spec, packages: [],
-                        relations: ["requires.db.addresses": "10.0.0.3:6379", "requires.db.port": "6379"]))
+                        desired: DesiredInstance(service: app, signature: new, restartGeneration: 0),
+                        restart: .configurationChanged(from: old, to: new), spec: spec, packages: [],
+                        relations: after))
             ])
-        // The same data again restarts nothing.
-        _ = core.storeChanged(f.change(.dataChanged, "/pop/services/db/machines/m2/instance"))
-        #expect(core.servicesRead(read(spec, moved), at: at(3)) == [])
     }
 
     @Test func relationDataListsEveryHealthyInstance() throws {

@@ -100,6 +100,27 @@ struct RelationTests {
             let second = try await Self.count(appPort)
             #expect(first.count == 1 && second.count == 2, "\(first) \(second)")
             #expect(first.addresses.hasSuffix(":\(redisPort)"), "the address comes from the relation data: \(first)")
+            // The instance runs its spec's signature combined with its relation data, which status counts as current.
+            try await pop.ok("status", "app", "--wait", "running", "--timeout", "60")
+
+            // Redis moves to another port: the plan lists the dependent, which then restarts with the new address.
+            let newPort = try LoopbackHTTP.freePort(excluding: [redisPort, appPort])
+            let plan = try await fixture.refuses(2, ["config", "db", "--port", String(newPort), "--plan"])
+            #expect(
+                plan.stdout.split(separator: "\n").contains {
+                    $0.contains("restart app") && $0.contains(fixture.localMachine)
+                        && $0.contains("relation data changed: {requires.db.addresses}")
+                }, "\(plan)")
+            let before = try await pop.statusReport().service("app")?.instances.first
+            try await pop.ok("config", "db", "--port", String(newPort))
+            try await fixture.withNamespace { namespace in
+                _ = try await namespace.waitFor("app", within: 120) {
+                    $0.state == "running" && $0.pid != nil && $0.pid != before?.pid && $0.signature != before?.signature
+                }
+            }
+            try await pop.ok("status", "app", "--wait", "running", "--timeout", "60")
+            let third = try await Self.count(appPort)
+            #expect(third.count == 3 && third.addresses.hasSuffix(":\(newPort)"), "it keeps counting in redis: \(third)")
         }
     }
 
