@@ -68,7 +68,9 @@ public struct RequiredServiceView: Hashable, Sendable {
     /// The machines whose instance meets `condition`: registered, and running the service's current signature
     /// (`started` also takes one that is starting).
     public func machinesMeeting(_ condition: RequirementCondition) -> [MachineID] {
-        let current = spec?.signature
+        // A required service that uses relation data itself runs its spec's signature combined with that data, which
+        // this view cannot work out: any signature counts then.
+        let current = spec.flatMap { $0.template.relationReferences.isEmpty ? $0.signature : nil }
         return records.keys.sorted().filter { machine in
             guard let record = records[machine], machines[machine] != nil else { return false }
             if let current, record.signature != current { return false }
