@@ -1,15 +1,12 @@
 import Foundation
-import PopTestExpectations
-import PopTestSupport
-import Testing
 
 /// The plugin the relation tests create: a small Python web application that counts requests in Redis (found
 /// through `{requires.db.addresses}`), one variant per policy, and templates for the binding checks.
-enum RelationPlugin {
+public enum RelationPlugin {
     /// The application: answers `/` with `COUNT ADDRESSES` after an INCR of its own key in the first Redis that
     /// answers, and `/health` without touching Redis (so losing Redis is a matter for its requirement's policy, not
     /// for its health check).
-    static let application = #"""
+    public static let application = #"""
         import argparse, http.server, os, socket
 
         parser = argparse.ArgumentParser()
@@ -63,7 +60,7 @@ enum RelationPlugin {
         http.server.ThreadingHTTPServer(("0.0.0.0", arguments.port), Handler).serve_forever()
         """#
 
-    static let counter = """
+    public static let counter = """
         name: counter
         description: Counts requests in Redis and answers with the count.
         base: python
@@ -89,7 +86,7 @@ enum RelationPlugin {
         """
 
     /// The same application under the other two policies.
-    static func variant(_ policy: String) -> String {
+    public static func variant(_ policy: String) -> String {
         """
         name: counter-\(policy)
         base: counter
@@ -100,7 +97,7 @@ enum RelationPlugin {
     }
 
     /// A template that requires anything through its slot `next`, for chains and cycles.
-    static let node = """
+    public static let node = """
         name: node
         requires:
           next: {condition: started}
@@ -109,14 +106,14 @@ enum RelationPlugin {
         """
 
     /// A template that provides nothing.
-    static let plain = """
+    public static let plain = """
         name: plain
         command: [/bin/sleep, "100000"]
 
         """
 
     /// Writes the plugin into a new folder under `base`; returns the folder.
-    static func write(under base: URL) throws -> URL {
+    public static func write(under base: URL) throws -> URL {
         let folder = base.appendingPathComponent("plugins/relations")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         let files = [
@@ -127,18 +124,5 @@ enum RelationPlugin {
             try text.write(to: folder.appendingPathComponent(name), atomically: true, encoding: .utf8)
         }
         return folder
-    }
-}
-
-/// Runs `body` in a fresh pop world on the embedded store whose plugin path holds ``RelationPlugin``; its agent and
-/// instances are stopped, and its folder removed, before this returns.
-func withRelationWorld(_ body: (CLIFixture) async throws -> Void) async throws {
-    let machine = "rel-" + UUID().uuidString.prefix(8).lowercased()
-    var pop = try PopRunner(label: "relations", environment: ["POP_MACHINE_ID": machine])
-    pop.environment["POP_PLUGIN_PATH"] = try RelationPlugin.write(under: pop.scratch).path
-    let fixture = CLIFixture(kind: .embedded, pop: pop, localMachine: machine)
-    try await pop.withAgentStoppedAfterwards {
-        try await pop.ok("init")
-        try await body(fixture)
     }
 }
