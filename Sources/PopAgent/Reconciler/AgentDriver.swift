@@ -369,7 +369,9 @@ struct AgentDriver {
             // The supervisor restarts an instance whose configuration differs, and clears FATAL doing so.
             agent.supervisor.start(instance)
             switch launch.restart {
-            case .restartRequested?, .requirementRecovered?:
+            case .requirementRecovered?:
+                agent.supervisor.restart(name, because: .requirement)
+            case .restartRequested?:
                 // One deliberate restart with the current configuration, which clears FATAL and the failure count:
                 // when the configuration differs, `start` already begins it and `restart` joins the stop in progress.
                 agent.supervisor.restart(name)

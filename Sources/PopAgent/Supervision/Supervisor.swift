@@ -156,11 +156,11 @@ public final class Supervisor: Service, Sendable {
     }
 
     /// Restarts the instance deliberately: clears FATAL and the failure count, stops its process if one runs, and
-    /// starts it again.
-    public func restart(_ name: ServiceName) {
+    /// starts it again; `reason` is what its journal and record say (`manual` for `pop restart`).
+    public func restart(_ name: ServiceName, because reason: LifecycleEvent.RestartReason = .manual) {
         let now = Moment.now()
         let outcome = mutate(name, now: now) { entry in
-            entry.machine.restart(with: entry.configuration.machineParameters, because: .manual, at: now)
+            entry.machine.restart(with: entry.configuration.machineParameters, because: reason, at: now)
         }
         finish(outcome, name: name)
     }

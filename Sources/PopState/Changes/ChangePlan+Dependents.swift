@@ -20,7 +20,8 @@ extension ChangePlan {
 extension StatusSnapshot {
     /// The instances of other services whose relation data would change if `service` went to `after`: its instances
     /// on machines it stays placed on are taken to keep their state and run the new spec, those it leaves to be gone.
-    /// Instances starting on new machines are not counted: they change the data once they are healthy.
+    /// Instances starting on new machines are not counted: they change the data once they are healthy. A dependent
+    /// whose requirements would no longer be met is not listed: it keeps running what it runs and follows its policy.
     public func dependentRestarts(of service: ServiceName, after: ServiceState) -> [ChangePlan.DependentRestart] {
         var changed = self
         if let index = changed.services.firstIndex(where: { $0.spec.name == service }) {
@@ -42,8 +43,10 @@ extension StatusSnapshot {
         var restarts: [ChangePlan.DependentRestart] = []
         for dependent in services.sorted(by: { $0.spec.name < $1.spec.name })
         where dependent.spec.name != service && dependent.spec.requiredServices.contains(service) {
+            let views = changed.requiredServices(of: dependent.spec)
+            guard dependent.spec.unmetRequirements(views).isEmpty else { continue }
             let before = dependent.spec.relationValues(requiredServices(of: dependent.spec))
-            let now = dependent.spec.relationValues(changed.requiredServices(of: dependent.spec))
+            let now = dependent.spec.relationValues(views)
             let keys = before.keys.sorted().filter { before[$0] != now[$0] }
             guard !keys.isEmpty else { continue }
             let reason = "relation data changed: " + keys.map { "{\($0)}" }.joined(separator: ", ")

@@ -41,6 +41,8 @@ public struct LifecycleEvent: Codable, Hashable, Sendable {
         case health
         /// Someone asked for it (`pop restart`).
         case manual
+        /// A requirement with the `restart` policy was lost and has come back.
+        case requirement
     }
 
     /// Its number in its journal, from 1.

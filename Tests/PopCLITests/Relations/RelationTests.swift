@@ -167,7 +167,7 @@ struct RelationTests {
                 let restarted = try await namespace.waitFor("app-restart", within: 120) {
                     $0.state == "running" && $0.pid != nil && $0.pid != oldPID
                 }
-                #expect(restarted.lastRestart == "manual", "\(restarted)")
+                #expect(restarted.lastRestart == "requirement", "\(restarted)")
                 let kept = try #require(try await namespace.report("app-wait").service("app-wait")?.instances.first)
                 #expect(kept.pid == before["wait"]!.pid && kept.restarts == 0, "\(kept)")
             }

@@ -1,5 +1,5 @@
 import Foundation
-import PopState
+@testable import PopState
 import Testing
 
 /// Binding requirement slots and the checks made before a binding is written: missing services, interfaces, cycles.
@@ -91,5 +91,47 @@ struct RequirementTests {
         #expect(refused?.code == .invalidInput)
         #expect(refused?.message.contains("which it does not share; shared: port") == true, "\(String(describing: refused))")
         #expect(app.relationValues([vault.name: RequiredServiceView(spec: vault)]) == ["requires.db.password": ""])
+    }
+
+    @Test func aPlanListsTheDependentsWhoseRelationDataWouldChange() throws {
+        var user = web
+        user.command = ["x", "{requires.db.addresses}"]
+        let app = try spec("app", user)
+        let db = try spec("db", redis)
+        let m1 = try MachineID("m1")
+        let m2 = try MachineID("m2")
+        let machines = [m1, m2].map {
+            MachineRecord(
+                id: $0, hostname: $0.rawValue, addresses: ["10.0.0.\($0 == m1 ? 1 : 2)"], agentVersion: "test",
+                started: Date(timeIntervalSince1970: 0), agentPID: 1)
+        }
+        let placed = Placement(deployed: Date(timeIntervalSince1970: 0), restartGeneration: 0)
+        let running = { (spec: ServiceSpec, machine: MachineID) in
+            StatusSnapshot.PlacementStatus(
+                machine: machine, placement: placed,
+                instance: InstanceRecord(
+                    machine: machine, pid: 1, signature: spec.signature, state: .running, since: Date(timeIntervalSince1970: 0)))
+        }
+        let snapshot = StatusSnapshot(
+            store: "test", machines: machines,
+            services: [
+                .init(spec: app, version: 0, signature: app.signature, placements: [running(app, m2)]),
+                .init(spec: db, version: 0, signature: db.signature, placements: [running(db, m1), running(db, m2)]),
+            ])
+        var moved = try spec("db", redis)
+        moved.options["port"] = .int(6380)
+        // A new port changes the addresses; a machine left out changes them too; no change, nothing.
+        #expect(
+            snapshot.dependentRestarts(of: db.name, after: ServiceState(spec: moved, placed: [m1, m2])) == [
+                .init(service: "app", machine: "m2", reason: "relation data changed: {requires.db.addresses}")
+            ])
+        #expect(snapshot.dependentRestarts(of: db.name, after: ServiceState(spec: db, placed: [m2])).count == 1)
+        #expect(snapshot.dependentRestarts(of: db.name, after: ServiceState(spec: db, placed: [m1, m2])).isEmpty)
+        // Gone everywhere: the requirement is lost, and its policy (not a restart) decides.
+        #expect(snapshot.dependentRestarts(of: db.name, after: ServiceState(spec: nil)).isEmpty)
+        // The instance runs its spec's signature combined with the relation data.
+        #expect(
+            snapshot.instanceSignature(of: snapshot.services[0])
+                == app.signature.with(relations: ["requires.db.addresses": "10.0.0.1:6379,10.0.0.2:6379"]))
     }
 }
