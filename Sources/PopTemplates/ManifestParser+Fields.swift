@@ -79,6 +79,19 @@ extension ManifestParser {
 
     // MARK: Requirements
 
+    /// One of the cases of `type`, by name; anything else is named with the cases to use.
+    func choice<Choice: RawRepresentable & CaseIterable>(
+        _ node: Node, _ field: String, _ what: String, of type: Choice.Type
+    ) throws(PopError) -> Choice where Choice.RawValue == String {
+        let name = try string(node, "\(field) \(what)")
+        guard let parsed = Choice(rawValue: name) else {
+            throw failure(
+                node, field,
+                "unknown \(what) '\(name)'; use one of \(Choice.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        return parsed
+    }
+
     func requirements(_ node: Node) throws(PopError) -> [String: TemplateManifest.Located<TemplateRequirement>] {
         var result: [String: TemplateManifest.Located<TemplateRequirement>] = [:]
         for (key, value) in try mapping(node, "requires") {
@@ -99,22 +112,10 @@ extension ManifestParser {
                 requirement.interface = name
             }
             if let condition = spec["condition"] {
-                let name = try string(condition, "\(field) condition")
-                guard let parsed = RequirementCondition(rawValue: name) else {
-                    throw failure(
-                        condition, field,
-                        "unknown condition '\(name)'; use one of \(RequirementCondition.allCases.map(\.rawValue).joined(separator: ", "))")
-                }
-                requirement.condition = parsed
+                requirement.condition = try choice(condition, field, "condition", of: RequirementCondition.self)
             }
             if let policy = spec["policy"] {
-                let name = try string(policy, "\(field) policy")
-                guard let parsed = RequirementPolicy(rawValue: name) else {
-                    throw failure(
-                        policy, field,
-                        "unknown policy '\(name)'; use one of \(RequirementPolicy.allCases.map(\.rawValue).joined(separator: ", "))")
-                }
-                requirement.policy = parsed
+                requirement.policy = try choice(policy, field, "policy", of: RequirementPolicy.self)
             }
             if let debounce = spec["debounce"] {
                 requirement.debounceMilliseconds = try duration(debounce, "\(field) debounce")

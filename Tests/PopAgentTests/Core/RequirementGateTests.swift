@@ -93,14 +93,20 @@ import Testing
             ])
     }
 
-    @Test func anInstanceOnAMachineThatIsDownMeetsNothing() {
+    /// A core on a machine-local store, registered, whose first pass listed `app` and now reads it.
+    func localCore() -> AgentStateMachine {
         var core = f.core(followsWholeNamespace: true)
-        let spec = appSpec()
         _ = core.start()
         _ = core.sessionOpened(isMachineLocal: true)
         _ = core.watchesAdded(.base)
         _ = core.machineRegistered(f.record)
         #expect(core.servicesListed(["app"]) == [.readServices([app])])
+        return core
+    }
+
+    @Test func anInstanceOnAMachineThatIsDownMeetsNothing() {
+        var core = localCore()
+        let spec = appSpec()
         // The one subtree watch already follows the db: no watch of its own.
         #expect(
             core.servicesRead(read(spec, db(.running, registered: false)), at: f.now) == [
@@ -114,13 +120,8 @@ import Testing
     }
 
     @Test func aMissingRequiredServiceIsNamed() {
-        var core = f.core(followsWholeNamespace: true)
+        var core = localCore()
         let spec = appSpec()
-        _ = core.start()
-        _ = core.sessionOpened(isMachineLocal: true)
-        _ = core.watchesAdded(.base)
-        _ = core.machineRegistered(f.record)
-        _ = core.servicesListed(["app"])
         #expect(
             core.servicesRead(read(spec, RequiredServiceView()), at: f.now) == [
                 .note(.requirementsAwaited(app, ["db": "service db missing"])),
@@ -151,22 +152,36 @@ import Testing
         #expect(core.servicesRead(read(spec, db(.running)), at: at(60)) == [])
     }
 
+    /// The db goes at `start` and comes back 2 s later, within the 5 s debounce: a recheck is scheduled for the end of
+    /// the debounce, and when it fires there is nothing to do.
+    func flap(_ core: inout AgentStateMachine, _ spec: ServiceSpec, from start: Double) {
+        #expect(core.storeChanged(f.change(.deleted, instancePath)) == [.readServices([app])])
+        #expect(
+            core.servicesRead(read(spec, db(nil)), at: at(start)) == [
+                .schedule(.recheckRequirements, after: .milliseconds(5001))
+            ])
+        _ = core.storeChanged(f.change(.created, instancePath))
+        #expect(core.servicesRead(read(spec, db(.running)), at: at(start + 2)) == [])
+        #expect(core.timerFired(.recheckRequirements) == [.readServices([app])])
+        #expect(core.servicesRead(read(spec, db(.running)), at: at(start + 5)) == [])
+    }
+
+    /// The db goes at `start` and is still gone when the recheck fires, once the debounce has run out.
+    func lose(_ core: inout AgentStateMachine, _ spec: ServiceSpec, from start: Double) {
+        _ = core.storeChanged(f.change(.deleted, instancePath))
+        #expect(
+            core.servicesRead(read(spec, db(nil)), at: at(start)) == [
+                .schedule(.recheckRequirements, after: .milliseconds(5001))
+            ])
+        #expect(core.timerFired(.recheckRequirements) == [.readServices([app])])
+    }
+
     @Test func stopStopsAfterTheDebounceAndStartsOnceTheRequirementRecovers() {
         let spec = appSpec(policy: .stop)
         var core = running(spec)
-        #expect(core.storeChanged(f.change(.deleted, instancePath)) == [.readServices([app])])
-        #expect(
-            core.servicesRead(read(spec, db(nil)), at: f.now) == [.schedule(.recheckRequirements, after: .milliseconds(5001))])
-        // Back within the debounce: nothing happens, and the timer finds nothing to do.
-        _ = core.storeChanged(f.change(.created, instancePath))
-        #expect(core.servicesRead(read(spec, db(.running)), at: at(2)) == [])
-        #expect(core.timerFired(.recheckRequirements) == [.readServices([app])])
-        #expect(core.servicesRead(read(spec, db(.running)), at: at(5)) == [])
+        flap(&core, spec, from: 0)
         // Lost for longer than the debounce: stopped, and the record says why it waits.
-        _ = core.storeChanged(f.change(.deleted, instancePath))
-        #expect(
-            core.servicesRead(read(spec, db(nil)), at: at(6)) == [.schedule(.recheckRequirements, after: .milliseconds(5001))])
-        #expect(core.timerFired(.recheckRequirements) == [.readServices([app])])
+        lose(&core, spec, from: 6)
         #expect(
             core.servicesRead(read(spec, db(nil)), at: at(11)) == [
                 .note(.requirementPolicyApplied(app, slot: "db", .stop)),
@@ -189,18 +204,9 @@ import Testing
         let spec = appSpec(policy: .restart)
         var core = running(spec)
         // A flap shorter than the debounce restarts nothing.
-        _ = core.storeChanged(f.change(.deleted, instancePath))
-        #expect(
-            core.servicesRead(read(spec, db(nil)), at: f.now) == [.schedule(.recheckRequirements, after: .milliseconds(5001))])
-        _ = core.storeChanged(f.change(.created, instancePath))
-        #expect(core.servicesRead(read(spec, db(.running)), at: at(1)) == [])
-        #expect(core.timerFired(.recheckRequirements) == [.readServices([app])])
-        #expect(core.servicesRead(read(spec, db(.running)), at: at(5)) == [])
+        flap(&core, spec, from: 0)
         // Lost for longer than the debounce, the instance keeps running...
-        _ = core.storeChanged(f.change(.deleted, instancePath))
-        #expect(
-            core.servicesRead(read(spec, db(nil)), at: at(10)) == [.schedule(.recheckRequirements, after: .milliseconds(5001))])
-        #expect(core.timerFired(.recheckRequirements) == [.readServices([app])])
+        lose(&core, spec, from: 10)
         #expect(core.servicesRead(read(spec, db(nil)), at: at(15)) == [])
         // ...and restarts once the requirement has been back for the debounce, once.
         _ = core.storeChanged(f.change(.created, instancePath))
