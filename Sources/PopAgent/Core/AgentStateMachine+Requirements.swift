@@ -94,8 +94,8 @@ extension AgentStateMachine {
                         break
                     }
                 }
-
-            } else if !runs {
+            } else {
+                // Nothing runs and nothing is planned (the instance is being set up): it waits as it did.
                 waits = before.waitingSince != nil && !unmet.isEmpty
             }
             if waits {
