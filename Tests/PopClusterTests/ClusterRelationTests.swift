@@ -80,5 +80,63 @@ extension PopClusterSuite {
                 #expect(status.stdout.contains("running"), "\(status)")
             }
         }
+
+        @Test("redis's machine is cut off and comes back: wait keeps running, stop stops and starts again, restart restarts once")
+        func policiesWhenRedisIsCutOff() async throws {
+            try await withCluster { cluster in
+                let (m1, m2) = (cluster.machines[0], cluster.machines[1])
+                let plugins = try RelationPlugin.write(under: cluster.folder)
+                let policies = ["wait", "stop", "restart"]
+                let ports = ["wait": 8001, "stop": 8002, "restart": 8003]
+                try await cluster.startAgents()
+                try await cluster.popOK(["add", "db", "--template", "redis", "--port", String(Self.redisPort)])
+                try await cluster.popOK(["deploy", "db", m1.id])
+                for policy in policies {
+                    try await cluster.popOK(
+                        ["add", "app-\(policy)", "--template", policy == "wait" ? "counter" : "counter-\(policy)",
+                         "--port", String(ports[policy]!)],
+                        environment: [("POP_PLUGIN_PATH", plugins.path)])
+                    try await cluster.popOK(["deploy", "app-\(policy)", m2.id])
+                }
+                try await StoreWatcher.with(cluster) { watcher in
+                    let running = try await watcher.wait(timeout: .seconds(240), "every application runs") { snapshot in
+                        policies.allSatisfy { Self.instance(snapshot, "app-\($0)")?.instance?.state == .running }
+                    }
+                    let pids = Dictionary(uniqueKeysWithValues: policies.map {
+                        ($0, Self.instance(running, "app-\($0)")?.instance?.pid)
+                    })
+                    for policy in policies {
+                        let answer = try await RawHTTP.get(host: m2.address, port: ports[policy]!, target: "/")
+                        #expect(answer.body.hasPrefix("1 "), "\(policy): \(answer)")
+                    }
+
+                    // m1 is cut off: once its session expires, its redis meets no condition (its machine is down).
+                    try await cluster.setLink(of: m1, up: false)
+                    let stopped = try await watcher.wait(timeout: .seconds(90), "app-stop waits") { snapshot in
+                        Self.instance(snapshot, "app-stop")?.instance?.state == .waiting
+                    }
+                    #expect(Self.instance(stopped, "app-stop")?.instance?.lastError == "db: not healthy")
+                    for policy in ["wait", "restart"] {
+                        let now = Self.instance(stopped, "app-\(policy)")?.instance
+                        #expect(now?.state == .running && now?.pid == pids[policy]!, "\(policy): \(String(describing: now))")
+                    }
+
+                    // m1 is back with redis still running: stop starts again, restart restarts once, wait is untouched.
+                    try await cluster.setLink(of: m1, up: true)
+                    let back = try await watcher.wait(timeout: .seconds(120), "the applications recover") { snapshot in
+                        let stop = Self.instance(snapshot, "app-stop")?.instance
+                        let restart = Self.instance(snapshot, "app-restart")?.instance
+                        return stop?.state == .running && restart?.state == .running && restart?.pid != pids["restart"]!
+                    }
+                    #expect(Self.instance(back, "app-restart")?.instance?.lastRestart == .requirement)
+                    let kept = Self.instance(back, "app-wait")?.instance
+                    #expect(kept?.pid == pids["wait"]! && kept?.restarts == 0, "\(String(describing: kept))")
+                    for policy in policies {
+                        let answer = try await RawHTTP.get(host: m2.address, port: ports[policy]!, target: "/")
+                        #expect(answer.body.hasPrefix("2 "), "\(policy) keeps counting in the same redis: \(answer)")
+                    }
+                }
+            }
+        }
     }
 }
