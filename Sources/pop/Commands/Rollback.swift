@@ -44,6 +44,10 @@ struct Rollback: AsyncParsableCommand {
             let entry = try await context.namespace.historyEntry(service, version: target)
             var after = view.state
             after.spec = entry.spec
+            // The earlier spec's requirements are checked against the services as they are now.
+            if entry.spec.requires != history.current.spec.requires || entry.spec.template.requires != history.current.spec.template.requires {
+                try await context.namespace.checkRequirements(of: entry.spec)
+            }
             try change.printIfPlanning(view.plan(service, after: after), context)
             guard entry.spec != history.current.spec else {
                 context.done("\(service) already has the spec of version \(target); nothing changed (signature \(entry.signature.short))")

@@ -46,6 +46,8 @@ struct RelationTests {
             let rebound = try await pop.ok("config", "app", "--requires", "db=cache")
             #expect(rebound.stdout.contains("--requires db"), "\(rebound)")
             try await pop.ok("remove", "db")
+            // Rolling back to the binding of the removed service is refused as binding it would be.
+            try await fixture.refuses(3, ["rollback", "app"], mentioning: ["no service 'db' exists"])
             try await fixture.refuses(4, ["remove", "cache"], mentioning: ["required by app"])
 
             // Cycles: a -> b -> a, and a service requiring itself.
