@@ -194,6 +194,12 @@ struct Config: AsyncParsableCommand {
             ])
         }
         out.write(table.render(for: out))
+        for (slot, requirement, bound) in spec.boundRequirements {
+            out.line(
+                "requires \(slot) → \(bound)"
+                    + (requirement.interface.map { " (interface \($0))" } ?? "")
+                    + ", \(requirement.condition.rawValue), policy \(requirement.policy.rawValue)")
+        }
     }
 
     /// Option values with secrets masked: a secret option's value is never shown.

@@ -45,6 +45,8 @@ struct RelationTests {
             try await fixture.refuses(2, ["config", "app", "--requires", "db=box"], mentioning: ["provides nothing"])
             let rebound = try await pop.ok("config", "app", "--requires", "db=cache")
             #expect(rebound.stdout.contains("--requires db"), "\(rebound)")
+            let shown = try await pop.ok("config", "app")
+            #expect(shown.stdout.contains("requires db → cache (interface redis), healthy, policy wait"), "\(shown)")
             try await pop.ok("remove", "db")
             // Rolling back to the binding of the removed service is refused as binding it would be.
             try await fixture.refuses(3, ["rollback", "app"], mentioning: ["no service 'db' exists"])
