@@ -131,11 +131,13 @@ import Testing
 
     // MARK: Policies
 
-    /// A core running `spec` with its db healthy, its peers' watch set.
-    func running(_ spec: ServiceSpec) -> AgentStateMachine {
+    /// A core running `spec` (started with `relations`) with its db healthy, its peers' watch set.
+    func running(_ spec: ServiceSpec, relations: [String: String] = [:]) -> AgentStateMachine {
         var core = f.core()
+        var status = f.status(spec)
+        status.signature = spec.signature.with(relations: relations)
         #expect(
-            f.registered(&core, snapshots: read(spec, db(.running)), supervised: [f.status(spec)]) == [
+            f.registered(&core, snapshots: read(spec, db(.running)), supervised: [status]) == [
                 .addWatches([peers], purpose: .rolloutPeers([app]))
             ])
         #expect(core.watchesAdded(.rolloutPeers([app])) == [.readServices([app])])
@@ -261,6 +263,53 @@ import Testing
                         desired: DesiredInstance(service: app, signature: new, restartGeneration: 0),
                         restart: .configurationChanged(from: old, to: new), spec: spec, packages: [],
                         relations: after))
+            ])
+    }
+
+    @Test func aRelationRestartWaitsForItsTurnInTheRollout() throws {
+        var spec = appSpec()
+        spec.template.command = ["app", "{requires.db.port}"]
+        var core = running(spec, relations: ["requires.db.port": "6379"])
+        var other = dbSpec
+        other.options["port"] = .int(6380)
+        var view = db(.running)
+        view.spec = other
+        view.records[f.peer]?.signature = other.signature
+        let new = spec.signature.with(relations: ["requires.db.port": "6380"])
+        let old = spec.signature.with(relations: ["requires.db.port": "6379"])
+        _ = core.storeChanged(f.change(.dataChanged, "/pop/services/db"))
+        #expect(core.servicesRead(read(spec, view), at: at(1)) == [.readRollouts([app])])
+        // One machine at a time, and m0 (before this one) still runs the old signature: wait for it.
+        let peerRunning = { (signature: ConfigSignature) in
+            InstanceRecord(machine: f.peer, pid: 7, signature: signature, state: .running, since: f.now)
+        }
+        let rollout = RolloutView(
+            rollout: Rollout(maxParallel: 1), placed: [f.peer, f.me], records: [f.peer: peerRunning(old)],
+            registered: [f.peer])
+        let appPeers = WatchKey.subtree("/pop/services/app/machines")
+        #expect(
+            core.rolloutsRead([app: rollout]) == [
+                .note(.rolloutTurnAwaited(app, new)), .addWatches([appPeers], purpose: .rolloutPeers([app])),
+            ])
+        #expect(core.watchesAdded(.rolloutPeers([app])) == [.readServices([app])])
+        #expect(core.servicesRead(read(spec, view), at: at(2)) == [.readRollouts([app])])
+        #expect(core.rolloutsRead([app: rollout]) == [.note(.rolloutTurnAwaited(app, new))])
+        // m0 runs the new signature: this machine's turn.
+        var done = rollout
+        done.records = [f.peer: peerRunning(new)]
+        #expect(
+            core.storeChanged(f.change(.dataChanged, "/pop/services/app/machines/m0/instance")) == [
+                .readServices([app])
+            ])
+        #expect(core.servicesRead(read(spec, view), at: at(3)) == [.readRollouts([app])])
+        #expect(
+            core.rolloutsRead([app: done]) == [
+                .dropWatches([appPeers]),
+                .launch(
+                    InstanceLaunch(
+                        desired: DesiredInstance(service: app, signature: new, restartGeneration: 0),
+                        restart: .configurationChanged(from: old, to: new), spec: spec, packages: [],
+                        relations: ["requires.db.port": "6380"]))
             ])
     }
 
