@@ -28,9 +28,9 @@ struct ServiceDetails: Encodable, Sendable {
     var options: [Option]
     var machines: [String]
     var maxParallel: Int?
-    /// Views whose data pop does not record yet; the page says so instead of showing an empty list.
+    /// The service's history; nil while pop records none (the page leaves the section out). Its lifecycle events
+    /// come as a stream of their own (`/api/services/NAME/events`).
     var history: [String]?
-    var events: [String]?
 
     init(service: VersionedService, placed: [MachineID], rollout: Rollout?) {
         let spec = service.spec
@@ -49,6 +49,5 @@ struct ServiceDetails: Encodable, Sendable {
         machines = placed.sorted().map(\.rawValue)
         maxParallel = rollout?.maxParallel
         history = nil
-        events = nil
     }
 }
