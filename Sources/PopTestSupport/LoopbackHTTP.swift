@@ -3,7 +3,7 @@ import Glibc
 #endif
 import Foundation
 
-/// A plain HTTP/1.0 GET on 127.0.0.1 and loopback port checks: just enough to see what a browser would see.
+/// A plain GET on 127.0.0.1 (through ``RawHTTP``) and loopback port checks: just enough to see what a browser would see.
 public enum LoopbackHTTP {
     /// What a GET returned.
     public struct Response: Sendable {
@@ -21,44 +21,8 @@ public enum LoopbackHTTP {
     /// `GET path` on 127.0.0.1:`port`, reading until the server closes the connection (at most `timeout` seconds per
     /// read), on a thread of its own so that no thread of the task pool blocks on the socket.
     public static func get(port: Int, path: String = "/", timeout: Int = 30) async throws -> Response {
-        try await withCheckedThrowingContinuation { continuation in
-            Thread.detachNewThread {
-                continuation.resume(with: Result { try blockingGet(port: port, path: path, timeout: timeout) })
-            }
-        }
-    }
-
-    private static func blockingGet(port: Int, path: String, timeout: Int) throws -> Response {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw Failure(description: "socket: \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
-        var limit = timeval(tv_sec: timeout, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
-        guard connect(fd, port: port) == 0 else {
-            throw Failure(description: "connect to 127.0.0.1:\(port): \(String(cString: strerror(errno)))")
-        }
-        let request = "GET \(path) HTTP/1.0\r\nHost: 127.0.0.1:\(port)\r\nConnection: close\r\n\r\n"
-        let sent = request.utf8CString.withUnsafeBufferPointer { send(fd, $0.baseAddress, $0.count - 1, 0) }
-        guard sent == request.utf8.count else { throw Failure(description: "send to 127.0.0.1:\(port) failed") }
-        var received: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let count = recv(fd, &buffer, buffer.count, 0)
-            if count < 0, errno == EINTR { continue }
-            guard count >= 0 else {
-                throw Failure(description: "recv from 127.0.0.1:\(port): \(String(cString: strerror(errno)))")
-            }
-            if count == 0 { break }
-            received += buffer[0..<count]
-        }
-        let text = String(decoding: received, as: UTF8.self)
-        let statusLine = text.prefix { $0 != "\r" && $0 != "\n" }.split(separator: " ")
-        guard statusLine.count >= 2, statusLine[0].hasPrefix("HTTP/"), let status = Int(statusLine[1]) else {
-            throw Failure(description: "127.0.0.1:\(port) did not answer HTTP: \(text.prefix(200))")
-        }
-        let body = text.range(of: "\r\n\r\n").map { String(text[$0.upperBound...]) } ?? ""
-        return Response(status: status, body: body)
+        let answer = try await RawHTTP.request(port: port, path: path, timeout: timeout)
+        return Response(status: answer.status, body: answer.body)
     }
 
     /// Whether something accepts TCP connections on 127.0.0.1:`port` now.

@@ -52,9 +52,10 @@ public final class ChildProcess: Sendable {
     ///
     /// - Parameter readyPipe: a pipe on the child's descriptor 3, read by ``readReadyLine()`` (`pop fg --ready-fd 3`).
     /// - Parameter workingDirectory: the folder the program starts in (this process's by default).
+    /// - Parameter stdin: a file the program reads as its standard input (/dev/null by default).
     public init(
-        _ argv: [String], environment: [String: String], stdout: Output = .discard, stderr: Output = .discard,
-        readyPipe: Bool = false, workingDirectory: String? = nil
+        _ argv: [String], environment: [String: String], stdin: URL? = nil, stdout: Output = .discard,
+        stderr: Output = .discard, readyPipe: Bool = false, workingDirectory: String? = nil
     ) throws {
         precondition(!argv.isEmpty, "a process needs an executable")
         if case .file(let url, _) = stdout { self.stdoutFile = url } else { self.stdoutFile = nil }
@@ -80,7 +81,7 @@ public final class ChildProcess: Sendable {
         var fileActions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&fileActions)
         defer { posix_spawn_file_actions_destroy(&fileActions) }
-        posix_spawn_file_actions_addopen(&fileActions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&fileActions, 0, stdin?.path ?? "/dev/null", O_RDONLY, 0)
         var linesPipe: [Int32] = [-1, -1]
         for (descriptor, output) in [(Int32(1), stdout), (2, stderr)] {
             switch output {

@@ -56,21 +56,24 @@ public struct CommandResult: Sendable, CustomStringConvertible {
 
 /// Runs commands to completion, their output collected through files (never pipes that could fill up).
 public enum CommandRunner {
-    /// Runs `argv` with exactly `environment` and waits for it, killing its process group after `timeout`; its output
-    /// goes through files in `scratch`. `shown` replaces argv in messages.
+    /// Runs `argv` with exactly `environment` and waits for it, killing its process group after `timeout`; its input
+    /// (`input`, or nothing) and output go through files in `scratch`. `shown` replaces argv in messages.
     public static func run(
         _ argv: [String], environment: [String: String], scratch: URL, timeout: Duration = .seconds(600),
-        shown: [String]? = nil, workingDirectory: String? = nil
+        shown: [String]? = nil, workingDirectory: String? = nil, input: String? = nil
     ) async throws -> CommandResult {
         let token = UUID().uuidString
         let stdoutFile = scratch.appendingPathComponent("out-\(token)")
         let stderrFile = scratch.appendingPathComponent("err-\(token)")
+        let stdinFile = input.map { _ in scratch.appendingPathComponent("in-\(token)") }
         defer {
             try? FileManager.default.removeItem(at: stdoutFile)
             try? FileManager.default.removeItem(at: stderrFile)
+            if let stdinFile { try? FileManager.default.removeItem(at: stdinFile) }
         }
+        if let input, let stdinFile { try Data(input.utf8).write(to: stdinFile) }
         let process = try ChildProcess(
-            argv, environment: environment, stdout: .file(stdoutFile), stderr: .file(stderrFile),
+            argv, environment: environment, stdin: stdinFile, stdout: .file(stdoutFile), stderr: .file(stderrFile),
             workingDirectory: workingDirectory)
         guard let status = await process.waitForExit(timeout: timeout) else {
             process.signalGroup(SIGKILL)

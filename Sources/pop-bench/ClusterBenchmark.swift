@@ -39,6 +39,10 @@ struct ClusterScaleBenchmark: AsyncParsableCommand {
         help: "Before measuring, deploy this many services to every machine and wait until they run; they stay deployed (warms ZooKeeper's JIT and the agents). 0 measures a cold cluster.")
     var warmupServices = 5
 
+    @Option(
+        help: "Before measuring, add this many more services, each placed on one machine (in turn) and waited for until it runs: the namespace's size for the server's watch count (`wchs`), which is printed after the run.")
+    var namespaceServices = 0
+
     func run() async throws {
         var options = Cluster.Options()
         options.machines = agents
@@ -84,8 +88,30 @@ struct ClusterScaleBenchmark: AsyncParsableCommand {
                     "warm-up: \(warmupServices) services × \(agents) machines running in \(Self.seconds(ContinuousClock.now - warmupStart)); they stay deployed (not measured)")
             }
 
+            if namespaceServices > 0 {
+                let namespaceStart = ContinuousClock.now
+                let names = (1...namespaceServices).map { "n\($0)" }
+                let watcher = try await InstanceWatcher.open(host: cluster.host, expected: namespaceServices) {
+                    $0.hasPrefix("/pop/services/n")
+                }
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for (index, name) in names.enumerated() {
+                        if index >= 8 { try await group.next() }
+                        let machine = cluster.machines[index % cluster.machines.count].id
+                        group.addTask {
+                            try await cluster.popOK(["add", name, "--template", "command", "--command", "sleep 100000"])
+                            try await cluster.popOK(["deploy", name, machine])
+                        }
+                    }
+                    try await group.waitForAll()
+                }
+                try await watcher.waitUntilAllRunning(timeout: .seconds(timeout))
+                await watcher.close()
+                print(
+                    "namespace: \(namespaceServices) more services, one machine each, running in \(Self.seconds(ContinuousClock.now - namespaceStart)) (not measured)")
+            }
             let watcher = try await InstanceWatcher.open(host: cluster.host, expected: total) {
-                !$0.hasPrefix("/pop/services/warmup")
+                $0.hasPrefix("/pop/services/s")
             }
             let before = await Self.zooKeeperPackets(cluster.ensemble)
             let zxidBefore = await Self.lastZxid(cluster.ensemble)
@@ -132,7 +158,25 @@ struct ClusterScaleBenchmark: AsyncParsableCommand {
                     format: "CPU from the first deploy command to all running: host %.2f s of %.2f s × %d cores; agents %.2f s (%.2f ms per instance), ZooKeeper members %.2f s, the rest (pop commands, the benchmark, instances starting, kernel) %.2f s",
                     host, Self.secondsValue(converged), ProcessInfo.processInfo.activeProcessorCount, agentCPU,
                     agentCPU * 1000 / Double(total), serverCPU, host - agentCPU - serverCPU))
+            let serviceCount = services + warmupServices + namespaceServices
+            let instances = total + agents * warmupServices + namespaceServices
+            let watches = await Self.serverWatches(cluster.ensemble)
+            print(
+                "server watches (`zk_watch_count` of `mntr`, summed over members) with \(serviceCount) services and \(instances) instances: \(watches) (\(String(format: "%.1f", Double(watches) / Double(max(agents, 1)))) per agent; \(String(format: "%.2f", Double(watches) / Double(max(instances, 1)))) per instance)")
         }
+    }
+
+    /// The server watches of every member (`zk_watch_count` in `mntr`, the total `wchs` prints), summed.
+    static func serverWatches(_ ensemble: ZooKeeperEnsemble) async -> Int {
+        var total = 0
+        for member in ensemble.members {
+            guard let answer = try? await member.fourLetterWord("mntr") else { continue }
+            for line in answer.split(separator: "\n") {
+                let fields = line.split(separator: "\t")
+                if fields.count == 2, fields[0] == "zk_watch_count", let value = Int(fields[1]) { total += value }
+            }
+        }
+        return total
     }
 
     /// The sum over members of `zk_packets_received` and `zk_packets_sent` (client packets) from `mntr`.

@@ -39,6 +39,38 @@ struct BackupTests {
         #expect(try await desiredState(back) == desiredState(embedded))
     }
 
+    @Test("a namespace of the layout before assignments is refused, and upgraded by dump and restore --force")
+    func upgradeFromLayoutOne() async throws {
+        let fixture = try await CLIFixture.make(.embedded)
+        _ = try await populate(fixture)
+        let upgraded = try await desiredState(fixture)
+        // What the release before assignments left: layout 1, no assignments.
+        try await fixture.withNamespace { namespace in
+            let store = namespace.store
+            var operations: [StoreOperation] = []
+            for machine in try await store.children("/pop/assignments") {
+                for service in try await store.children("/pop/assignments/\(machine)") {
+                    operations.append(.delete("/pop/assignments/\(machine)/\(service)"))
+                }
+                operations.append(.delete("/pop/assignments/\(machine)"))
+            }
+            operations += [.delete("/pop/assignments"), .set("/pop", data: Array(#"{"layout":1}"#.utf8))]
+            _ = try await store.multi(operations)
+        }
+        try await fixture.refuses(6, ["status"], mentioning: ["layout version 1", "pop restore --force"])
+        let backup = fixture.pop.scratch.appendingPathComponent("layout-1.json").path
+        let dumped = try await fixture.pop.ok("dump", "--json")
+        try Data(dumped.stdout.utf8).write(to: URL(fileURLWithPath: backup))
+        try await fixture.pop.ok("restore", "--force", backup)
+        // Every placement has its assignment again (with nothing announced yet), under layout 2.
+        let after = try await desiredState(fixture)
+        #expect(Set(after.keys) == Set(upgraded.keys))
+        let notAssignments = { (entry: (key: String, value: String)) in !entry.key.hasPrefix("/pop/assignments/") }
+        #expect(after.filter(notAssignments) == upgraded.filter(notAssignments))
+        #expect(upgraded["/pop/assignments/m1/web"] != nil && upgraded["/pop/assignments/m2/web"] != nil)
+        try await fixture.pop.ok("status")
+    }
+
     @Test("an existing namespace is replaced only with --force", arguments: StoreKind.allCases)
     func existingNamespace(kind: StoreKind) async throws {
         let source = try await CLIFixture.make(kind)

@@ -24,7 +24,7 @@ struct CommandTests {
             #expect(reset.stdout.contains("(reset)"))
             let dump = try await fixture.dump()
             #expect(!dump.contains("/pop/services/web"), "init --force keeps a service:\n\(dump)")
-            #expect(dump.contains("/pop  v0  {\"layout\":1}"), "\(dump)")
+            #expect(dump.contains("/pop  v0  {\"layout\":2}"), "\(dump)")
 
             let json = try await pop.ok("init", "--force", "--json")
             let object = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: String]

@@ -124,7 +124,7 @@ struct StoreFailureTests {
             _ = try await store.set("/pop", data: Array("{\"layout\":99}".utf8), version: nil)
             for arguments in commands {
                 let status: Int32 = arguments == ["init"] ? 4 : 6
-                let words = arguments == ["init"] ? ["already exists"] : ["layout version 99", "understands version 1"]
+                let words = arguments == ["init"] ? ["already exists"] : ["layout version 99", "understands version 2"]
                 try await fixture.refuses(status, arguments, mentioning: words)
             }
             _ = try await store.set("/pop", data: Array("hello".utf8), version: nil)

@@ -208,7 +208,7 @@ struct ClusterObservabilityTests {
                 }
                 let metrics = try await RawHTTP.get(host: machine.address, port: 7676, target: "/metrics", headers: ["Authorization": password])
                 #expect(metrics.status == 200, "\(machine.id): \(metrics)")
-                let check = try runProgram(["promtool", "check", "metrics"], input: metrics.body)
+                let check = try await runProgram(["promtool", "check", "metrics"], input: metrics.body)
                 #expect(check.status == 0, "\(machine.id): \(check.output)")
             }
 

@@ -1,6 +1,7 @@
 import Foundation
 import PopAgent
 import PopFleetClient
+import PopTestSupport
 import PopState
 import TestProcesses
 import Testing
@@ -123,7 +124,7 @@ struct EndpointTests {
                 host: "127.0.0.1", port: port(fixture.address), target: "/metrics", headers: ["Authorization": basic])
             #expect(response.status == 200)
             let text = response.body
-            let check = try runProgram(["promtool", "check", "metrics"], input: text)
+            let check = try await runProgram(["promtool", "check", "metrics"], input: text)
             #expect(check.status == 0, "promtool: \(check.output)\n\(text)")
             let samples = MetricSample.parse(text)
             func value(_ name: String, _ extra: [String: String] = [:], machineOnly: Bool = false) -> Double? {
@@ -166,7 +167,7 @@ struct EndpointTests {
         try await withTemporaryFolder { folder in
             let certificate = folder + "/cert.pem"
             let key = folder + "/key.pem"
-            let made = try runProgram([
+            let made = try await runProgram([
                 "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1",
                 "-subj", "/CN=pop-test", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", key, "-out", certificate,
             ])

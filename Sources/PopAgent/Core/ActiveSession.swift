@@ -74,13 +74,16 @@ struct ActiveSession: Hashable, Sendable {
         case watchingPeers(PendingChanges, tasks: Set<TaskKey>, adding: Set<WatchKey>)
         /// Reading task requests.
         case examiningTasks(PendingChanges)
+        /// Setting the watches of the task lists of services whose requests wait for other machines' answers.
+        case watchingTaskPeers(PendingChanges, adding: Set<WatchKey>)
 
         /// The changes the pass in flight works on.
         var changes: PendingChanges? {
             switch self {
             case .idle, .paused: nil
             case .listing(let changes), .watchingServices(let changes, _, _, _), .reading(let changes, _),
-                .gating(let changes, _, _, _), .watchingPeers(let changes, _, _), .examiningTasks(let changes):
+                .gating(let changes, _, _, _), .watchingPeers(let changes, _, _), .examiningTasks(let changes),
+                .watchingTaskPeers(let changes, _):
                 changes
             }
         }

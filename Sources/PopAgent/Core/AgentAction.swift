@@ -75,6 +75,9 @@ enum WatchPurpose: Hashable, Sendable {
     case services
     /// The placements of services whose restart waits for its turn; they are read again next.
     case rolloutPeers(Set<ServiceName>)
+    /// The task lists of services whose requests wait for other machines' answers; those requests are looked at
+    /// again next.
+    case taskPeers(Set<TaskKey>)
 }
 
 /// A start or restart the planner asked for, with what the driver needs to carry it out.

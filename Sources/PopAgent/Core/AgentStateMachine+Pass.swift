@@ -35,7 +35,9 @@ extension AgentStateMachine {
             }
             session = .modifying
             active.pending.services.formUnion(rolloutWakeups(event))
-            switch StoreChange.classify(event, servicesPath: paths.services, machine: machine) {
+            switch StoreChange.classify(
+                event, servicesPath: paths.services, assignmentsPath: paths.assignments(machine), machine: machine)
+            {
             case .instanceRecord(let service)?:
                 recordDeleted(service, in: &active)
             case let change?:
@@ -64,13 +66,11 @@ extension AgentStateMachine {
         return rolloutWaits.contains(service) ? [service] : []
     }
 
-    /// The watches that follow one service for this machine: its spec, its packages, this machine's placement with
-    /// this machine's instance record below it, and its task requests with their results.
+    /// The watches that follow one service placed on this machine: its spec, and this machine's placement with this
+    /// machine's instance record below it. New task requests and recorded packages are announced by this machine's
+    /// assignment of the service (one subtree watch for all of them, set with the session's base watches).
     func serviceWatches(_ name: ServiceName) -> [WatchKey] {
-        [
-            .node(paths.service(name)), .node(paths.packages(name)), .subtree(paths.placement(name, machine)),
-            .subtree(paths.tasks(name)),
-        ]
+        [.node(paths.service(name)), .subtree(paths.placement(name, machine))]
     }
 
     // MARK: The pass

@@ -6,7 +6,7 @@ extension AgentStateMachine {
     /// The task requests of the pass are read: answer those for this machine that have no answer from it yet, each
     /// when its turn comes (``TaskGate``) and its instance is not installing. The pass ends here.
     mutating func tasksRead(_ views: [TaskKey: TaskView], at now: Date) -> [AgentAction] {
-        guard case .registered(var active) = session, case .examiningTasks = active.pass else {
+        guard case .registered(var active) = session, case .examiningTasks(let changes) = active.pass else {
             return unexpected("tasksRead")
         }
         session = .modifying
@@ -15,8 +15,36 @@ extension AgentStateMachine {
             actions += examine(key, views[key]!, at: now)
         }
         active.pass = .idle
+        actions += followTaskPeers(changes, in: &active)
         session = .registered(active)
         return actions + proceed()
+    }
+
+    /// Only while a request waits for other machines' answers does an agent follow a service's task list (its
+    /// assignment announces new requests): the watches of services with no waiting request go, and those of services
+    /// with one are set, after which the waiting requests are looked at again.
+    func followTaskPeers(_ changes: PendingChanges, in active: inout ActiveSession) -> [AgentAction] {
+        guard !active.followsWholeNamespace else { return [] }
+        var waiting: Set<TaskKey> = []
+        for (service, entry) in services {
+            for (id, progress) in entry.tasks where progress == .waiting {
+                waiting.insert(TaskKey(service: service, id: id))
+            }
+        }
+        let wanted = Set(waiting.map { WatchKey.subtree(paths.tasks($0.service)) })
+        var actions: [AgentAction] = []
+        let dropped = active.watches.filter { $0.subtree && $0.path.hasSuffix("/tasks") && !wanted.contains($0) }
+        if !dropped.isEmpty {
+            active.watches.subtract(dropped)
+            actions.append(.dropWatches(dropped))
+        }
+        let adding = wanted.subtracting(active.watches)
+        if !adding.isEmpty {
+            let followed = Set(adding.map(\.path))
+            active.pass = .watchingTaskPeers(changes, adding: adding)
+            actions.append(.addWatches(adding, purpose: .taskPeers(waiting.filter { followed.contains(paths.tasks($0.service)) })))
+        }
+        return actions
     }
 
     /// The decision about one request.

@@ -130,7 +130,8 @@ struct AgentStateMachine: Sendable {
         let whole = configuration.followsWholeNamespace ?? isMachineLocal
         let watches: Set<WatchKey> =
             whole
-            ? [.subtree(paths.root)] : [.node(paths.services), .node(paths.machines), .node(paths.machine(machine))]
+            ? [.subtree(paths.root)]
+            : [.subtree(paths.assignments(machine)), .node(paths.machines), .node(paths.machine(machine))]
         session = .settingUp(SessionSetup(followsWholeNamespace: whole, watches: watches, step: .watching))
         return [.addWatches(watches, purpose: .base)]
     }
@@ -164,6 +165,16 @@ struct AgentStateMachine: Sendable {
             let actions = examineTasks(tasks, changes: changes, in: &active)
             session = .registered(active)
             return actions + proceed()
+        case .taskPeers(let waiting):
+            guard case .registered(var active) = session, case .watchingTaskPeers(_, let adding) = active.pass
+            else { break }
+            session = .modifying
+            active.watches.formUnion(adding)
+            // Their peers may have answered before the watches were set: look at the requests again.
+            for key in waiting { active.pending.tasks[key.service, default: []].insert(key.id.rawValue) }
+            active.pass = .idle
+            session = .registered(active)
+            return proceed()
         }
         return unexpected("watchesAdded(\(purpose))")
     }
@@ -394,6 +405,7 @@ extension ActiveSession.Pass {
         case .gating: "gating rollouts"
         case .watchingPeers: "watching rollout peers"
         case .examiningTasks: "examining tasks"
+        case .watchingTaskPeers: "watching the answers to waiting task requests"
         }
     }
 }

@@ -73,7 +73,8 @@ struct SessionHandle: Sendable {
     /// The names of the service nodes.
     func listServices() async -> AgentEvent {
         do {
-            return .servicesListed(try await store.children(paths.services))
+            let listing = try await store.read([.children(paths.assignments(machine))])
+            return .servicesListed(try listing[0].childrenIfExists() ?? [])
         } catch {
             return .passFailed(error)
         }

@@ -29,10 +29,23 @@ public enum StoreChange: Hashable, Sendable {
     }
 
     /// Classifies an event of the agent's watches (see ``SessionWatches``) at or below `servicesPath` (such as
-    /// `/pop/services`) for `machine`; `nil` when it does not concern this machine (another machine's placement or
-    /// instance, this machine's own record being written, a malformed name).
-    public static func classify(_ event: NodeEvent, servicesPath: String, machine: MachineID) -> StoreChange? {
+    /// `/pop/services`) or this machine's `assignmentsPath` (such as `/pop/assignments/m1`) for `machine`; `nil`
+    /// when it does not concern this machine (another machine's placement or instance, this machine's own record
+    /// being written, a malformed name).
+    public static func classify(
+        _ event: NodeEvent, servicesPath: String, assignmentsPath: String, machine: MachineID
+    ) -> StoreChange? {
         let path = event.path
+        if path == assignmentsPath { return event.kind == .dataChanged ? nil : .serviceList }
+        if path.hasPrefix(assignmentsPath + "/") {
+            let rest = path.dropFirst(assignmentsPath.count + 1)
+            guard !rest.contains("/"), let service = try? ServiceName(String(rest)) else { return nil }
+            switch event.kind {
+            case .created, .deleted: return .serviceList  // placed here, or taken off: list the assignments again
+            case .dataChanged: return .service(service)  // announced: a task request, recorded packages
+            case .childrenChanged: return nil
+            }
+        }
         if path == servicesPath {
             switch event.kind {
             case .childrenChanged: return .serviceList

@@ -23,6 +23,14 @@ public struct NamespacePaths: Hashable, Sendable {
     public func facts(_ id: MachineID) -> String { facts + "/" + id.rawValue }
     /// `<root>/election`: the scheduler election's ephemeral sequential candidates (`candidate-<seq>`).
     public var election: String { under("election") }
+    /// `<root>/assignments`: per machine, what is placed on it (see ``Assignment``).
+    public var assignments: String { under("assignments") }
+    /// `<root>/assignments/<id>`: the services placed on the machine; its agent follows this subtree.
+    public func assignments(_ machine: MachineID) -> String { assignments + "/" + machine.rawValue }
+    /// `<root>/assignments/<id>/<name>`: the ``Assignment`` of a service placed on the machine.
+    public func assignment(_ machine: MachineID, _ name: ServiceName) -> String {
+        assignments(machine) + "/" + name.rawValue
+    }
     /// `<root>/services`.
     public var services: String { under("services") }
     /// `<root>/services/<name>`: the ``ServiceSpec``; its node version is the configuration version.

@@ -161,23 +161,39 @@ extension PopNamespace {
                 operations.append(.create(path, data: data))
             }
         }
+        // Each change is a group of operations kept in one multi-operation: a placement with its assignment and
+        // the placements folder's version; an unplace with its instance record.
+        var groups: [[StoreOperation]] = operations.map { [$0] }
+        var placedOn: [MachineID] = []
+        var unplaced: [String] = []
+        for change in plan.changes {
+            switch change {
+            case .place(_, let machine, _): placedOn.append(machine)
+            case .unplace(let service, let machine, _): unplaced.append(paths.assignment(machine, service))
+            }
+        }
+        try await ensureAssignmentFolders(placedOn)
+        var assignedNow: Set<String> = []
+        for (path, node) in zip(unplaced, try await store.read(unplaced.map { .get($0) }))
+        where try node.nodeIfExists() != nil {
+            assignedNow.insert(path)
+        }
         for change in plan.changes {
             switch change {
             case .place(let service, let machine, let placement):
-                let path = paths.placement(service, machine)
-                operations.append(.create(path, data: try encode(placement, at: path)))
+                groups.append(try placeOperations(service, on: machine, placement))
             case .unplace(let service, let machine, let hasInstance):
-                if hasInstance { operations.append(.delete(paths.instance(service, machine))) }
-                operations.append(.delete(paths.placement(service, machine)))
+                groups.append(
+                    unplaceOperations(
+                        service, on: machine, hasInstance: hasInstance,
+                        hasAssignment: assignedNow.contains(paths.assignment(machine, service))))
             }
         }
-        // Batches small enough for one ZooKeeper request; an unplace's two deletes stay together.
+        // Batches small enough for one ZooKeeper request.
         var batch: [StoreOperation] = []
-        for (index, operation) in operations.enumerated() {
-            batch.append(operation)
-            let splitsPair: Bool
-            if case .delete(let path, _) = operation, path.hasSuffix("/instance") { splitsPair = true } else { splitsPair = false }
-            if (batch.count >= 500 && !splitsPair) || index == operations.count - 1 {
+        for (index, group) in groups.enumerated() {
+            batch += group
+            if batch.count >= 500 || index == groups.count - 1 {
                 _ = try await store.multi((fence.map { [StoreOperation.check($0)] } ?? []) + batch)
                 batch = []
             }

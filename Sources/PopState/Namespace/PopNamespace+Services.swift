@@ -75,7 +75,15 @@ extension PopNamespace {
     public func removeService(_ name: ServiceName) async throws {
         try await checkLayout()
         do {
-            try await deleteSubtree(paths.service(name))
+            // The assignments of its placements go in the same multi-operation.
+            try await deleteSubtree(paths.service(name)) { nodes in
+                let folder = paths.placements(name) + "/"
+                let machines = nodes.compactMap { path -> MachineID? in
+                    guard path.hasPrefix(folder), !path.dropFirst(folder.count).contains("/") else { return nil }
+                    return try? MachineID(String(path.dropFirst(folder.count)))
+                }
+                return try await assigned(name, on: machines).sorted().map { paths.assignment($0, name) }
+            }
         } catch let error as PopError where error.code == .notFound {
             throw await explainMissing(error, service: name)
         }
@@ -87,7 +95,6 @@ extension PopNamespace {
     @discardableResult
     public func deploy(_ name: ServiceName, machines: [MachineID], now: Date = Date()) async throws -> [MachineID] {
         try await checkLayout()
-        let data = try encode(Placement(deployed: now), at: paths.placements(name))
         if let (policy, _) = try await schedulingPolicy(name) {
             throw PopError(
                 .conflict,
@@ -99,9 +106,13 @@ extension PopNamespace {
             let placed = try await placements(name)
             let new = Array(Set(machines).subtracting(placed.keys)).sorted()
             guard !new.isEmpty else { return [] }
+            try await ensureAssignmentFolders(new)
             do {
-                _ = try await store.multi(
-                    [.check(paths.service(name))] + new.map { .create(paths.placement(name, $0), data: data) })
+                var operations: [StoreOperation] = [.check(paths.service(name))]
+                for machine in new {
+                    operations += try placeOperations(name, on: machine, Placement(deployed: now))
+                }
+                _ = try await store.multi(operations)
                 return new
             } catch let error as PopError where error.code == .conflict && attempt < 8 {
                 continue  // Someone placed one of them meanwhile; read again.
@@ -121,10 +132,12 @@ extension PopNamespace {
             let removed = Set(machines).intersection(placed.keys).sorted()
             guard !removed.isEmpty else { return [] }
             let instances = try await store.read(removed.map { .get(paths.instance(name, $0)) })
+            let assigned = try await assigned(name, on: removed)
             var operations: [StoreOperation] = []
             for (machine, instance) in zip(removed, instances) {
-                if try instance.nodeIfExists() != nil { operations.append(.delete(paths.instance(name, machine))) }
-                operations.append(.delete(paths.placement(name, machine)))
+                operations += unplaceOperations(
+                    name, on: machine, hasInstance: try instance.nodeIfExists() != nil,
+                    hasAssignment: assigned.contains(machine))
             }
             do {
                 _ = try await store.multi(operations)
@@ -216,9 +229,15 @@ extension PopNamespace {
                 throw await explainMissing(error, service: name)
             }
             var list = try decode([String].self, node)
+            let before = list.count
             for package in packages where !list.contains(package) { list.append(package) }
+            guard list.count > before else { return list }
             do {
-                _ = try await store.set(path, data: try encode(list, at: path), version: node.stat.version)
+                // The machines of the service learn of the new list through their assignments.
+                let version = node.stat.version
+                let announced = try await announcements(name) { $0.packagesVersion = version + 1 }
+                _ = try await store.multi(
+                    [.set(path, data: try encode(list, at: path), version: version)] + announced)
                 return list
             } catch let error as PopError where error.code == .conflict {
                 continue  // Another install raced us; merge again.

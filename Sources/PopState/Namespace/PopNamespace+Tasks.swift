@@ -4,12 +4,24 @@ extension PopNamespace {
         try Self.validate(request)
         try await checkLayout()
         let prefix = paths.tasks(name) + "/task-"
-        do {
-            let path = try await store.create(prefix, data: try encode(request, at: prefix), mode: .persistentSequential)
-            return try TaskID(NodePath.name(path))
-        } catch let error as PopError {
-            throw await explainMissing(error, service: name)
+        let data = try encode(request, at: prefix)
+        for attempt in 1...8 {
+            do {
+                // The machines of the service learn of the request through their assignments.
+                let announced = try await announcements(name) { $0.taskRequests += 1 }
+                let results = try await store.multi(
+                    [.create(prefix, data: data, mode: .persistentSequential)] + announced)
+                guard case .created(let path)? = results.first else {
+                    throw PopError(.corruptState, "The store did not say where it created the task request.", path: prefix)
+                }
+                return try TaskID(NodePath.name(path))
+            } catch let error as PopError where error.code == .conflict && error.operationIndex != 0 && attempt < 8 {
+                continue  // The service was placed, moved or announced to meanwhile; read again.
+            } catch let error as PopError {
+                throw await explainMissing(error, service: name)
+            }
         }
+        throw PopError(.conflict, "The service '\(name)' kept changing while the task was being requested.", hint: "Try again.")
     }
 
     /// The service's task ids, oldest first.

@@ -8,8 +8,16 @@ import Synchronization
 /// `.corruptState` naming the node; a namespace written by an incompatible layout is `.corruptState`, and a missing
 /// one is `.notInitialized`.
 public struct PopNamespace: Sendable {
-    /// The layout version this code writes, stored in the root node as `{"layout":1}`.
-    public static let layoutVersion = 1
+    /// The layout version this code writes, stored in the root node as `{"layout":2}`.
+    ///
+    /// Version 2 added `assignments` (``Assignment``), which agents follow instead of every service. A namespace of
+    /// version 1 is refused with the way to upgrade it: `pop dump --json` and `pop restore`, which writes the
+    /// assignments of every placement (``layoutVersionsRestored``).
+    public static let layoutVersion = 2
+
+    /// The layout versions `pop restore` accepts in a backup: the current one, and version 1, whose assignments it
+    /// derives from the placements.
+    public static let layoutVersionsRestored = [1, 2]
 
     /// The store.
     public let store: any CoordinationStore
@@ -53,6 +61,7 @@ public struct PopNamespace: Sendable {
             .create(paths.services, data: []),
             .create(paths.endpointKey, data: EndpointKey.generate().nodeData),
             .create(paths.facts, data: []),
+            .create(paths.assignments, data: []),
         ])
         layoutChecked.set()
     }
@@ -97,6 +106,13 @@ public struct PopNamespace: Sendable {
                 "The namespace root \(prefix) in the \(store) does not hold a pop layout version; it was not written by pop, or is damaged.",
                 hint: "Use another --prefix, or `pop init --force` to reset it.", path: prefix)
         }
+        if layout.layout == 1 {
+            throw PopError(
+                .corruptState,
+                "The namespace \(prefix) in the \(store) uses layout version 1, without the per-machine assignments this pop's agents follow (version \(Self.layoutVersion)).",
+                hint: "Stop its agents, then upgrade it in place: `pop dump --json > backup.json` and `pop restore --force backup.json` (with this pop); then start the agents of this release.",
+                path: prefix)
+        }
         guard layout.layout == Self.layoutVersion else {
             throw PopError(
                 .corruptState,
@@ -114,7 +130,12 @@ public struct PopNamespace: Sendable {
     // MARK: Helpers
 
     /// Deletes a node and everything below it in one multi-operation, retrying when someone races in a new child.
-    func deleteSubtree(_ path: String, attempts: Int = 8) async throws {
+    ///
+    /// `also` names further nodes (outside the subtree, without children) to delete in the same multi-operation,
+    /// given the subtree's nodes.
+    func deleteSubtree(
+        _ path: String, attempts: Int = 8, also: (([String]) async throws -> [String])? = nil
+    ) async throws {
         for attempt in 1...attempts {
             var nodes: [String] = []
             var level = [path]
@@ -129,7 +150,8 @@ public struct PopNamespace: Sendable {
             }
             do {
                 // Deepest first, so each node is empty when it is deleted.
-                _ = try await store.multi(nodes.reversed().map { .delete($0) })
+                let others = try await also?(nodes) ?? []
+                _ = try await store.multi(nodes.reversed().map { .delete($0) } + others.map { .delete($0) })
                 return
             } catch let error as PopError where error.code == .conflict || error.code == .notFound {
                 if error.code == .notFound, error.operationIndex == nodes.count - 1 {

@@ -130,6 +130,8 @@ struct RestorePlan: Sendable {
         var skipped = 0
         var services: Set<ServiceName> = []
         var placements = 0
+        var assigned: [(MachineID, String)] = []
+        var backedUp: [[String]: [UInt8]] = [:]
         for node in report.nodes {
             try Self.check(file, NodePath.validate(node.path))
             let relative: [String]
@@ -151,6 +153,13 @@ struct RestorePlan: Sendable {
                 try Self.checkLayout(data, file: file, root: root)
             case 1 where relative[0] == "machines" || relative[0] == "services" || relative[0] == "facts":
                 break
+            case 3 where relative[0] == "assignments":
+                // Kept for the placement it belongs to, if the backup has it (written below).
+                _ = try Self.decode(Assignment.self, data, node.path, file)
+                backedUp[relative] = data
+                continue
+            case 1...2 where relative[0] == "assignments":
+                continue  // Derived from the placements below, so they always agree.
             case 1 where relative[0] == "endpoint-key":
                 // The target keeps its own key (pop dump leaves it out).
                 skipped += 1
@@ -180,9 +189,10 @@ struct RestorePlan: Sendable {
             case 3 where relative[0] == "services" && relative[2] == "scheduling":
                 _ = try Self.decode(SchedulingPolicy.self, data, node.path, file)
             case 4 where relative[0] == "services" && relative[2] == "machines":
-                _ = try Self.check(file, MachineID(relative[3]))
+                let machine = try Self.check(file, MachineID(relative[3]))
                 _ = try Self.decode(Placement.self, data, node.path, file)
                 placements += 1
+                assigned.append((machine, relative[1]))
             case 5 where relative[0] == "services" && relative[2] == "machines" && relative[4] == "instance":
                 skipped += 1
                 continue
@@ -212,6 +222,16 @@ struct RestorePlan: Sendable {
         for relative in byRelative.keys where relative.count >= 3 && relative[0] == "services" && !services.contains(where: { $0.rawValue == relative[1] }) {
             throw Self.invalid(
                 file, "its node \(NodePath.join(root, relative.joined(separator: "/"))) belongs to no service in the backup")
+        }
+        // The root records the layout written (a backup of layout 1 is upgraded), and every placement gets its
+        // machine's assignment: the backup's, or a new one.
+        byRelative[[]] = Array(#"{"layout":\#(PopNamespace.layoutVersion)}"#.utf8)
+        byRelative[["assignments"]] = []
+        let assignment = Array(#"{"packagesVersion":0,"taskRequests":0}"#.utf8)
+        for (machine, service) in assigned {
+            byRelative[["assignments", machine.rawValue]] = []
+            let relative = ["assignments", machine.rawValue, service]
+            byRelative[relative] = backedUp[relative] ?? assignment
         }
         let ordered = byRelative.sorted { lhs, rhs in
             lhs.key.count != rhs.key.count ? lhs.key.count < rhs.key.count : lhs.key.lexicographicallyPrecedes(rhs.key)
@@ -290,9 +310,9 @@ struct RestorePlan: Sendable {
             throw invalid(
                 file, "its root \(root) holds no pop layout version, so it is not a backup of a pop namespace (dump the namespace root: `pop dump --json` without a PATH)")
         }
-        guard layout.layout == PopNamespace.layoutVersion else {
+        guard PopNamespace.layoutVersionsRestored.contains(layout.layout) else {
             throw invalid(
-                file, "it holds layout version \(layout.layout); this pop restores layout version \(PopNamespace.layoutVersion)")
+                file, "it holds layout version \(layout.layout); this pop restores layout versions \(PopNamespace.layoutVersionsRestored.map(String.init).joined(separator: " and "))")
         }
     }
 

@@ -17,7 +17,8 @@ import Testing
         #expect(core.start() == [.openSession])
         #expect(
             core.sessionOpened(isMachineLocal: false) == [
-                .addWatches([.node("/pop/services"), .node("/pop/machines"), .node("/pop/machines/m1")], purpose: .base)
+                .addWatches(
+                    [.subtree("/pop/assignments/m1"), .node("/pop/machines"), .node("/pop/machines/m1")], purpose: .base)
             ])
         #expect(core.watchesAdded(.base) == [.registerMachine])
         #expect(core.machineRegistered(f.record) == [.reportReady(f.record), .listServices])
@@ -42,6 +43,33 @@ import Testing
         #expect(core.servicesRead([f.web: f.notPlaced(web)], at: f.now) == [])
         #expect(core.storeChanged(f.change(.created, "/pop/services/web/machines/m1")) == [.readServices([f.web])])
         #expect(core.servicesRead([f.web: f.placed(web)], at: f.now) == [f.start(web)])
+    }
+
+    @Test func aServicePlacedHereIsFollowedThroughThisMachinesAssignments() {
+        var core = f.core()
+        let web = f.spec(f.web)
+        #expect(f.registered(&core) == [])
+        // The assignment appears with the placement: list them, follow the new service (watch first), then read it.
+        #expect(core.storeChanged(f.change(.created, "/pop/assignments/m1/web")) == [.listServices])
+        #expect(core.servicesListed(["web"]) == [.addWatches(f.watches(of: f.web), purpose: .services)])
+        #expect(core.watchesAdded(.services) == [.readServices([f.web])])
+        #expect(core.servicesRead([f.web: f.placed(web)], at: f.now) == [f.start(web)])
+        #expect(core.instanceLaunched(f.web, generation: 0) == [])
+        let running = f.status(web)
+        #expect(core.supervisorReported(.changed(running)) == [.publish([f.web: .create(running.record(machine: f.me))])])
+        #expect(core.recordsPublished([f.web: .written], failure: nil) == [])
+        // Another machine's assignment, or a write at an unknown place below this machine's, is nothing to it.
+        #expect(core.storeChanged(f.change(.created, "/pop/assignments/m0/web")) == [])
+        #expect(core.storeChanged(f.change(.created, "/pop/assignments/m1/web/x")) == [])
+        // A set of the assignment announces a task request: the service is read again, and the request looked at.
+        let key = TaskKey(service: f.web, id: try! TaskID("task-0000000001"))
+        #expect(core.storeChanged(f.change(.dataChanged, "/pop/assignments/m1/web")) == [.readServices([f.web])])
+        #expect(core.servicesRead([f.web: f.placed(web, tasks: ["task-0000000001"])], at: f.now) == [.readTasks([key])])
+        #expect(core.tasksRead([key: .request(request(machines: [f.peer]), results: [:])], at: f.now) == [])
+        // The assignment goes with the placement: the service's watches go, and its instance stops.
+        #expect(core.storeChanged(f.change(.deleted, "/pop/assignments/m1/web")) == [.listServices])
+        #expect(core.servicesListed([]) == [.dropWatches(f.watches(of: f.web)), .readServices([f.web])])
+        #expect(core.servicesRead([f.web: f.notPlaced(web)], at: f.now) == [.remove(f.web)])
     }
 
     @Test func aBurstOfChangesCostsOnePass() {
@@ -563,6 +591,15 @@ import Testing
         let request = request(machines: [f.peer, f.me], maxParallel: 1)
         _ = core.storeChanged(f.change(.created, "/pop/services/web/tasks/task-0000000001"))
         _ = core.servicesRead([f.web: f.placed(web, tasks: ["task-0000000001"])], at: f.now)
+        // While it waits, the agent follows the service's task list (then looks at the request again, in case m0
+        // answered before the watch was set).
+        let taskList = WatchKey.subtree("/pop/services/web/tasks")
+        #expect(
+            core.tasksRead([key: .request(request, results: [:])], at: f.now) == [
+                .note(.taskWaits(key, unfinishedBefore: 1)), .addWatches([taskList], purpose: .taskPeers([key])),
+            ])
+        #expect(core.watchesAdded(.taskPeers([key])) == [.readServices([f.web])])
+        #expect(core.servicesRead([f.web: f.placed(web, tasks: ["task-0000000001"])], at: f.now) == [.readTasks([key])])
         #expect(
             core.tasksRead([key: .request(request, results: [:])], at: f.now) == [
                 .note(.taskWaits(key, unfinishedBefore: 1))
@@ -581,7 +618,7 @@ import Testing
         let placed = PlacedService(spec: web, signature: web.signature, packages: [], restartGeneration: 0)
         #expect(
             core.tasksRead([key: .request(request, results: [f.peer: .succeeded])], at: f.now) == [
-                .runTask(TaskLaunch(key: key, request: request, service: placed))
+                .runTask(TaskLaunch(key: key, request: request, service: placed)), .dropWatches([taskList]),
             ])
     }
 

@@ -89,10 +89,7 @@ struct CoreFixture {
 
     /// The watches a service gets when it is first listed.
     func watches(of name: ServiceName) -> Set<WatchKey> {
-        [
-            .node("/pop/services/\(name)"), .node("/pop/services/\(name)/packages"),
-            .subtree("/pop/services/\(name)/machines/m1"), .subtree("/pop/services/\(name)/tasks"),
-        ]
+        [.node("/pop/services/\(name)"), .subtree("/pop/services/\(name)/machines/m1")]
     }
 
     /// A store change.

@@ -22,11 +22,18 @@ import Testing
                 let events = try await fixture.store.watchSubtree(fixture.namespace.paths.services)
                 let clock = ContinuousClock()
                 let start = clock.now
+                let assignments = fixture.namespace.paths.assignments(fixture.machine)
+                _ = try await fixture.store.create(assignments, data: [], mode: .persistent)
                 _ = try await fixture.store.multi(
-                    specs.map {
-                        .create(
-                            fixture.namespace.paths.placement($0.name, fixture.machine),
-                            data: Array(try! PopJSON.canonicalEncoder().encode(Placement(deployed: Date()))))
+                    specs.flatMap { spec -> [StoreOperation] in
+                        [
+                            .create(
+                                fixture.namespace.paths.placement(spec.name, fixture.machine),
+                                data: Array(try! PopJSON.canonicalEncoder().encode(Placement(deployed: Date())))),
+                            .create(
+                                fixture.namespace.paths.assignment(fixture.machine, spec.name),
+                                data: Array(try! PopJSON.canonicalEncoder().encode(Assignment()))),
+                        ]
                     })
                 // Follow the records through the watch, reading only the record each event names.
                 let paths = fixture.namespace.paths

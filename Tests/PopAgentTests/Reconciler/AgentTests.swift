@@ -36,11 +36,11 @@ import Testing
                 let web = try ServiceName("web")
                 let other = try ServiceName("other")
                 let elsewhere = try MachineID("elsewhere")
+                // This machine's assignments, and for the one service placed here its spec and this machine's
+                // placement: nothing of `other`, placed elsewhere.
                 let expected: Set<String> = [
-                    paths.services, paths.machines, paths.machine(me),
-                    paths.service(web), paths.packages(web), paths.placement(web, me) + "/**", paths.tasks(web) + "/**",
-                    paths.service(other), paths.packages(other), paths.placement(other, me) + "/**",
-                    paths.tasks(other) + "/**",
+                    paths.assignments(me) + "/**", paths.machines, paths.machine(me),
+                    paths.service(web), paths.placement(web, me) + "/**",
                 ]
                 // Observed from before the deploys, so that no event of the agent's own slips by unseen.
                 let observations = agent.observations()
@@ -71,28 +71,32 @@ import Testing
                     !followed.contains { $0.hasSuffix("/**") && !$0.hasSuffix("/tasks/**") && !$0.hasSuffix("/\(me)/**") })
                 #expect(!followed.contains { $0.contains(elsewhere.rawValue) })
 
-                // Another machine's record changes reach no watch of this agent: the change of web's packages made
-                // after them is the first event it sees (a watch delivers in order).
+                // Another machine's record changes, and changes of a service placed elsewhere, reach no watch of this
+                // agent: web's packages recorded after them, announced through this machine's assignment, are the
+                // first event it sees (a watch delivers in order).
                 let before = agent.storeEventsSeen
                 _ = try await fixture.store.create(paths.instance(other, elsewhere), data: [], mode: .persistent)
                 _ = try await fixture.store.set(paths.instance(other, elsewhere), data: [1], version: nil)
                 try await fixture.store.delete(paths.instance(other, elsewhere), version: nil)
-                _ = try await fixture.store.set(paths.packages(web), data: Array("[]".utf8), version: nil)
+                _ = try await fixture.store.set(paths.service(other), data: try fixture.store.get(paths.service(other)).data, version: nil)
+                _ = try await fixture.namespace.appendPackages(other, ["lxml"])
+                _ = try await fixture.namespace.createTask(other, TaskRequest(task: "show", arguments: [], machines: [elsewhere], created: Date(), timeoutMilliseconds: 60_000))
+                _ = try await fixture.namespace.appendPackages(web, ["lxml"])
                 let seenFirst = try await AgentFixture.next(in: observations, "the packages change") {
-                    if case .storeEvent(let event) = $0 { return event.path == paths.packages(web) }
+                    if case .storeEvent(let event) = $0 { return event.path == paths.assignment(me, web) }
                     return false
                 }
                 #expect(seenFirst.filter { if case .storeEvent = $0 { true } else { false } }.isEmpty, "\(seenFirst)")
                 #expect(agent.storeEventsSeen == before + 1, "only web's packages change reached the agent")
 
                 // A removed service is no longer followed.
-                _ = try await fixture.observe(agent, "other no longer followed") {
-                    if case .followed(let followed) = $0 { return !followed.contains(paths.service(other)) }
+                _ = try await fixture.observe(agent, "web no longer followed") {
+                    if case .followed(let followed) = $0 { return !followed.contains(paths.service(web)) }
                     return false
                 } then: {
-                    try await fixture.namespace.removeService(other)
+                    try await fixture.namespace.removeService(web)
                 }
-                #expect(Set(agent.followedPaths) == expected.filter { !$0.hasPrefix(paths.service(other)) })
+                #expect(Set(agent.followedPaths) == expected.filter { !$0.hasPrefix(paths.service(web)) })
             }
         }
     }
@@ -139,6 +143,7 @@ import Testing
             try await fixture.store.delete(fixture.namespace.paths.services, version: nil)
             try? await fixture.store.delete(fixture.namespace.paths.endpointKey, version: nil)
             try await fixture.store.delete(fixture.namespace.paths.facts, version: nil)
+            try await fixture.store.delete(fixture.namespace.paths.assignments, version: nil)
             try await fixture.store.delete(fixture.namespace.prefix, version: nil)
             let agent = try fixture.makeAgent()
             await #expect {

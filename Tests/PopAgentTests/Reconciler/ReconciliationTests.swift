@@ -79,7 +79,8 @@ import Testing
     @Test func classifiesEvents() throws {
         let web = try ServiceName("web")
         func classify(_ path: String, _ kind: NodeEvent.Kind = .dataChanged) -> StoreChange? {
-            StoreChange.classify(NodeEvent(kind, path: path), servicesPath: services, machine: me)
+            StoreChange.classify(
+                NodeEvent(kind, path: path), servicesPath: services, assignmentsPath: "/pop/assignments/m1", machine: me)
         }
         #expect(classify("/pop/services", .childrenChanged) == .serviceList)
         #expect(classify("/pop/services", .created) == .everything)
@@ -104,6 +105,14 @@ import Testing
         #expect(classify("/pop/services/web/tasks/task-0000000001/m2", .created) == .task(web, "task-0000000001"))
         #expect(classify("/pop/services/Bad_Name") == nil)
         #expect(classify("/pop/machines/m1") == nil)
+        // This machine's assignments: one appearing or going is a change of what is placed here; a set announces
+        // something about the service. Another machine's assignments never reach this agent.
+        #expect(classify("/pop/assignments/m1/web", .created) == .serviceList)
+        #expect(classify("/pop/assignments/m1/web", .deleted) == .serviceList)
+        #expect(classify("/pop/assignments/m1/web") == .service(web))
+        #expect(classify("/pop/assignments/m1", .created) == .serviceList)
+        #expect(classify("/pop/assignments/m1/Bad_Name") == nil)
+        #expect(classify("/pop/assignments/m2/web") == nil)
     }
 
     @Test func coalescesABurst() throws {

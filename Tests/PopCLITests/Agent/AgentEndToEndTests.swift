@@ -224,6 +224,65 @@ struct AgentEndToEndTests {
     }
 }
 
+// MARK: - Watches
+
+extension AgentEndToEndTests {
+    /// An agent's watches on the ZooKeeper server grow with what is placed on its machine, not with the namespace:
+    /// services placed on other machines add none, and one more service placed here adds two (its spec, and this
+    /// machine's placement with its instance record).
+    @Test func anAgentsServerWatchesGrowOnlyWithItsOwnServices() async throws {
+        try await withServer { server in try await withMachine(.zooKeeper, server: server) { machine in
+            let pop = machine.pop
+            let id = try #require(pop.machine)
+            let host = try #require(pop.environment["POP_HOST"])
+            let chroot = String(host[try #require(host.firstIndex(of: "/"))...])
+            try await pop.ok("start")
+            for name in ["s0", "s1"] {
+                try await pop.ok("add", name, "--template", "command", "--command", "sleep 100000")
+            }
+            try await pop.ok("deploy", "s0")
+            _ = try await machine.waitFor("s0") { $0.state == "running" && $0.pid != nil }
+            let first = try await agentWatches(server, chroot: chroot, machine: id)
+            #expect(
+                first == [
+                    "/pop/assignments/\(id)", "/pop/machines", "/pop/machines/\(id)", "/pop/services/s0",
+                    "/pop/services/s0/machines/\(id)",
+                ])
+
+            // Thirty services placed on other machines, then one more here, whose instance running is the sentinel:
+            // the agent has seen every change before it.
+            for index in 1...30 {
+                try await pop.ok("add", "e\(index)", "--template", "command", "--command", "sleep 100000")
+                try await pop.ok("deploy", "e\(index)", "elsewhere-\(index % 3)")
+            }
+            try await pop.ok("deploy", "s1")
+            _ = try await machine.waitFor("s1") { $0.state == "running" && $0.pid != nil }
+            let second = try await agentWatches(server, chroot: chroot, machine: id)
+            #expect(second == first.union(["/pop/services/s1", "/pop/services/s1/machines/\(id)"]))
+        } }
+    }
+
+    /// The paths the server watches for the session that watches this machine's registration (the agent's), with
+    /// the chroot taken off.
+    func agentWatches(_ server: ZooKeeperServer, chroot: String, machine: String) async throws -> Set<String> {
+        let answer = try await zooKeeperFourLetterWord(
+            "wchc", host: server.host, port: server.clientPort, timeout: .seconds(30))
+        var sessions: [String: Set<String>] = [:]
+        var current: String?
+        for line in answer.split(separator: "\n") {
+            let text = line.trimmingCharacters(in: .whitespaces)
+            if text.hasPrefix("0x") {
+                current = text
+            } else if let session = current, text.hasPrefix(chroot + "/") {
+                sessions[session, default: []].insert(String(text.dropFirst(chroot.count)))
+            }
+        }
+        let agents = sessions.values.filter { $0.contains("/pop/machines/\(machine)") }
+        try #require(agents.count == 1, "one session watches the machine's registration: \(sessions)")
+        return agents[0]
+    }
+}
+
 // MARK: - Support
 
 /// One machine: a private POP_HOME and machine id on one store.

@@ -49,6 +49,7 @@ struct AgentFaultTests {
             try await pop.ok("add", "web", "--template", "kit")
             let damages: [(label: String, data: [UInt8], words: [String])] = [
                 ("another layout", Array(#"{"layout":99}"#.utf8), ["layout version 99"]),
+                ("the layout before assignments", Array(#"{"layout":1}"#.utf8), ["layout version 1", "pop restore --force"]),
                 ("not written by pop", Array("hello".utf8), ["not written by pop"]),
             ]
             for damage in damages {
@@ -59,7 +60,7 @@ struct AgentFaultTests {
                 #expect(pop.agentPID() == nil, "\(damage.label): no agent runs\n\(result)")
             }
             try await fixture.withNamespace { namespace in
-                _ = try await namespace.store.set("/pop", data: Array(#"{"layout":1}"#.utf8), version: nil)
+                _ = try await namespace.store.set("/pop", data: Array(#"{"layout":2}"#.utf8), version: nil)
             }
 
             // A database file that is not one: refused, and left as it was for the operator to look at.

@@ -27,7 +27,7 @@ struct PrometheusServer: Sendable {
                 \(scrapeConfigs)
                 """
             try configuration.write(toFile: folder + "/prometheus.yml", atomically: true, encoding: .utf8)
-            let check = try runProgram(["promtool", "check", "config", folder + "/prometheus.yml"])
+            let check = try await runProgram(["promtool", "check", "config", folder + "/prometheus.yml"])
             guard check.status == 0 else { throw Failure(description: "promtool check config: \(check.output)\n\(configuration)") }
             let process = try ChildProcess(
                 [

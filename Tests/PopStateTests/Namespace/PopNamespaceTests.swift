@@ -75,13 +75,20 @@ struct PopNamespaceTests {
         try await withStores(kind) { fixture in
             let store = try await fixture.open()
             try await PopNamespace(store: store).initialize(force: false)
-            _ = try await store.set("/pop", data: bytes(#"{"layout":2}"#), version: nil)
+            _ = try await store.set("/pop", data: bytes(#"{"layout":3}"#), version: nil)
             let fresh = try PopNamespace(store: store)
             let error = await #expect(throws: PopError.self) { try await fresh.services() }
             #expect(error?.code == .corruptState)
-            #expect(error?.message.contains("layout version 2") == true)
+            #expect(error?.message.contains("layout version 3") == true)
             let statusError = await #expect(throws: PopError.self) { try await fresh.status() }
             #expect(statusError?.code == .corruptState)
+
+            // The layout before assignments is refused with the way to upgrade it.
+            _ = try await store.set("/pop", data: bytes(#"{"layout":1}"#), version: nil)
+            let old = await #expect(throws: PopError.self) { try await PopNamespace(store: store).services() }
+            #expect(old?.code == .corruptState)
+            #expect(old?.message.contains("layout version 1") == true)
+            #expect(old?.hint?.contains("pop restore --force") == true)
 
             _ = try await store.set("/pop", data: bytes("not json"), version: nil)
             let garbage = await #expect(throws: PopError.self) { try await PopNamespace(store: store).services() }
@@ -147,6 +154,48 @@ struct PopNamespaceTests {
             #expect(try await namespace.store.exists(namespace.paths.service(web.name)) == nil)
             #expect(try await namespace.services().isEmpty)
             await agentStore.close()
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func assignmentsFollowThePlacementsAndAnnounceRequestsAndPackages(_ kind: StoreKind) async throws {
+        try await withNamespace(kind) { namespace, _ in
+            let store = namespace.store
+            let paths = namespace.paths
+            let (web, db) = (try Self.spec("web"), try Self.spec("db"))
+            let (m1, m2) = (try Self.machine("m1"), try Self.machine("m2"))
+            try await namespace.addService(web)
+            try await namespace.addService(db)
+            func assignment(_ machine: MachineID, _ name: ServiceName) async throws -> Assignment? {
+                guard let node = try await store.read([.get(paths.assignment(machine, name))])[0].nodeIfExists() else {
+                    return nil
+                }
+                return try PopJSON.decoder().decode(Assignment.self, from: Data(node.data))
+            }
+            try await namespace.deploy(web.name, machines: [m1, m2])
+            try await namespace.deploy(db.name, machines: [m2])
+            #expect(try await store.children(paths.assignments(m1)) == ["web"])
+            #expect(try await store.children(paths.assignments(m2)) == ["db", "web"])
+            #expect(try await assignment(m1, web.name) == Assignment())
+
+            // A task request and new packages are announced to each machine of the service, and only to them.
+            _ = try await namespace.createTask(
+                web.name, TaskRequest(task: "show", arguments: [], machines: [m1, m2], created: Date(), timeoutMilliseconds: 1000))
+            _ = try await namespace.appendPackages(web.name, ["lxml"])
+            let packagesVersion = try await store.get(paths.packages(web.name)).stat.version
+            #expect(try await assignment(m1, web.name) == Assignment(taskRequests: 1, packagesVersion: packagesVersion))
+            #expect(try await assignment(m2, web.name) == Assignment(taskRequests: 1, packagesVersion: packagesVersion))
+            #expect(try await assignment(m2, db.name) == Assignment())
+            // Packages already listed write nothing.
+            let before = try await store.get(paths.assignment(m1, web.name)).stat.version
+            _ = try await namespace.appendPackages(web.name, ["lxml"])
+            #expect(try await store.get(paths.assignment(m1, web.name)).stat.version == before)
+
+            // The assignment goes with the placement, and with the service.
+            try await namespace.undeploy(web.name, machines: [m1])
+            #expect(try await store.children(paths.assignments(m1)) == [])
+            try await namespace.removeService(db.name)
+            #expect(try await store.children(paths.assignments(m2)) == ["web"])
         }
     }
 

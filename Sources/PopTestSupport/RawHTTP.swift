@@ -4,45 +4,54 @@ import Foundation
 import Glibc
 #endif
 
-/// HTTP/1.1 requests written byte for byte to 127.0.0.1, so a test controls every header (Host, Origin, Cookie) the
-/// way a forged request would, on a thread of its own.
-enum RawHTTP {
-    struct Response: Sendable, CustomStringConvertible {
-        var status: Int
-        var headers: [(String, String)]
-        var body: String
+/// HTTP/1.1 requests written byte for byte, so a test controls every header (Host, Origin, Cookie, Authorization)
+/// the way a stranger or a forged request would, on a thread of its own.
+public enum RawHTTP {
+    public struct Response: Sendable, CustomStringConvertible {
+        public var status: Int
+        public var headers: [(String, String)]
+        public var body: String
 
-        func header(_ name: String) -> String? {
+        public func header(_ name: String) -> String? {
             headers.first { $0.0.lowercased() == name.lowercased() }?.1
         }
 
-        var description: String { "\(status) \(body.prefix(300))" }
+        public var description: String { "\(status) \(headers) \(body.prefix(300))" }
     }
 
-    struct Failure: Error, CustomStringConvertible {
-        var description: String
+    public struct Failure: Error, CustomStringConvertible {
+        public var description: String
+        public init(description: String) { self.description = description }
+    }
+
+    /// A GET of `target` from `host:port` (an IPv4 address) with `headers`; the answer must end within `timeout`
+    /// seconds.
+    public static func get(
+        host: String, port: Int, target: String, headers: [String: String] = [:], timeout: Int = 10
+    ) async throws -> Response {
+        try await request(host: host, port: port, path: target, headers: headers, timeout: timeout)
     }
 
     /// Sends one request and reads the response until the server closes the connection or, for an event stream,
     /// until `until` appears in the body (or `timeout` seconds pass).
-    static func request(
-        port: Int, method: String = "GET", path: String, headers: [String: String] = [:], body: String? = nil,
-        until: String? = nil, timeout: Int = 15
+    public static func request(
+        host: String = "127.0.0.1", port: Int, method: String = "GET", path: String, headers: [String: String] = [:],
+        body: String? = nil, until: String? = nil, timeout: Int = 15
     ) async throws -> Response {
         try await withCheckedThrowingContinuation { continuation in
             Thread.detachNewThread {
                 continuation.resume(
                     with: Result {
                         try blocking(
-                            port: port, method: method, path: path, headers: headers, body: body, until: until,
-                            timeout: timeout)
+                            host: host, port: port, method: method, path: path, headers: headers, body: body,
+                            until: until, timeout: timeout)
                     })
             }
         }
     }
 
     private static func blocking(
-        port: Int, method: String, path: String, headers: [String: String], body: String?, until: String?, timeout: Int
+        host: String, port: Int, method: String, path: String, headers: [String: String], body: String?, until: String?, timeout: Int
     ) throws -> Response {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw Failure(description: "socket failed") }
@@ -52,16 +61,16 @@ enum RawHTTP {
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr = in_addr(s_addr: inet_addr("127.0.0.1"))
+        guard inet_pton(AF_INET, host, &address.sin_addr) == 1 else { throw Failure(description: "not an IPv4 address: \(host)") }
         let connected = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
                 connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
             }
         }
-        guard connected == 0 else { throw Failure(description: "connect to 127.0.0.1:\(port) failed") }
+        guard connected == 0 else { throw Failure(description: "connect to \(host):\(port) failed: errno \(errno)") }
         var lines = ["\(method) \(path) HTTP/1.1"]
         var all = headers
-        if all["Host"] == nil { all["Host"] = "127.0.0.1:\(port)" }
+        if all["Host"] == nil { all["Host"] = "\(host):\(port)" }
         all["Connection"] = "close"
         if let body { all["Content-Length"] = String(body.utf8.count) }
         for (name, value) in all.sorted(by: { $0.key < $1.key }) { lines.append("\(name): \(value)") }
@@ -84,7 +93,7 @@ enum RawHTTP {
         }
         let text = String(decoding: received, as: UTF8.self)
         guard let split = text.range(of: "\r\n\r\n") else {
-            throw Failure(description: "no HTTP response from 127.0.0.1:\(port): \(text.prefix(200))")
+            throw Failure(description: "no HTTP response from \(host):\(port): \(text.prefix(200))")
         }
         let head = text[..<split.lowerBound].components(separatedBy: "\r\n")
         let status = head.first.flatMap { $0.split(separator: " ").dropFirst().first }.flatMap { Int($0) } ?? 0
@@ -100,7 +109,7 @@ enum RawHTTP {
     }
 
     /// Runs `body` while a socket of this process listens on a port of 127.0.0.1 (so that port is in use).
-    static func listening<T>(_ body: (Int) async throws -> T) async throws -> T {
+    public static func listening<T>(_ body: (Int) async throws -> T) async throws -> T {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
         var address = sockaddr_in()
