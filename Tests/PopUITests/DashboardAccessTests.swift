@@ -160,6 +160,15 @@ struct DashboardAccessTests {
                 #expect(try await Self.watchCount(server, until: { $0 > 0 }), "no watch while a page is open")
                 _ = try await open
                 #expect(try await Self.watchCount(server, until: { $0 == 0 }), "the dashboard still holds watches with no page open")
+                // A service's events followed: the reader watches the service's placements and the machines while
+                // the view is open, and nothing once it closes.
+                async let events = RawHTTP.request(
+                    port: port, path: "/api/services/vault/events", headers: session, until: "never", timeout: 3)
+                #expect(try await Self.watchCount(server, until: { $0 > 0 }), "no watch while the events are followed")
+                let followed = try await events
+                #expect(followed.status == 200 && followed.body.contains("event: journal"), "\(followed)")
+                #expect(
+                    try await Self.watchCount(server, until: { $0 == 0 }), "the events' reader still holds watches with no view open")
                 return try String(contentsOf: dashboard.errorLog, encoding: .utf8)
             }
             #expect(!output.contains(Self.secret) && !output.contains(Self.newSecret) && !output.contains(Self.password))
