@@ -145,8 +145,14 @@ public final class FleetReader: Sendable {
             }
             for machine in initial.sorted(by: { $0.rawValue < $1.rawValue }) { _ = start(machine, joined: false) }
             if follow {
-                group.addTask { await self.watchPlacements(into: inputs) }
-                if case .remote = access { group.addTask { await self.watchRecords(into: inputs) } }
+                let placements = options.service.map { namespace.paths.placements($0) } ?? namespace.paths.machines
+                group.addTask { await self.watch(placements, into: inputs) { .placements(try await self.currentMachines()) } }
+                if case .remote = access {
+                    group.addTask {
+                        await self.watch(self.namespace.paths.machines, into: inputs) { .records(try await self.namespace.machines()) }
+                    }
+                }
+                group.addTask { await self.endWithTheSession(into: inputs) }
             }
             if initial.isEmpty && !follow {
                 inputs.finish()
@@ -287,14 +293,18 @@ public final class FleetReader: Sendable {
 
     // MARK: Watches
 
-    private func watchPlacements(into inputs: AsyncChannel<Input>) async {
-        let path = options.service.map { namespace.paths.placements($0) } ?? namespace.paths.machines
+    /// Sends `read()` at once and again after each burst of changes under `path`. A failed watch (the store
+    /// unreachable for a while) is set again after a second; a session that ended for good ends the follow instead
+    /// (``endWithTheSession(into:)``).
+    private func watch(
+        _ path: String, into inputs: AsyncChannel<Input>, _ read: @escaping @Sendable () async throws -> Input
+    ) async {
         while !Task.isCancelled {
             do {
                 let changes = try await namespace.store.changes(under: path)
                 // Read after the watch is set, so that no change between the two is missed.
-                await inputs.send(.placements(try await currentMachines()))
-                for try await _ in changes { await inputs.send(.placements(try await currentMachines())) }
+                await inputs.send(try await read())
+                for try await _ in changes { await inputs.send(try await read()) }
             } catch {
                 if Task.isCancelled { return }
             }
@@ -302,19 +312,14 @@ public final class FleetReader: Sendable {
         }
     }
 
-    private func watchRecords(into inputs: AsyncChannel<Input>) async {
-        while !Task.isCancelled {
-            do {
-                let changes = try await namespace.store.changes(under: namespace.paths.machines)
-                // Read after the watch is set, so that no change between the two is missed.
-                await inputs.send(.records(try await namespace.machines()))
-                for try await _ in changes {
-                    await inputs.send(.records(try await namespace.machines()))
-                }
-            } catch {
-                if Task.isCancelled { return }
+    /// Ends the follow with the session's error once the store session has ended for good (expired, closed, its
+    /// credentials refused): no watch can be set on it again.
+    private func endWithTheSession(into inputs: AsyncChannel<Input>) async {
+        for await event in namespace.store.sessionEvents() {
+            if let error = event.endingError {
+                await inputs.send(.fatal(error))
+                return
             }
-            try? await Task.sleep(for: .seconds(1))
         }
     }
 

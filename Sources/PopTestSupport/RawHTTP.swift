@@ -27,7 +27,7 @@ public enum RawHTTP {
     /// A GET of `target` from `host:port` (an IPv4 address) with `headers`; the answer must end within `timeout`
     /// seconds.
     public static func get(
-        host: String, port: Int, target: String, headers: [String: String] = [:], timeout: Int = 10
+        host: String, port: Int, target: String, headers: [String: String] = [:], timeout: Int = 30
     ) async throws -> Response {
         try await request(host: host, port: port, path: target, headers: headers, timeout: timeout)
     }

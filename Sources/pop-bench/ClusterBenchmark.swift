@@ -11,7 +11,7 @@ struct ClusterBenchmark: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cluster",
         abstract: "Many machines: agents on a 3-member ZooKeeper ensemble, or a cluster held for scripts/cluster.sh.",
-        subcommands: [ClusterScaleBenchmark.self, ClusterHold.self],
+        subcommands: [ClusterScaleBenchmark.self, ClusterRolloutBenchmark.self, ClusterHold.self],
         defaultSubcommand: ClusterScaleBenchmark.self)
 }
 

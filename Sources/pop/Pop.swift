@@ -25,7 +25,7 @@ struct Pop: AsyncParsableCommand {
         version: Pop.version,
         subcommands: [
             Init.self, Add.self, Describe.self, List.self, Start.self, Foreground.self, Stop.self,
-            Deploy.self, Scale.self, Undeploy.self, Remove.self, Config.self, Restart.self, Status.self, Machines.self,
+            Deploy.self, Scale.self, Undeploy.self, Remove.self, Config.self, History.self, Rollback.self, Restart.self, Status.self, Machines.self,
             Drain.self, Undrain.self,
             Logs.self, Events.self, Run.self, UI.self, Dump.self, Restore.self,
         ]

@@ -83,6 +83,13 @@ struct GlobalOptionsTests {
             ("config", Case(arguments: ["config", "alt"]) { result, _ in
                 #expect((jsonObject(result) as? [String: Any])?["template"] as? String == "kit", "\(result)")
             }),
+            ("history", Case(arguments: ["history", "alt"]) { result, _ in
+                #expect((jsonObject(result) as? [[String: Any]])?.first?["version"] as? Int == 0, "\(result)")
+            }),
+            // Only version 0 so far: parsed, then refused by the namespace the options name.
+            ("rollback", Case(arguments: ["rollback", "alt"], status: 3) { result, _ in
+                #expect(result.stderr.contains("'alt' has no earlier version"), "\(result)")
+            }),
             ("restart", Case(arguments: ["restart", "alt"]) { result, _ in
                 #expect((jsonObject(result) as? [String: String])?["restarted"] == "m-alt", "\(result)")
             }),

@@ -35,6 +35,8 @@ enum AgentAction: Hashable, Sendable {
     case readServices([ServiceName])
     /// Read the rollout of each service, and what its peers run when the rollout has a limit.
     case readRollouts([ServiceName])
+    /// Bring back the last signature healthy everywhere: a batch of the service's canary rollout failed.
+    case revertRollout(ServiceName, reason: String)
     /// Read task requests with the results that decide this machine's turn.
     case readTasks([TaskKey])
 
@@ -142,6 +144,9 @@ enum AgentTimer: Hashable, Sendable {
     case resumeResultWrites
     /// Resume recording packages after a failure.
     case resumeRecordings
+    /// Look again at the restarts that wait for their turn in a rollout: time alone may let them go (a healthy time
+    /// passed) or fail a batch (its deadline passed).
+    case recheckRollouts
 
     /// Whether the timer belongs to the session it was scheduled in (and is dropped when that session ends).
     var isSessionScoped: Bool { self != .reopenSession }

@@ -102,6 +102,10 @@ struct RolloutView: Hashable, Sendable {
     var records: [MachineID: InstanceRecord] = [:]
     /// Which of the machines before this one are registered.
     var registered: Set<MachineID> = []
+    /// The service's rollout state (read only when the rollout paces restarts).
+    var state: RolloutState?
+    /// When it was read.
+    var now = Date(timeIntervalSince1970: 0)
 }
 
 /// A task request as read from the store.

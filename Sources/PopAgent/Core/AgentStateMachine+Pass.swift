@@ -173,11 +173,27 @@ extension AgentStateMachine {
         }
         session = .modifying
         var held: Set<ServiceName> = []
+        var actions: [AgentAction] = []
+        var recheck: (at: Date, now: Date)?
         for action in planned {
             guard case .restart(let desired, .configurationChanged) = action else { continue }
-            if !mayRestart(desired, views[desired.service]) { held.insert(desired.service) }
+            let view = views[desired.service]
+            switch decide(desired, view) {
+            case .restart:
+                break
+            case .wait(let until):
+                held.insert(desired.service)
+                if let until, let now = view?.now, until < recheck?.at ?? .distantFuture { recheck = (until, now) }
+            case .revert(let reason):
+                held.insert(desired.service)
+                actions.append(.revertRollout(desired.service, reason: reason))
+            }
         }
-        let actions = gate(planned, held: held, scope: scope, tasks: tasks, changes: changes, in: &active)
+        if let recheck {
+            let delay = max(1, Int((recheck.at.timeIntervalSince(recheck.now) * 1000).rounded(.up)) + 1)
+            actions.append(.schedule(.recheckRollouts, after: .milliseconds(delay)))
+        }
+        actions += gate(planned, held: held, scope: scope, tasks: tasks, changes: changes, in: &active)
         session = .registered(active)
         return actions + proceed()
     }
@@ -274,13 +290,13 @@ extension AgentStateMachine {
         return keys
     }
 
-    /// Whether the rollout lets this machine restart into the desired signature now.
-    func mayRestart(_ desired: DesiredInstance, _ view: RolloutView?) -> Bool {
-        guard let view, let rollout = view.rollout, rollout.maxParallel != nil else { return true }
-        guard view.placed.contains(where: { $0 < machine }) else { return true }
-        return rollout.allowsRestart(
-            of: machine, into: desired.signature, placed: view.placed, records: view.records,
-            registered: view.registered)
+    /// What the rollout says about this machine's restart into the desired signature now.
+    func decide(_ desired: DesiredInstance, _ view: RolloutView?) -> RolloutDecision {
+        guard let view, let rollout = view.rollout, rollout.paces else { return .restart }
+        guard view.placed.contains(where: { $0 < machine }) else { return .restart }
+        return rollout.decide(
+            machine: machine, into: desired.signature, placed: view.placed, records: view.records,
+            registered: view.registered, state: view.state, now: view.now)
     }
 
     /// Records which restarts wait (following their peers only while they do), carries out the rest of the plan,

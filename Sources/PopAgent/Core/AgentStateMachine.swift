@@ -320,6 +320,8 @@ struct AgentStateMachine: Sendable {
             if active.resultWrites == .paused { active.resultWrites = .idle } else { resumed = false }
         case .resumeRecordings:
             if active.recordingsPaused { active.recordingsPaused = false } else { resumed = false }
+        case .recheckRollouts:
+            active.pending.services.formUnion(rolloutWaits)
         case .reopenSession:
             resumed = false
         }

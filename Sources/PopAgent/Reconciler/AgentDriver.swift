@@ -261,6 +261,16 @@ struct AgentDriver {
             await roundTrip(in: &group) { await $0.readServices(names) }
         case .readRollouts(let names):
             await roundTrip(in: &group) { await $0.readRollouts(names) }
+        case .revertRollout(let name, let reason):
+            // Every agent waiting on the failed batch may ask; the compare-and-set lets one revert, once.
+            guard let handle = session?.handle else { break }
+            logger.warning(
+                "rollout failed; reverting", metadata: ["service": "\(name)", "reason": "\(reason)"])
+            group.addTask { [logger] in
+                if let outcome = await handle.revertRollout(name, reason: reason) {
+                    logger.warning("\(outcome)", metadata: ["service": "\(name)"])
+                }
+            }
         case .readTasks(let keys):
             await roundTrip(in: &group) { await $0.readTasks(keys) }
         case .launch(let launch):

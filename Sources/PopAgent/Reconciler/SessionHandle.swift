@@ -126,7 +126,11 @@ struct SessionHandle: Sendable {
                 if let node = try result.nodeIfExists() {
                     view.rollout = try? PopJSON.decoder().decode(Rollout.self, from: Data(node.data))
                 }
-                if view.rollout?.maxParallel != nil {
+                if view.rollout?.paces == true {
+                    view.now = Date()
+                    if let node = try await store.read([.get(paths.rolloutState(name))]).first?.nodeIfExists() {
+                        view.state = try? PopJSON.decoder().decode(RolloutState.self, from: Data(node.data))
+                    }
                     view.placed = try await store.children(paths.placements(name)).compactMap { try? MachineID($0) }
                     let before = view.placed.filter { $0 < machine }.sorted()
                     let results = try await store.read(
@@ -209,6 +213,29 @@ struct SessionHandle: Sendable {
             throw PopError(
                 .corruptState, "The node \(node.path) holds malformed data; expected a \(type) record (\(error)).",
                 hint: "Fix or delete the node (for a service, `pop remove` and `pop add` it again).", path: node.path)
+        }
+    }
+}
+
+extension SessionHandle {
+    /// Brings back the spec a failed canary rollout reverts to, as a new version, with the rollout's state marked
+    /// reverted in the same multi-operation; returns what happened when it did not (already reverted, superseded).
+    func revertRollout(_ name: ServiceName, reason: String) async -> String? {
+        do {
+            let history = try await namespace.history(name)
+            guard let (state, _) = try await namespace.rolloutState(name), state.phase == .rolling,
+                state.signature == history.current.signature, let version = state.revertTo
+            else { return "not reverted: the rollout was reverted or superseded meanwhile" }
+            let entry = try await namespace.historyEntry(name, version: version)
+            try await namespace.changeService(
+                entry.spec, from: history,
+                origin: ChangeOrigin(user: "pop-agent@\(machine)", command: "automatic revert to version \(version): \(reason)"),
+                revertReason: reason)
+            return nil
+        } catch let error as PopError where error.code == .conflict {
+            return "not reverted: another change came first"
+        } catch {
+            return "revert failed: \(error)"
         }
     }
 }

@@ -15,6 +15,31 @@ public struct ConfigurationPlan: Hashable, Sendable, Codable {
         public var before: String?
         /// The new value as text, nil when unset or secret.
         public var after: String?
+
+        /// The options whose values differ between `current` and `proposed`, in `proposed`'s template's order (then
+        /// by name); an option either template marks secret carries no values.
+        public static func between(_ current: ServiceSpec, _ proposed: ServiceSpec) -> [OptionChange] {
+            let secrets = Set(proposed.template.options.filter(\.secret).map(\.name))
+                .union(current.template.options.filter(\.secret).map(\.name))
+            let order = proposed.template.options.map(\.name)
+            let names = Set(current.options.keys).union(proposed.options.keys).sorted { left, right in
+                (order.firstIndex(of: left) ?? order.count, left) < (order.firstIndex(of: right) ?? order.count, right)
+            }
+            return names.compactMap { name in
+                let before = current.options[name]
+                let after = proposed.options[name]
+                guard before != after else { return nil }
+                let secret = secrets.contains(name)
+                return OptionChange(
+                    option: name, secret: secret, before: secret ? nil : before?.description,
+                    after: secret ? nil : after?.description)
+            }
+        }
+
+        /// The change in a few words: `--port 8080 → 8081`, `--password changed` for a secret.
+        public var text: String {
+            secret ? "--\(option) changed" : "--\(option) \(before ?? "unset") → \(after ?? "unset")"
+        }
     }
 
     /// The service.
@@ -40,21 +65,7 @@ public struct ConfigurationPlan: Hashable, Sendable, Codable {
         version = service.version
         signatureBefore = service.signature.hex
         signatureAfter = proposed.signature.hex
-        let secrets = Set(proposed.template.options.filter(\.secret).map(\.name))
-            .union(current.template.options.filter(\.secret).map(\.name))
-        let order = proposed.template.options.map(\.name)
-        let names = Set(current.options.keys).union(proposed.options.keys).sorted { left, right in
-            (order.firstIndex(of: left) ?? order.count, left) < (order.firstIndex(of: right) ?? order.count, right)
-        }
-        changes = names.compactMap { name in
-            let before = current.options[name]
-            let after = proposed.options[name]
-            guard before != after else { return nil }
-            let secret = secrets.contains(name)
-            return OptionChange(
-                option: name, secret: secret, before: secret ? nil : before?.description,
-                after: secret ? nil : after?.description)
-        }
+        changes = OptionChange.between(current, proposed)
         restarts = signatureBefore != signatureAfter ? placed.sorted().map(\.rawValue) : []
         maxParallel = rollout?.maxParallel
     }

@@ -39,6 +39,15 @@ public struct NamespacePaths: Hashable, Sendable {
     public func packages(_ name: ServiceName) -> String { service(name) + "/packages" }
     /// `<root>/services/<name>/rollout`: the service's ``Rollout`` (optional; not part of its signature).
     public func rollout(_ name: ServiceName) -> String { service(name) + "/rollout" }
+    /// `<root>/services/<name>/history`: the service's ``HistorySettings``, with one child per kept spec.
+    public func history(_ name: ServiceName) -> String { service(name) + "/history" }
+    /// `<root>/services/<name>/history/<version>`: a ``HistoryEntry``, named by its version as `%010d`.
+    public func historyEntry(_ name: ServiceName, _ version: Int32) -> String {
+        history(name) + "/" + HistoryEntry.nodeName(version)
+    }
+    /// `<root>/services/<name>/rollout-state`: the ``RolloutState`` of the service's canary rollout in progress or last
+    /// ended.
+    public func rolloutState(_ name: ServiceName) -> String { service(name) + "/rollout-state" }
     /// `<root>/services/<name>/scheduling`: the service's ``SchedulingPolicy`` when it is deployed by count.
     public func scheduling(_ name: ServiceName) -> String { service(name) + "/scheduling" }
     /// `<root>/services/<name>/machines`: the service's placements.

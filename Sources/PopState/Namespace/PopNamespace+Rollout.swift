@@ -4,7 +4,7 @@ extension PopNamespace {
         try await checkLayout()
         let path = paths.rollout(name)
         do {
-            guard let rollout, rollout.maxParallel != nil else {
+            guard let rollout, rollout.paces else {
                 if try await store.exists(path) != nil { try await store.delete(path, version: nil) }
                 return
             }

@@ -1,17 +1,23 @@
 import Foundation
 
 extension PopNamespace {
-    /// Adds a service with its packages, placements and tasks nodes; `.conflict` when it exists.
-    public func addService(_ spec: ServiceSpec) async throws {
+    /// Adds a service with its packages, placements, tasks and history nodes (its spec as version 0); `.conflict` when
+    /// it exists.
+    public func addService(
+        _ spec: ServiceSpec, origin: ChangeOrigin = .thisProcess(command: "add"), now: Date = Date()
+    ) async throws {
         try await checkLayout()
         let path = paths.service(spec.name)
         let data = try encode(spec, at: path)
+        let entry = HistoryEntry(version: 0, time: now, origin: origin, spec: spec)
         do {
             _ = try await store.multi([
                 .create(path, data: data),
                 .create(paths.packages(spec.name), data: try encode([String](), at: paths.packages(spec.name))),
                 .create(paths.placements(spec.name), data: []),
                 .create(paths.tasks(spec.name), data: []),
+                .create(paths.history(spec.name), data: try encode(HistorySettings(), at: paths.history(spec.name))),
+                .create(paths.historyEntry(spec.name, 0), data: try encode(entry, at: paths.historyEntry(spec.name, 0))),
             ])
         } catch let error as PopError where error.code == .conflict && error.operationIndex == 0 {
             throw PopError(
@@ -51,24 +57,23 @@ extension PopNamespace {
         return try names.map { (name) throws(PopError) in try parseName(name, under: paths.services, ServiceName.init) }
     }
 
-    /// Replaces a service's spec if its configuration version is still `expectedVersion`; returns the new version.
+    /// Replaces a service's spec if its configuration version is still `expectedVersion`, keeping it in the service's
+    /// history (``changeService(_:from:origin:now:)``); returns the new node version.
     ///
     /// Fails with `.conflict` when someone changed it since it was read.
     @discardableResult
-    public func updateService(_ spec: ServiceSpec, expectedVersion: Int32) async throws -> Int32 {
-        try await checkLayout()
-        let path = paths.service(spec.name)
-        let data = try encode(spec, at: path)
-        do {
-            return try await store.set(path, data: data, version: expectedVersion).version
-        } catch let error as PopError where error.code == .conflict {
+    public func updateService(
+        _ spec: ServiceSpec, expectedVersion: Int32, origin: ChangeOrigin = .thisProcess(command: "update")
+    ) async throws -> Int32 {
+        let history = try await self.history(spec.name)
+        guard history.current.version == expectedVersion else {
             throw PopError(
                 .conflict,
                 "The service '\(spec.name)' was changed by someone else since it was read (at version \(expectedVersion)).",
-                hint: "Read it again and retry.", path: path)
-        } catch let error as PopError {
-            throw await explainMissing(error, service: spec.name)
+                hint: "Read it again and retry.", path: paths.service(spec.name))
         }
+        try await changeService(spec, from: history, origin: origin)
+        return expectedVersion + 1
     }
 
     /// Removes a service with everything under it (placements, instance records, tasks) in one multi-operation.

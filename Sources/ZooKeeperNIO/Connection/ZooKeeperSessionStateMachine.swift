@@ -191,9 +191,12 @@ struct ZooKeeperSessionStateMachine {
             let server = self.advanceServer()
             self.state = .connecting(server: server)
             return .connect(server: server, timeout: self.configuration.attemptTimeout)
-        case .idle, .connecting, .handshaking, .connected, .closing, .finished:
-            // The timer is set only on entering waitingToReconnect, which is left only by it or by finishing, and
-            // finishing cancels it.
+        case .closing, .finished:
+            // The session ended (its connect deadline passed, or it was closed) as the timer fired: the cancellation
+            // came too late to stop it, and there is nothing left to reconnect.
+            return .none
+        case .idle, .connecting, .handshaking, .connected:
+            // The timer is set only on entering waitingToReconnect, which is left only by it or by finishing.
             return self.unexpected("reconnectTimerFired")
         }
     }

@@ -22,6 +22,8 @@ struct Add: AsyncParsableCommand {
     @Option(name: .long, help: "The template to build the service from (see `pop list`).")
     var template: String
 
+    @OptionGroup(title: "Change options") var change: ChangeOptions
+
     @Argument(parsing: .allUnrecognized, help: ArgumentHelp("Template options.", valueName: "--OPTION VALUE"))
     var templateOptions: [String] = []
 
@@ -34,7 +36,15 @@ struct Add: AsyncParsableCommand {
         let spec = ServiceSpec(name: serviceName, template: resolved, options: values)
         try spec.checkPlaceholders()
         try await CommandContext.with(global) { context in
-            try await context.namespace.addService(spec)
+            let view = try await context.namespace.planningView(serviceName, mayBeMissing: true, full: change.plan)
+            if view.history != nil {
+                throw PopError(
+                    .conflict, "The service '\(serviceName)' already exists in the \(context.store).",
+                    hint: "Choose another name, or `pop config \(serviceName)` to change it.")
+            }
+            try change.requireVersion(view, serviceName)
+            try change.printIfPlanning(view.plan(serviceName, after: ServiceState(spec: spec)), context)
+            try await context.namespace.addService(spec, origin: .thisProcess(command: Config.commandText("pop add \(serviceName) --template \(template)", pairs, spec)))
             if context.json {
                 try context.printJSON(
                     ["service": serviceName.rawValue, "template": resolved.name, "signature": spec.signature.hex])

@@ -40,6 +40,8 @@ struct Deploy: AsyncParsableCommand {
         help: ArgumentHelp("With --count: seconds a machine may be missing before its instances move (default 30).", valueName: "seconds"))
     var rescheduleAfter: Double?
 
+    @OptionGroup(title: "Change options") var change: ChangeOptions
+
     func run() async throws {
         let service = try ServiceName(name)
         if let count {
@@ -56,6 +58,10 @@ struct Deploy: AsyncParsableCommand {
                 count: count, labels: try MachineLabel.parse(labels), spread: spread,
                 rescheduleAfterMilliseconds: after >= 0 && after <= 86_400 ? Int((after * 1000).rounded()) : -1)
             try await CommandContext.with(global) { context in
+                // A pinned service is refused by the namespace below, also when only planning.
+                try await change.check(service, context, planned: { $0.placed.isEmpty || $0.count != nil }) {
+                    $0.count = count
+                }
                 try await context.namespace.deploy(service, policy: policy)
                 if context.json {
                     try context.printJSON(["service": service.rawValue, "count": String(count)])
@@ -75,6 +81,8 @@ struct Deploy: AsyncParsableCommand {
         let targets = try MachineArguments.resolve(machines)
         try await CommandContext.with(global) { context in
             _ = try await context.namespace.service(service)
+            // A service deployed by count is refused by the namespace below, also when only planning.
+            try await change.check(service, context, planned: { $0.count == nil }) { $0.placed.formUnion(targets) }
             let registered = Set(try await context.namespace.machines().map(\.id))
             for machine in targets where !registered.contains(machine) {
                 context.warn(

@@ -12,9 +12,12 @@ struct Remove: AsyncParsableCommand {
     @Argument(help: "The service to remove.")
     var name: String
 
+    @OptionGroup(title: "Change options") var change: ChangeOptions
+
     func run() async throws {
         let service = try ServiceName(name)
         try await CommandContext.with(global) { context in
+            try await change.check(service, context) { $0 = ServiceState(spec: nil) }
             try await context.namespace.removeService(service)
             if context.json {
                 try context.printJSON(["removed": service.rawValue])

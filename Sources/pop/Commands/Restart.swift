@@ -15,6 +15,8 @@ struct Restart: AsyncParsableCommand {
     @Argument(help: "Machine ids; default: every machine the service is deployed to.")
     var machines: [String] = []
 
+    @OptionGroup(title: "Change options") var change: ChangeOptions
+
     func run() async throws {
         let service = try ServiceName(name)
         let targets = try machines.map { try MachineID($0) }
@@ -22,6 +24,9 @@ struct Restart: AsyncParsableCommand {
             if !targets.isEmpty {
                 try PlacementCheck.requireDeployed(
                     service, on: targets, placed: try await context.namespace.placements(service))
+            }
+            try await change.check(service, context) { after in
+                after.restartAsked = targets.isEmpty ? after.placed : Set(targets)
             }
             let restarted = try await context.namespace.restart(service, machines: targets.isEmpty ? nil : targets)
             if context.json {

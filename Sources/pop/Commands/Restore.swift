@@ -186,6 +186,16 @@ struct RestorePlan: Sendable {
                 _ = try Self.decode([String].self, data, node.path, file)
             case 3 where relative[0] == "services" && relative[2] == "rollout":
                 _ = try Self.decode(Rollout.self, data, node.path, file)
+            case 3 where relative[0] == "services" && relative[2] == "rollout-state":
+                _ = try Self.decode(RolloutState.self, data, node.path, file)
+            case 3 where relative[0] == "services" && relative[2] == "history":
+                _ = try Self.decode(HistorySettings.self, data, node.path, file)
+            case 4 where relative[0] == "services" && relative[2] == "history":
+                let entry = try Self.decode(HistoryEntry.self, data, node.path, file)
+                guard HistoryEntry.version(ofNodeName: relative[3]) == entry.version, entry.spec.name.rawValue == relative[1]
+                else {
+                    throw Self.invalid(file, "its node \(node.path) holds the history entry of another version or service")
+                }
             case 3 where relative[0] == "services" && relative[2] == "scheduling":
                 _ = try Self.decode(SchedulingPolicy.self, data, node.path, file)
             case 4 where relative[0] == "services" && relative[2] == "machines":
@@ -218,6 +228,10 @@ struct RestorePlan: Sendable {
         // Every node's parent is written before it: a placement's parent `machines` belongs to a service that exists.
         if byRelative.keys.contains(where: { $0.first == "facts" && $0.count == 2 }), byRelative[["facts"]] == nil {
             throw Self.invalid(file, "it is incomplete: it has no node \(NodePath.join(root, "facts"))")
+        }
+        for relative in byRelative.keys where relative.count == 4 && relative[2] == "history" && byRelative[Array(relative.prefix(3))] == nil {
+            throw Self.invalid(
+                file, "it is incomplete: it has no node \(NodePath.join(root, relative.prefix(3).joined(separator: "/")))")
         }
         for relative in byRelative.keys where relative.count >= 3 && relative[0] == "services" && !services.contains(where: { $0.rawValue == relative[1] }) {
             throw Self.invalid(

@@ -60,6 +60,7 @@ struct Status: AsyncParsableCommand {
                 try context.printJSON(report)
             } else {
                 context.out.write(report.render(for: context.out))
+                try await Status.showRollouts(report, context)
             }
             // Damaged records are shown in the table (and JSON) beside everything readable, then reported.
             let problems = snapshot.problems.filter { service == nil || $0.service == nil || $0.service == service?.rawValue }
@@ -67,6 +68,29 @@ struct Status: AsyncParsableCommand {
                 for problem in problems { context.err.writeError(problem.error) }
                 throw ExitCode(PopExitCode.corruptState.rawValue)
             }
+        }
+    }
+
+    /// Prints the phase of each shown service's canary rollout (one batched read of their rollout states).
+    static func showRollouts(_ report: StatusReport, _ context: CommandContext) async throws {
+        let names = try report.services.map { try ServiceName($0.service) }
+        guard !names.isEmpty else { return }
+        let paths = context.namespace.paths
+        let results = try await context.store.read(names.flatMap { [.get(paths.rolloutState($0)), .get(paths.rollout($0))] })
+        for (index, service) in report.services.enumerated() {
+            guard let node = try? results[index * 2].nodeIfExists(),
+                let state = try? PopJSON.decoder().decode(RolloutState.self, from: Data(node.data))
+            else { continue }
+            let rollout = (try? results[index * 2 + 1].nodeIfExists()).flatMap {
+                try? PopJSON.decoder().decode(Rollout.self, from: Data($0.data))
+            }
+            let shown = service.instances.filter(\.machineUp).map { ($0.signature, $0.state) }
+            guard
+                let phase = state.phase(
+                    current: ConfigSignature(hex: service.signature), canary: rollout?.canary, instances: shown)
+            else { continue }
+            let line = "\(service.service): rollout \(phase)"
+            context.out.line(context.out.paint(line, state.phase == .reverted ? .yellow : .dim))
         }
     }
 

@@ -18,6 +18,8 @@ struct Undeploy: AsyncParsableCommand {
     @Flag(name: .long, help: "Undeploy from every machine.")
     var all = false
 
+    @OptionGroup(title: "Change options") var change: ChangeOptions
+
     func validate() throws {
         if all && !machines.isEmpty {
             throw ValidationError("Give machine ids or --all, not both.")
@@ -33,6 +35,10 @@ struct Undeploy: AsyncParsableCommand {
                         .conflict, "The service '\(service)' is deployed by count; the scheduler chooses its machines. Nothing was changed.",
                         hint: "`pop scale \(service) N` changes the count, `pop drain MACHINE` moves instances off a machine, `pop undeploy \(service) --all` takes it off every machine.")
                 }
+                try await change.check(service, context) { after in
+                    after.placed = []
+                    after.count = nil
+                }
                 let removed = try await context.namespace.undeployCounted(service)
                 if context.json {
                     try context.printJSON(["service": service.rawValue, "undeployed": removed.map(\.rawValue).joined(separator: ",")])
@@ -45,6 +51,7 @@ struct Undeploy: AsyncParsableCommand {
             if !all {
                 try PlacementCheck.requireDeployed(service, on: targets, placed: placed)
             }
+            try await change.check(service, context) { $0.placed.subtract(targets) }
             let removed = try await context.namespace.undeploy(service, machines: targets)
             if context.json {
                 try context.printJSON(["service": service.rawValue, "undeployed": removed.map(\.rawValue).joined(separator: ",")])

@@ -385,7 +385,7 @@ import Testing
                     web,
                     TaskRequest(
                         task: "where", arguments: [], machines: [fixture.machine], created: Date(),
-                        timeoutMilliseconds: 20_000))
+                        timeoutMilliseconds: 120_000))
                 let result = try await fixture.waitForResult(web, id)
                 #expect(result.output == folder + "/venv\n")
             }

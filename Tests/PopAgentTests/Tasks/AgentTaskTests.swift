@@ -10,8 +10,10 @@ import Testing
 @Suite(.serialized) struct AgentTaskTests {
     func request(
         _ task: String, _ arguments: [String] = [], machines: [MachineID], maxParallel: Int? = nil,
-        timeoutMilliseconds: Int = 20_000
+        timeoutMilliseconds: Int = 120_000
     ) -> TaskRequest {
+        // An agent skips a request whose requester has stopped waiting (its time limit counted from its creation), so
+        // a request must leave a loaded machine's agent time to notice it.
         TaskRequest(
             task: task, arguments: arguments, machines: machines, maxParallel: maxParallel, created: Date(),
             timeoutMilliseconds: timeoutMilliseconds)
@@ -106,7 +108,7 @@ import Testing
                         web,
                         TaskRequest(
                             task: "show", arguments: ["x"], machines: [second, fixture.machine], maxParallel: 1, created: Date(),
-                            timeoutMilliseconds: 20_000))
+                            timeoutMilliseconds: 120_000))
                     let first = try await fixture.waitForResult(web, id, machine: second)
                     let then = try await fixture.waitForResult(web, id)
                     #expect(first.state == .succeeded && then.state == .succeeded)
@@ -126,13 +128,13 @@ import Testing
                 let clock = ContinuousClock()
                 let start = clock.now
                 let id = try await fixture.namespace.createTask(
-                    web, request("hang", ["60"], machines: [fixture.machine], timeoutMilliseconds: 500))
+                    web, request("hang", ["300"], machines: [fixture.machine], timeoutMilliseconds: 8_000))
                 let result = try await fixture.waitForResult(web, id)
                 #expect(result.state == .failed)
                 #expect(result.error?.contains("time limit") == true)
-                // The result comes once the task's output ends, which takes the killed group: well before the 60 s
-                // the task would sleep (the bound leaves a loaded machine its time to notice the request).
-                #expect(clock.now - start < .seconds(50))
+                // The result comes once the task's output ends, which takes the killed group: long before the 300 s
+                // the task would sleep.
+                #expect(clock.now - start < .seconds(200))
             }
         }
     }

@@ -56,7 +56,10 @@ struct AgentEndToEndTests {
             #expect(wait.elapsed < .seconds(30), "it waited out its timeout: \(wait)")
 
             try await pop.ok("restart", "crasher")
-            _ = try await machine.waitFor("crasher") { $0.state == "backoff" || $0.state == "running" || ($0.state == "fatal" && ($0.restarts ?? 0) < (fatal.restarts ?? 0)) }
+            // The instance starts afresh: a state other than fatal, or (its crash loop having run its course between
+            // two reads on a loaded machine) fatal again since a later moment.
+            let fatalSince = try #require(fatal.since)
+            _ = try await machine.waitFor("crasher") { $0.state != "fatal" || ($0.since.map { $0 > fatalSince } ?? false) }
         }
     }
 

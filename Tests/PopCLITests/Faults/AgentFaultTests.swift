@@ -28,13 +28,11 @@ struct AgentFaultTests {
             #expect(ProcessScan.isZombie(agent), "the killed agent stays a zombie: its new parent does not reap")
 
             try await pop.ok("start")
-            // The dead agent's session lasts 10 s; waiting for it is the fault. The new agent says which it did (a
-            // time bound would measure the machine's load as much as the agent).
+            // The dead agent's session lasts 10 s; waiting for it is the fault. The new agent's log says what it did
+            // (a time bound would measure the machine's load as much as the agent): it replaced the zombie's
+            // registration at once, or (on a machine so loaded that the session had expired before it started) found
+            // none; it never waited for the session to end.
             let log = (try? String(contentsOfFile: pop.home.path + "/machines/\(pop.machine ?? "")/agent.log", encoding: .utf8)) ?? ""
-            let lines = log.split(separator: "\n")
-            #expect(
-                lines.contains { $0.contains("replacing the registration of a previous agent") && $0.contains("pid=\(agent)") },
-                "the new agent replaced the zombie's registration at once:\n\(log)")
             #expect(!log.contains("waiting for it to end"), "the new agent waited for the zombie's session:\n\(log)")
             let after = try #require(try await pop.waitUntilRunning().services.first?.instances.first)
             #expect(after.pid == before.pid && after.machineUp, "the instance was adopted, not restarted: \(after)")

@@ -1,0 +1,135 @@
+import Foundation
+
+/// Where a service's canary rollout stands, kept in the store (`services/<name>/rollout-state`) so that it outlives
+/// the command that started it and any agent: written with the spec that starts it, and with the spec that reverts it.
+public struct RolloutState: Hashable, Sendable, Codable {
+    /// Whether the rollout goes on or was reverted.
+    public enum Phase: String, Hashable, Sendable, Codable {
+        /// The signature rolls out: canaries first, then the rest in batches.
+        case rolling
+        /// A batch failed; ``RolloutState/signature`` is the signature brought back, which restarts at once.
+        case reverted
+    }
+
+    /// The signature rolling out (or, reverted, the one brought back).
+    public var signature: ConfigSignature
+    /// When it started.
+    public var started: Date
+    /// The version whose spec was last healthy everywhere, and its signature: what a revert brings back.
+    public var revertTo: Int32?
+    /// The signature of ``revertTo``.
+    public var revertSignature: ConfigSignature?
+    /// The phase.
+    public var phase: Phase
+    /// Why it was reverted.
+    public var reason: String?
+
+    /// Creates a rollout state.
+    public init(
+        signature: ConfigSignature, started: Date, revertTo: Int32?, revertSignature: ConfigSignature?, phase: Phase,
+        reason: String? = nil
+    ) {
+        self.signature = signature
+        self.started = started
+        self.revertTo = revertTo
+        self.revertSignature = revertSignature
+        self.phase = phase
+        self.reason = reason
+    }
+}
+
+/// What a machine's agent does about a configuration restart under a rollout policy.
+public enum RolloutDecision: Hashable, Sendable {
+    /// Restart now.
+    case restart
+    /// Wait: for a peer's record to change, or at the latest until `until`, when time alone may change the answer.
+    case wait(until: Date?)
+    /// A batch failed and the policy reverts: bring back the last signature healthy everywhere.
+    case revert(reason: String)
+}
+
+extension Rollout {
+    /// Whether `machine` may restart into `signature` now: the canary phase, healthy-time gates and batches of
+    /// ``maxParallel`` over the machines before it in machine-id order (the only ones whose records `records`
+    /// needs), with `state` the service's rollout state and `now` the time.
+    ///
+    /// A reverted rollout's signature restarts at once (a revert skips the canary phase, and the machines still
+    /// running it have nothing to restart). A machine whose agent is not registered does not hold the rollout up.
+    public func decide(
+        machine: MachineID, into signature: ConfigSignature, placed: [MachineID],
+        records: [MachineID: InstanceRecord], registered: Set<MachineID>, state: RolloutState?, now: Date
+    ) -> RolloutDecision {
+        if let state, state.phase == .reverted, state.signature == signature { return .restart }
+        let ordered = placed.sorted()
+        let canaries = Array(ordered.prefix(canary ?? 0))
+        if canaries.contains(machine) { return .restart }
+        let before = ordered.filter { $0 < machine && registered.contains($0) }
+        let healthyTime = Double(healthyTimeMilliseconds ?? 0) / 1000
+        let deadline = healthyDeadlineMilliseconds.map { Double($0) / 1000 }
+        let rolloutStarted = state.flatMap { $0.signature == signature ? $0.started : nil }
+        var wakeUps: [Date] = []
+        var unfinished = 0
+        for other in before {
+            let record = records[other].flatMap { $0.signature == signature ? $0 : nil }
+            if let record, record.state == .fatal || record.state == .backoff {
+                return failed("\(other): \(record.state.rawValue)\(record.lastError.map { ": \($0)" } ?? "")")
+            }
+            if let record, record.state == .running {
+                // Without a healthy time, running is enough: no clock of another machine is compared with ours.
+                let healthyAt = record.since.addingTimeInterval(healthyTime)
+                if healthyTime == 0 || healthyAt <= now { continue }
+                wakeUps.append(healthyAt)
+            } else if let deadline {
+                // Not running the new signature yet: it has until the deadline, counted from its own start or, before
+                // it restarted, from the rollout's.
+                if let begun = record?.since ?? rolloutStarted {
+                    let end = begun.addingTimeInterval(deadline)
+                    if end <= now {
+                        return failed("\(other) not healthy within \(Self.seconds(deadline)) (\(record?.state.rawValue ?? "not restarted"))")
+                    }
+                    wakeUps.append(end)
+                }
+            }
+            unfinished += 1
+        }
+        let canariesUnfinished = before.filter { canaries.contains($0) }.contains { other in
+            guard let record = records[other], record.signature == signature, record.state == .running else { return true }
+            return healthyTime > 0 && record.since.addingTimeInterval(healthyTime) > now
+        }
+        if canariesUnfinished || unfinished >= (maxParallel ?? Int.max) {
+            return .wait(until: wakeUps.min())
+        }
+        return .restart
+    }
+
+    private func failed(_ reason: String) -> RolloutDecision {
+        autoRevert == true ? .revert(reason: reason) : .wait(until: nil)
+    }
+
+    static func seconds(_ value: Double) -> String {
+        value == value.rounded() ? "\(Int(value)) s" : "\(value) s"
+    }
+}
+
+extension RolloutState {
+    /// The rollout's phase as `pop status` shows it, for a service whose spec has signature `current` and whose
+    /// placed machines with a registered agent run `instances` (their signature and state); nil when the state
+    /// concerns an earlier signature (the rollout was superseded, or the service rolls out without canaries now).
+    public func phase(
+        current: ConfigSignature, canary: Int?, instances: [(signature: String?, state: String)]
+    ) -> String? {
+        guard signature == current else { return nil }
+        let done = instances.filter { $0.signature == signature.hex && $0.state == InstanceState.running.rawValue }.count
+        let progress = "\(done) of \(instances.count) run \(signature.short)"
+        switch phase {
+        case .reverted:
+            return "reverted (\(reason ?? "a batch failed")); \(progress)"
+        case .rolling where done == instances.count:
+            return "completed; \(progress)"
+        case .rolling where done < min(canary ?? 0, instances.count):
+            return "canary; \(progress)"
+        case .rolling:
+            return "rolling; \(progress)"
+        }
+    }
+}
