@@ -166,7 +166,10 @@ struct DashboardBrowserTests {
                     // instance of the service restarts into the new signature.
                     let oldSignature = try #require(try await self.signature(cluster, service: "worker"))
                     try await page.click(".service-button[data-service=\"worker\"]")
-                    try await page.waitFor("document.getElementById('option-command') !== null", timeout: .seconds(30))
+                    let view = try await page.waitFor(
+                        "document.getElementById('option-command') !== null || document.querySelector('#details-body .error') !== null",
+                        then: "document.getElementById('details-body').innerText", timeout: .seconds(60)) as? String ?? ""
+                    try #require(try await page.evaluate("document.getElementById('option-command') !== null") as? Bool == true, "\(view)")
                     let newCommand = command + " -s 2"
                     try await page.evaluate(
                         "(() => { const input = document.getElementById('option-command'); input.value = '\(newCommand)'; })()")
@@ -190,6 +193,19 @@ struct DashboardBrowserTests {
                     let stored = try #require(try await self.signature(cluster, service: "worker"))
                     #expect(stored != oldSignature)
                     #expect(newSignature.contains(String(stored.prefix(8))), "\(newSignature) vs \(stored)")
+                    // The change is the newest entry of the service's history, with the command it stands for and
+                    // what it changed.
+                    try await page.evaluate("document.getElementById('details-close').click()")
+                    try await page.click(".service-button[data-service=\"worker\"]")
+                    let history = try await page.waitFor(
+                        "document.querySelector('#history tbody tr') !== null",
+                        then: "Array.from(document.querySelectorAll('#history tbody tr')).map((row) => row.innerText)",
+                        timeout: .seconds(60)) as? [String] ?? []
+                    #expect(history.count >= 2, "\(history)")
+                    let newest = history.first ?? ""
+                    #expect(newest.contains("(current)") && newest.contains("(from the dashboard)"), "\(history)")
+                    #expect(newest.contains("--command \(newCommand)") && newest.contains(String(stored.prefix(8))), "\(history)")
+                    #expect(history.dropFirst().allSatisfy { !$0.contains("(current)") }, "\(history)")
                     try await page.screenshot(to: artifacts.appendingPathComponent("service-1280x800.png"))
                     try await page.evaluate("document.getElementById('details-close').click()")
                     try await page.evaluate(

@@ -486,7 +486,8 @@ async function openService(name) {
       ${details.machines.length ? details.machines.map((machine) => `<label><input type="checkbox" name="undeploy" value="${esc(machine)}"> ${esc(machine)}</label>`).join("") : `<span class="note">Not deployed anywhere.</span>`}
       ${details.machines.length ? `<button type="button" class="danger" id="undeploy">Undeploy</button>` : ""}
     </fieldset>
-    ${details.history ? `<h3>History</h3><ul>${details.history.map((entry) => `<li>${esc(entry)}</li>`).join("")}</ul>` : ""}
+    <h3>History</h3>
+    ${historyHTML(name, details.history)}
     <h3 id="events-title">Events</h3>
     <ol class="events" id="events" aria-labelledby="events-title"></ol>
     <p class="note" id="events-note"></p>`;
@@ -495,6 +496,20 @@ async function openService(name) {
   if ($("deploy")) $("deploy").addEventListener("click", () => deploy(name, checked("deploy")));
   if ($("undeploy")) $("undeploy").addEventListener("click", () => undeploy(name, checked("undeploy")));
   followEvents(name);
+}
+
+// The versions the service's history keeps, newest first: who changed what, with which command.
+function historyHTML(name, versions) {
+  if (!versions.length) return `<p class="note">No history yet: ${esc(name)} was added by an earlier release; its next change starts it.</p>`;
+  const rows = versions.map((entry) => `<tr data-version="${esc(entry.version)}"${entry.current ? ` class="current-version"` : ""}>
+      <th scope="row">${esc(entry.version)}${entry.current ? " (current)" : ""}</th>
+      <td>${esc(new Date(entry.time).toLocaleString())}</td>
+      <td>${esc(entry.user)}</td>
+      <td><code>${esc(entry.signature)}</code></td>
+      <td><code>${esc(entry.command)}</code>${entry.changes && entry.changes.length ? `<ul class="changes">${entry.changes.map((change) => `<li>${esc(change)}</li>`).join("")}</ul>` : ""}</td></tr>`).join("");
+  return `<table id="history"><caption class="visually-hidden">History of ${esc(name)}</caption>
+      <thead><tr><th scope="col">Version</th><th scope="col">Time</th><th scope="col">User</th><th scope="col">Signature</th><th scope="col">Command and changes</th></tr></thead>
+      <tbody>${rows}</tbody></table>`;
 }
 
 function journalTime(text) {
