@@ -156,16 +156,19 @@ struct DashboardAccessTests {
                 #expect(after?.version == version + 1)
 
                 // A page open: the dashboard watches the namespace; none open: it holds no watch on the server.
-                async let open = RawHTTP.request(port: port, path: "/api/events", headers: session, until: "never", timeout: 3)
-                #expect(try await Self.watchCount(server, until: { $0 > 0 }), "no watch while a page is open")
-                _ = try await open
+                let (watching, _) = try await RawHTTP.whileOpen(port: port, path: "/api/events", headers: session) {
+                    try await Self.watchCount(server, until: { $0 > 0 })
+                }
+                #expect(watching, "no watch while a page is open")
                 #expect(try await Self.watchCount(server, until: { $0 == 0 }), "the dashboard still holds watches with no page open")
                 // A service's events followed: the reader watches the service's placements and the machines while
                 // the view is open, and nothing once it closes.
-                async let events = RawHTTP.request(
-                    port: port, path: "/api/services/vault/events", headers: session, until: "never", timeout: 3)
-                #expect(try await Self.watchCount(server, until: { $0 > 0 }), "no watch while the events are followed")
-                let followed = try await events
+                let (following, followed) = try await RawHTTP.whileOpen(
+                    port: port, path: "/api/services/vault/events", headers: session, until: "event: journal"
+                ) {
+                    try await Self.watchCount(server, until: { $0 > 0 })
+                }
+                #expect(following, "no watch while the events are followed")
                 #expect(followed.status == 200 && followed.body.contains("event: journal"), "\(followed)")
                 #expect(
                     try await Self.watchCount(server, until: { $0 == 0 }), "the events' reader still holds watches with no view open")
@@ -257,7 +260,8 @@ struct DashboardAccessTests {
     /// Waits until the server's watch count satisfies `done`; the server offers no event for that, so its count is
     /// read again every 100 ms, for at most 10 s.
     static func watchCount(_ server: ZooKeeperServer, until done: (Int) -> Bool) async throws -> Bool {
-        for _ in 0..<100 {
+        // The server tells no one when its watch count changes: asked every 100 ms, for up to a minute.
+        for _ in 0..<600 {
             let mntr = try await server.fourLetterWord("mntr")
             let line = mntr.split(separator: "\n").first { $0.hasPrefix("zk_watch_count") }
             if let count = line.flatMap({ Int($0.split(separator: "\t").last ?? "") }), done(count) { return true }
