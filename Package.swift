@@ -147,8 +147,9 @@ let package = Package(
         .target(
             name: "PopUI",
             dependencies: [
-                "PopState", "PopTemplates", "PopAgent",
+                "PopState", "PopTemplates", "PopAgent", "PopFleetClient",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],

@@ -323,7 +323,8 @@ public final class FleetReader: Sendable {
         }
     }
 
-    static func now() -> Int64 { Int64(Date().timeIntervalSince1970 * 1_000_000_000) }
+    /// Now, in nanoseconds since the epoch (the time of a marker).
+    public static func now() -> Int64 { Int64(Date().timeIntervalSince1970 * 1_000_000_000) }
 
     static func timeAmount(_ duration: Duration) -> TimeAmount {
         .nanoseconds(duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000)

@@ -6,6 +6,25 @@ import PopState
 /// deadline (a machine that does not answer in time is shown as unknown), or read from this host's `/proc` on the
 /// embedded store.
 public enum FleetResources {
+    /// CPU and memory of `instances` (service, machine, leader's pid), by machine: from this host's `/proc` on the
+    /// embedded store, else from the agents of `records` (in parallel, each within `deadline`; those that do not answer
+    /// are missing). What `pop status` and the dashboard show.
+    public static func gather(
+        _ instances: [(service: String, machine: String, pid: Int32)], records: [MachineRecord], namespace: PopNamespace,
+        deadline: Duration = .milliseconds(500)
+    ) async -> [String: ResourceReport] {
+        guard !instances.isEmpty else { return [:] }
+        if namespace.store.isMachineLocal {
+            return Dictionary(grouping: instances, by: \.machine).reduce(into: [:]) { reports, group in
+                reports[group.key] = local(machine: group.key, instances: group.value.map { ($0.service, $0.pid) })
+            }
+        }
+        let machines = Set(instances.map(\.machine))
+        let asked = records.filter { machines.contains($0.id.rawValue) && $0.endpoint != nil }
+        guard !asked.isEmpty, let key = try? await namespace.endpointKey() else { return [:] }
+        return await ask(asked, client: EndpointClient(key: key), deadline: deadline)
+    }
+
     /// What each machine's agent answered within `deadline`, by machine id; machines missing did not answer.
     public static func ask(
         _ records: [MachineRecord], client: EndpointClient, deadline: Duration = .milliseconds(500)

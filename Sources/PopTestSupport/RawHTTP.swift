@@ -50,24 +50,72 @@ public enum RawHTTP {
         }
     }
 
+    /// Opens a request whose response streams (server-sent events) and runs `body` while it is open; then, with
+    /// `until`, reads on until that appears in the response (or 60 s of silence pass), closes the connection, and
+    /// returns `body`'s result with what was received. The connection lives at least as long as `body`, however
+    /// slowly the server answers.
+    public static func whileOpen<T>(
+        host: String = "127.0.0.1", port: Int, path: String, headers: [String: String] = [:], until: String? = nil,
+        _ body: () async throws -> T
+    ) async throws -> (T, Response) {
+        let fd = try connectAndSend(
+            host: host, port: port, method: "GET", path: path, headers: headers, body: nil, timeout: 60)
+        defer { close(fd) }
+        return try await withThrowingTaskGroup(of: [UInt8].self) { group in
+            group.addTask {
+                await withCheckedContinuation { continuation in
+                    Thread.detachNewThread { continuation.resume(returning: receive(fd, until: until)) }
+                }
+            }
+            let result: T
+            do {
+                result = try await body()
+            } catch {
+                shutdown(fd, Int32(SHUT_RDWR))
+                _ = try? await group.next()
+                throw error
+            }
+            if until == nil { shutdown(fd, Int32(SHUT_RDWR)) }
+            let received = try await group.next() ?? []
+            shutdown(fd, Int32(SHUT_RDWR))
+            return (result, try parse(received, from: "\(host):\(port)"))
+        }
+    }
+
     private static func blocking(
         host: String, port: Int, method: String, path: String, headers: [String: String], body: String?, until: String?, timeout: Int
     ) throws -> Response {
+        let fd = try connectAndSend(
+            host: host, port: port, method: method, path: path, headers: headers, body: body, timeout: timeout)
+        defer { close(fd) }
+        return try parse(receive(fd, until: until), from: "\(host):\(port)")
+    }
+
+    /// A connected socket that has sent the request; reads on it time out after `timeout` seconds of silence (0: never).
+    private static func connectAndSend(
+        host: String, port: Int, method: String, path: String, headers: [String: String], body: String?, timeout: Int
+    ) throws -> Int32 {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw Failure(description: "socket failed") }
-        defer { close(fd) }
         var limit = timeval(tv_sec: timeout, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = in_port_t(UInt16(port).bigEndian)
-        guard inet_pton(AF_INET, host, &address.sin_addr) == 1 else { throw Failure(description: "not an IPv4 address: \(host)") }
+        guard inet_pton(AF_INET, host, &address.sin_addr) == 1 else {
+            close(fd)
+            throw Failure(description: "not an IPv4 address: \(host)")
+        }
         let connected = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
                 connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
             }
         }
-        guard connected == 0 else { throw Failure(description: "connect to \(host):\(port) failed: errno \(errno)") }
+        guard connected == 0 else {
+            let error = errno
+            close(fd)
+            throw Failure(description: "connect to \(host):\(port) failed: errno \(error)")
+        }
         var lines = ["\(method) \(path) HTTP/1.1"]
         var all = headers
         if all["Host"] == nil { all["Host"] = "\(host):\(port)" }
@@ -79,9 +127,17 @@ public enum RawHTTP {
         var sent = 0
         while sent < bytes.count {
             let count = bytes[sent...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
-            guard count > 0 else { throw Failure(description: "send failed") }
+            guard count > 0 else {
+                close(fd)
+                throw Failure(description: "send failed")
+            }
             sent += count
         }
+        return fd
+    }
+
+    /// What arrives on `fd` until the server closes it, a read times out, or `until` appears.
+    private static func receive(_ fd: Int32, until: String?) -> [UInt8] {
         var received: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65536)
         while true {
@@ -91,9 +147,13 @@ public enum RawHTTP {
             received += buffer[0..<count]
             if let until, String(decoding: received, as: UTF8.self).contains(until) { break }
         }
+        return received
+    }
+
+    private static func parse(_ received: [UInt8], from server: String) throws -> Response {
         let text = String(decoding: received, as: UTF8.self)
         guard let split = text.range(of: "\r\n\r\n") else {
-            throw Failure(description: "no HTTP response from \(host):\(port): \(text.prefix(200))")
+            throw Failure(description: "no HTTP response from \(server): \(text.prefix(200))")
         }
         let head = text[..<split.lowerBound].components(separatedBy: "\r\n")
         let status = head.first.flatMap { $0.split(separator: " ").dropFirst().first }.flatMap { Int($0) } ?? 0

@@ -43,6 +43,20 @@ struct ClusterScaleBenchmark: AsyncParsableCommand {
         help: "Before measuring, add this many more services, each placed on one machine (in turn) and waited for until it runs: the namespace's size for the server's watch count (`wchs`), which is printed after the run.")
     var namespaceServices = 0
 
+    @Option(
+        help: "Services deployed by count (`--count AGENTS`, so one instance on every machine), measured beside the pinned ones in the same run; as many as --services by default. 0 skips them (an agent without the scheduler).")
+    var countedServices: Int?
+
+    @Flag(help: "Measure the services deployed by count before the pinned ones.")
+    var countedFirst = false
+
+    @Option(
+        help: "Then deploy this many services by count (`--count 1`) onto one machine, kill that machine's agent, and time their rescheduling once --reschedule-after has passed. 0 skips it.")
+    var rescheduleInstances = 0
+
+    @Option(help: "The --reschedule-after of the rescheduled services, in seconds.")
+    var rescheduleAfter = 2
+
     func run() async throws {
         var options = Cluster.Options()
         options.machines = agents
@@ -110,59 +124,153 @@ struct ClusterScaleBenchmark: AsyncParsableCommand {
                 print(
                     "namespace: \(namespaceServices) more services, one machine each, running in \(Self.seconds(ContinuousClock.now - namespaceStart)) (not measured)")
             }
-            let watcher = try await InstanceWatcher.open(host: cluster.host, expected: total) {
-                $0.hasPrefix("/pop/services/s")
+            // The same number of instances deployed by count (`--count AGENTS`, one on every machine), measured in the
+            // same run; `--counted-first` swaps the order, to tell the method from the namespace's growth.
+            let counted = countedServices ?? services
+            for index in stride(from: 1, through: counted, by: 1) {
+                try await cluster.popOK(["add", "c\(index)", "--template", "command", "--command", "sleep 100000"])
             }
-            let before = await Self.zooKeeperPackets(cluster.ensemble)
-            let zxidBefore = await Self.lastZxid(cluster.ensemble)
-            let agentPIDs = cluster.machines.compactMap { $0.agent?.pid }
-            let serverPIDs = cluster.ensemble.members.compactMap(\.pid)
-            let cpuBefore = Self.cpuTicks(agents: agentPIDs, servers: serverPIDs)
-            let start = ContinuousClock.now
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                for index in 1...services {
-                    group.addTask { try await cluster.popOK(["deploy", "s\(index)"] + cluster.machines.map(\.id)) }
-                }
-                try await group.waitForAll()
+            var runs: [(String, String, [[String]])] = [
+                ("pinned", "/pop/services/s", (1...services).map { ["deploy", "s\($0)"] + cluster.machines.map(\.id) })
+            ]
+            if counted > 0 {
+                let byCount = ("by count", "/pop/services/c", (1...counted).map { ["deploy", "c\($0)", "--count", String(agents)] })
+                if countedFirst { runs.insert(byCount, at: 0) } else { runs.append(byCount) }
             }
-            let deployed = ContinuousClock.now - start
-            try await watcher.waitUntilAllRunning(timeout: .seconds(timeout))
-            let converged = ContinuousClock.now - start
-            let cpuAfter = Self.cpuTicks(agents: agentPIDs, servers: serverPIDs)
-            let after = await Self.zooKeeperPackets(cluster.ensemble)
-            let zxidAfter = await Self.lastZxid(cluster.ensemble)
-            let watcherRequests = watcher.requests
-            await watcher.close()
-
-            let memory = cluster.machines.compactMap { $0.agent.flatMap { Self.residentKilobytes($0.pid) } }.reduce(0, +)
-            let requests = after.received - before.received - watcherRequests
-            let rate = Double(total) / Self.secondsValue(converged)
-            print("deploy commands: \(services) in \(Self.seconds(deployed)) (concurrently)")
-            print("all \(total) instances running: \(Self.seconds(converged)) after the first deploy command")
-            print(String(format: "converged: %.0f instances/s", rate))
-            print(
-                "ZooKeeper requests from clients during the run: \(requests) (\(String(format: "%.2f", Double(requests) / Double(total))) per instance; the benchmark's own \(watcherRequests) reads excluded)"
-            )
-            let transactions = zxidAfter - zxidBefore
-            print(
-                "ZooKeeper transactions (writes, incl. sessions of the pop commands) during the run: \(transactions) (\(String(format: "%.2f", Double(transactions) / Double(total))) per instance)"
-            )
-            print("ZooKeeper packets sent to clients (watch notifications and replies): \(after.sent - before.sent) (\(String(format: "%.1f", Double(after.sent - before.sent) / Double(total))) per instance)")
-            print("agents' memory: \(memory / 1024) MiB resident in total (\(memory / max(agents, 1)) KiB per agent)")
-            let tick = Double(sysconf(Int32(_SC_CLK_TCK)))
-            let host = Double(cpuAfter.host - cpuBefore.host) / tick
-            let agentCPU = Double(cpuAfter.agents - cpuBefore.agents) / tick
-            let serverCPU = Double(cpuAfter.servers - cpuBefore.servers) / tick
-            print(
-                String(
-                    format: "CPU from the first deploy command to all running: host %.2f s of %.2f s × %d cores; agents %.2f s (%.2f ms per instance), ZooKeeper members %.2f s, the rest (pop commands, the benchmark, instances starting, kernel) %.2f s",
-                    host, Self.secondsValue(converged), ProcessInfo.processInfo.activeProcessorCount, agentCPU,
-                    agentCPU * 1000 / Double(total), serverCPU, host - agentCPU - serverCPU))
-            let serviceCount = services + warmupServices + namespaceServices
-            let instances = total + agents * warmupServices + namespaceServices
+            var rates: [String: Double] = [:]
+            for (label, prefix, commands) in runs {
+                rates[label] = try await Self.measure(
+                    label, cluster: cluster, commands: commands, expected: commands.count * agents, agents: agents,
+                    timeout: timeout
+                ) { $0.hasPrefix(prefix) }
+            }
+            if let pinned = rates["pinned"], let byCount = rates["by count"] {
+                print(String(format: "by count / pinned: %.2f (instances per second, same run)", byCount / pinned))
+            }
+            if rescheduleInstances > 0 {
+                try await Self.measureRescheduling(
+                    cluster: cluster, instances: rescheduleInstances, after: rescheduleAfter, timeout: timeout)
+            }
+            let serviceCount = services + counted + warmupServices + namespaceServices + rescheduleInstances
+            let instances = total + agents * (counted + warmupServices) + namespaceServices + rescheduleInstances
             let watches = await Self.serverWatches(cluster.ensemble)
             print(
                 "server watches (`zk_watch_count` of `mntr`, summed over members) with \(serviceCount) services and \(instances) instances: \(watches) (\(String(format: "%.1f", Double(watches) / Double(max(agents, 1)))) per agent; \(String(format: "%.2f", Double(watches) / Double(max(instances, 1)))) per instance)")
+        }
+    }
+
+    /// Runs the deploy commands (all at once) and prints the time until `expected` instance records whose path
+    /// `counts` accepts run, with ZooKeeper's requests, transactions and packets, and the agents' and members' CPU.
+    /// Returns the rate in instances per second.
+    static func measure(
+        _ label: String, cluster: Cluster, commands: [[String]], expected total: Int, agents: Int, timeout: Double,
+        counts: @escaping @Sendable (String) -> Bool
+    ) async throws -> Double {
+        print("-- \(label): \(commands.count) deploy commands, \(total) instances")
+        let watcher = try await InstanceWatcher.open(host: cluster.host, expected: total, counts: counts)
+        let before = await Self.zooKeeperPackets(cluster.ensemble)
+        let zxidBefore = await Self.lastZxid(cluster.ensemble)
+        let agentPIDs = cluster.machines.compactMap { $0.agent?.pid }
+        let serverPIDs = cluster.ensemble.members.compactMap(\.pid)
+        let cpuBefore = Self.cpuTicks(agents: agentPIDs, servers: serverPIDs)
+        let start = ContinuousClock.now
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for command in commands {
+                group.addTask { try await cluster.popOK(command) }
+            }
+            try await group.waitForAll()
+        }
+        let deployed = ContinuousClock.now - start
+        try await watcher.waitUntilAllRunning(timeout: .seconds(timeout))
+        let converged = ContinuousClock.now - start
+        let cpuAfter = Self.cpuTicks(agents: agentPIDs, servers: serverPIDs)
+        let after = await Self.zooKeeperPackets(cluster.ensemble)
+        let zxidAfter = await Self.lastZxid(cluster.ensemble)
+        let watcherRequests = watcher.requests
+        await watcher.close()
+
+        let memory = cluster.machines.compactMap { $0.agent.flatMap { Self.residentKilobytes($0.pid) } }.reduce(0, +)
+        let requests = after.received - before.received - watcherRequests
+        let rate = Double(total) / Self.secondsValue(converged)
+        print("deploy commands: \(commands.count) in \(Self.seconds(deployed)) (concurrently)")
+        print("all \(total) instances running: \(Self.seconds(converged)) after the first deploy command")
+        print(String(format: "converged: %.0f instances/s", rate))
+        print(
+            "ZooKeeper requests from clients during the run: \(requests) (\(String(format: "%.2f", Double(requests) / Double(total))) per instance; the benchmark's own \(watcherRequests) reads excluded)"
+        )
+        let transactions = zxidAfter - zxidBefore
+        print(
+            "ZooKeeper transactions (writes, incl. sessions of the pop commands) during the run: \(transactions) (\(String(format: "%.2f", Double(transactions) / Double(total))) per instance)"
+        )
+        print("ZooKeeper packets sent to clients (watch notifications and replies): \(after.sent - before.sent) (\(String(format: "%.1f", Double(after.sent - before.sent) / Double(total))) per instance)")
+        print("agents' memory: \(memory / 1024) MiB resident in total (\(memory / max(agents, 1)) KiB per agent)")
+        let tick = Double(sysconf(Int32(_SC_CLK_TCK)))
+        let host = Double(cpuAfter.host - cpuBefore.host) / tick
+        let agentCPU = Double(cpuAfter.agents - cpuBefore.agents) / tick
+        let serverCPU = Double(cpuAfter.servers - cpuBefore.servers) / tick
+        print(
+            String(
+                format: "CPU from the first deploy command to all running: host %.2f s of %.2f s × %d cores; agents %.2f s (%.2f ms per instance), ZooKeeper members %.2f s, the rest (pop commands, the benchmark, instances starting, kernel) %.2f s",
+                host, Self.secondsValue(converged), ProcessInfo.processInfo.activeProcessorCount, agentCPU,
+                agentCPU * 1000 / Double(total), serverCPU, host - agentCPU - serverCPU))
+        return rate
+    }
+
+    /// Deploys `instances` services by count (`--count 1`) onto one machine (the only one with the label
+    /// `bench-lost=yes` at first), waits until they run, gives the label to every other machine, then SIGKILLs that
+    /// machine's agent (not the scheduler's). Prints the time from the moment its registration is gone plus
+    /// reschedule-after (when the scheduler may move them) until every instance runs on another machine.
+    static func measureRescheduling(cluster: Cluster, instances: Int, after: Int, timeout: Double) async throws {
+        let configuration = try StoreConfiguration(kind: StoreConfiguration.parseHosts(cluster.host), prefix: "/pop")
+        let store = try await openStore(configuration, sessionTimeout: .seconds(30))
+        // The leader is the candidate with the lowest sequence number (`candidate-%010d`, so the lowest name); its data
+        // is its machine id.
+        let leaderName = try await store.children("/pop/election").min()
+        var leader: String?
+        if let leaderName { leader = String(decoding: try await store.get("/pop/election/\(leaderName)").data, as: UTF8.self) }
+        guard let victim = cluster.machines.last(where: { $0.id != leader }), let agent = victim.agent else {
+            throw ValidationError("no machine other than the scheduler's to lose")
+        }
+        print("-- rescheduling: \(instances) services by count (--count 1) on \(victim.id); the scheduler runs on \(leader ?? "?")")
+        try await cluster.popOK(["machines", "label", victim.id, "bench-lost=yes"])
+        let names = (1...instances).map { "r\($0)" }
+        let placed = try await InstanceWatcher.open(host: cluster.host, expected: instances) { $0.hasPrefix("/pop/services/r") }
+        try await Self.eightAtATime(names) { name in
+            try await cluster.popOK(["add", name, "--template", "command", "--command", "sleep 100000"])
+            try await cluster.popOK([
+                "deploy", name, "--count", "1", "--label", "bench-lost=yes", "--reschedule-after", String(after),
+            ])
+        }
+        try await placed.waitUntilAllRunning(timeout: .seconds(timeout))
+        await placed.close()
+        try await Self.eightAtATime(cluster.machines.filter { $0.id != victim.id }) { machine in
+            try await cluster.popOK(["machines", "label", machine.id, "bench-lost=yes"])
+        }
+        let suffix = "/machines/\(victim.id)/instance"
+        let moved = try await InstanceWatcher.open(host: cluster.host, expected: instances) {
+            $0.hasPrefix("/pop/services/r") && !$0.hasSuffix(suffix)
+        }
+        let (stat, registration) = try await store.existsAndWatch("/pop/machines/\(victim.id)")
+        await agent.crash()
+        if stat != nil { _ = try await registration.event() } else { registration.cancel() }
+        let gone = ContinuousClock.now
+        try await moved.waitUntilAllRunning(timeout: .seconds(timeout))
+        let running = ContinuousClock.now - gone
+        await moved.close()
+        await store.close()
+        print("registration of \(victim.id) gone after its agent was killed (session expiry)")
+        print(
+            "all \(instances) instances running elsewhere: \(Self.seconds(running - Duration.seconds(after))) after reschedule-after (\(after) s) passed; \(Self.seconds(running)) after the registration went")
+    }
+
+    /// Runs `body` for each item, eight at a time.
+    static func eightAtATime<Item: Sendable>(_ items: [Item], _ body: @escaping @Sendable (Item) async throws -> Void) async throws {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for (index, item) in items.enumerated() {
+                if index >= 8 { try await group.next() }
+                group.addTask { try await body(item) }
+            }
+            try await group.waitForAll()
         }
     }
 

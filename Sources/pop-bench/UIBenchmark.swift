@@ -46,6 +46,7 @@ struct UIBenchmark: AsyncParsableCommand {
         defer { try? FileManager.default.removeItem(at: folder) }
         print("pop: \(popPath)")
         print("machine: \(ProcessInfo.processInfo.activeProcessorCount) cores; \(services) services × \(machines) machines; \(runs) runs")
+        print("load average before (1, 5, 15 min): \(ProcFile.loadAverage())")
 
         var environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("POP_") }
         environment["POP_HOME"] = folder.appendingPathComponent("home").path
@@ -66,6 +67,7 @@ struct UIBenchmark: AsyncParsableCommand {
             let (pop, peer) = try await measure(popPath, environment: environment, namespace: namespace, folder: folder)
             await namespace.store.close()
             report(pop: pop, peer: peer)
+            print("load average after (1, 5, 15 min): \(ProcFile.loadAverage())")
         } catch {
             await namespace.store.close()
             throw error

@@ -4,9 +4,10 @@ import PopTestExpectations
 import PopTestSupport
 import TestProcesses
 import Testing
+import ZooKeeperTestSupport
 
 /// `pop logs`, `pop events`, and the resource columns of `pop status`, through the real binary on each store.
-@Suite(.timeLimit(.minutes(3)))
+@Suite(.timeLimit(.minutes(5)))
 struct ObservabilityCommandTests {
     /// A counter printed every 10 ms, one line in ten also on standard error.
     static let counter = "python3 -u -c \"import sys, time\ni = 0\nwhile True:\n    i += 1\n    print('count', i, flush=True)\n    if i % 10 == 0: print('tenth', i, file=sys.stderr, flush=True)\n    time.sleep(0.01)\n\""
@@ -96,5 +97,63 @@ struct ObservabilityCommandTests {
             #expect(await follower.waitForExit(timeout: .seconds(10)) != nil, "pop logs -f ends on SIGINT")
             #expect(seen == 20)
         }
+    }
+
+    /// A follow needs its store session. Once that session has ended for good (here it expires while ZooKeeper
+    /// cannot be reached), `pop logs -f` exits 5 and says so, instead of following nothing forever. The agent reaches
+    /// ZooKeeper directly; the follower through a proxy that stops forwarding.
+    @Test func aFollowEndsWithExit5WhenItsZooKeeperSessionExpires() async throws {
+        let server = try await ZooKeeperServer.shared()
+        let proxy = try await ZooKeeperTestProxy.start(forwardingTo: server.host, port: server.clientPort)
+        let direct = try await CLIFixture.chroot("follow-expiry")
+        let chroot = String(direct[try #require(direct.firstIndex(of: "/"))...])
+        let pop = try PopRunner(environment: ["POP_MACHINE_ID": "m1", "POP_HOST": direct])
+        let stderr = pop.home.appendingPathComponent("follower.stderr")
+        do {
+            try await pop.withAgentStoppedAfterwards {
+                try await pop.ok("init")
+                try await pop.ok("start")
+                try await pop.ok("add", "counter", "--template", "command", "--command", Self.counter)
+                try await pop.ok("deploy", "counter")
+                let follower = try ChildProcess(
+                    [try PopRunner.binary(), "logs", "counter", "-f", "-n", "0"],
+                    environment: pop.processEnvironment(["POP_HOST": proxy.connectString + chroot]),
+                    stdout: .lines, stderr: .file(stderr, truncate: true))
+                // Following: lines arrive through the agent's endpoint.
+                var seen = 0
+                for await line in follower.lines! where line.contains(" out| count ") {
+                    seen += 1
+                    if seen == 3 { break }
+                }
+                #expect(seen == 3)
+                // A witness session through the same proxy, with pop's session timeout and touched after the
+                // follower's last request: once the server has expired it (its ephemeral node is deleted), it has
+                // expired the follower's too. Then ZooKeeper is reachable again, and tells the follower.
+                let witness = try await ZooKeeperStore.open(
+                    servers: [.init(host: "127.0.0.1", port: proxy.port)], chroot: chroot, logger: quietLogger)
+                let observer = try await ZooKeeperStore.open(
+                    servers: [.init(host: server.host, port: server.clientPort)], chroot: chroot, logger: quietLogger)
+                _ = try await witness.create("/witness", data: [], mode: .ephemeral)
+                let (stat, gone) = try await observer.existsAndWatch("/witness")
+                #expect(stat != nil)
+                _ = try await witness.exists("/witness")
+                proxy.setMode(.blackhole)
+                #expect(try await gone.event().kind == .deleted)
+                proxy.setMode(.forwarding)
+                await observer.close()
+                await witness.close()
+                let status = await follower.waitForExit(timeout: .seconds(60))
+                let message = (try? String(contentsOf: stderr, encoding: .utf8)) ?? ""
+                if status == nil { await follower.stop() }
+                #expect(status == 5, "exit \(String(describing: status)): \(message)")
+                #expect(message.contains("session") && (message.contains("expired") || message.contains("ended")), "\(message)")
+                #expect(!message.contains("Fatal error"), "\(message)")
+            }
+        } catch {
+            await proxy.stop()
+            throw error
+        }
+        await proxy.stop()
+        pop.removeFolder()
     }
 }

@@ -7,7 +7,7 @@ import TestProcesses
 import Testing
 
 /// The agent's endpoint served in this process: who gets in, the journals it streams, its metrics and resources.
-@Suite(.timeLimit(.minutes(2)))
+@Suite(.timeLimit(.minutes(5)))
 struct EndpointTests {
     static let credentials = try! StoreCredentials(user: "ops", password: "correct-horse", source: "test")
 

@@ -6,7 +6,7 @@ import PopTestSupport
 import Testing
 
 /// Lifecycle events as a real supervisor records them, where it decides and sees them, and the journal they go to.
-@Suite(.timeLimit(.minutes(2)))
+@Suite(.timeLimit(.minutes(5)))
 struct LifecycleEventTests {
     /// Runs a supervisor whose lifecycle events go to `journal`, until `body` returns; returns the events in order.
     func withTrackedSupervisor(

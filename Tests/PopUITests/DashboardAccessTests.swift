@@ -156,17 +156,29 @@ struct DashboardAccessTests {
                 #expect(after?.version == version + 1)
 
                 // A page open: the dashboard watches the namespace; none open: it holds no watch on the server.
-                async let open = RawHTTP.request(port: port, path: "/api/events", headers: session, until: "never", timeout: 3)
-                #expect(try await Self.watchCount(server, until: { $0 > 0 }), "no watch while a page is open")
-                _ = try await open
+                let (watching, _) = try await RawHTTP.whileOpen(port: port, path: "/api/events", headers: session) {
+                    try await Self.watchCount(server, until: { $0 > 0 })
+                }
+                #expect(watching, "no watch while a page is open")
                 #expect(try await Self.watchCount(server, until: { $0 == 0 }), "the dashboard still holds watches with no page open")
+                // A service's events followed: the reader watches the service's placements and the machines while
+                // the view is open, and nothing once it closes.
+                let (following, followed) = try await RawHTTP.whileOpen(
+                    port: port, path: "/api/services/vault/events", headers: session, until: "event: journal"
+                ) {
+                    try await Self.watchCount(server, until: { $0 > 0 })
+                }
+                #expect(following, "no watch while the events are followed")
+                #expect(followed.status == 200 && followed.body.contains("event: journal"), "\(followed)")
+                #expect(
+                    try await Self.watchCount(server, until: { $0 == 0 }), "the events' reader still holds watches with no view open")
                 return try String(contentsOf: dashboard.errorLog, encoding: .utf8)
             }
             #expect(!output.contains(Self.secret) && !output.contains(Self.newSecret) && !output.contains(Self.password))
         }
     }
 
-    @Test("an open namespace: a random token printed at start, and nothing without it; a local instance's log, live")
+    @Test("an open namespace: a random token printed at start, and nothing without it; an instance's log and events")
     func openNamespace() async throws {
         let pop = try PopRunner(label: "ui-token", environment: ["POP_MACHINE_ID": "m1"])
         defer { pop.removeFolder() }
@@ -203,15 +215,22 @@ struct DashboardAccessTests {
             #expect(setCookie.hasPrefix("pop_ui_\(port)="))
             let cookie = ["Cookie": String(setCookie.prefix { $0 != ";" })]
 
-            // The instance's log is on this host: its last lines at once.
+            // The instance's log, from its journal: its last lines at once, as `pop logs --json` objects.
             let log = try await RawHTTP.request(
-                port: port, path: "/api/services/talker/machines/m1/log", headers: cookie, until: "first-line", timeout: 15)
+                port: port, path: "/api/services/talker/machines/m1/log", headers: cookie, until: "first-line", timeout: 30)
             #expect(log.status == 200)
             #expect(log.header("Content-Type")?.hasPrefix("text/event-stream") == true)
-            #expect(log.body.contains("event: log") && log.body.contains("first-line"))
-            // Another machine's log is not here: the answer says where it is.
+            #expect(log.body.contains("event: journal") && log.body.contains(#""line":"first-line""#))
+            #expect(log.body.contains(#""stream":"stdout""#) && log.body.contains(#""machine":"m1""#))
+            // Its lifecycle events: it started.
+            let events = try await RawHTTP.request(
+                port: port, path: "/api/services/talker/events", headers: cookie, until: #""kind":"started""#, timeout: 30)
+            #expect(events.status == 200 && events.body.contains(#""kind":"started""#), "\(events.body)")
+            // A machine the service is not deployed on has no log of it: a clear refusal.
             let elsewhere = try await RawHTTP.request(port: port, path: "/api/services/talker/machines/m9/log", headers: cookie)
-            #expect(elsewhere.body.contains(#""available":"false""#) && elsewhere.body.contains("m9"))
+            #expect(elsewhere.status == 404 && elsewhere.body.contains("not deployed on machine m9"), "\(elsewhere.body)")
+            let unknown = try await RawHTTP.request(port: port, path: "/api/services/nothing/events", headers: cookie)
+            #expect(unknown.status == 404, "\(unknown.body)")
         }
         agent.signal(SIGTERM)
         #expect(await agent.waitForExit(timeout: .seconds(30)) == 0)
@@ -241,7 +260,8 @@ struct DashboardAccessTests {
     /// Waits until the server's watch count satisfies `done`; the server offers no event for that, so its count is
     /// read again every 100 ms, for at most 10 s.
     static func watchCount(_ server: ZooKeeperServer, until done: (Int) -> Bool) async throws -> Bool {
-        for _ in 0..<100 {
+        // The server tells no one when its watch count changes: asked every 100 ms, for up to a minute.
+        for _ in 0..<600 {
             let mntr = try await server.fourLetterWord("mntr")
             let line = mntr.split(separator: "\n").first { $0.hasPrefix("zk_watch_count") }
             if let count = line.flatMap({ Int($0.split(separator: "\t").last ?? "") }), done(count) { return true }

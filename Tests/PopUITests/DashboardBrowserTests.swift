@@ -14,7 +14,9 @@ import Glibc
 /// 3-machine cluster with two services.
 @Suite("Dashboard in a browser", .serialized)
 struct DashboardBrowserTests {
-    @Test("the grid, a killed instance coming back, restart from the page, no JavaScript error, both screen sizes")
+    @Test(
+        "the grid, CPU and memory, a killed instance coming back, restart from the page, another machine's log live, the events, no JavaScript error, both screen sizes"
+    )
     func grid() async throws {
         try await withCluster { cluster in
             let plugin = try ClusterTestService.writePlugin(in: cluster.folder)
@@ -23,7 +25,11 @@ struct DashboardBrowserTests {
             try await cluster.popOK(
                 ["add", "web", "--template", ClusterTestService.templateName, "--events", events.path],
                 environment: [("POP_PLUGIN_PATH", plugin.deletingLastPathComponent().path)])
-            try await cluster.popOK(["add", "worker", "--template", "command", "--command", "sleep 100000"])
+            // worker prints each line appended to its input file: a line written while the page looks at its log.
+            let input = cluster.folder.appendingPathComponent("worker-input")
+            try Data().write(to: input)
+            let command = "tail -n 0 -F \(input.path)"
+            try await cluster.popOK(["add", "worker", "--template", "command", "--command", command])
             try await cluster.popOK(["deploy", "web", "m1", "m2", "m3"])
             try await cluster.popOK(["deploy", "worker", "m1", "m2"])
             try await cluster.popOK(["status", "--wait", "running", "--timeout", "60"], timeout: .seconds(90))
@@ -49,6 +55,15 @@ struct DashboardBrowserTests {
                     #expect(shape?["caption"] as? String == "Instances: services × machines")
                     #expect(shape?["columnHeaders"] as? Int == 4)
                     #expect(shape?["rowHeaders"] as? Int == 2)
+                    // CPU and memory from the agents: every running cell shows figures, not dashes.
+                    let sampled = try await page.waitFor(
+                        """
+                        Array.from(document.querySelectorAll('#grid td.state-running .cell-button'))
+                          .every((c) => /CPU \\d+\\.\\d% · mem \\d/.test(c.textContent))
+                        """,
+                        then: "document.querySelector('.cell-button[data-service=\"web\"][data-machine=\"m3\"]').textContent",
+                        timeout: .seconds(60)) as? String
+                    print("web on m3 as shown: \(sampled ?? "?")")
                     try await page.screenshot(to: artifacts.appendingPathComponent("grid-1280x800.png"))
 
                     // A killed instance goes through a state other than running and runs again, without a reload.
@@ -102,6 +117,36 @@ struct DashboardBrowserTests {
                     #expect(shown == workerAfter.map(String.init))
                     try await page.screenshot(to: artifacts.appendingPathComponent("instance-1280x800.png"))
 
+                    // Another machine's instance: its log through its agent's endpoint, with a line written after
+                    // the view opened.
+                    try await page.evaluate("document.getElementById('details-close').click()")
+                    try await page.click(".cell-button[data-service=\"worker\"][data-machine=\"m2\"]")
+                    try await page.waitFor(
+                        "(document.getElementById('log-note') || {}).textContent === 'Following the log as it is written.'",
+                        timeout: .seconds(30))
+                    let marker = "written-after-open-\(UInt32.random(in: 0...UInt32.max))"
+                    let handle = try FileHandle(forWritingTo: input)
+                    try handle.seekToEnd()
+                    try handle.write(contentsOf: Data((marker + "\n").utf8))
+                    try handle.close()
+                    let logText = try await page.waitFor(
+                        "document.getElementById('log').textContent.includes('\(marker)')",
+                        then: "document.getElementById('log').textContent", timeout: .seconds(30)) as? String ?? ""
+                    #expect(logText.contains(marker))
+
+                    // The service's events, from every machine: the restart of worker on m1 with its reason.
+                    try await page.click("#open-service")
+                    let restartEvent = try await page.waitFor(
+                        """
+                        Array.from(document.querySelectorAll('#events li')).some((e) =>
+                          e.dataset.machine === 'm1' && e.dataset.kind === 'restarted' && e.dataset.reason === 'manual')
+                        """,
+                        then: """
+                        Array.from(document.querySelectorAll('#events li')).find((e) =>
+                          e.dataset.kind === 'restarted' && e.dataset.reason === 'manual').textContent
+                        """, timeout: .seconds(30)) as? String ?? ""
+                    #expect(restartEvent.contains("m1: restarted (manual)"), "\(restartEvent)")
+
                     // A page of another origin on the same host (the same *site*, so the SameSite cookie is sent)
                     // submits a form that would restart worker on m1: refused, and nothing restarts.
                     let refused = try await ForgedPage.serve(target: dashboard.origin + "/api/services/worker/restart") {
@@ -121,14 +166,18 @@ struct DashboardBrowserTests {
                     // instance of the service restarts into the new signature.
                     let oldSignature = try #require(try await self.signature(cluster, service: "worker"))
                     try await page.click(".service-button[data-service=\"worker\"]")
-                    try await page.waitFor("document.getElementById('option-command') !== null", timeout: .seconds(30))
+                    let view = try await page.waitFor(
+                        "document.getElementById('option-command') !== null || document.querySelector('#details-body .error') !== null",
+                        then: "document.getElementById('details-body').innerText", timeout: .seconds(60)) as? String ?? ""
+                    try #require(try await page.evaluate("document.getElementById('option-command') !== null") as? Bool == true, "\(view)")
+                    let newCommand = command + " -s 2"
                     try await page.evaluate(
-                        "(() => { const input = document.getElementById('option-command'); input.value = 'sleep 100001'; })()")
+                        "(() => { const input = document.getElementById('option-command'); input.value = '\(newCommand)'; })()")
                     try await page.click("#config-form button[type=submit]")
                     let plan = try await page.waitFor(
                         "document.getElementById('apply-plan') !== null", then: "document.getElementById('plan').innerText",
                         timeout: .seconds(30)) as? String ?? ""
-                    #expect(plan.contains("--command") && plan.contains("sleep 100000") && plan.contains("sleep 100001"), "\(plan)")
+                    #expect(plan.contains("--command") && plan.contains(command) && plan.contains(newCommand), "\(plan)")
                     #expect(plan.contains("2 instance(s) restart") && plan.contains("m1, m2"), "\(plan)")
                     #expect(try await self.signature(cluster, service: "worker") == oldSignature, "the plan changed something")
                     try await page.click("#apply-plan")
@@ -144,6 +193,19 @@ struct DashboardBrowserTests {
                     let stored = try #require(try await self.signature(cluster, service: "worker"))
                     #expect(stored != oldSignature)
                     #expect(newSignature.contains(String(stored.prefix(8))), "\(newSignature) vs \(stored)")
+                    // The change is the newest entry of the service's history, with the command it stands for and
+                    // what it changed.
+                    try await page.evaluate("document.getElementById('details-close').click()")
+                    try await page.click(".service-button[data-service=\"worker\"]")
+                    let history = try await page.waitFor(
+                        "document.querySelector('#history tbody tr') !== null",
+                        then: "Array.from(document.querySelectorAll('#history tbody tr')).map((row) => row.innerText)",
+                        timeout: .seconds(60)) as? [String] ?? []
+                    #expect(history.count >= 2, "\(history)")
+                    let newest = history.first ?? ""
+                    #expect(newest.contains("(current)") && newest.contains("(from the dashboard)"), "\(history)")
+                    #expect(newest.contains("--command \(newCommand)") && newest.contains(String(stored.prefix(8))), "\(history)")
+                    #expect(history.dropFirst().allSatisfy { !$0.contains("(current)") }, "\(history)")
                     try await page.screenshot(to: artifacts.appendingPathComponent("service-1280x800.png"))
                     try await page.evaluate("document.getElementById('details-close').click()")
                     try await page.evaluate(

@@ -70,6 +70,53 @@ struct FleetFeedTests {
         #expect(!event.dropLast(2).contains("\n\n"))
     }
 
+    @Test("CPU and memory go to the instance its agent measured (same service, same pid); a row only those changed")
+    func resources() throws {
+        let model = Self.model(["m1": "running", "m2": "running"])
+        #expect(model.processes.map(\.machine) == ["m1", "m2"])
+        let reports = [
+            "m1": ResourceReport(
+                machine: "m1",
+                instances: [ResourceReport.Instance(service: "web", pid: 100, cpuPercent: 12.5, memoryBytes: 4096, processes: 1)]),
+            // A sample of an earlier process (another pid) is not this instance's.
+            "m2": ResourceReport(
+                machine: "m2",
+                instances: [ResourceReport.Instance(service: "web", pid: 99, cpuPercent: 50, memoryBytes: 1, processes: 1)]),
+        ]
+        let sampled = model.withResources(reports)
+        let instances = try #require(sampled.service("web")).instances
+        #expect(instances[0].cpuPercent == 12.5 && instances[0].memoryBytes == 4096)
+        #expect(instances[1].cpuPercent == nil && instances[1].memoryBytes == nil)
+        guard case .rows(let services, _, _) = try #require(FleetUpdate.between(model, sampled)) else {
+            Issue.record("a new sample is a row update")
+            return
+        }
+        #expect(services.map(\.name) == ["web"])
+        #expect(FleetUpdate.between(sampled, model.withResources(reports)) == nil)
+        // A new read of the store keeps the newest sample.
+        #expect(Self.model(["m1": "running", "m2": "running"]).withResources(reports) == sampled)
+    }
+
+    @Test("journal events carry `pop logs --json` objects: lines, lifecycle events with their reason, markers")
+    func journalEvents() throws {
+        var restarted = LifecycleEvent(.restarted, service: "web", time: 1_700_000_000_000_000_000, reason: .manual)
+        restarted.seq = 4
+        let line = JournalLine(stream: .stderr, seq: 9, time: 1_700_000_000_000_000_001, text: Array("oops \"quoted\"".utf8)[...])
+        let text = AgentJournals.event(
+            [.item(machine: "m2", .event(restarted)), .item(machine: "m1", .line(line)),
+             .marker(machine: "m3", .unreachable("connection refused"))],
+            service: "web")
+        #expect(text.hasPrefix("event: journal\ndata: ["))
+        #expect(text.hasSuffix("]\n\n") && !text.dropLast(2).contains("\n\n"))
+        let data = String(text.split(separator: "\n")[1].dropFirst(6))
+        let objects = try JSONDecoder().decode([JournalOutput].self, from: Data(data.utf8))
+        #expect(objects.count == 3)
+        #expect(objects[0].machine == "m2" && objects[0].kind == "restarted" && objects[0].reason == "manual")
+        #expect(objects[0].summary == "restarted (manual)")
+        #expect(objects[1].line == "oops \"quoted\"" && objects[1].stream == "stderr" && objects[1].service == "web")
+        #expect(objects[2].marker == "unreachable" && objects[2].detail?.contains("connection refused") == true)
+    }
+
     @Test("a plan names the changed options, hides secret values, and restarts every placed instance in order")
     func plan() throws {
         let template = ResolvedTemplate(

@@ -5,8 +5,8 @@ import PopState
 /// The scheduler's executor: the only owner of a ``SchedulerStateMachine``. It runs beside the agent's own driver
 /// (a child task of ``Agent/run()``), with a store session of its own, whose ephemeral candidate node is its place in
 /// the election. It feeds the core every event in the order it arrived and performs the actions it returns: store
-/// round trips are awaited here; the session, the namespace watch, the predecessor watch and timers are child tasks
-/// that report back through the inbox. Nothing outlives ``run()``.
+/// round trips are awaited here; the session, the predecessor watch, the leader's watches (one shared stream, one
+/// task) and timers are child tasks that report back through the inbox. Nothing outlives ``run()``.
 struct SchedulerDriver {
     enum Event: Sendable {
         case sessionEnded
@@ -29,6 +29,10 @@ struct SchedulerDriver {
         let epoch: Int
         let stop: AsyncStream<Void>.Continuation
         var store: (any CoordinationStore)?
+        /// Where the leader's watches deliver (created with the first one); any event wakes the leader.
+        var watchEvents: NodeEvents.Continuation?
+        /// The leader's watches, to remove one when the plan no longer depends on it.
+        var watches: [SchedulerStateMachine.Watch: WatchHandle] = [:]
     }
 
     let configuration: AgentConfiguration
@@ -111,6 +115,8 @@ struct SchedulerDriver {
         case .endSession:
             guard let ending = session else { return [] }
             session = nil
+            for handle in ending.watches.values { handle.cancel() }
+            ending.watchEvents?.finish()
             ending.stop.finish()
             return []
         case .schedule(let timer, let delay):
@@ -132,7 +138,10 @@ struct SchedulerDriver {
         case .note(let note):
             log(note)
             return []
-        case .join, .listCandidates, .watchPredecessor, .followNamespace, .readState, .write:
+        case .unwatch(let watch):
+            session?.watches.removeValue(forKey: watch)?.cancel()
+            return []
+        case .join, .listCandidates, .watchPredecessor, .watch, .readState, .write:
             guard let store = session?.store, let current = session?.epoch else { return [] }
             return await roundTrip(action, store: store, epoch: current, in: &group)
         }
@@ -186,24 +195,19 @@ struct SchedulerDriver {
                 }
             }
             return []
-        case .followNamespace:
+        case .watch(let watch):
             do {
-                let changes = try await store.changes(under: paths.root)
-                group.addTask { [inbox] in
-                    do {
-                        for try await _ in changes { inbox.yield(.event(.storeChanged, epoch: current)) }
-                    } catch {}
-                    if !Task.isCancelled { inbox.yield(.event(.sessionEnded, epoch: current)) }
-                }
+                let events = watchEvents(epoch: current, in: &group)
+                let (path, subtree) = target(of: watch)
+                session?.watches[watch] = try await store.addWatch(path, subtree: subtree, into: events)
                 return []
             } catch {
                 return core.sessionEnded()
             }
         case .readState:
             do {
-                let snapshot = try await namespace.status()
-                return core.stateRead(
-                    SchedulingState(snapshot), factVersions: snapshot.facts.mapValues(\.version), now: Date())
+                let (state, versions) = try await namespace.schedulingState()
+                return core.stateRead(state, factVersions: versions, now: Date())
             } catch {
                 return core.failed(error as? PopError ?? PopError(.system, "\(error)"))
             }
@@ -217,6 +221,35 @@ struct SchedulerDriver {
         default:
             return []
         }
+    }
+
+    /// The node a watch follows, and whether it follows the subtree below it.
+    func target(of watch: SchedulerStateMachine.Watch) -> (path: String, subtree: Bool) {
+        switch watch {
+        case .registrations: (paths.machines, false)
+        case .facts: (paths.facts, true)
+        case .services: (paths.services, false)
+        case .policy(let name): (paths.scheduling(name), false)
+        case .placements(let name): (paths.placements(name), false)
+        case .instances(let name): (paths.service(name), true)
+        }
+    }
+
+    /// The session's stream of watch events, made with its first watch, with the one task that wakes the leader.
+    /// It keeps only the newest event: however many arrive during a read, they cost one more read. The session's end
+    /// finishes it with an error, which ends the session here too.
+    mutating func watchEvents(epoch current: Int, in group: inout DiscardingTaskGroup) -> NodeEvents.Continuation {
+        if let existing = session?.watchEvents { return existing }
+        let (events, continuation) = NodeEvents.makeStream(bufferingPolicy: .bufferingNewest(1))
+        session?.watchEvents = continuation
+        group.addTask { [inbox] in
+            do {
+                for try await _ in events { inbox.yield(.event(.storeChanged, epoch: current)) }
+            } catch {
+                inbox.yield(.event(.sessionEnded, epoch: current))
+            }
+        }
+        return continuation
     }
 
     /// Starts a session's task: it opens the store, reports it, reports the session's end, and closes the handle

@@ -6,8 +6,8 @@ import PopState
 ///
 /// The election is ZooKeeper's leader-election recipe: each agent creates an ephemeral sequential candidate node;
 /// the lowest leads, and every other watches only the candidate just before its own (no herd effect when the leader
-/// goes: one agent wakes). The leader follows the namespace, reads the scheduling state, plans with
-/// ``SchedulePlan`` and writes the plan fenced by its own candidate node, so a leader whose session ended writes
+/// goes: one agent wakes). The leader follows only what it decides on (``Watch``), reads the scheduling state, plans
+/// with ``SchedulePlan`` and writes the plan fenced by its own candidate node, so a leader whose session ended writes
 /// nothing. Nothing it knows lives only here: a new leader reads the same state and plans the same.
 ///
 /// Pure: no I/O, no clock (events carry the time). ``SchedulerDriver`` feeds it and performs its actions.
@@ -48,8 +48,32 @@ struct SchedulerStateMachine {
         var step: Step = .reading
         /// Whether something changed while a read or write was in flight.
         var changed = false
+        /// The watches set (and not removed) in this session.
+        var watching: Set<Watch> = Self.always
         /// Failures in a row, for the retry backoff.
         var failures = 0
+
+        /// The watches every leader holds, set on election.
+        static let always: Set<Watch> = [.registrations, .facts, .services]
+    }
+
+    /// What the leader follows: what a plan depends on, and no more. Each is a persistent watch, set before the
+    /// read that depends on it; any event of any of them wakes the leader to read again.
+    enum Watch: Hashable, Comparable {
+        /// `machines`: registrations come and go (a node watch: its children).
+        case registrations
+        /// `facts` and below: labels, drains, absent-since.
+        case facts
+        /// `services`: services are created and removed (a node watch: its children).
+        case services
+        /// `services/<name>/scheduling`: the service is deployed by count, scaled, or pinned again.
+        case policy(ServiceName)
+        /// `services/<name>/machines`: a placement of a service deployed by count is made or deleted (a node watch:
+        /// its children, and its data, which every placement write sets).
+        case placements(ServiceName)
+        /// `services/<name>` and below: the spec and instance records of a service whose drain waits for a
+        /// replacement to run.
+        case instances(ServiceName)
     }
 
     enum Timer: Hashable {
@@ -65,8 +89,10 @@ struct SchedulerStateMachine {
         case listCandidates
         /// Watch this candidate until it goes.
         case watchPredecessor(String)
-        /// Follow every change in the namespace (while leading).
-        case followNamespace
+        /// Set this watch (while leading).
+        case watch(Watch)
+        /// Remove this watch: what it followed no longer matters to the plan.
+        case unwatch(Watch)
         case readState
         case write(SchedulePlan, factVersions: [MachineID: Int32], fence: String)
         case schedule(Timer, after: Duration)
@@ -133,7 +159,7 @@ struct SchedulerStateMachine {
         }
         if index == 0 {
             state = .leading(candidate: candidate, Leader())
-            return [.note(.elected), .followNamespace, .readState]
+            return [.note(.elected)] + Leader.always.sorted().map { .watch($0) } + [.readState]
         }
         let predecessor = NodePath.join(NodePath.parent(candidate) ?? "/", ordered[index - 1])
         state = .following(candidate: candidate, predecessor: predecessor)
@@ -169,11 +195,18 @@ struct SchedulerStateMachine {
         guard case .leading(let candidate, var leader) = state, leader.step == .reading else {
             return inconsistent("a state read while \(state)")
         }
-        let changedMeanwhile = leader.changed
+        var changedMeanwhile = leader.changed
         leader.changed = false
         leader.failures = 0
+        // Follow what this state depends on before planning from it. A watch set only now may have missed a change
+        // made since the read: when the plan writes nothing, read once more (a write is followed by a read anyway).
+        let wanted = Self.watches(for: scheduling)
+        let added = wanted.subtracting(leader.watching).sorted()
+        let removed = leader.watching.subtracting(wanted).sorted()
+        leader.watching = wanted
+        if !added.isEmpty { changedMeanwhile = true }
+        var actions: [Action] = added.map { .watch($0) } + removed.map { .unwatch($0) }
         let plan = SchedulePlan(scheduling, now: now)
-        var actions: [Action] = []
         for (service, reason) in plan.shortfalls.sorted(by: { $0.key < $1.key }) where reported[service] != reason {
             actions.append(.note(.shortfall(service, reason)))
         }
@@ -251,6 +284,19 @@ struct SchedulerStateMachine {
         let wasOpen = state != .idle && state != .stopped && state != .waitingToReopen
         state = .stopped
         return wasOpen ? [.endSession] : []
+    }
+
+    /// The watches a leader holds for this state: the three always held, each service's policy node, the
+    /// placements of each service deployed by count, and everything of each service whose drain waits for a
+    /// replacement to run.
+    static func watches(for state: SchedulingState) -> Set<Watch> {
+        var watches = Leader.always
+        for name in state.names { watches.insert(.policy(name)) }
+        for service in state.services {
+            watches.insert(.placements(service.name))
+            if state.awaitsReplacement(service) { watches.insert(.instances(service.name)) }
+        }
+        return watches
     }
 
     private func backoff(_ attempts: Int) -> Duration {

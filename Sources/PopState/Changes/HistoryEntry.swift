@@ -41,6 +41,16 @@ public struct ChangeOrigin: Hashable, Sendable {
     }
 
     /// The user and host of this process, with `command`.
+    /// The text of a command that sets `pairs` on `spec`'s service, as its history records it: a secret's value
+    /// shown as `********`.
+    public static func commandText(
+        _ command: String, _ pairs: [(name: String, value: String)], _ spec: ServiceSpec
+    ) -> String {
+        let secrets = Set(spec.template.options.filter(\.secret).map(\.name))
+        return ([command] + pairs.map { secrets.contains($0.name) ? "--\($0.name) ********" : "--\($0.name) \($0.value)" })
+            .joined(separator: " ")
+    }
+
     public static func thisProcess(command: String) -> ChangeOrigin {
         ChangeOrigin(user: "\(userName())@\(ProcessInfo.processInfo.hostName)", command: command)
     }

@@ -142,6 +142,111 @@ extension PopNamespace {
         return try await undeploy(name, machines: Array(try await placements(name).keys))
     }
 
+    // MARK: The scheduler's reads
+
+    /// Reads what the scheduler decides on, and nothing else: the registrations, the machines' facts and how many
+    /// placements each registered machine holds (its assignments folder's child count), every service's name and
+    /// scheduling policy, the placements of the services deployed by count, and instance records (with the spec, for
+    /// its signature) only of the services where a drain waits for a replacement to run
+    /// (``SchedulingState/awaitsReplacement(_:)``). The instance records of every other service, which change far
+    /// more often than anything here, are neither read nor followed.
+    ///
+    /// At most five batched round trips. A record deleted between them is left out; a malformed one leaves its service
+    /// (or machine) out, as in `pop status`, so one damaged record does not stop the scheduling of the others.
+    /// Returns the state and the versions of the facts nodes read (for ``apply(_:factVersions:fence:)``).
+    public func schedulingState() async throws -> (state: SchedulingState, factVersions: [MachineID: Int32]) {
+        let first = try await store.read([
+            .get(prefix), .children(paths.machines), .children(paths.services), .children(paths.facts),
+        ])
+        guard let root = try first[0].nodeIfExists() else { throw notInitialized() }
+        try verifyLayout(root)
+        layoutChecked.set()
+        let registered = (try first[1].childrenIfExists() ?? []).compactMap {
+            try? parseName($0, under: paths.machines, MachineID.init)
+        }
+        let names = (try first[2].childrenIfExists() ?? []).compactMap {
+            try? parseName($0, under: paths.services, ServiceName.init)
+        }
+        let factIDs = (try first[3].childrenIfExists() ?? []).compactMap {
+            try? parseName($0, under: paths.facts, MachineID.init)
+        }
+
+        let second = try await store.read(
+            factIDs.map { .get(paths.facts($0)) } + registered.map { .get(paths.assignments($0)) }
+                + names.map { .get(paths.scheduling($0)) })
+        var facts: [MachineID: MachineFacts] = [:]
+        var factVersions: [MachineID: Int32] = [:]
+        for (id, result) in zip(factIDs, second) {
+            guard let node = try? result.nodeIfExists(), let decoded = try? decode(MachineFacts.self, node) else { continue }
+            facts[id] = decoded
+            factVersions[id] = node.stat.version
+        }
+        var load: [MachineID: Int] = [:]
+        for (id, result) in zip(registered, second[factIDs.count...]) {
+            if let node = try? result.nodeIfExists() { load[id] = Int(node.stat.numChildren) }
+        }
+        var policies: [(ServiceName, SchedulingPolicy)] = []
+        for (name, result) in zip(names, second[(factIDs.count + registered.count)...]) {
+            guard let node = try? result.nodeIfExists(), let policy = try? decode(SchedulingPolicy.self, node) else {
+                continue
+            }
+            policies.append((name, policy))
+        }
+
+        let listed = try await store.read(policies.map { .children(paths.placements($0.0)) })
+        var placed: [(ServiceName, SchedulingPolicy, [MachineID])] = []
+        for ((name, policy), result) in zip(policies, listed) {
+            guard let children = try? result.childrenIfExists() else { continue }  // Removed meanwhile.
+            placed.append((name, policy, children.compactMap { try? parseName($0, under: paths.placements(name), MachineID.init) }))
+        }
+        let placementReads = placed.flatMap { service in
+            service.2.map { ReadOperation.get(paths.placement(service.0, $0)) }
+        }
+        let placementNodes = placementReads.isEmpty ? [] : try await store.read(placementReads)
+        var index = 0
+        var services: [SchedulingState.Service] = []
+        for (name, policy, ids) in placed {
+            var placements: [MachineID: Placement] = [:]
+            for id in ids {
+                defer { index += 1 }
+                guard let node = try? placementNodes[index].nodeIfExists(),
+                    let placement = try? decode(Placement.self, node)
+                else { continue }
+                placements[id] = placement
+            }
+            // The signature matters only where instance records are read; it is filled in below.
+            services.append(.init(name: name, policy: policy, signature: ConfigSignature(of: []), placements: placements))
+        }
+        var state = SchedulingState(
+            registered: Set(registered), facts: facts, services: services, names: Set(names), load: load)
+
+        let waiting = state.services.indices.filter { state.awaitsReplacement(state.services[$0]) }
+        guard !waiting.isEmpty else { return (state, factVersions) }
+        var last: [ReadOperation] = []
+        for position in waiting {
+            let service = state.services[position]
+            last.append(.get(paths.service(service.name)))
+            last += service.placements.keys.sorted().map { .get(paths.instance(service.name, $0)) }
+        }
+        let results = try await store.read(last)
+        var cursor = 0
+        for position in waiting {
+            let service = state.services[position]
+            let machines = service.placements.keys.sorted()
+            defer { cursor += 1 + machines.count }
+            if let node = try? results[cursor].nodeIfExists(), let spec = try? decodeService(node, service.name) {
+                state.services[position].signature = spec.signature
+            }
+            for (offset, machine) in machines.enumerated() {
+                guard let node = try? results[cursor + 1 + offset].nodeIfExists(),
+                    let record = try? decode(InstanceRecord.self, node)
+                else { continue }
+                state.services[position].instances[machine] = record
+            }
+        }
+        return (state, factVersions)
+    }
+
     // MARK: The scheduler's writes
 
     /// Writes a schedule: each batch of changes is one multi-operation that holds only while `fence` (the

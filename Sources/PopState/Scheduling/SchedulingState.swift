@@ -1,7 +1,8 @@
 import Foundation
 
-/// What the scheduler decides from: every registration, every machine's facts, and the services deployed by count
-/// with their placements and instance records. Everything in it is read from the store, so a new scheduler decides
+/// What the scheduler decides from: every registration, every machine's facts, the names of the services, and the
+/// services deployed by count with their placements, and the instance records of those whose drain waits for a
+/// replacement to run (``awaitsReplacement(_:)``). Everything in it is read from the store, so a new scheduler decides
 /// exactly as the last one would have.
 public struct SchedulingState: Hashable, Sendable {
     /// A service deployed by count.
@@ -41,17 +42,20 @@ public struct SchedulingState: Hashable, Sendable {
     public var facts: [MachineID: MachineFacts]
     /// The services deployed by count.
     public var services: [Service]
+    /// Every service of the namespace, deployed by count or pinned (the scheduler follows each one's policy node).
+    public var names: Set<ServiceName>
     /// How many placements of any service (pinned or by count) each machine holds.
     public var load: [MachineID: Int]
 
-    /// Creates a state.
+    /// Creates a state; `names` defaults to the services deployed by count.
     public init(
         registered: Set<MachineID>, facts: [MachineID: MachineFacts] = [:], services: [Service],
-        load: [MachineID: Int] = [:]
+        names: Set<ServiceName>? = nil, load: [MachineID: Int] = [:]
     ) {
         self.registered = registered
         self.facts = facts
         self.services = services
+        self.names = names ?? Set(services.map(\.name))
         self.load = load
     }
 
@@ -73,7 +77,17 @@ public struct SchedulingState: Hashable, Sendable {
                     }) { first, _ in first }))
         }
         self.services = services
+        names = Set(snapshot.services.map(\.spec.name))
         self.load = load
+    }
+
+    /// Whether one of the service's placements made by count is on a registered machine its policy no longer admits
+    /// (drained, relabelled): the placement goes only once `count` instances run elsewhere, so the scheduler reads
+    /// and follows this service's instance records. Other services' instance records do not change its plan.
+    public func awaitsReplacement(_ service: Service) -> Bool {
+        service.placements.contains { machine, placement in
+            placement.isScheduled && registered.contains(machine) && !service.policy.admits(facts[machine])
+        }
     }
 
     /// The registered machines a policy admits.

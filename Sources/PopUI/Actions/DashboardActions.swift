@@ -9,9 +9,11 @@ struct DashboardActions: Sendable {
 
     /// The service view's data.
     func details(_ name: ServiceName) async throws -> ServiceDetails {
-        let service = try await namespace.service(name)
+        let (history, entries) = try await namespace.historyEntries(name)
         let placed = try await namespace.placements(name)
-        return ServiceDetails(service: service, placed: Array(placed.keys), rollout: try await namespace.rollout(name))
+        return ServiceDetails(
+            service: history.current, placed: Array(placed.keys), rollout: try await namespace.rollout(name),
+            history: entries)
     }
 
     /// Restarts the service's instances on `machines` (every placed one when nil); returns the machines asked.
@@ -66,7 +68,11 @@ struct DashboardActions: Sendable {
             current: current, proposed: proposed, placed: Array(placed.keys), rollout: try await namespace.rollout(name))
         guard plan.changesAnything else { return plan }
         do {
-            _ = try await namespace.updateService(proposed, expectedVersion: version)
+            _ = try await namespace.updateService(
+                proposed, expectedVersion: version, origin: .thisProcess(
+                    command: ChangeOrigin.commandText(
+                        "pop config \(name) (from the dashboard)",
+                        options.sorted { $0.key < $1.key }.map { (name: $0.key, value: $0.value) }, current.spec)))
         } catch let error as PopError where error.code == .conflict {
             throw DashboardError(
                 .conflict, "\(name) changed while the change was applied.", hint: "Review the new plan and confirm again.")

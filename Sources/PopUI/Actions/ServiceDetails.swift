@@ -1,3 +1,4 @@
+import Foundation
 import PopState
 
 /// What the service view shows: the template's options with their values, secrets masked, and where it runs.
@@ -28,11 +29,24 @@ struct ServiceDetails: Encodable, Sendable {
     var options: [Option]
     var machines: [String]
     var maxParallel: Int?
-    /// Views whose data pop does not record yet; the page says so instead of showing an empty list.
-    var history: [String]?
-    var events: [String]?
+    /// One kept version of the service's spec, newest first in ``history``.
+    struct Version: Encodable, Sendable {
+        var version: Int32
+        var time: Date
+        var user: String
+        var command: String
+        var signature: String
+        var current: Bool
+        /// What this version changed against the one before it (a secret only as "changed"); nil when the version
+        /// before it is no longer kept.
+        var changes: [String]?
+    }
 
-    init(service: VersionedService, placed: [MachineID], rollout: Rollout?) {
+    /// The versions the service's history keeps, newest first (empty for a service added by an earlier release,
+    /// until its first change). Its lifecycle events come as a stream of their own (`/api/services/NAME/events`).
+    var history: [Version]
+
+    init(service: VersionedService, placed: [MachineID], rollout: Rollout?, history entries: [HistoryEntry]) {
         let spec = service.spec
         name = spec.name.rawValue
         template = spec.template.name
@@ -48,7 +62,12 @@ struct ServiceDetails: Encodable, Sendable {
         }
         machines = placed.sorted().map(\.rawValue)
         maxParallel = rollout?.maxParallel
-        history = nil
-        events = nil
+        history = entries.enumerated().reversed().map { index, entry in
+            let previous = index > 0 && entries[index - 1].version == entry.version - 1 ? entries[index - 1] : nil
+            return Version(
+                version: entry.version, time: entry.time, user: entry.user, command: entry.command,
+                signature: entry.signature.short, current: entry.version == service.version,
+                changes: previous.map { ConfigurationPlan.OptionChange.between($0.spec, entry.spec).map(\.text) })
+        }
     }
 }

@@ -9,6 +9,10 @@ import Synchronization
 /// One subtree watch (``CoordinationStore/changes(under:)``) wakes the feed; however many changes arrive while it
 /// reads the namespace, they cost one more read (a burst is coalesced), and each page is sent only the difference to
 /// what it has. While no page is open the feed holds no watch and does no work.
+///
+/// CPU and memory are not in the store: they are facts the agents measure when asked (``FleetResources``). While a
+/// page is open the feed asks every `resourceInterval` (a measure between two samples has no event to wait for), puts
+/// the answers into the newest model, and the pages get the cells that changed.
 public final class FleetFeed: Service, Sendable {
     /// What a subscriber receives.
     public enum Item: Sendable, Hashable {
@@ -37,18 +41,34 @@ public final class FleetFeed: Service, Sendable {
         var machine = FleetFeedStateMachine()
         var subscribers: [Int: AsyncStream<Item>.Continuation] = [:]
         var nextID = 0
+        /// The newest model read from the store, and its machines' records (where their agents listen).
+        var base: FleetModel?
+        var records: [MachineRecord] = []
+        /// The newest sample of the instances' CPU and memory, by machine.
+        var usage: [String: ResourceReport] = [:]
     }
+
+    /// Asks the agents what the model's instances use (by machine); those that do not answer are missing.
+    public typealias ResourceSampler = @Sendable (FleetModel, [MachineRecord]) async -> [String: ResourceReport]
 
     private let namespace: PopNamespace
     private let logger: Logger
     private let locked = Mutex(Locked())
     private let demand: AsyncStream<Demand>
     private let demandContinuation: AsyncStream<Demand>.Continuation
+    private let resources: ResourceSampler?
+    private let resourceInterval: Duration
 
-    /// A feed of `namespace`.
-    public init(namespace: PopNamespace, logger: Logger) {
+    /// A feed of `namespace`, with the instances' CPU and memory from `resources` every `resourceInterval` while a
+    /// page is open (none without it).
+    public init(
+        namespace: PopNamespace, logger: Logger, resources: ResourceSampler? = nil,
+        resourceInterval: Duration = .seconds(5)
+    ) {
         self.namespace = namespace
         self.logger = logger
+        self.resources = resources
+        self.resourceInterval = resourceInterval
         (demand, demandContinuation) = AsyncStream.makeStream(bufferingPolicy: .unbounded)
     }
 
@@ -113,11 +133,21 @@ public final class FleetFeed: Service, Sendable {
     /// One period of following: set the watch, read, and read again after each burst of changes.
     private func follow() async {
         logger.debug("following the namespace", metadata: ["store": "\(namespace.store)"])
+        locked.withLock { $0.usage = [:] }
         do {
             let changes = try await namespace.store.changes(under: namespace.prefix)
             try await readAndDeliver()
-            for try await _ in changes {
-                try await readAndDeliver()
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    for try await _ in changes {
+                        try await self.readAndDeliver()
+                    }
+                }
+                if let resources {
+                    group.addTask { try await self.sample(resources) }
+                }
+                defer { group.cancelAll() }
+                try await group.next()
             }
         } catch is CancellationError {
         } catch let error as PopError where error.code == .storeUnreachable || error.code == .permissionDenied {
@@ -130,10 +160,40 @@ public final class FleetFeed: Service, Sendable {
         logger.debug("stopped following the namespace")
     }
 
+    /// Asks the agents now and every `resourceInterval`, until cancelled.
+    private func sample(_ resources: ResourceSampler) async throws {
+        while true {
+            let (base, records) = locked.withLock { ($0.base, $0.records) }
+            if let base {
+                let usage = await resources(base, records)
+                try Task.checkCancellation()
+                deliver { locked in
+                    locked.usage = usage
+                    return locked.base?.withResources(usage)
+                }
+            }
+            try await Task.sleep(for: resourceInterval)
+        }
+    }
+
+    /// Sends the model `update` makes (under the lock, so that the store's newest read and the newest sample go
+    /// together) to the subscribers the state machine names.
+    private func deliver(_ update: (inout Locked) -> FleetModel?) {
+        let (model, receivers) = locked.withLock { locked -> (FleetModel?, [AsyncStream<Item>.Continuation]) in
+            guard let model = update(&locked) else { return (nil, []) }
+            switch locked.machine.read(model) {
+            case .discard: return (nil, [])
+            case .deliver(_, let ids): return (model, ids.compactMap { locked.subscribers[$0] })
+            }
+        }
+        guard let model else { return }
+        for receiver in receivers { receiver.yield(.model(model)) }
+    }
+
     private func readAndDeliver() async throws {
-        let model: FleetModel
+        let snapshot: StatusSnapshot
         do {
-            model = FleetModel(snapshot: try await namespace.status())
+            snapshot = try await namespace.status()
         } catch let error as PopError where error.code != .storeUnreachable && error.code != .permissionDenied {
             // The namespace may be gone (`pop init --force`) or damaged: say so, keep following.
             let receivers = locked.withLock { locked in
@@ -142,13 +202,12 @@ public final class FleetFeed: Service, Sendable {
             for receiver in receivers { receiver.yield(.problem(error.message)) }
             return
         }
-        let receivers = locked.withLock { locked -> [AsyncStream<Item>.Continuation] in
-            switch locked.machine.read(model) {
-            case .discard: return []
-            case .deliver(_, let ids): return ids.compactMap { locked.subscribers[$0] }
-            }
+        let base = FleetModel(snapshot: snapshot)
+        deliver { locked in
+            locked.base = base
+            locked.records = snapshot.machines
+            return base.withResources(locked.usage)
         }
-        for receiver in receivers { receiver.yield(.model(model)) }
     }
 
     private func endSubscriptions() {

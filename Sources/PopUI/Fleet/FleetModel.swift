@@ -43,9 +43,10 @@ public struct FleetModel: Codable, Hashable, Sendable {
         public var current: Bool
         /// The last error, if any.
         public var lastError: String?
-        /// CPU use in percent of one core; nil until the agents publish it.
+        /// CPU use in percent of one core since the previous sample, as its agent measured it; nil until sampled, or
+        /// when its agent did not answer.
         public var cpuPercent: Double?
-        /// Resident memory of the instance's process group in bytes; nil until the agents publish it.
+        /// Resident memory of the instance's process group in bytes; nil until sampled, or when its agent did not answer.
         public var memoryBytes: Int64?
     }
 
@@ -61,6 +62,12 @@ public struct FleetModel: Codable, Hashable, Sendable {
         public var version: Int32
         /// Its instances, by machine id.
         public var instances: [Instance]
+        /// How many instances should run, when it is deployed by count; nil when it is pinned to machines.
+        public var desired: Int?
+        /// How many of its instances run its current configuration.
+        public var running: Int
+        /// Why fewer than `desired` are placed, such as "2 of 3: only 2 eligible machines".
+        public var reason: String?
     }
 
     /// The store, as every command names it.
@@ -87,17 +94,41 @@ public struct FleetModel: Codable, Hashable, Sendable {
         services = report.services.sorted { $0.service < $1.service }.map { service in
             Service(
                 name: service.service, template: service.template, signature: String(service.signature.prefix(8)),
-                version: service.version,
-                instances: service.instances.map { row in
+                version: service.version, instances: service.instances.map { row in
                     Instance(
                         machine: row.machine, state: row.state, pid: row.pid, started: row.started, since: row.since,
                         restarts: row.restarts, signature: row.signature.map { String($0.prefix(8)) },
                         current: row.current, lastError: row.lastError, cpuPercent: nil, memoryBytes: nil)
-                })
+                }, desired: service.desired, running: service.running, reason: service.reason)
         }
         problems = report.problems.map { problem in
             [problem.service, problem.path].compactMap { $0 }.joined(separator: " ") + ": " + problem.error
         }
+    }
+
+    /// The instances with a process: what to ask the agents' resources of.
+    public var processes: [(service: String, machine: String, pid: Int32)] {
+        services.flatMap { service in
+            service.instances.compactMap { instance in instance.pid.map { (service.name, instance.machine, $0) } }
+        }
+    }
+
+    /// The model with each instance's CPU and memory from `reports` (by machine), matched by service and pid: an
+    /// instance whose agent did not report it has none.
+    public func withResources(_ reports: [String: ResourceReport]) -> FleetModel {
+        var model = self
+        for serviceIndex in model.services.indices {
+            let name = model.services[serviceIndex].name
+            for index in model.services[serviceIndex].instances.indices {
+                let instance = model.services[serviceIndex].instances[index]
+                let usage = instance.pid.flatMap { pid in
+                    reports[instance.machine]?.instances.first { $0.service == name && $0.pid == pid }
+                }
+                model.services[serviceIndex].instances[index].cpuPercent = usage?.cpuPercent
+                model.services[serviceIndex].instances[index].memoryBytes = usage?.memoryBytes
+            }
+        }
+        return model
     }
 
     /// The service named `name`.

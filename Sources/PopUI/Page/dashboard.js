@@ -12,7 +12,7 @@ const state = {
   rows: new Map(),      // service -> tr
   events: null,         // the EventSource
   detail: null,         // {kind: "service"|"instance", service, machine}
-  logAbort: null,       // stops the log tail
+  journalAbort: null,   // stops the open view's journal stream (an instance's log, a service's events)
   interactive: false,
 };
 
@@ -233,9 +233,18 @@ function cellHTML(service, instance) {
     + `</button>`;
 }
 
+// A service deployed by count: how many run its current configuration of how many it should have.
+function countHTML(service) {
+  if (service.desired === null || service.desired === undefined) return "";
+  const short = service.running < service.desired;
+  return `<span class="count${short ? " short" : ""}"${service.reason ? ` title="${esc(service.reason)}"` : ""}>`
+    + `${esc(service.running)}/${esc(service.desired)} running</span>`;
+}
+
 function serviceHeaderHTML(service) {
   return `<button type="button" class="service-button" data-service="${esc(service.name)}">${esc(service.name)}</button>`
-    + `<span class="template">${esc(service.template)} · v${esc(service.version)} · ${esc(service.signature)}</span>`;
+    + `<span class="template">${esc(service.template)} · v${esc(service.version)} · ${esc(service.signature)}</span>`
+    + countHTML(service);
 }
 
 function machineHeaderHTML(machine) {
@@ -369,7 +378,7 @@ function gridClicked(event) {
 // MARK: views
 
 function closeDetails() {
-  stopLog();
+  stopJournal();
   const detail = state.detail;
   state.detail = null;
   $("details").hidden = true;
@@ -411,7 +420,10 @@ function serviceFactsHTML(service) {
   for (const instance of service.instances) counts[instance.state] = (counts[instance.state] || 0) + 1;
   const summary = Object.entries(counts).map(([name, count]) => `${count} ${name}`).join(", ") || "not deployed";
   return `<dt>Template</dt><dd>${esc(service.template)}</dd><dt>Version</dt><dd>${esc(service.version)}</dd>`
-    + `<dt>Signature</dt><dd>${esc(service.signature)}</dd><dt>Instances</dt><dd>${esc(summary)}</dd>`;
+    + `<dt>Signature</dt><dd>${esc(service.signature)}</dd><dt>Instances</dt><dd>${esc(summary)}</dd>`
+    + (service.desired !== null && service.desired !== undefined
+      ? `<dt>Desired</dt><dd>${esc(service.desired)} (${esc(service.running)} running the current configuration)${service.reason ? `: ${esc(service.reason)}` : ""}</dd>`
+      : "");
 }
 
 function instanceFactsHTML(serviceName, instance) {
@@ -427,7 +439,7 @@ function instanceFactsHTML(serviceName, instance) {
 }
 
 async function openService(name) {
-  stopLog();
+  stopJournal();
   state.detail = { kind: "service", service: name };
   showDetails(`Service ${name}`);
   const body = $("details-body");
@@ -474,12 +486,55 @@ async function openService(name) {
       ${details.machines.length ? details.machines.map((machine) => `<label><input type="checkbox" name="undeploy" value="${esc(machine)}"> ${esc(machine)}</label>`).join("") : `<span class="note">Not deployed anywhere.</span>`}
       ${details.machines.length ? `<button type="button" class="danger" id="undeploy">Undeploy</button>` : ""}
     </fieldset>
-    ${details.history ? `<h3>History</h3><ul>${details.history.map((entry) => `<li>${esc(entry)}</li>`).join("")}</ul>` : ""}
-    ${details.events ? `<h3>Events</h3><ul>${details.events.map((entry) => `<li>${esc(entry)}</li>`).join("")}</ul>` : ""}`;
+    <h3>History</h3>
+    ${historyHTML(name, details.history)}
+    <h3 id="events-title">Events</h3>
+    <ol class="events" id="events" aria-labelledby="events-title"></ol>
+    <p class="note" id="events-note"></p>`;
   $("restart-service").addEventListener("click", () => restart(name, null));
   $("config-form").addEventListener("submit", (event) => { event.preventDefault(); showPlan(name, details); });
   if ($("deploy")) $("deploy").addEventListener("click", () => deploy(name, checked("deploy")));
   if ($("undeploy")) $("undeploy").addEventListener("click", () => undeploy(name, checked("undeploy")));
+  followEvents(name);
+}
+
+// The versions the service's history keeps, newest first: who changed what, with which command.
+function historyHTML(name, versions) {
+  if (!versions.length) return `<p class="note">No history yet: ${esc(name)} was added by an earlier release; its next change starts it.</p>`;
+  const rows = versions.map((entry) => `<tr data-version="${esc(entry.version)}"${entry.current ? ` class="current-version"` : ""}>
+      <th scope="row">${esc(entry.version)}${entry.current ? " (current)" : ""}</th>
+      <td>${esc(new Date(entry.time).toLocaleString())}</td>
+      <td>${esc(entry.user)}</td>
+      <td><code>${esc(entry.signature)}</code></td>
+      <td><code>${esc(entry.command)}</code>${entry.changes && entry.changes.length ? `<ul class="changes">${entry.changes.map((change) => `<li>${esc(change)}</li>`).join("")}</ul>` : ""}</td></tr>`).join("");
+  return `<table id="history"><caption class="visually-hidden">History of ${esc(name)}</caption>
+      <thead><tr><th scope="col">Version</th><th scope="col">Time</th><th scope="col">User</th><th scope="col">Signature</th><th scope="col">Command and changes</th></tr></thead>
+      <tbody>${rows}</tbody></table>`;
+}
+
+function journalTime(text) {
+  // RFC 3339 with nanoseconds: the time of day to the second, in the page's time zone.
+  const date = new Date(text.replace(/\.(\d{3})\d*Z$/, ".$1Z"));
+  return isNaN(date) ? text : date.toLocaleTimeString();
+}
+
+// The service's lifecycle events from every machine, newest last.
+function followEvents(name) {
+  const list = $("events");
+  followJournal(`/api/services/${encodeURIComponent(name)}/events`, $("events-note"),
+    "Following the events of every machine.", (objects) => {
+      for (const object of objects) {
+        const item = document.createElement("li");
+        item.dataset.machine = object.machine;
+        if (object.kind) item.dataset.kind = object.kind;
+        if (object.reason) item.dataset.reason = object.reason;
+        item.className = object.marker ? "marker" : `event-${object.kind}`;
+        item.textContent = `${journalTime(object.time)} ${object.machine}: `
+          + (object.marker ? `${object.marker}${object.detail ? ` (${object.detail})` : ""}` : object.summary);
+        list.append(item);
+      }
+      while (list.childNodes.length > 500) list.firstChild.remove();
+    });
 }
 
 function optionInputHTML(option) {
@@ -612,7 +667,7 @@ function confirmAction(title, text, verb) {
 }
 
 function openInstance(service, machine) {
-  stopLog();
+  stopJournal();
   state.detail = { kind: "instance", service, machine };
   showDetails(`${service} on ${machine}`);
   const instance = findInstance(service, machine);
@@ -632,32 +687,52 @@ function openInstance(service, machine) {
   followLog(service, machine);
 }
 
-function stopLog() {
-  if (state.logAbort) state.logAbort.abort();
-  state.logAbort = null;
+function stopJournal() {
+  if (state.journalAbort) state.journalAbort.abort();
+  state.journalAbort = null;
 }
 
-// The log tail is a server-sent event stream read with fetch, so that a refusal's reason can be shown.
-async function followLog(service, machine) {
-  const abort = new AbortController();
-  state.logAbort = abort;
+// The instance's log: its last lines, then each as it is written, on whichever machine it runs.
+function followLog(service, machine) {
   const log = $("log");
-  const note = $("log-note");
+  followJournal(`/api/services/${encodeURIComponent(service)}/machines/${encodeURIComponent(machine)}/log`,
+    $("log-note"), "Following the log as it is written.", (objects) => {
+      const atEnd = log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
+      for (const object of objects) {
+        const span = document.createElement("span");
+        if (object.marker) {
+          span.className = "marker";
+          span.textContent = `— ${object.machine} ${object.marker}${object.detail ? `: ${object.detail}` : ""}\n`;
+        } else {
+          if (object.stream === "stderr") span.className = "stderr";
+          span.textContent = `${object.line}\n`;
+        }
+        log.append(span);
+      }
+      while (log.childNodes.length > 2000) log.firstChild.remove();
+      if (atEnd) log.scrollTop = log.scrollHeight;
+    });
+}
+
+// A journal stream (server-sent `journal` events, each an array of `pop logs --json` objects), read with fetch so
+// that a refusal's reason can be shown. Closing the view aborts it, and the server stops reading.
+async function followJournal(url, note, following, receive) {
+  stopJournal();
+  const abort = new AbortController();
+  state.journalAbort = abort;
   let response;
   try {
-    response = await fetch(`/api/services/${encodeURIComponent(service)}/machines/${encodeURIComponent(machine)}/log`,
-      { credentials: "same-origin", signal: abort.signal });
+    response = await fetch(url, { credentials: "same-origin", signal: abort.signal });
   } catch (_) {
     return;
   }
   if (!response.ok || !(response.headers.get("Content-Type") || "").startsWith("text/event-stream")) {
     let json = {};
     try { json = await response.json(); } catch (_) { json = {}; }
-    log.hidden = true;
-    note.textContent = `${json.error || "The log is not available."} ${json.hint || ""}`;
+    note.textContent = `${json.error || "Not available."} ${json.hint || ""}`;
     return;
   }
-  note.textContent = "Following the log as it is written.";
+  note.textContent = following;
   const reader = response.body.getReader();
   const decoder = new TextDecoder();
   let buffer = "";
@@ -670,18 +745,16 @@ async function followLog(service, machine) {
       while ((end = buffer.indexOf("\n\n")) >= 0) {
         const block = buffer.slice(0, end);
         buffer = buffer.slice(end + 2);
-        const data = block.split("\n").find((line) => line.startsWith("data: "));
+        const lines = block.split("\n");
+        const name = (lines.find((line) => line.startsWith("event: ")) || "").slice(7);
+        const data = lines.find((line) => line.startsWith("data: "));
         if (!data) continue;
         const message = JSON.parse(data.slice(6));
-        const span = document.createElement("span");
-        if (message.stream === "stderr") span.className = "stderr";
-        span.textContent = message.text;
-        const atEnd = log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
-        log.append(span);
-        while (log.childNodes.length > 2000) log.firstChild.remove();
-        if (atEnd) log.scrollTop = log.scrollHeight;
+        if (name === "problem") note.textContent = message.error;
+        else if (name === "journal") receive(message);
       }
     }
+    if (state.journalAbort === abort) note.textContent = "The stream ended.";
   } catch (_) {
     // Aborted: the view closed.
   }

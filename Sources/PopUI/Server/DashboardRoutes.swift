@@ -15,7 +15,7 @@ struct DashboardRoutes: Sendable {
     let sessions: DashboardSessions
     let address: ListenAddress
     let assets: PageAssets
-    let logs: InstanceLogSource
+    let journals: AgentJournals
     let logger: Logger
 
     /// Request bodies are small JSON objects.
@@ -79,7 +79,12 @@ struct DashboardRoutes: Sendable {
             return JSONReply.response(plan)
         }
         router.get("/api/services/:service/machines/:machine/log") { _, context in
-            try instanceLog(context)
+            try await journals.log(
+                try serviceName(context), on: try machineIDs([context.parameters.get("machine") ?? ""])[0],
+                channel: context.channel)
+        }
+        router.get("/api/services/:service/events") { _, context in
+            try await journals.events(try serviceName(context), channel: context.channel)
         }
         return router
     }
@@ -175,46 +180,7 @@ struct DashboardRoutes: Sendable {
             })
     }
 
-    /// An instance's log on this host: its last lines, then new text as it is written (inotify).
-    private func instanceLog(_ context: DashboardRequestContext) throws -> Response {
-        let service = try serviceName(context)
-        let machine = try machineIDs([context.parameters.get("machine") ?? ""])[0]
-        let files: [String]
-        do {
-            files = try logs.files(service, machine)
-        } catch let error as DashboardError where error.code == .notFound {
-            // Not a failure of the page: the log is elsewhere, and the page says where.
-            return JSONReply.response(["available": "false", "error": error.message, "hint": error.hint ?? ""])
-        }
-        let follower: LogFollower
-        do {
-            follower = try InstanceLog.follow(files)
-        } catch {
-            throw DashboardError(error)
-        }
-        let start = logs.tail(files, lines: 200)
-        ConnectionClosing.watch(context.channel) { follower.stop() }
-        return Response(
-            status: .ok, headers: Self.eventStreamHeaders,
-            body: ResponseBody { writer in
-                defer { follower.stop() }
-                for (path, text) in start where !text.isEmpty {
-                    try await writer.write(ByteBuffer(string: Self.logEvent(path, text)))
-                }
-                for try await chunk in follower.chunks.cancelOnGracefulShutdown() {
-                    try await writer.write(ByteBuffer(string: Self.logEvent(chunk.path, chunk.text)))
-                }
-                await follower.finished()
-                try await writer.finish(nil)
-            })
-    }
-
-    private static func logEvent(_ path: String, _ text: String) -> String {
-        ServerSentEvent.format(
-            event: "log", json: ["stream": path.hasSuffix("stderr.log") ? "stderr" : "stdout", "text": text])
-    }
-
-    private static let eventStreamHeaders: HTTPFields = [
+    static let eventStreamHeaders: HTTPFields = [
         .contentType: "text/event-stream; charset=utf-8", .cacheControl: "no-store",
     ]
 

@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import Logging
 import NIOCore
+import PopFleetClient
 import PopState
 import ServiceLifecycle
 
@@ -16,7 +17,7 @@ public final class DashboardServer: Service, Sendable {
         public var port: Int
         /// How people prove they hold the namespace's credentials.
         public var login: DashboardLogin
-        /// pop's home on this host, where local instances' logs are.
+        /// pop's home on this host, where the embedded store's journals are.
         public var home: PopHome?
 
         /// Creates a configuration.
@@ -44,7 +45,11 @@ public final class DashboardServer: Service, Sendable {
         self.configuration = configuration
         self.logger = logger
         self.onListening = onListening
-        feed = FleetFeed(namespace: namespace, logger: logger)
+        feed = FleetFeed(
+            namespace: namespace, logger: logger,
+            resources: { model, records in
+                await FleetResources.gather(model.processes, records: records, namespace: namespace)
+            })
     }
 
     /// Serves until the service group shuts down.
@@ -52,7 +57,7 @@ public final class DashboardServer: Service, Sendable {
         let address = ListenAddress(host: configuration.host, port: configuration.port)
         let routes = DashboardRoutes(
             namespace: namespace, feed: feed, login: configuration.login, sessions: DashboardSessions(),
-            address: address, assets: try PageAssets(), logs: InstanceLogSource(home: configuration.home),
+            address: address, assets: try PageAssets(), journals: AgentJournals(namespace: namespace, home: configuration.home),
             logger: logger)
         let onListening = self.onListening
         let application = Application(

@@ -53,7 +53,7 @@ struct Add: AsyncParsableCommand {
             try change.requireVersion(view, serviceName)
             try await context.namespace.checkRequirements(of: spec)
             try change.printIfPlanning(view.plan(serviceName, after: ServiceState(spec: spec)), context)
-            try await context.namespace.addService(spec, origin: .thisProcess(command: Config.commandText("pop add \(serviceName) --template \(template)", pairs, spec)))
+            try await context.namespace.addService(spec, origin: .thisProcess(command: ChangeOrigin.commandText("pop add \(serviceName) --template \(template)", pairs, spec)))
             if context.json {
                 try context.printJSON(
                     ["service": serviceName.rawValue, "template": resolved.name, "signature": spec.signature.hex])

@@ -121,7 +121,7 @@ struct Config: AsyncParsableCommand {
             }
             do {
                 let version = try await context.namespace.changeService(
-                    spec, from: history, origin: .thisProcess(command: Config.commandText("pop config \(service)", pairs, spec)))
+                    spec, from: history, origin: .thisProcess(command: ChangeOrigin.commandText("pop config \(service)", pairs, spec)))
                 if context.json {
                     try context.printJSON(
                         ["service": service.rawValue, "signature": spec.signature.hex, "version": String(version)])
@@ -159,12 +159,6 @@ struct Config: AsyncParsableCommand {
     }
 
     /// The command as its history records it: a secret option's value is never written.
-    static func commandText(_ command: String, _ pairs: [(name: String, value: String)], _ spec: ServiceSpec) -> String {
-        let secrets = Set(spec.template.options.filter(\.secret).map(\.name))
-        return ([command] + pairs.map { secrets.contains($0.name) ? "--\($0.name) ********" : "--\($0.name) \($0.value)" })
-            .joined(separator: " ")
-    }
-
     private func show(_ service: ServiceName, _ context: CommandContext) async throws {
         let history = try await context.namespace.history(service)
         let spec = history.current.spec

@@ -234,17 +234,8 @@ extension StatusReport {
     mutating func addResources(snapshot: StatusSnapshot, context: CommandContext) async {
         let rows = services.flatMap { service in service.instances.compactMap { row in row.pid.map { (service.service, row.machine, $0) } } }
         guard !rows.isEmpty else { return }
-        var reports: [String: ResourceReport] = [:]
-        if context.store.isMachineLocal {
-            for (machine, group) in Dictionary(grouping: rows, by: { $0.1 }) {
-                reports[machine] = FleetResources.local(machine: machine, instances: group.map { ($0.0, $0.2) })
-            }
-        } else {
-            let machines = Set(rows.map(\.1))
-            let records = snapshot.machines.filter { machines.contains($0.id.rawValue) && $0.endpoint != nil }
-            guard !records.isEmpty, let key = try? await context.namespace.endpointKey() else { return }
-            reports = await FleetResources.ask(records, client: EndpointClient(key: key))
-        }
+        let reports = await FleetResources.gather(
+            rows.map { (service: $0.0, machine: $0.1, pid: $0.2) }, records: snapshot.machines, namespace: context.namespace)
         for serviceIndex in services.indices {
             for rowIndex in services[serviceIndex].instances.indices {
                 let row = services[serviceIndex].instances[rowIndex]

@@ -33,7 +33,9 @@ import Testing
         #expect(core.predecessorGone("/pop/election/candidate-0000000002") == [])
         #expect(core.predecessorGone("/pop/election/candidate-0000000009") == [.listCandidates])
         #expect(
-            core.candidatesListed(["candidate-0000000012"]) == [.note(.elected), .followNamespace, .readState])
+            core.candidatesListed(["candidate-0000000012"]) == [
+                .note(.elected), .watch(.registrations), .watch(.facts), .watch(.services), .readState,
+            ])
         #expect(core.isLeading)
     }
 
@@ -54,17 +56,64 @@ import Testing
                 .init(name: web, policy: try SchedulingPolicy(count: 1), signature: ConfigSignature(of: []), placements: [:])
             ])
         let plan = SchedulePlan(state, now: now)
+        // The service's policy and placements are followed before the plan from them is written.
         #expect(
-            core.stateRead(state, factVersions: [:], now: now) == plan.changes.map { .note(.placed($0)) } + [
-                .write(plan, factVersions: [:], fence: "/pop/election/candidate-0000000003")
-            ])
+            core.stateRead(state, factVersions: [:], now: now) == [.watch(.policy(web)), .watch(.placements(web))]
+                + plan.changes.map { .note(.placed($0)) } + [
+                    .write(plan, factVersions: [:], fence: "/pop/election/candidate-0000000003")
+                ])
         // A change while writing waits for the read that follows the write.
         #expect(core.storeChanged() == [])
         #expect(core.written() == [.readState])
+        // The service is gone: so are its watches; the change seen meanwhile is read once more.
         let settled = SchedulingState(registered: [try MachineID("a")], services: [])
-        #expect(core.stateRead(settled, factVersions: [:], now: now) == [.readState])
+        #expect(
+            core.stateRead(settled, factVersions: [:], now: now) == [
+                .unwatch(.policy(web)), .unwatch(.placements(web)), .readState,
+            ])
         #expect(core.stateRead(settled, factVersions: [:], now: now) == [])
         #expect(core.storeChanged() == [.readState])
+    }
+
+    /// The leader follows a pinned service's policy node only, a counted one's placements too, and instance records
+    /// only while a drain waits for a replacement to run. A watch set after the read means one more read, even when
+    /// the plan writes nothing.
+    @Test func theLeaderFollowsOnlyWhatItDecidesOn() throws {
+        var core = elected()
+        let (a, b) = (try MachineID("a"), try MachineID("b"))
+        let (web, api, db) = (try ServiceName("web"), try ServiceName("api"), try ServiceName("db"))
+        let signature = ConfigSignature(of: Array("web".utf8))
+        let policy = try SchedulingPolicy(count: 1)
+        let placedOnA = [a: Placement(deployed: now, scheduled: true)]
+        let quiet = SchedulingState(
+            registered: [a, b], services: [.init(name: web, policy: policy, signature: signature, placements: placedOnA)],
+            names: [web, api])
+        #expect(SchedulePlan(quiet, now: now).writesNothing)
+        #expect(
+            core.stateRead(quiet, factVersions: [:], now: now) == [
+                .watch(.policy(api)), .watch(.policy(web)), .watch(.placements(web)), .readState,
+            ])
+        #expect(core.stateRead(quiet, factVersions: [:], now: now) == [])
+
+        // `a` is drained: its instance stays until the replacement on `b` runs, so web's instances are followed.
+        var drained = quiet
+        drained.facts = [a: MachineFacts(drained: true)]
+        drained.names.insert(db)
+        #expect(core.storeChanged() == [.readState])
+        let replace = SchedulePlan(drained, now: now)
+        #expect(replace.changes.count == 1)
+        #expect(
+            core.stateRead(drained, factVersions: [:], now: now) == [.watch(.policy(db)), .watch(.instances(web))]
+                + replace.changes.map { .note(.placed($0)) } + [
+                    .write(replace, factVersions: [:], fence: "/pop/election/candidate-0000000003")
+                ])
+        #expect(core.written() == [.readState])
+
+        // The replacement runs and the drained placement is gone: the instance records are no longer followed.
+        var done = drained
+        done.services[0].placements = [b: Placement(deployed: now, scheduled: true, rescheduledFrom: a)]
+        #expect(SchedulePlan(done, now: now).writesNothing)
+        #expect(core.stateRead(done, factVersions: [:], now: now) == [.unwatch(.instances(web))])
     }
 
     @Test func aConflictReadsAgainAndOtherFailuresBackOff() {

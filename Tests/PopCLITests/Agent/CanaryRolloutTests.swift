@@ -86,7 +86,9 @@ struct CanaryRolloutTests {
             let pop = runners[0]
             try await pop.ok("add", "web", "--template", "command", "--command", "sleep 100000")
             try await pop.ok(["deploy", "web"] + Self.machines)
-            try await pop.ok("config", "web", "--canary", "1", "--max-parallel", "1", "--healthy-time", "2s", "--auto-revert")
+            // The healthy time is the window in which the machine next in line waits for the canary: long enough for
+            // a loaded machine to kill its agent within it.
+            try await pop.ok("config", "web", "--canary", "1", "--max-parallel", "1", "--healthy-time", "20s", "--auto-revert")
             let first = try await PlanAccuracyTests.settled(pop, on: Set(Self.machines))
             // The change is written and its command gone; then the agent of the machine next in line is killed while
             // it waits for the canary.

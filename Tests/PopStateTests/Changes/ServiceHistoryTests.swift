@@ -4,7 +4,7 @@ import Testing
 
 /// A service's history on both stores: kept in the same multi-operation as each change, bounded, and a legacy
 /// service's first change keeps the spec it had.
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(5)))
 struct ServiceHistoryTests {
     static let origin = ChangeOrigin(user: "ops@host-a", command: "pop config web --port 9000")
 
