@@ -112,24 +112,38 @@ extension Rollout {
 }
 
 extension RolloutState {
-    /// The rollout's phase as `pop status` shows it, for a service whose spec has signature `current` and whose
-    /// placed machines with a registered agent run `instances` (their signature and state); nil when the state
-    /// concerns an earlier signature (the rollout was superseded, or the service rolls out without canaries now).
-    public func phase(
-        current: ConfigSignature, canary: Int?, instances: [(signature: String?, state: String)]
-    ) -> String? {
+    /// The rollout as `pop status` shows it, for a service whose spec has signature `current`, rollout policy
+    /// `policy`, and placements `instances` (as the status report shows them); nil when the state concerns an earlier
+    /// signature (the rollout was superseded, or the service rolls out without canaries now).
+    ///
+    /// Only machines with a registered agent count, as they do for the agents' gates. The canary phase lasts until
+    /// every canary (the first placed machines in machine-id order) runs the signature for the healthy time.
+    public func report(
+        current: ConfigSignature, policy: Rollout?, instances: [StatusReport.Instance], now: Date
+    ) -> StatusReport.Rollout? {
         guard signature == current else { return nil }
-        let done = instances.filter { $0.signature == signature.hex && $0.state == InstanceState.running.rawValue }.count
-        let progress = "\(done) of \(instances.count) run \(signature.short)"
+        let up = instances.filter(\.machineUp)
+        func runs(_ instance: StatusReport.Instance) -> Bool {
+            instance.signature == signature.hex && instance.state == InstanceState.running.rawValue
+        }
+        let running = up.filter(runs).count
+        let reported: StatusReport.Rollout.Phase
         switch phase {
         case .reverted:
-            return "reverted (\(reason ?? "a batch failed")); \(progress)"
-        case .rolling where done == instances.count:
-            return "completed; \(progress)"
-        case .rolling where done < min(canary ?? 0, instances.count):
-            return "canary; \(progress)"
+            reported = .reverted
+        case .rolling where running == up.count:
+            reported = .completed
         case .rolling:
-            return "rolling; \(progress)"
+            let healthyTime = Double(policy?.healthyTimeMilliseconds ?? 0) / 1000
+            let canaries = instances.sorted { $0.machine < $1.machine }.prefix(policy?.canary ?? 0).filter(\.machineUp)
+            let healthy = canaries.allSatisfy { canary in
+                guard runs(canary) else { return false }
+                return healthyTime == 0 || (canary.since.map { $0.addingTimeInterval(healthyTime) <= now } ?? false)
+            }
+            reported = healthy ? .rolling : .canary
         }
+        return StatusReport.Rollout(
+            phase: reported, signature: signature.hex, running: running, machines: up.count,
+            reason: phase == .reverted ? reason ?? "a batch failed" : nil)
     }
 }

@@ -67,4 +67,33 @@ struct RolloutDecisionTests {
             registered: Set(m))
         #expect(!allowed, "the same answer as before canaries")
     }
+
+    @Test func statusShowsTheCanaryPhaseUntilTheCanaryIsHealthyThenRollingCompletedOrReverted() {
+        func row(_ machine: String, _ signature: ConfigSignature, _ state: String, since seconds: Double, up: Bool = true)
+            -> StatusReport.Instance
+        {
+            StatusReport.Instance(
+                machine: machine, machineUp: up, state: state, signature: signature.hex, current: signature == Self.new,
+                since: Self.now.addingTimeInterval(-seconds))
+        }
+        func report(_ rows: [StatusReport.Instance], state: RolloutState = Self.state) -> StatusReport.Rollout? {
+            state.report(current: Self.new, policy: Self.policy, instances: rows, now: Self.now)
+        }
+        let rest = [row("m2", Self.old, "running", since: 100), row("m3", Self.old, "running", since: 100)]
+        // The canary is in its healthy time (4 s of 10): still the canary phase.
+        let early = report([row("m1", Self.new, "running", since: 4)] + rest)
+        #expect(early == StatusReport.Rollout(phase: .canary, signature: Self.new.hex, running: 1, machines: 3))
+        #expect(early?.description == "rollout canary; 1 of 3 run bbbbbbbb")
+        #expect(report([row("m1", Self.new, "running", since: 10)] + rest)?.phase == .rolling)
+        // A machine whose agent is down counts neither way.
+        let done = report([row("m1", Self.new, "running", since: 30), row("m2", Self.new, "running", since: 5), row("m3", Self.old, "unknown", since: 100, up: false)])
+        #expect(done == StatusReport.Rollout(phase: .completed, signature: Self.new.hex, running: 2, machines: 2))
+        let reverted = RolloutState(
+            signature: Self.new, started: Self.now, revertTo: nil, revertSignature: nil, phase: .reverted, reason: "m1: backoff")
+        let back = report([row("m1", Self.new, "starting", since: 0)] + rest, state: reverted)
+        #expect(back?.phase == .reverted && back?.reason == "m1: backoff")
+        #expect(back?.description == "rollout reverted (m1: backoff); 0 of 3 run bbbbbbbb")
+        // A state about another signature (a superseded rollout) shows nothing.
+        #expect(Self.state.report(current: Self.old, policy: Self.policy, instances: rest, now: Self.now) == nil)
+    }
 }
