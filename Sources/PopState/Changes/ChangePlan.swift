@@ -1,3 +1,5 @@
+import Foundation
+
 /// What a change to one service would do, worked out without writing anything: the plan every state-changing command
 /// prints with `--plan`.
 ///
@@ -44,6 +46,11 @@ public struct ChangePlan: Hashable, Sendable, Codable {
     public var runningNow: Int
     /// The lowest number of the service's instances running at any moment while the change rolls out.
     public var lowestRunning: Int
+
+    /// Reads `--plan --json` output.
+    public static func decode(_ json: String) throws -> ChangePlan {
+        try PopJSON.outputDecoder().decode(ChangePlan.self, from: Data(json.utf8))
+    }
 
     /// Whether applying the change would change anything.
     public var changesAnything: Bool {

@@ -69,6 +69,10 @@ extension Rollout {
         let rolloutStarted = state.flatMap { $0.signature == signature ? $0.started : nil }
         var wakeUps: [Date] = []
         var unfinished = 0
+        var canariesUnfinished = 0
+        // When the machines before the one looked at last let it go: the rollout's start, or a later moment one of
+        // them became healthy.
+        var freeSince = rolloutStarted
         for other in before {
             let record = records[other].flatMap { $0.signature == signature ? $0 : nil }
             if let record, record.state == .fatal || record.state == .backoff {
@@ -77,12 +81,18 @@ extension Rollout {
             if let record, record.state == .running {
                 // Without a healthy time, running is enough: no clock of another machine is compared with ours.
                 let healthyAt = record.since.addingTimeInterval(healthyTime)
-                if healthyTime == 0 || healthyAt <= now { continue }
+                if healthyTime == 0 || healthyAt <= now {
+                    freeSince = freeSince.map { max($0, healthyAt) }
+                    continue
+                }
                 wakeUps.append(healthyAt)
             } else if let deadline {
                 // Not running the new signature yet: it has until the deadline, counted from its own start or, before
-                // it restarted, from the rollout's.
-                if let begun = record?.since ?? rolloutStarted {
+                // it restarted, from when the machines before it let it go. One that still waits for them is not
+                // late: they are, and their own deadlines say so.
+                let mayRestart =
+                    canaries.contains(other) || (canariesUnfinished == 0 && unfinished < (maxParallel ?? Int.max))
+                if let begun = record?.since ?? (mayRestart ? freeSince : nil) {
                     let end = begun.addingTimeInterval(deadline)
                     if end <= now {
                         return failed("\(other) not healthy within \(Self.seconds(deadline)) (\(record?.state.rawValue ?? "not restarted"))")
@@ -91,12 +101,9 @@ extension Rollout {
                 }
             }
             unfinished += 1
+            if canaries.contains(other) { canariesUnfinished += 1 }
         }
-        let canariesUnfinished = before.filter { canaries.contains($0) }.contains { other in
-            guard let record = records[other], record.signature == signature, record.state == .running else { return true }
-            return healthyTime > 0 && record.since.addingTimeInterval(healthyTime) > now
-        }
-        if canariesUnfinished || unfinished >= (maxParallel ?? Int.max) {
+        if canariesUnfinished > 0 || unfinished >= (maxParallel ?? Int.max) {
             return .wait(until: wakeUps.min())
         }
         return .restart

@@ -21,11 +21,14 @@ struct RolloutDecisionTests {
             restarts: 0, lastError: error)
     }
 
-    func decide(_ machine: Int, _ records: [InstanceRecord], policy: Rollout = Self.policy, state: RolloutState? = Self.state) -> RolloutDecision {
+    func decide(
+        _ machine: Int, _ records: [InstanceRecord], policy: Rollout = Self.policy, state: RolloutState? = Self.state,
+        now: Date = Self.now
+    ) -> RolloutDecision {
         policy.decide(
             machine: Self.machines[machine], into: Self.new, placed: Self.machines,
             records: Dictionary(uniqueKeysWithValues: records.map { ($0.machine, $0) }), registered: Set(Self.machines),
-            state: state, now: Self.now)
+            state: state, now: now)
     }
 
     @Test func theCanaryGoesFirstAndTheRestWaitUntilItHasBeenHealthyForTheHealthyTime() {
@@ -54,6 +57,30 @@ struct RolloutDecisionTests {
         // A reverted rollout's signature goes everywhere at once.
         let reverted = RolloutState(signature: Self.new, started: Self.now, revertTo: nil, revertSignature: nil, phase: .reverted)
         #expect(decide(3, [crashing], state: reverted) == .restart)
+    }
+
+    @Test func aMachineStillWaitingForTheOnesBeforeItIsNotLateTheyAre() {
+        let m = Self.machines
+        // The canary started 2 s after the rollout and does not pass its check: past the rollout's start plus the
+        // deadline, m2 (which waits for it) has not restarted, but the canary is the one to blame, at its own deadline.
+        let starting = Self.record(m[0], Self.new, .starting, since: 3)
+        let lateState = RolloutState(
+            signature: Self.new, started: Self.now.addingTimeInterval(-61), revertTo: 3, revertSignature: Self.old,
+            phase: .rolling)
+        #expect(decide(2, [starting], state: lateState) == .wait(until: Self.now.addingTimeInterval(57)))
+        #expect(
+            decide(2, [Self.record(m[0], Self.new, .starting, since: 60)], state: lateState)
+                == .revert(reason: "m1 not healthy within 60 s (starting)"))
+        // A long rollout: m3 was let go when m2 became healthy (10 s after its start 15 s ago), 5 s ago. The rollout
+        // started long before the deadline, but m3 has until 55 s from now, counted from when it could restart.
+        let longAgo = RolloutState(
+            signature: Self.new, started: Self.now.addingTimeInterval(-600), revertTo: 3, revertSignature: Self.old,
+            phase: .rolling)
+        let earlier = [Self.record(m[0], Self.new, .running, since: 500), Self.record(m[1], Self.new, .running, since: 15)]
+        #expect(decide(3, earlier, state: longAgo) == .wait(until: Self.now.addingTimeInterval(55)))
+        #expect(
+            decide(3, earlier, state: longAgo, now: Self.now.addingTimeInterval(56))
+                == .revert(reason: "m3 not healthy within 60 s (not restarted)"))
     }
 
     @Test func withoutCanariesItIsTheRollingRestartOfMaxParallel() {
