@@ -17,6 +17,9 @@ struct Status: AsyncParsableCommand {
             resident memory of the instance's process group. On ZooKeeper they come from each machine's agent, \
             asked in parallel for at most half a second; '?' marks an agent that did not answer.
 
+            A service rolling out behind canaries gets a line with the rollout's phase (canary, rolling, completed \
+            or reverted with the reason); --json has it as the service's rollout.
+
             --wait STATE waits (using watches) until every instance shown is in STATE with the current signature.
             """)
 
