@@ -11,6 +11,7 @@ extension PopClusterSuite {
     /// stop a rollout. Each time, what restarted is what `--plan --json` predicted.
     @Suite struct ClusterRolloutTests {
         static let machines = ["m1", "m2", "m3", "m4"]
+        static let all = Set(machines)
 
         static var fourMachines: Cluster.Options {
             var options = Cluster.Options()
@@ -30,7 +31,7 @@ extension PopClusterSuite {
                 try await cluster.popOK(["deploy", "web"] + Self.machines)
                 try await cluster.popOK(["config", "web"] + policy)
                 try await StoreWatcher.with(cluster) { watcher in
-                    let first = try await ServiceInstances.settled(watcher.namespace, "web", on: Set(Self.machines))
+                    let first = try await ServiceInstances.settled(watcher.namespace, "web", on: Self.all)
                     try await body(cluster, watcher, first)
                 }
             }
@@ -60,7 +61,6 @@ extension PopClusterSuite {
             try await Self.withRollout(policy: [
                 "--canary", "1", "--max-parallel", "2", "--healthy-time", "3s", "--healthy-deadline", "30s", "--auto-revert",
             ]) { cluster, watcher, first in
-                let all = Set(Self.machines)
                 let good = try #require(first["m1"]?.signature)
 
                 // Bad input: a clear error, exit 2, nothing changed.
@@ -84,7 +84,7 @@ extension PopClusterSuite {
                     ["config", "web", "--command", "false", "--wait", "--timeout", "120"], timeout: .seconds(150))
                 #expect(crashed.status == 1, "\(crashed)")
                 #expect(crashed.stderr.contains("reverted") && crashed.stderr.contains("m1: backoff"), "\(crashed)")
-                let reverted = try await ServiceInstances.settled(watcher.namespace, "web", on: all) { instances in
+                let reverted = try await ServiceInstances.settled(watcher.namespace, "web", on: Self.all) { instances in
                     instances.values.allSatisfy { $0.signature == good }
                 }
                 #expect(ServiceInstances.restarted(first, reverted) == Set(crashPlan.batches[0]))
@@ -109,7 +109,7 @@ extension PopClusterSuite {
                 #expect(unhealthy.status == 1, "\(unhealthy)")
                 #expect(unhealthy.stderr.contains("m1 not healthy within 5 s"), "\(unhealthy)")
                 #expect(took >= .seconds(5), "reverted after \(took), before the deadline")
-                let again = try await ServiceInstances.settled(watcher.namespace, "web", on: all) { instances in
+                let again = try await ServiceInstances.settled(watcher.namespace, "web", on: Self.all) { instances in
                     instances.values.allSatisfy { $0.signature == good }
                 }
                 #expect(ServiceInstances.restarted(reverted, again) == Set(uncheckedPlan.batches[0]))
@@ -126,7 +126,7 @@ extension PopClusterSuite {
                 let rolled = try await cluster.pop(
                     ["config", "web", "--command", "sleep 100001", "--wait", "--timeout", "120"], timeout: .seconds(150))
                 #expect(rolled.status == 0, "\(rolled)")
-                let done = try await ServiceInstances.settled(watcher.namespace, "web", on: all) { instances in
+                let done = try await ServiceInstances.settled(watcher.namespace, "web", on: Self.all) { instances in
                     instances.values.allSatisfy { $0.signature == signature }
                 }
                 #expect(ServiceInstances.restarted(again, done) == Set(goodPlan.restarts.map(\.machine)))
@@ -151,7 +151,6 @@ extension PopClusterSuite {
             try await Self.withRollout(policy: [
                 "--canary", "1", "--max-parallel", "1", "--healthy-time", "10s", "--healthy-deadline", "120s", "--auto-revert",
             ]) { cluster, watcher, first in
-                let all = Set(Self.machines)
                 let plan = try await Self.plan(cluster, ["--command", "sleep 100002"])
                 #expect(plan.batches == Self.machines.map { [$0] })
                 let signature = try #require(plan.signatureAfter)
@@ -159,7 +158,7 @@ extension PopClusterSuite {
                 try await cluster.popOK(["config", "web", "--command", "sleep 100002"])
 
                 // The canary runs the new signature and m2 waits out its healthy time: m2's agent is killed.
-                let canary = try await ServiceInstances.settled(watcher.namespace, "web", on: all, current: { $0 == "m1" })
+                let canary = try await ServiceInstances.settled(watcher.namespace, "web", on: Self.all, current: { $0 == "m1" })
                 let during = try await Self.rollout(cluster)
                 if let healthy = canary["m1"]?.since?.addingTimeInterval(10), Date() < healthy {
                     #expect(during?.phase == .canary, "\(String(describing: during))")
@@ -171,7 +170,7 @@ extension PopClusterSuite {
 
                 // Once its session is gone the others go on without it; its instance runs on, untouched.
                 let rolled = try await ServiceInstances.settled(
-                    watcher.namespace, "web", on: all, timeout: .seconds(120),
+                    watcher.namespace, "web", on: Self.all, timeout: .seconds(120),
                     { instances in
                         instances["m2"]?.machineUp == false
                             && ["m1", "m3", "m4"].allSatisfy { instances[$0]?.signature == signature }
@@ -185,7 +184,7 @@ extension PopClusterSuite {
                 // Its agent back, the machine catches up: every machine restarted once, as planned, and nothing
                 // was reverted.
                 try await #require(cluster.machine("m2")).startAgent()
-                let done = try await ServiceInstances.settled(watcher.namespace, "web", on: all) { instances in
+                let done = try await ServiceInstances.settled(watcher.namespace, "web", on: Self.all) { instances in
                     instances.values.allSatisfy { $0.signature == signature }
                 }
                 #expect(ServiceInstances.restarted(first, done) == Set(plan.restarts.map(\.machine)))
