@@ -1,3 +1,5 @@
+import Foundation
+
 /// What a change to one service would do, worked out without writing anything: the plan every state-changing command
 /// prints with `--plan`.
 ///
@@ -46,6 +48,11 @@ public struct ChangePlan: Hashable, Sendable, Codable {
     public var lowestRunning: Int
     /// Instances of other services that would restart because their relation data would change.
     public var dependents: [DependentRestart] = []
+
+    /// Reads `--plan --json` output.
+    public static func decode(_ json: String) throws -> ChangePlan {
+        try PopJSON.outputDecoder().decode(ChangePlan.self, from: Data(json.utf8))
+    }
 
     /// Whether applying the change would change anything.
     public var changesAnything: Bool {

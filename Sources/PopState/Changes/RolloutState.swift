@@ -69,6 +69,10 @@ extension Rollout {
         let rolloutStarted = state.flatMap { $0.signature == signature ? $0.started : nil }
         var wakeUps: [Date] = []
         var unfinished = 0
+        var canariesUnfinished = 0
+        // When the machines before the one looked at last let it go: the rollout's start, or a later moment one of
+        // them became healthy.
+        var freeSince = rolloutStarted
         for other in before {
             let record = records[other].flatMap { $0.signature == signature ? $0 : nil }
             if let record, record.state == .fatal || record.state == .backoff {
@@ -77,12 +81,18 @@ extension Rollout {
             if let record, record.state == .running {
                 // Without a healthy time, running is enough: no clock of another machine is compared with ours.
                 let healthyAt = record.since.addingTimeInterval(healthyTime)
-                if healthyTime == 0 || healthyAt <= now { continue }
+                if healthyTime == 0 || healthyAt <= now {
+                    freeSince = freeSince.map { max($0, healthyAt) }
+                    continue
+                }
                 wakeUps.append(healthyAt)
             } else if let deadline {
                 // Not running the new signature yet: it has until the deadline, counted from its own start or, before
-                // it restarted, from the rollout's.
-                if let begun = record?.since ?? rolloutStarted {
+                // it restarted, from when the machines before it let it go. One that still waits for them is not
+                // late: they are, and their own deadlines say so.
+                let mayRestart =
+                    canaries.contains(other) || (canariesUnfinished == 0 && unfinished < (maxParallel ?? Int.max))
+                if let begun = record?.since ?? (mayRestart ? freeSince : nil) {
                     let end = begun.addingTimeInterval(deadline)
                     if end <= now {
                         return failed("\(other) not healthy within \(Self.seconds(deadline)) (\(record?.state.rawValue ?? "not restarted"))")
@@ -91,12 +101,9 @@ extension Rollout {
                 }
             }
             unfinished += 1
+            if canaries.contains(other) { canariesUnfinished += 1 }
         }
-        let canariesUnfinished = before.filter { canaries.contains($0) }.contains { other in
-            guard let record = records[other], record.signature == signature, record.state == .running else { return true }
-            return healthyTime > 0 && record.since.addingTimeInterval(healthyTime) > now
-        }
-        if canariesUnfinished || unfinished >= (maxParallel ?? Int.max) {
+        if canariesUnfinished > 0 || unfinished >= (maxParallel ?? Int.max) {
             return .wait(until: wakeUps.min())
         }
         return .restart
@@ -112,24 +119,38 @@ extension Rollout {
 }
 
 extension RolloutState {
-    /// The rollout's phase as `pop status` shows it, for a service whose spec has signature `current` and whose
-    /// placed machines with a registered agent run `instances` (their signature and state); nil when the state
-    /// concerns an earlier signature (the rollout was superseded, or the service rolls out without canaries now).
-    public func phase(
-        current: ConfigSignature, canary: Int?, instances: [(signature: String?, state: String)]
-    ) -> String? {
+    /// The rollout as `pop status` shows it, for a service whose spec has signature `current`, rollout policy
+    /// `policy`, and placements `instances` (as the status report shows them); nil when the state concerns an earlier
+    /// signature (the rollout was superseded, or the service rolls out without canaries now).
+    ///
+    /// Only machines with a registered agent count, as they do for the agents' gates. The canary phase lasts until
+    /// every canary (the first placed machines in machine-id order) runs the signature for the healthy time.
+    public func report(
+        current: ConfigSignature, policy: Rollout?, instances: [StatusReport.Instance], now: Date
+    ) -> StatusReport.Rollout? {
         guard signature == current else { return nil }
-        let done = instances.filter { $0.signature == signature.hex && $0.state == InstanceState.running.rawValue }.count
-        let progress = "\(done) of \(instances.count) run \(signature.short)"
+        let up = instances.filter(\.machineUp)
+        func runs(_ instance: StatusReport.Instance) -> Bool {
+            instance.signature == signature.hex && instance.state == InstanceState.running.rawValue
+        }
+        let running = up.filter(runs).count
+        let reported: StatusReport.Rollout.Phase
         switch phase {
         case .reverted:
-            return "reverted (\(reason ?? "a batch failed")); \(progress)"
-        case .rolling where done == instances.count:
-            return "completed; \(progress)"
-        case .rolling where done < min(canary ?? 0, instances.count):
-            return "canary; \(progress)"
+            reported = .reverted
+        case .rolling where running == up.count:
+            reported = .completed
         case .rolling:
-            return "rolling; \(progress)"
+            let healthyTime = Double(policy?.healthyTimeMilliseconds ?? 0) / 1000
+            let canaries = instances.sorted { $0.machine < $1.machine }.prefix(policy?.canary ?? 0).filter(\.machineUp)
+            let healthy = canaries.allSatisfy { canary in
+                guard runs(canary) else { return false }
+                return healthyTime == 0 || (canary.since.map { $0.addingTimeInterval(healthyTime) <= now } ?? false)
+            }
+            reported = healthy ? .rolling : .canary
         }
+        return StatusReport.Rollout(
+            phase: reported, signature: signature.hex, running: running, machines: up.count,
+            reason: phase == .reverted ? reason ?? "a batch failed" : nil)
     }
 }

@@ -94,6 +94,50 @@ public struct StatusReport: Codable, Hashable, Sendable {
         public var running: Int = 0
         /// Why fewer than `desired` are placed, such as "2 of 3: only 2 eligible machines".
         public var reason: String? = nil
+        /// Where its canary rollout stands; absent when it has none for its current signature.
+        public var rollout: Rollout? = nil
+    }
+
+    /// Where a service's canary rollout stands.
+    public struct Rollout: Codable, Hashable, Sendable, CustomStringConvertible {
+        /// The rollout's phase.
+        public enum Phase: String, Codable, Hashable, Sendable {
+            /// The canaries do not all run the new signature and pass the healthy time yet.
+            case canary
+            /// The canaries are healthy; the other machines follow in batches.
+            case rolling
+            /// Every placed machine with a registered agent runs the new signature.
+            case completed
+            /// A batch failed; ``Rollout/signature`` is the signature brought back.
+            case reverted
+        }
+
+        /// The phase.
+        public var phase: Phase
+        /// The signature rolling out (reverted: the one brought back), which is the service's current signature.
+        public var signature: String
+        /// How many placed machines with a registered agent run it.
+        public var running: Int
+        /// How many placed machines have a registered agent.
+        public var machines: Int
+        /// Why it was reverted.
+        public var reason: String?
+
+        /// Creates a rollout's report.
+        public init(phase: Phase, signature: String, running: Int, machines: Int, reason: String? = nil) {
+            self.phase = phase
+            self.signature = signature
+            self.running = running
+            self.machines = machines
+            self.reason = reason
+        }
+
+        /// The line `pop status` prints after the table, without the service's name: `rollout canary; 0 of 4 run
+        /// 1a2b3c4d`, `rollout reverted (m1: backoff); 4 of 4 run 5e6f7a8b`.
+        public var description: String {
+            let phase = self.phase == .reverted ? "reverted (\(reason ?? "a batch failed"))" : self.phase.rawValue
+            return "rollout \(phase); \(running) of \(machines) run \(signature.prefix(8))"
+        }
     }
 
     /// A record that could not be read.

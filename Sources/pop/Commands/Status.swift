@@ -17,6 +17,9 @@ struct Status: AsyncParsableCommand {
             resident memory of the instance's process group. On ZooKeeper they come from each machine's agent, \
             asked in parallel for at most half a second; '?' marks an agent that did not answer.
 
+            A service rolling out behind canaries gets a line with the rollout's phase (canary, rolling, completed \
+            or reverted with the reason); --json has it as the service's rollout.
+
             --wait STATE waits (using watches) until every instance shown is in STATE with the current signature.
             """)
 
@@ -56,11 +59,11 @@ struct Status: AsyncParsableCommand {
             }
             var report = StatusReport(snapshot: snapshot, only: service)
             await report.addResources(snapshot: snapshot, context: context)
+            try await report.addRollouts(context)
             if context.json {
                 try context.printJSON(report)
             } else {
                 context.out.write(report.render(for: context.out))
-                try await Status.showRollouts(report, context)
             }
             // Damaged records are shown in the table (and JSON) beside everything readable, then reported.
             let problems = snapshot.problems.filter { service == nil || $0.service == nil || $0.service == service?.rawValue }
@@ -68,29 +71,6 @@ struct Status: AsyncParsableCommand {
                 for problem in problems { context.err.writeError(problem.error) }
                 throw ExitCode(PopExitCode.corruptState.rawValue)
             }
-        }
-    }
-
-    /// Prints the phase of each shown service's canary rollout (one batched read of their rollout states).
-    static func showRollouts(_ report: StatusReport, _ context: CommandContext) async throws {
-        let names = try report.services.map { try ServiceName($0.service) }
-        guard !names.isEmpty else { return }
-        let paths = context.namespace.paths
-        let results = try await context.store.read(names.flatMap { [.get(paths.rolloutState($0)), .get(paths.rollout($0))] })
-        for (index, service) in report.services.enumerated() {
-            guard let node = try? results[index * 2].nodeIfExists(),
-                let state = try? PopJSON.decoder().decode(RolloutState.self, from: Data(node.data))
-            else { continue }
-            let rollout = (try? results[index * 2 + 1].nodeIfExists()).flatMap {
-                try? PopJSON.decoder().decode(Rollout.self, from: Data($0.data))
-            }
-            let shown = service.instances.filter(\.machineUp).map { ($0.signature, $0.state) }
-            guard
-                let phase = state.phase(
-                    current: ConfigSignature(hex: service.signature), canary: rollout?.canary, instances: shown)
-            else { continue }
-            let line = "\(service.service): rollout \(phase)"
-            context.out.line(context.out.paint(line, state.phase == .reverted ? .yellow : .dim))
         }
     }
 
@@ -201,6 +181,10 @@ extension StatusReport {
             let line = "\(service.service): \(service.running) of \(desired) running" + (service.reason.map { "; \($0)" } ?? "")
             out += terminal.paint(line, service.reason == nil ? .dim : .yellow) + "\n"
         }
+        for service in services {
+            guard let rollout = service.rollout else { continue }
+            out += terminal.paint("\(service.service): \(rollout)", rollout.phase == .reverted ? .yellow : .dim) + "\n"
+        }
         let instanceCount = counts.values.reduce(0, +)
         let summary = counts.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
         out += terminal.paint(
@@ -227,6 +211,25 @@ extension StatusReport {
             unit += 1
         }
         return unit == 0 ? "\(count)B" : String(format: value < 10 ? "%.1f%@" : "%.0f%@", value, units[unit])
+    }
+
+    /// Fills in each shown service's canary rollout (one batched read of their rollout states and policies).
+    mutating func addRollouts(_ context: CommandContext, now: Date = Date()) async throws {
+        let names = try services.map { try ServiceName($0.service) }
+        guard !names.isEmpty else { return }
+        let paths = context.namespace.paths
+        let results = try await context.store.read(names.flatMap { [.get(paths.rolloutState($0)), .get(paths.rollout($0))] })
+        for index in services.indices {
+            guard let node = try? results[index * 2].nodeIfExists(),
+                let state = try? PopJSON.decoder().decode(RolloutState.self, from: Data(node.data))
+            else { continue }
+            let policy = (try? results[index * 2 + 1].nodeIfExists()).flatMap {
+                try? PopJSON.decoder().decode(PopState.Rollout.self, from: Data($0.data))
+            }
+            services[index].rollout = state.report(
+                current: ConfigSignature(hex: services[index].signature), policy: policy,
+                instances: services[index].instances, now: now)
+        }
     }
 
     /// Fills in CPU and memory of the instances with a process: from this host's /proc on the embedded store, else

@@ -21,11 +21,14 @@ struct RolloutDecisionTests {
             restarts: 0, lastError: error)
     }
 
-    func decide(_ machine: Int, _ records: [InstanceRecord], policy: Rollout = Self.policy, state: RolloutState? = Self.state) -> RolloutDecision {
+    func decide(
+        _ machine: Int, _ records: [InstanceRecord], policy: Rollout = Self.policy, state: RolloutState? = Self.state,
+        now: Date = Self.now
+    ) -> RolloutDecision {
         policy.decide(
             machine: Self.machines[machine], into: Self.new, placed: Self.machines,
             records: Dictionary(uniqueKeysWithValues: records.map { ($0.machine, $0) }), registered: Set(Self.machines),
-            state: state, now: Self.now)
+            state: state, now: now)
     }
 
     @Test func theCanaryGoesFirstAndTheRestWaitUntilItHasBeenHealthyForTheHealthyTime() {
@@ -56,6 +59,30 @@ struct RolloutDecisionTests {
         #expect(decide(3, [crashing], state: reverted) == .restart)
     }
 
+    @Test func aMachineStillWaitingForTheOnesBeforeItIsNotLateTheyAre() {
+        let m = Self.machines
+        // The canary started 2 s after the rollout and does not pass its check: past the rollout's start plus the
+        // deadline, m2 (which waits for it) has not restarted, but the canary is the one to blame, at its own deadline.
+        let starting = Self.record(m[0], Self.new, .starting, since: 3)
+        let lateState = RolloutState(
+            signature: Self.new, started: Self.now.addingTimeInterval(-61), revertTo: 3, revertSignature: Self.old,
+            phase: .rolling)
+        #expect(decide(2, [starting], state: lateState) == .wait(until: Self.now.addingTimeInterval(57)))
+        #expect(
+            decide(2, [Self.record(m[0], Self.new, .starting, since: 60)], state: lateState)
+                == .revert(reason: "m1 not healthy within 60 s (starting)"))
+        // A long rollout: m3 was let go when m2 became healthy (10 s after its start 15 s ago), 5 s ago. The rollout
+        // started long before the deadline, but m3 has until 55 s from now, counted from when it could restart.
+        let longAgo = RolloutState(
+            signature: Self.new, started: Self.now.addingTimeInterval(-600), revertTo: 3, revertSignature: Self.old,
+            phase: .rolling)
+        let earlier = [Self.record(m[0], Self.new, .running, since: 500), Self.record(m[1], Self.new, .running, since: 15)]
+        #expect(decide(3, earlier, state: longAgo) == .wait(until: Self.now.addingTimeInterval(55)))
+        #expect(
+            decide(3, earlier, state: longAgo, now: Self.now.addingTimeInterval(56))
+                == .revert(reason: "m3 not healthy within 60 s (not restarted)"))
+    }
+
     @Test func withoutCanariesItIsTheRollingRestartOfMaxParallel() {
         let m = Self.machines
         let rolling = Rollout(maxParallel: 2)
@@ -66,5 +93,34 @@ struct RolloutDecisionTests {
             of: m[2], into: Self.new, placed: m, records: Dictionary(uniqueKeysWithValues: records.map { ($0.machine, $0) }),
             registered: Set(m))
         #expect(!allowed, "the same answer as before canaries")
+    }
+
+    @Test func statusShowsTheCanaryPhaseUntilTheCanaryIsHealthyThenRollingCompletedOrReverted() {
+        func row(_ machine: String, _ signature: ConfigSignature, _ state: String, since seconds: Double, up: Bool = true)
+            -> StatusReport.Instance
+        {
+            StatusReport.Instance(
+                machine: machine, machineUp: up, state: state, signature: signature.hex, current: signature == Self.new,
+                since: Self.now.addingTimeInterval(-seconds))
+        }
+        func report(_ rows: [StatusReport.Instance], state: RolloutState = Self.state) -> StatusReport.Rollout? {
+            state.report(current: Self.new, policy: Self.policy, instances: rows, now: Self.now)
+        }
+        let rest = [row("m2", Self.old, "running", since: 100), row("m3", Self.old, "running", since: 100)]
+        // The canary is in its healthy time (4 s of 10): still the canary phase.
+        let early = report([row("m1", Self.new, "running", since: 4)] + rest)
+        #expect(early == StatusReport.Rollout(phase: .canary, signature: Self.new.hex, running: 1, machines: 3))
+        #expect(early?.description == "rollout canary; 1 of 3 run bbbbbbbb")
+        #expect(report([row("m1", Self.new, "running", since: 10)] + rest)?.phase == .rolling)
+        // A machine whose agent is down counts neither way.
+        let done = report([row("m1", Self.new, "running", since: 30), row("m2", Self.new, "running", since: 5), row("m3", Self.old, "unknown", since: 100, up: false)])
+        #expect(done == StatusReport.Rollout(phase: .completed, signature: Self.new.hex, running: 2, machines: 2))
+        let reverted = RolloutState(
+            signature: Self.new, started: Self.now, revertTo: nil, revertSignature: nil, phase: .reverted, reason: "m1: backoff")
+        let back = report([row("m1", Self.new, "starting", since: 0)] + rest, state: reverted)
+        #expect(back?.phase == .reverted && back?.reason == "m1: backoff")
+        #expect(back?.description == "rollout reverted (m1: backoff); 0 of 3 run bbbbbbbb")
+        // A state about another signature (a superseded rollout) shows nothing.
+        #expect(Self.state.report(current: Self.old, policy: Self.policy, instances: rest, now: Self.now) == nil)
     }
 }
