@@ -16,8 +16,11 @@ public final class FolderSizeSampler: @unchecked Sendable {
         public var largestFile = 0
         /// The largest sum of the files, in bytes.
         public var total = 0
-        /// How many times the folder was looked at.
+        /// How many times the folder was looked at (a loaded machine wakes the sampler less often than the folder
+        /// changes: each look follows every change reported until then).
         public var samples = 0
+        /// How many changes of the folder inotify reported.
+        public var changes = 0
     }
 
     private let watcher: Int32
@@ -42,7 +45,17 @@ public final class FolderSizeSampler: @unchecked Sendable {
                 var entries = [pollfd(fd: watcher, events: Int16(POLLIN), revents: 0), pollfd(fd: stopper, events: Int16(POLLIN), revents: 0)]
                 guard poll(&entries, 2, -1) >= 0 || errno == EINTR else { break }
                 if entries[1].revents != 0 { break }
-                if entries[0].revents != 0 { _ = read(watcher, &buffer, buffer.count) }
+                var changes = 0
+                if entries[0].revents != 0 {
+                    // Each event: wd, mask, cookie and len (4 bytes each), then len bytes of name.
+                    let count = read(watcher, &buffer, buffer.count)
+                    var offset = 0
+                    while offset + 16 <= count {
+                        let length = buffer[offset + 12..<offset + 16].withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) }
+                        offset += 16 + Int(length)
+                        changes += 1
+                    }
+                }
                 var total = 0
                 var largest = 0
                 for name in (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? [] where name.hasPrefix(prefix) {
@@ -55,6 +68,7 @@ public final class FolderSizeSampler: @unchecked Sendable {
                 peak.total = max(peak.total, total)
                 peak.largestFile = max(peak.largestFile, largest)
                 peak.samples += 1
+                peak.changes += changes
                 lock.unlock()
             }
             done.signal()

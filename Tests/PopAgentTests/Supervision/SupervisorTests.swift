@@ -363,7 +363,8 @@ struct SupervisorTests {
                 #expect(
                     peak.total <= (rotation.keep + 1) * rotation.maximumBytes,
                     "the files reached \(peak.total) bytes in all, over \(peak.samples) samples")
-                #expect(peak.samples > 2, "the sampler saw the files change \(peak.samples) times")
+                // The rotations happened while it sampled: 18 MB through 1 MiB files is 17 renames and more.
+                #expect(peak.samples >= 1 && peak.changes > 17, "the sampler looked \(peak.samples) times at \(peak.changes) changes")
                 #expect(!FileManager.default.fileExists(atPath: folder + "/stdout.log.3"))
                 for rotated in [".1", ".2"] {
                     // A rotated piece and its index share the limit; the piece was cut at its last newline that fit.
