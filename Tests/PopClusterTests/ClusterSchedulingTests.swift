@@ -186,6 +186,11 @@ extension PopClusterSuite {
                 return up.values.filter { $0 }.count == total
             }
             #expect(settled, "the events say \(total) instances are up: \(ClusterTestService.events(file))")
+            // A probe says it is down as it begins to exit: wait until each that said so has gone.
+            var last: [Int32: String] = [:]
+            for event in ClusterTestService.events(file) { last[event.pid] = event.kind }
+            let stopping = last.filter { $0.value == "down" }.map(\.key)
+            #expect(await Processes.waitForExit(stopping, timeout: .seconds(60)), "stopped probes still run: \(stopping)")
             let deployment = ProbeDeployment(
                 cluster: cluster, events: file, plugin: cluster.folder.appendingPathComponent(ClusterTestService.templateName))
             var counts: [String: Int] = [:]
