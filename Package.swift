@@ -177,7 +177,10 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
-            swiftSettings: strictSettings
+            swiftSettings: strictSettings,
+            // The shipped program exports none of its symbols: nothing links against it, and every process would
+            // otherwise load a dynamic symbol table of every Swift symbol in it (docs/benchmarks.md, pop status).
+            linkerSettings: [.unsafeFlags(["-Xlinker", "--no-export-dynamic"], .when(configuration: .release))]
         ),
         // An instance's log writer as a small program of its own, used when it lies beside pop (docs/agent.md, Logs).
         .executableTarget(

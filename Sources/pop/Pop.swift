@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Synchronization
 
 import PopState
 
@@ -8,9 +9,28 @@ import PopState
 struct Pop: AsyncParsableCommand {
     static let version = "0.1.0"
 
-    static let configuration = CommandConfiguration(
-        commandName: "pop",
-        abstract: "Let pop run your services: desired state in ZooKeeper or an embedded store, kept by an agent on every machine.",
+    /// The configuration the parser sees: the one with pop's whole help once a help or usage message is to be shown.
+    ///
+    /// That help lays out the global options' own help, which costs the argument parser as much again as parsing a
+    /// command; a command that shows no help does not pay for it.
+    static var configuration: CommandConfiguration {
+        showsHelp.load(ordering: .relaxed) ? helpConfiguration : commandConfiguration
+    }
+
+    private static let showsHelp = Atomic<Bool>(false)
+
+    /// The configuration for parsing a command, without the help text.
+    ///
+    /// The parser tries every command line a second and a third time as `--generate-completion-script` requests
+    /// unless the root has a super-command name, which only changes help output; that configuration is used only when
+    /// the arguments hold no such request (`main()`), and help is shown with ``helpConfiguration``.
+    private static let commandConfiguration = {
+        var configuration = makeConfiguration(usage: nil, discussion: "")
+        configuration._superCommandName = "pop"
+        return configuration
+    }()
+
+    private static let helpConfiguration = makeConfiguration(
         usage: "pop \(HelpText.synopsis(of: GlobalOptions.self)) <subcommand>",
         discussion: """
             Without --host (or POP_HOST) pop uses the embedded store under POP_HOME, for a single machine. With \
@@ -21,19 +41,36 @@ struct Pop: AsyncParsableCommand {
 
             EXIT CODES:
             \(HelpText.exitCodes)
-            """,
-        version: Pop.version,
-        subcommands: [
-            Init.self, Add.self, Describe.self, List.self, Start.self, Foreground.self, Stop.self,
-            Deploy.self, Scale.self, Undeploy.self, Remove.self, Config.self, History.self, Rollback.self, Restart.self, Status.self, Machines.self,
-            Drain.self, Undrain.self,
-            Logs.self, Events.self, Run.self, UI.self, Dump.self, Restore.self,
-        ]
-    )
+            """)
+
+    private static func makeConfiguration(usage: String?, discussion: String) -> CommandConfiguration {
+        CommandConfiguration(
+            commandName: "pop",
+            abstract: "Let pop run your services: desired state in ZooKeeper or an embedded store, kept by an agent on every machine.",
+            usage: usage,
+            discussion: discussion,
+            version: Pop.version,
+            subcommands: [
+                Init.self, Add.self, Describe.self, List.self, Start.self, Foreground.self, Stop.self,
+                Deploy.self, Scale.self, Undeploy.self, Remove.self, Config.self, History.self, Rollback.self, Restart.self,
+                Status.self, Machines.self, Drain.self, Undrain.self,
+                Logs.self, Events.self, Run.self, UI.self, Dump.self, Restore.self,
+            ]
+        )
+    }
+
+    /// The message the parser has for `error` (a help screen, a version, or a usage error), laid out with pop's help.
+    static func message(for error: any Error) -> String {
+        showsHelp.store(true, ordering: .relaxed)
+        return fullMessage(for: error)
+    }
 
     /// Parses and runs a command, mapping every failure to a clear message and a documented exit code.
     static func main() async {
         // Global options may come before the command's name, as with git or kubectl.
+        if CommandLine.arguments.contains(where: { $0.hasPrefix("--generate-completion-script") }) {
+            showsHelp.store(true, ordering: .relaxed)
+        }
         let arguments = GlobalOptions.placedAfterCommand(
             Array(CommandLine.arguments.dropFirst()), commands: configuration.subcommands)
         var command: any ParsableCommand
@@ -44,8 +81,8 @@ struct Pop: AsyncParsableCommand {
             if code == .success {
                 showHelpOrVersion(error)
             }
-            let message = fullMessage(for: error)
-            Terminal.standardError.write(message.hasSuffix("\n") ? message : message + "\n")
+            let text = message(for: error)
+            Terminal.standardError.write(text.hasSuffix("\n") ? text : text + "\n")
             Foundation.exit(PopExitCode.usage.rawValue)
         }
         // Commands log warnings and errors only; the agent (`pop fg`) logs at the level it is given.
@@ -66,14 +103,14 @@ struct Pop: AsyncParsableCommand {
             if code == .success || error is CleanExit {
                 showHelpOrVersion(error)
             }
-            Terminal.standardError.write("pop: \(fullMessage(for: error))\n")
+            Terminal.standardError.write("pop: \(message(for: error))\n")
             Foundation.exit(code == .validationFailure ? PopExitCode.usage.rawValue : PopExitCode.failure.rawValue)
         }
     }
 
     /// Prints the help or version a successful parse asked for, with the usage line wrapped like the rest, and exits 0.
     static func showHelpOrVersion(_ error: any Error) -> Never {
-        Terminal.standardOutput.line(HelpText.wrappingUsage(fullMessage(for: error)))
+        Terminal.standardOutput.line(HelpText.wrappingUsage(message(for: error)))
         Foundation.exit(PopExitCode.success.rawValue)
     }
 }
