@@ -57,6 +57,10 @@ struct ClusterScaleBenchmark: AsyncParsableCommand {
     @Option(help: "The --reschedule-after of the rescheduled services, in seconds.")
     var rescheduleAfter = 2
 
+    @Option(
+        help: "Finally, seconds with nothing to do over which the ZooKeeper members' and the agents' CPU is measured. 0 skips it.")
+    var idleSeconds = 10
+
     func run() async throws {
         var options = Cluster.Options()
         options.machines = agents
@@ -71,13 +75,16 @@ struct ClusterScaleBenchmark: AsyncParsableCommand {
         try await withCluster(options) { cluster in
             print("ensemble: \(cluster.host)")
             let agentsStart = ContinuousClock.now
+            // At most 8 agents start at a time: hundreds starting at once on two cores leave some without CPU for
+            // longer than their first connection to the ensemble may take, and such an agent exits.
             try await withThrowingTaskGroup(of: Void.self) { group in
-                for machine in cluster.machines {
+                for (index, machine) in cluster.machines.enumerated() {
+                    if index >= 8 { try await group.next() }
                     group.addTask { try await machine.startAgent(readyTimeout: .seconds(300)) }
                 }
                 try await group.waitForAll()
             }
-            print("agents registered: \(agents) in \(Self.seconds(ContinuousClock.now - agentsStart))")
+            print("agents registered: \(agents) in \(Self.seconds(ContinuousClock.now - agentsStart)) (8 starting at a time)")
             for index in 1...services {
                 try await cluster.popOK(["add", "s\(index)", "--template", "command", "--command", "sleep 100000"])
             }
@@ -156,6 +163,12 @@ struct ClusterScaleBenchmark: AsyncParsableCommand {
             let watches = await Self.serverWatches(cluster.ensemble)
             print(
                 "server watches (`zk_watch_count` of `mntr`, summed over members) with \(serviceCount) services and \(instances) instances: \(watches) (\(String(format: "%.1f", Double(watches) / Double(max(agents, 1)))) per agent; \(String(format: "%.2f", Double(watches) / Double(max(instances, 1)))) per instance)")
+            let listed = try await cluster.popOK(["machines", "--json"]).stdout
+            let machines = (try? JSONSerialization.jsonObject(with: Data(listed.utf8))) as? [[String: Any]] ?? []
+            let registered = machines.filter { $0["registered"] as? Bool == true }.count
+            print("machines registered at the end: \(registered) of \(agents)")
+            Self.printMemory(cluster)
+            if idleSeconds > 0 { try await Self.measureIdle(cluster, seconds: idleSeconds) }
         }
     }
 
@@ -167,6 +180,12 @@ struct ClusterScaleBenchmark: AsyncParsableCommand {
         counts: @escaping @Sendable (String) -> Bool
     ) async throws -> Double {
         print("-- \(label): \(commands.count) deploy commands, \(total) instances")
+        // The requests the sessions make with nothing to do (pings), to tell them from those the deployment causes.
+        let idleStart = ContinuousClock.now
+        let idleBefore = await Self.zooKeeperPackets(cluster.ensemble)
+        try await Task.sleep(for: .seconds(3))
+        let idleRate = Double(await Self.zooKeeperPackets(cluster.ensemble).received - idleBefore.received)
+            / Self.secondsValue(ContinuousClock.now - idleStart)
         let watcher = try await InstanceWatcher.open(host: cluster.host, expected: total, counts: counts)
         let before = await Self.zooKeeperPackets(cluster.ensemble)
         let zxidBefore = await Self.lastZxid(cluster.ensemble)
@@ -198,6 +217,11 @@ struct ClusterScaleBenchmark: AsyncParsableCommand {
         print(
             "ZooKeeper requests from clients during the run: \(requests) (\(String(format: "%.2f", Double(requests) / Double(total))) per instance; the benchmark's own \(watcherRequests) reads excluded)"
         )
+        let caused = Double(requests) - idleRate * Self.secondsValue(converged)
+        print(
+            String(
+                format: "the same without the sessions' idle requests (%.0f/s, measured over 3 s before the run): %.0f (%.2f per instance)",
+                idleRate, caused, caused / Double(total)))
         let transactions = zxidAfter - zxidBefore
         print(
             "ZooKeeper transactions (writes, incl. sessions of the pop commands) during the run: \(transactions) (\(String(format: "%.2f", Double(transactions) / Double(total))) per instance)"
@@ -320,6 +344,86 @@ struct ClusterScaleBenchmark: AsyncParsableCommand {
     static func cpuTicks(agents: [Int32], servers: [Int32]) -> (agents: Int, servers: Int, host: Int) {
         let sum = { (pids: [Int32]) in pids.reduce(0) { $0 + ((try? ProcFile.cpuTicks(pid: $1)) ?? 0) } }
         return (sum(agents), sum(servers), ProcFile.hostBusyTicks())
+    }
+
+    /// The agents' memory (VmRSS, its anonymous part, and PSS, which shares each page among the processes mapping
+    /// it), and each ZooKeeper member's resident memory and Java heap in use.
+    static func printMemory(_ cluster: Cluster) {
+        let agents = cluster.machines.compactMap { $0.agent?.pid }
+        var rss = 0, anonymous = 0, proportional = 0
+        for pid in agents {
+            let status = (try? ProcFile.status(pid: pid)) ?? [:]
+            rss += Self.kilobytes(status["VmRSS"])
+            anonymous += Self.kilobytes(status["RssAnon"])
+            proportional += Self.proportionalKilobytes(pid)
+        }
+        let count = max(agents.count, 1)
+        print(
+            "agents' memory, \(agents.count) agents: VmRSS \(rss / count) KiB each (\(rss / 1024) MiB in all, pages shared by all counted in each); anonymous \(anonymous / count) KiB each; PSS \(proportional / count) KiB each, \(proportional / 1024) MiB in all")
+        for member in cluster.ensemble.members {
+            guard let pid = member.pid else { continue }
+            let status = (try? ProcFile.status(pid: pid)) ?? [:]
+            print("ZooKeeper member (pid \(pid)): VmRSS \(Self.kilobytes(status["VmRSS"]) / 1024) MiB; \(Self.javaHeap(pid))")
+        }
+    }
+
+    /// The CPU the members, the agents and the whole host use over `seconds` with nothing to do.
+    static func measureIdle(_ cluster: Cluster, seconds: Int) async throws {
+        let agentPIDs = cluster.machines.compactMap { $0.agent?.pid }
+        let serverPIDs = cluster.ensemble.members.compactMap(\.pid)
+        let before = Self.cpuTicks(agents: agentPIDs, servers: serverPIDs)
+        let start = ContinuousClock.now
+        try await Task.sleep(for: .seconds(seconds))
+        let after = Self.cpuTicks(agents: agentPIDs, servers: serverPIDs)
+        let elapsed = Self.secondsValue(ContinuousClock.now - start)
+        let tick = Double(sysconf(Int32(_SC_CLK_TCK)))
+        let percent = { (ticks: Int) in Double(ticks) / tick / elapsed * 100 }
+        print(
+            String(
+                format: "idle for %.1f s: ZooKeeper members %.2f%% of one core (all %d together), agents %.2f%% (all %d together), host %.2f%% of %d cores",
+                elapsed, percent(after.servers - before.servers), serverPIDs.count, percent(after.agents - before.agents),
+                agentPIDs.count, percent(after.host - before.host) / Double(ProcessInfo.processInfo.activeProcessorCount),
+                ProcessInfo.processInfo.activeProcessorCount))
+    }
+
+    /// The heap a JVM uses and has committed, from `jcmd PID GC.heap_info` (the generations' or regions' `used`).
+    static func javaHeap(_ pid: Int32) -> String {
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? ""
+        let folders = ["/usr/lib/jvm/default-java/bin"] + path.split(separator: ":").map(String.init)
+        guard let jcmd = folders.map({ $0 + "/jcmd" }).first(where: { FileManager.default.isExecutableFile(atPath: $0) })
+        else { return "heap: jcmd not found" }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: jcmd)
+        process.arguments = [String(pid), "GC.heap_info"]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = FileHandle.nullDevice
+        guard (try? process.run()) != nil else { return "heap: jcmd did not start" }
+        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        var used = 0, total = 0
+        for line in output.split(separator: "\n") where line.contains("generation") || line.contains("heap ") {
+            let words = line.replacingOccurrences(of: ",", with: " ").split(separator: " ")
+            for (index, word) in words.enumerated().dropLast() {
+                if word == "used" { used += Self.kilobytes(String(words[index + 1])) }
+                if word == "total" { total += Self.kilobytes(String(words[index + 1])) }
+            }
+        }
+        return used > 0 ? "Java heap \(used / 1024) MiB used of \(total / 1024) MiB committed" : "heap: not reported by jcmd"
+    }
+
+    /// `123 kB` or `123K` as a number of KiB (0 when absent).
+    static func kilobytes(_ text: String?) -> Int {
+        Int((text ?? "").prefix { $0.isNumber }) ?? 0
+    }
+
+    /// The `Pss:` of /proc/PID/smaps_rollup, in KiB.
+    static func proportionalKilobytes(_ pid: Int32) -> Int {
+        guard let text = try? String(contentsOfFile: "/proc/\(pid)/smaps_rollup", encoding: .utf8) else { return 0 }
+        for line in text.split(separator: "\n") where line.hasPrefix("Pss:") {
+            return Self.kilobytes(line.dropFirst("Pss:".count).trimmingCharacters(in: .whitespaces))
+        }
+        return 0
     }
 
     /// VmRSS of a process, in KiB.
