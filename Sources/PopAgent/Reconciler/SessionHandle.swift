@@ -236,7 +236,12 @@ struct SessionHandle: Sendable {
     // MARK: Decoding
 
     static func decodeSpec(_ node: StoreNode, _ name: ServiceName) throws(PopError) -> ServiceSpec {
-        let spec = try decode(ServiceSpec.self, node)
+        let spec: ServiceSpec
+        do {
+            spec = try TemplateCache.shared.decodeSpec(node.data)
+        } catch {
+            throw malformed(node, ServiceSpec.self, error)
+        }
         guard spec.name == name else {
             throw PopError(
                 .corruptState, "The node \(node.path) holds the spec of service '\(spec.name)', not '\(name)'.",
@@ -249,10 +254,14 @@ struct SessionHandle: Sendable {
         do {
             return try PopJSON.decoder().decode(type, from: Data(node.data))
         } catch {
-            throw PopError(
-                .corruptState, "The node \(node.path) holds malformed data; expected a \(type) record (\(error)).",
-                hint: "Fix or delete the node (for a service, `pop remove` and `pop add` it again).", path: node.path)
+            throw malformed(node, type, error)
         }
+    }
+
+    static func malformed<T>(_ node: StoreNode, _ type: T.Type, _ error: any Error) -> PopError {
+        PopError(
+            .corruptState, "The node \(node.path) holds malformed data; expected a \(type) record (\(error)).",
+            hint: "Fix or delete the node (for a service, `pop remove` and `pop add` it again).", path: node.path)
     }
 }
 

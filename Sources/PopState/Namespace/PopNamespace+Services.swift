@@ -41,7 +41,12 @@ extension PopNamespace {
     }
 
     func decodeService(_ node: StoreNode, _ name: ServiceName) throws(PopError) -> VersionedService {
-        let spec = try decode(ServiceSpec.self, node)
+        let spec: ServiceSpec
+        do {
+            spec = try TemplateCache.shared.decodeSpec(node.data)
+        } catch {
+            throw malformed(node, ServiceSpec.self, error)
+        }
         guard spec.name == name else {
             throw PopError(
                 .corruptState, "The node \(node.path) holds the spec of service '\(spec.name)', not '\(name)'.",

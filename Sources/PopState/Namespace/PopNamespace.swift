@@ -176,11 +176,16 @@ public struct PopNamespace: Sendable {
         do {
             return try PopJSON.decoder().decode(type, from: Data(node.data))
         } catch {
-            throw PopError(
-                .corruptState,
-                "The node \(node.path) in the \(store) holds malformed data (\(Self.describe(error))); expected a \(type) record.",
-                hint: "Fix or delete the node (for a service, `pop remove` and `pop add` it again).", path: node.path)
+            throw malformed(node, type, error)
         }
+    }
+
+    /// The error for a node whose data did not decode as a `type` record.
+    func malformed<T>(_ node: StoreNode, _ type: T.Type, _ error: any Error) -> PopError {
+        PopError(
+            .corruptState,
+            "The node \(node.path) in the \(store) holds malformed data (\(Self.describe(error))); expected a \(type) record.",
+            hint: "Fix or delete the node (for a service, `pop remove` and `pop add` it again).", path: node.path)
     }
 
     /// Parses a child name as a machine id or service name, reporting a bad one with its path.
