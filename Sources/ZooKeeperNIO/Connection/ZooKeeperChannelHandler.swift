@@ -6,8 +6,8 @@ import NIOCore
 /// It decodes frames itself (with `ZooKeeperMessageDecoder`) and hands each message straight to the controller,
 /// so a reply costs no message boxed in the pipeline.
 ///
-/// While many requests are in flight (`ZooKeeperSessionController.batchesReads`), it asks for the next read a
-/// little later (`readBatchDelay`) instead of at once: the replies that arrive meanwhile are read, and their
+/// While many requests are in flight (`ZooKeeperSessionController.readDelay`), it asks for the next read a
+/// little later (at most 1 ms) instead of at once: the replies that arrive meanwhile are read, and their
 /// callers resumed, in one go, rather than one wake-up of the client's threads per reply. The server has plenty
 /// of requests queued then, so this costs no throughput; with few requests in flight every read is immediate.
 /// Requests submitted meanwhile from other threads are sent with that read, not each with a wake-up of the loop.
@@ -15,9 +15,6 @@ final class ZooKeeperChannelHandler: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
-
-    /// How long a read waits while the pipeline of requests is deep.
-    static let readBatchDelay = TimeAmount.microseconds(500)
 
     private let controller: ZooKeeperSessionController
     private let connectionID: Int
@@ -63,13 +60,13 @@ final class ZooKeeperChannelHandler: ChannelDuplexHandler {
 
     func read(context: ChannelHandlerContext) {
         guard self.delayedRead == nil else { return }
-        guard !self.closed, self.controller.batchesReads(self.connectionID) else {
+        guard !self.closed, let delay = self.controller.readDelay(self.connectionID) else {
             context.read()
             return
         }
         // Requests issued meanwhile are sent together when the read is made.
         self.controller.holdSubmissions()
-        self.delayedRead = context.eventLoop.assumeIsolated().scheduleTask(in: Self.readBatchDelay) {
+        self.delayedRead = context.eventLoop.assumeIsolated().scheduleTask(in: delay) {
             self.delayedRead = nil
             self.controller.drainSubmissions()
             if !self.closed { context.read() }

@@ -217,14 +217,21 @@ final class ZooKeeperSessionController: @unchecked Sendable {
 
     // MARK: Calls from the channel handler
 
-    /// Whether the connection should gather replies into fewer reads: true while many requests are in flight, so
-    /// the server has work queued and a short wait before the next read costs no throughput.
-    func batchesReads(_ id: Int) -> Bool {
-        id == self.connectionID && self.stateMachine.pending.count >= Self.deepPipeline
+    /// How long the connection should wait before its next read, so that the replies arriving meanwhile are read
+    /// together; nil to read at once.
+    ///
+    /// Only while many requests are in flight: the server has work queued, so the wait costs no throughput. It is
+    /// 4 µs per request in flight, at most 1 ms, which caps a connection at no less than 250,000 requests a second.
+    func readDelay(_ id: Int) -> TimeAmount? {
+        let inFlight = self.stateMachine.pending.count
+        guard id == self.connectionID, inFlight >= Self.deepPipeline else { return nil }
+        return min(Self.maximumReadDelay, .nanoseconds(Int64(inFlight) * 4_000))
     }
 
     /// The requests in flight from which reads are batched.
     static let deepPipeline = 64
+    /// The longest wait before a read.
+    static let maximumReadDelay = TimeAmount.milliseconds(1)
 
     func connectionActive(_ id: Int, channel: any Channel) {
         guard id == self.connectionID else {

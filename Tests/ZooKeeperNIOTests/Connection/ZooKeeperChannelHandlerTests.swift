@@ -157,7 +157,10 @@ struct ZooKeeperChannelHandlerTests {
         self.loop.run()
         channel.read()
         #expect(reads.count == 1)
-        self.loop.advanceTime(by: ZooKeeperChannelHandler.readBatchDelay)
+        // 4 µs per request in flight.
+        self.loop.advanceTime(by: .microseconds(255))
+        #expect(reads.count == 1)
+        self.loop.advanceTime(by: .microseconds(1))
         #expect(reads.count == 2)
 
         // The replies come in one read; then reads are immediate again.
