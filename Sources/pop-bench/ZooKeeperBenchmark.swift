@@ -1,12 +1,15 @@
 import ArgumentParser
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import Logging
 import TestProcesses
 import ZooKeeperNIO
 import ZooKeeperTestSupport
 
-/// `pop-bench zookeeper`: pipelined throughput and sequential latency of ZooKeeperNIO, and of kazoo doing the same
-/// work against the same server in the same run.
+/// `pop-bench zookeeper`: pipelined throughput, the client's own CPU time per pipelined operation, and sequential
+/// latency of ZooKeeperNIO, and of kazoo doing the same work against the same server in the same run.
 struct ZooKeeperBenchmark: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "zookeeper",
@@ -57,8 +60,25 @@ struct ZooKeeperBenchmark: AsyncParsableCommand {
     struct Figures {
         var getThroughput: Double
         var setThroughput: Double
+        /// The client process's own CPU time (user + system) per operation of the pipelined runs, in µs.
+        var getCPU: Double
+        var setCPU: Double
         var p50: Double
         var p99: Double
+    }
+
+    /// What one pipelined run took: wall-clock seconds and the CPU seconds this process used meanwhile.
+    struct Run {
+        var seconds: Double
+        var cpuSeconds: Double
+    }
+
+    /// User + system CPU seconds used so far by this process (all its threads; not the server, a child).
+    static func processCPUSeconds() -> Double {
+        var usage = rusage()
+        getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
+        func seconds(_ time: timeval) -> Double { Double(time.tv_sec) + Double(time.tv_usec) / 1e6 }
+        return seconds(usage.ru_utime) + seconds(usage.ru_stime)
     }
 
     func measureSwift(_ server: ZooKeeperServer) async throws -> Figures {
@@ -73,8 +93,8 @@ struct ZooKeeperBenchmark: AsyncParsableCommand {
 
         // Warm up the JIT on both sides.
         _ = try await self.pipelined(client, count: min(20_000, self.operations)) { _ = try await $0.getData(path) }
-        let getSeconds = try await self.pipelined(client, count: self.operations) { _ = try await $0.getData(path) }
-        let setSeconds = try await self.pipelined(client, count: self.operations) { _ = try await $0.setData(path, data: payload) }
+        let get = try await self.pipelined(client, count: self.operations) { _ = try await $0.getData(path) }
+        let set = try await self.pipelined(client, count: self.operations) { _ = try await $0.setData(path, data: payload) }
 
         var latencies: [Double] = []
         latencies.reserveCapacity(self.samples)
@@ -87,14 +107,16 @@ struct ZooKeeperBenchmark: AsyncParsableCommand {
         await client.close()
         latencies.sort()
         return Figures(
-            getThroughput: Double(self.operations) / getSeconds, setThroughput: Double(self.operations) / setSeconds,
+            getThroughput: Double(self.operations) / get.seconds, setThroughput: Double(self.operations) / set.seconds,
+            getCPU: get.cpuSeconds * 1e6 / Double(self.operations), setCPU: set.cpuSeconds * 1e6 / Double(self.operations),
             p50: latencies[latencies.count / 2], p99: latencies[min(latencies.count - 1, latencies.count * 99 / 100)]
         )
     }
 
-    /// Runs `count` calls of `operation` with `concurrency` of them in flight; returns the seconds taken.
-    func pipelined(_ client: ZooKeeperClient, count: Int, _ operation: @escaping @Sendable (ZooKeeperClient) async throws -> Void) async throws -> Double {
+    /// Runs `count` calls of `operation` with `concurrency` of them in flight; returns the seconds and CPU seconds taken.
+    func pipelined(_ client: ZooKeeperClient, count: Int, _ operation: @escaping @Sendable (ZooKeeperClient) async throws -> Void) async throws -> Run {
         let start = ContinuousClock.now
+        let startCPU = Self.processCPUSeconds()
         let workers = min(self.concurrency, count)
         try await withThrowingTaskGroup(of: Void.self) { group in
             for worker in 0..<workers {
@@ -105,7 +127,7 @@ struct ZooKeeperBenchmark: AsyncParsableCommand {
             }
             try await group.waitForAll()
         }
-        return Self.seconds(ContinuousClock.now - start)
+        return Run(seconds: Self.seconds(ContinuousClock.now - start), cpuSeconds: Self.processCPUSeconds() - startCPU)
     }
 
     func measureKazoo(_ server: ZooKeeperServer) async throws -> Figures {
@@ -118,18 +140,20 @@ struct ZooKeeperBenchmark: AsyncParsableCommand {
             timeout: .seconds(3600))
         guard result.status == 0,
             let figures = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Double],
-            let get = figures["get_throughput"], let set = figures["set_throughput"], let p50 = figures["p50_us"], let p99 = figures["p99_us"]
+            let get = figures["get_throughput"], let set = figures["set_throughput"], let p50 = figures["p50_us"], let p99 = figures["p99_us"],
+            let getCPU = figures["get_cpu_us_per_op"], let setCPU = figures["set_cpu_us_per_op"]
         else {
             throw ValidationError("the kazoo benchmark failed (exit \(result.status)); is kazoo installed (`pip install kazoo`)?")
         }
-        return Figures(getThroughput: get, setThroughput: set, p50: p50, p99: p99)
+        return Figures(getThroughput: get, setThroughput: set, getCPU: getCPU, setCPU: setCPU, p50: p50, p99: p99)
     }
 
     func report(swift: Figures, kazoo: Figures?) {
-        func row(_ name: String, _ ours: Double, _ theirs: Double?, unit: String, higherIsBetter: Bool) -> String {
+        func row(_ name: String, _ ours: Double, _ theirs: Double?, unit: String, higherIsBetter: Bool, decimals: Int = 0) -> String {
             let ratio = theirs.map { higherIsBetter ? ours / $0 : $0 / ours }
+            let format = "%14.\(decimals)f"
             return name.padding(toLength: 26, withPad: " ", startingAt: 0)
-                + String(format: "%14.0f", ours) + (theirs.map { String(format: "%14.0f", $0) } ?? "             -")
+                + String(format: format, ours) + (theirs.map { String(format: format, $0) } ?? "             -")
                 + (ratio.map { String(format: "%9.1fx", $0) } ?? "          ")
                 + "  " + unit
         }
@@ -137,12 +161,16 @@ struct ZooKeeperBenchmark: AsyncParsableCommand {
         print("                            ZooKeeperNIO         kazoo     ratio")
         print(row("pipelined getData", swift.getThroughput, kazoo?.getThroughput, unit: "ops/s", higherIsBetter: true))
         print(row("pipelined setData", swift.setThroughput, kazoo?.setThroughput, unit: "ops/s", higherIsBetter: true))
+        print(row("CPU per getData", swift.getCPU, kazoo?.getCPU, unit: "µs/op", higherIsBetter: false, decimals: 1))
+        print(row("CPU per setData", swift.setCPU, kazoo?.setCPU, unit: "µs/op", higherIsBetter: false, decimals: 1))
         print(row("sequential getData p50", swift.p50, kazoo?.p50, unit: "µs", higherIsBetter: false))
         print(row("sequential getData p99", swift.p99, kazoo?.p99, unit: "µs", higherIsBetter: false))
         print("")
-        print("ratio: how many times better ZooKeeperNIO is (throughput: ours/kazoo; latency: kazoo/ours)")
-        let throughputGoal = kazoo.map { swift.getThroughput / $0.getThroughput >= 5 ? "met" : "NOT met" } ?? "not measured"
-        print("goals: pipelined getData >= 5x kazoo: \(throughputGoal); p50 getData < 200 µs: \(swift.p50 < 200 ? "met" : "NOT met")")
+        print("ratio: how many times better ZooKeeperNIO is (throughput: ours/kazoo; CPU and latency: kazoo/ours)")
+        print("CPU: the client process's own user + system time during the pipelined run, divided by its operations")
+        func goal(_ met: (Figures) -> Bool) -> String { kazoo.map { met($0) ? "met" : "NOT met" } ?? "not measured" }
+        print("goals: pipelined getData >= 5x kazoo: \(goal { swift.getThroughput / $0.getThroughput >= 5 }); p50 getData < 200 µs: \(swift.p50 < 200 ? "met" : "NOT met")")
+        print("       CPU per op <= kazoo's / 10: getData \(goal { $0.getCPU / swift.getCPU >= 10 }), setData \(goal { $0.setCPU / swift.setCPU >= 10 }); p99 getData <= kazoo's: \(goal { swift.p99 <= $0.p99 })")
     }
 
     static func seconds(_ duration: Duration) -> Double {
