@@ -129,9 +129,25 @@ struct DashboardBrowserTests {
                     try handle.seekToEnd()
                     try handle.write(contentsOf: Data((marker + "\n").utf8))
                     try handle.close()
-                    let logText = try await page.waitFor(
-                        "document.getElementById('log').textContent.includes('\(marker)')",
-                        then: "document.getElementById('log').textContent", timeout: .seconds(30)) as? String ?? ""
+                    let logText: String
+                    do {
+                        logText = try await page.waitFor(
+                            "document.getElementById('log').textContent.includes('\(marker)')",
+                            then: "document.getElementById('log').textContent", timeout: .seconds(60)) as? String ?? ""
+                    } catch {
+                        // What the page and `pop logs` say, to tell where the line stopped.
+                        let note = try? await page.evaluate("(document.getElementById('log-note') || {}).textContent")
+                        let shown = try? await page.evaluate("(document.getElementById('log') || {}).textContent")
+                        let logs = try? await cluster.pop(["logs", "worker", "-n", "5"])
+                        Issue.record(
+                            """
+                            The line written to worker's input never showed: \(error)
+                            log note: \(note.map { "\($0)" } ?? "?")
+                            log shown: \(shown.map { "\($0)" } ?? "?")
+                            pop logs worker -n 5: \(logs.map { "\($0.stdout)\($0.stderr)" } ?? "?")
+                            """)
+                        throw error
+                    }
                     #expect(logText.contains(marker))
 
                     // The service's events, from every machine: the restart of worker on m1 with its reason.
