@@ -244,6 +244,11 @@ extension AgentStateMachine {
         }
         let newProblem = entry.problem
         services[name] = entry
+        if let spec = entry.placed?.spec, spec.template.requires != nil {
+            requiring[name] = spec.requiredServices
+        } else {
+            requiring[name] = nil
+        }
         var actions: [AgentAction] = []
         if let newProblem, newProblem != oldProblem { actions.append(.note(.serviceUnusable(name, newProblem))) }
         if newProblem != oldProblem { markRecord(name) }

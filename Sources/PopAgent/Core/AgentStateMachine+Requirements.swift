@@ -123,12 +123,8 @@ extension AgentStateMachine {
 
     /// The services placed here that require `service` (any service, when `nil`).
     func dependents(of service: ServiceName?) -> Set<ServiceName> {
-        Set(
-            services.compactMap { name, entry -> ServiceName? in
-                guard let spec = entry.placed?.spec, spec.template.requires != nil else { return nil }
-                guard let service else { return name }
-                return spec.requiredServices.contains(service) && name != service ? name : nil
-            })
+        guard let service else { return Set(requiring.keys) }
+        return Set(requiring.compactMap { name, required in required.contains(service) && name != service ? name : nil })
     }
 
     /// The dependents a store change wakes: a change of a required service's spec or of its instances on any
@@ -145,11 +141,7 @@ extension AgentStateMachine {
     /// The watches that follow the services required here (only needed when the agent does not follow the whole
     /// namespace): each one's placements with their instance records.
     var requirementWatches: Set<WatchKey> {
-        Set(
-            services.values.flatMap { entry -> [WatchKey] in
-                guard let spec = entry.placed?.spec else { return [] }
-                return spec.requiredServices.map { WatchKey.subtree(paths.placements($0)) }
-            })
+        Set(requiring.values.flatMap { required in required.map { WatchKey.subtree(paths.placements($0)) } })
     }
 
     /// The record of an instance that waits for its requirements, when it waits and nothing runs.

@@ -56,6 +56,9 @@ struct AgentStateMachine: Sendable {
     var failures = 0
     /// The services whose activity is ``ServiceEntry/Activity/awaitingRolloutTurn(_:)`` (an index of `services`).
     var rolloutWaits: Set<ServiceName> = []
+    /// The services placed here whose template requires others, each with the services it requires (an index of
+    /// `services`, so that a store event finds the dependents it wakes without looking at every service).
+    var requiring: [ServiceName: Set<ServiceName>] = [:]
     /// One copy of each template the placed specs use.
     var templates: Set<ResolvedTemplate> = []
     /// When the earliest requirement debounce scheduled runs out, while its timer is pending.
