@@ -48,7 +48,30 @@ package final class WatchRegistry: Sendable {
         var nextToken = 0
         var oneShots: [Int: OneShot] = [:]
         var subtrees: [Int: Subtree] = [:]
+        /// The watches by the path they are set on (a subtree's root), so that a change is matched only with the
+        /// watches on its own path and the paths above it, not with every watch.
+        var tokens: [String: Set<Int>] = [:]
         var ended: PopError?
+
+        mutating func index(_ token: Int, at path: String) {
+            tokens[path, default: []].insert(token)
+        }
+
+        mutating func removeOneShot(_ token: Int) {
+            guard let oneShot = oneShots.removeValue(forKey: token) else { return }
+            unindex(token, at: oneShot.path)
+        }
+
+        mutating func removeSubtree(_ token: Int) {
+            guard let subtree = subtrees.removeValue(forKey: token) else { return }
+            unindex(token, at: subtree.root)
+        }
+
+        private mutating func unindex(_ token: Int, at path: String) {
+            guard var set = tokens[path] else { return }
+            set.remove(token)
+            tokens[path] = set.isEmpty ? nil : set
+        }
     }
 
     private let state: Mutex<State>
@@ -69,6 +92,7 @@ package final class WatchRegistry: Sendable {
             state.nextToken += 1
             let watch = OneShotWatch(onCancel: { [weak self] in self?.discard(token) })
             state.oneShots[token] = OneShot(kind: kind, path: path, watch: watch)
+            state.index(token, at: path)
             return (token, watch)
         }
     }
@@ -84,6 +108,7 @@ package final class WatchRegistry: Sendable {
             let token = state.nextToken
             state.nextToken += 1
             state.subtrees[token] = Subtree(root: root, recursive: recursive, continuation: continuation)
+            state.index(token, at: root)
             return token
         }
     }
@@ -95,7 +120,7 @@ package final class WatchRegistry: Sendable {
         state.withLock { state in
             if var oneShot = state.oneShots[token] {
                 if let first = oneShot.pending.first(where: { $0.0 > since }) {
-                    state.oneShots[token] = nil
+                    state.removeOneShot(token)
                     fire = (oneShot.watch, first.1)
                 } else {
                     oneShot.since = since
@@ -118,8 +143,8 @@ package final class WatchRegistry: Sendable {
     /// Forgets a watch (its read failed, or its owner dropped it).
     package func discard(_ token: Int) {
         state.withLock { state in
-            state.oneShots[token] = nil
-            state.subtrees[token] = nil
+            state.removeOneShot(token)
+            state.removeSubtree(token)
         }
     }
 
@@ -130,25 +155,30 @@ package final class WatchRegistry: Sendable {
         state.withLock { state in
             for change in changes where change.id > state.position {
                 state.position = change.id
-                for (token, var oneShot) in state.oneShots {
-                    guard let event = Self.match(oneShot, change) else { continue }
-                    if let since = oneShot.since {
-                        if change.id > since {
-                            state.oneShots[token] = nil
-                            fires.append((oneShot.watch, event))
+                // Only a watch on the changed node or on a node above it can match.
+                for path in NodePath.selfAndAncestors(change.path) {
+                    guard let tokens = state.tokens[path] else { continue }
+                    for token in tokens {
+                        if var oneShot = state.oneShots[token] {
+                            guard let event = Self.match(oneShot, change) else { continue }
+                            if let since = oneShot.since {
+                                if change.id > since {
+                                    state.removeOneShot(token)
+                                    fires.append((oneShot.watch, event))
+                                }
+                            } else {
+                                oneShot.pending.append((change.id, event))
+                                state.oneShots[token] = oneShot
+                            }
+                        } else if var subtree = state.subtrees[token] {
+                            guard let event = Self.match(subtree, change) else { continue }
+                            if let since = subtree.since {
+                                if change.id > since { deliveries.append((subtree.continuation, event)) }
+                            } else {
+                                subtree.pending.append((change.id, event))
+                                state.subtrees[token] = subtree
+                            }
                         }
-                    } else {
-                        oneShot.pending.append((change.id, event))
-                        state.oneShots[token] = oneShot
-                    }
-                }
-                for (token, var subtree) in state.subtrees {
-                    guard let event = Self.match(subtree, change) else { continue }
-                    if let since = subtree.since {
-                        if change.id > since { deliveries.append((subtree.continuation, event)) }
-                    } else {
-                        subtree.pending.append((change.id, event))
-                        state.subtrees[token] = subtree
                     }
                 }
             }
@@ -165,6 +195,7 @@ package final class WatchRegistry: Sendable {
             defer {
                 state.oneShots = [:]
                 state.subtrees = [:]
+                state.tokens = [:]
             }
             return (state.oneShots.values.map(\.watch), state.subtrees.values.map(\.continuation))
         }

@@ -35,6 +35,22 @@ package enum NodePath {
         return slash == path.startIndex ? "/" : String(path[..<slash])
     }
 
+    /// A valid path, then each node above it up to `/`: `/a/b`, `/a`, `/`.
+    package static func selfAndAncestors(_ path: String) -> [String] {
+        var paths = [path]
+        let bytes = path.utf8
+        var end = bytes.endIndex
+        while let slash = bytes[..<end].lastIndex(of: UInt8(ascii: "/")) {
+            if slash == bytes.startIndex {
+                if path != "/" { paths.append("/") }
+                break
+            }
+            paths.append(String(path[..<slash]))
+            end = slash
+        }
+        return paths
+    }
+
     /// The last component of a valid path.
     package static func name(_ path: String) -> String {
         guard let slash = path.lastIndex(of: "/") else { return path }

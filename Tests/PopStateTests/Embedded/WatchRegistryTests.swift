@@ -59,4 +59,39 @@ import Testing
         #expect(received == [NodeEvent(.created, path: "/s/a"), NodeEvent(.deleted, path: "/s/a")])
         #expect(throws: PopError.self) { try registry.registerOneShot(.data, path: "/s") }
     }
+
+    @Test func aChangeReachesTheWatchesOnItsPathAndAboveItOnly() async throws {
+        let registry = WatchRegistry(position: 0)
+        let (events, continuation) = NodeEvents.makeStream()
+        let everything = try registry.registerSubtree(root: "/", recursive: true, sharing: continuation)
+        let node = try registry.registerSubtree(root: "/s", recursive: false, sharing: continuation)
+        let discarded = try registry.registerSubtree(root: "/s", recursive: true, sharing: continuation)
+        let (data, dataWatch) = try registry.registerOneShot(.data, path: "/s/a")
+        for token in [everything, node, discarded, data] { registry.activate(token, since: 0) }
+        registry.discard(discarded)
+        #expect(registry.count == 3)
+        // "/sx" is not below "/s"; "/s/a/b" is below "/s" but not one of its children.
+        registry.dispatch([change(1, .created, "/sx"), change(2, .created, "/s/a/b"), change(3, .dataChanged, "/s/a")])
+        registry.dispatch([change(4, .created, "/s/c")])
+        registry.end(PopError(.storeUnreachable, "closed"))
+        var received: [NodeEvent] = []
+        await #expect(throws: PopError.self) {
+            for try await event in events { received.append(event) }
+        }
+        #expect(
+            received == [
+                NodeEvent(.created, path: "/sx"), NodeEvent(.created, path: "/s/a/b"), NodeEvent(.dataChanged, path: "/s/a"),
+                NodeEvent(.created, path: "/s/c"), NodeEvent(.childrenChanged, path: "/s"),
+            ] || received == [
+                NodeEvent(.created, path: "/sx"), NodeEvent(.created, path: "/s/a/b"), NodeEvent(.dataChanged, path: "/s/a"),
+                NodeEvent(.childrenChanged, path: "/s"), NodeEvent(.created, path: "/s/c"),
+            ], "\(received)")
+        #expect(dataWatch.result == .success(NodeEvent(.dataChanged, path: "/s/a")))
+    }
+
+    @Test func aPathAndTheNodesAboveIt() {
+        #expect(NodePath.selfAndAncestors("/") == ["/"])
+        #expect(NodePath.selfAndAncestors("/a") == ["/a", "/"])
+        #expect(NodePath.selfAndAncestors("/pop/services/web") == ["/pop/services/web", "/pop/services", "/pop", "/"])
+    }
 }
