@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """The kazoo side of `pop-bench zookeeper`: the same work as ZooKeeperNIO's run, printed as JSON.
 
-Pipelined runs use kazoo's async API with a sliding window of requests in flight (none with --operations 0);
-latency is timed on sequential synchronous get calls after --warm-up-samples untimed ones (none with --samples 0). The CPU figures are this process's own user + system time (all its threads)
+Pipelined runs use kazoo's async API with a sliding window of requests in flight; latency is timed on
+sequential synchronous get calls. The CPU figures are this process's own user + system time (all its threads)
 during a pipelined run, divided by its operations.
 """
 import argparse
@@ -61,7 +61,6 @@ def main():
     parser.add_argument("--operations", type=int, default=100_000)
     parser.add_argument("--concurrency", type=int, default=256)
     parser.add_argument("--samples", type=int, default=10_000)
-    parser.add_argument("--warm-up-samples", type=int, default=0)
     parser.add_argument("--payload-size", type=int, default=100)
     args = parser.parse_args()
 
@@ -72,30 +71,26 @@ def main():
     if zk.exists(path) is None:
         zk.create(path, payload)
 
-    output = {}
-    if args.operations > 0:
-        pipelined(zk, min(20_000, args.operations), args.concurrency, lambda: zk.get_async(path))
-        get_seconds, get_cpu = pipelined(zk, args.operations, args.concurrency, lambda: zk.get_async(path))
-        set_seconds, set_cpu = pipelined(zk, args.operations, args.concurrency, lambda: zk.set_async(path, payload))
-        output.update({
-            "get_throughput": args.operations / get_seconds,
-            "set_throughput": args.operations / set_seconds,
-            "get_cpu_us_per_op": get_cpu * 1e6 / args.operations,
-            "set_cpu_us_per_op": set_cpu * 1e6 / args.operations,
-        })
+    pipelined(zk, min(20_000, args.operations), args.concurrency, lambda: zk.get_async(path))
+    get_seconds, get_cpu = pipelined(zk, args.operations, args.concurrency, lambda: zk.get_async(path))
+    set_seconds, set_cpu = pipelined(zk, args.operations, args.concurrency, lambda: zk.set_async(path, payload))
 
-    if args.samples > 0:
-        for _ in range(args.warm_up_samples):
-            zk.get(path)
-        latencies = []
-        for _ in range(args.samples):
-            began = time.perf_counter_ns()
-            zk.get(path)
-            latencies.append((time.perf_counter_ns() - began) / 1000)
-        output["latencies_us"] = latencies
+    latencies = []
+    for _ in range(args.samples):
+        began = time.perf_counter_ns()
+        zk.get(path)
+        latencies.append((time.perf_counter_ns() - began) / 1000)
+    latencies.sort()
     zk.stop()
     zk.close()
-    print(json.dumps(output))
+    print(json.dumps({
+        "get_throughput": args.operations / get_seconds,
+        "set_throughput": args.operations / set_seconds,
+        "get_cpu_us_per_op": get_cpu * 1e6 / args.operations,
+        "set_cpu_us_per_op": set_cpu * 1e6 / args.operations,
+        "p50_us": latencies[len(latencies) // 2],
+        "p99_us": latencies[min(len(latencies) - 1, len(latencies) * 99 // 100)],
+    }))
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ public final class ZooKeeperClient: Sendable {
     let chroot: String
     let eventLoop: any EventLoop
     private let streamIDs = NIOLockedValueBox(0)
+    private let submissions = NIOLockedValueBox<[@Sendable (ZooKeeperSessionController) -> Void]>([])
 
     init(
         configuration: ZooKeeperConfiguration, connector: any ZooKeeperConnector = ZooKeeperTCPConnector(),
@@ -130,24 +131,41 @@ public final class ZooKeeperClient: Sendable {
 
     // MARK: Plumbing
 
-    /// Sends one request and returns its reply body, or throws the server's error. The caller is resumed straight
-    /// from the event loop when the reply arrives.
+    /// Sends one request and returns its reply body, or throws the server's error.
     func execute(
         _ opCode: ZooKeeperOpCode, path: String?, watch: WatchRegistration? = nil, body writeBody: (inout ByteBuffer) -> Void
     ) async throws -> ByteBuffer {
-        var buffer = Self.allocator.buffer(capacity: 128)
+        var buffer = ByteBuffer()
         writeBody(&buffer)
         let body = buffer
-        return try await withUnsafeThrowingContinuation { continuation in
-            self.controller.submit(.request(opCode, path: path, body: body, reply: .continuation(continuation), watch: watch))
-        }
+        let promise = self.eventLoop.makePromise(of: ByteBuffer.self)
+        self.submit { $0.send(opCode: opCode, path: path, body: body, promise: promise, watch: watch) }
+        return try await promise.futureResult.get()
     }
 
-    private static let allocator = ByteBufferAllocator()
-
     /// Runs `work` on the event loop, in submission order.
+    ///
+    /// Calls from other threads are queued and drained by one event-loop task, so many concurrent requests cost
+    /// one wake-up of the loop instead of one each.
     func submit(_ work: @escaping @Sendable (ZooKeeperSessionController) -> Void) {
-        self.controller.submit(.work(work))
+        let controller = self.controller
+        if self.eventLoop.inEventLoop, self.submissions.withLockedValue({ $0.isEmpty }) {
+            work(controller)
+            return
+        }
+        let isFirst = self.submissions.withLockedValue { queue in
+            queue.append(work)
+            return queue.count == 1
+        }
+        guard isFirst else { return }
+        let submissions = self.submissions
+        self.eventLoop.execute {
+            let batch = submissions.withLockedValue { queue in
+                defer { queue.removeAll(keepingCapacity: true) }
+                return queue
+            }
+            for work in batch { work(controller) }
+        }
     }
 
     /// Checks a caller's path and returns the path the server sees.

@@ -3,36 +3,6 @@ enum ZooKeeperPath {
     /// Checks a path as ZooKeeper's PathUtils does; `sequential` allows a trailing '/' (the server appends the
     /// sequence number).
     static func validate(_ path: String, sequential: Bool = false) throws(ZooKeeperError) {
-        if Self.isPlainValid(path) { return }
-        try Self.validateFully(path, sequential: sequential)
-    }
-
-    /// One pass over a path of printable ASCII: true when it is certainly valid (no empty, '.' or '..' segment,
-    /// no trailing '/'). Anything else, valid or not, is left to `validateFully`.
-    private static func isPlainValid(_ path: String) -> Bool {
-        var path = path
-        return path.withUTF8 { bytes in
-            guard bytes.count > 1, bytes[0] == UInt8(ascii: "/"), bytes[bytes.count - 1] != UInt8(ascii: "/") else { return false }
-            var segmentStart = 1
-            var index = 1
-            while index <= bytes.count {
-                if index == bytes.count || bytes[index] == UInt8(ascii: "/") {
-                    let length = index - segmentStart
-                    if length == 0 { return false }
-                    if length <= 2, bytes[segmentStart] == UInt8(ascii: "."), length == 1 || bytes[segmentStart + 1] == UInt8(ascii: ".") {
-                        return false
-                    }
-                    segmentStart = index + 1
-                } else if bytes[index] < 0x20 || bytes[index] > 0x7e {
-                    return false
-                }
-                index += 1
-            }
-            return true
-        }
-    }
-
-    private static func validateFully(_ path: String, sequential: Bool) throws(ZooKeeperError) {
         func invalid(_ why: String) -> ZooKeeperError {
             ZooKeeperError(code: .invalidPath, path: path, message: "invalid path '\(path)': \(why)")
         }

@@ -43,11 +43,6 @@ struct ZooKeeperBenchmark: AsyncParsableCommand {
         }
     }
 
-    /// Latency rounds when both clients are measured: they alternate, so both see the same load on the machine.
-    static let latencyRounds = 10
-    /// Unmeasured calls at the start of each latency round, on either side.
-    static let latencyWarmUp = 200
-
     func run() async throws {
         var options = ZooKeeperServer.Options()
         options.optimizeForThroughput = true
@@ -55,32 +50,11 @@ struct ZooKeeperBenchmark: AsyncParsableCommand {
         print("starting a ZooKeeper server…")
         let results = try await withZooKeeperServer(options) { server in
             print("server \(server.connectString); \(self.operations) operations, \(self.concurrency) in flight, \(self.samples) latency samples, \(self.payloadSize)-byte payload")
-            let client = try await self.connect(server)
-            var swift = try await self.measureSwift(client)
-            var kazoo = self.kazoo ? try await self.measureKazoo(server, operations: self.operations, samples: 0).figures : nil
-            // Sequential latency: rounds that alternate between the clients, each after a short warm-up.
-            let rounds = self.kazoo ? min(Self.latencyRounds, self.samples) : 1
-            var ours: [Double] = []
-            var theirs: [Double] = []
-            for round in 0..<rounds {
-                let count = self.samples / rounds + (round < self.samples % rounds ? 1 : 0)
-                ours += try await self.swiftLatencies(client, count: count)
-                if self.kazoo { theirs += try await self.measureKazoo(server, operations: 0, samples: count).latencies }
-            }
-            await client.close()
-            (swift.p50, swift.p99) = Self.percentiles(ours)
-            if !theirs.isEmpty, var figures = kazoo {
-                (figures.p50, figures.p99) = Self.percentiles(theirs)
-                kazoo = figures
-            }
+            let swift = try await self.measureSwift(server)
+            let kazoo = self.kazoo ? try await self.measureKazoo(server) : nil
             return (swift, kazoo)
         }
         self.report(swift: results.0, kazoo: results.1)
-    }
-
-    static func percentiles(_ samples: [Double]) -> (p50: Double, p99: Double) {
-        let sorted = samples.sorted()
-        return (sorted[sorted.count / 2], sorted[min(sorted.count - 1, sorted.count * 99 / 100)])
     }
 
     struct Figures {
@@ -107,46 +81,36 @@ struct ZooKeeperBenchmark: AsyncParsableCommand {
         return seconds(usage.ru_utime) + seconds(usage.ru_stime)
     }
 
-    func connect(_ server: ZooKeeperServer) async throws -> ZooKeeperClient {
+    func measureSwift(_ server: ZooKeeperServer) async throws -> Figures {
         var configuration = try ZooKeeperConfiguration(connectString: server.connectString)
         var logger = Logger(label: "pop-bench")
         logger.logLevel = .warning
         configuration.logger = logger
         let client = try await ZooKeeperClient.connect(configuration)
+        let path = "/bench-swift"
         let payload = [UInt8](repeating: 0x61, count: self.payloadSize)
-        if try await client.exists(Self.swiftPath) == nil { _ = try await client.create(Self.swiftPath, data: payload) }
-        return client
-    }
+        if try await client.exists(path) == nil { _ = try await client.create(path, data: payload) }
 
-    static let swiftPath = "/bench-swift"
-
-    /// The pipelined runs; the latency figures are filled in later.
-    func measureSwift(_ client: ZooKeeperClient) async throws -> Figures {
-        let path = Self.swiftPath
-        let payload = [UInt8](repeating: 0x61, count: self.payloadSize)
         // Warm up the JIT on both sides.
         _ = try await self.pipelined(client, count: min(20_000, self.operations)) { _ = try await $0.getData(path) }
         let get = try await self.pipelined(client, count: self.operations) { _ = try await $0.getData(path) }
         let set = try await self.pipelined(client, count: self.operations) { _ = try await $0.setData(path, data: payload) }
+
+        var latencies: [Double] = []
+        latencies.reserveCapacity(self.samples)
+        let clock = ContinuousClock()
+        for _ in 0..<self.samples {
+            let start = clock.now
+            _ = try await client.getData(path)
+            latencies.append(Self.microseconds(clock.now - start))
+        }
+        await client.close()
+        latencies.sort()
         return Figures(
             getThroughput: Double(self.operations) / get.seconds, setThroughput: Double(self.operations) / set.seconds,
             getCPU: get.cpuSeconds * 1e6 / Double(self.operations), setCPU: set.cpuSeconds * 1e6 / Double(self.operations),
-            p50: 0, p99: 0
+            p50: latencies[latencies.count / 2], p99: latencies[min(latencies.count - 1, latencies.count * 99 / 100)]
         )
-    }
-
-    /// `count` sequential getData calls, each timed in µs, after `latencyWarmUp` untimed ones.
-    func swiftLatencies(_ client: ZooKeeperClient, count: Int) async throws -> [Double] {
-        for _ in 0..<Self.latencyWarmUp { _ = try await client.getData(Self.swiftPath) }
-        var latencies: [Double] = []
-        latencies.reserveCapacity(count)
-        let clock = ContinuousClock()
-        for _ in 0..<count {
-            let start = clock.now
-            _ = try await client.getData(Self.swiftPath)
-            latencies.append(Self.microseconds(clock.now - start))
-        }
-        return latencies
     }
 
     /// Runs `count` calls of `operation` with `concurrency` of them in flight; returns the seconds and CPU seconds taken.
@@ -166,28 +130,22 @@ struct ZooKeeperBenchmark: AsyncParsableCommand {
         return Run(seconds: Self.seconds(ContinuousClock.now - start), cpuSeconds: Self.processCPUSeconds() - startCPU)
     }
 
-    /// Runs the kazoo script: `operations` for its pipelined runs (0: none), then `samples` sequential calls after
-    /// `latencyWarmUp` untimed ones (0: none).
-    func measureKazoo(_ server: ZooKeeperServer, operations: Int, samples: Int) async throws -> (figures: Figures, latencies: [Double]) {
+    func measureKazoo(_ server: ZooKeeperServer) async throws -> Figures {
         // The python3 on PATH, the one kazoo is installed for.
         let result = try await CommandRunner.run(
             [
-                "python3", self.kazooScript, "--hosts", server.connectString, "--operations", "\(operations)",
-                "--concurrency", "\(self.concurrency)", "--samples", "\(samples)", "--warm-up-samples", "\(Self.latencyWarmUp)",
-                "--payload-size", "\(self.payloadSize)",
+                "python3", self.kazooScript, "--hosts", server.connectString, "--operations", "\(self.operations)",
+                "--concurrency", "\(self.concurrency)", "--samples", "\(self.samples)", "--payload-size", "\(self.payloadSize)",
             ], environment: ProcessInfo.processInfo.environment, scratch: FileManager.default.temporaryDirectory,
             timeout: .seconds(3600))
-        guard result.status == 0, let output = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any] else {
+        guard result.status == 0,
+            let figures = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Double],
+            let get = figures["get_throughput"], let set = figures["set_throughput"], let p50 = figures["p50_us"], let p99 = figures["p99_us"],
+            let getCPU = figures["get_cpu_us_per_op"], let setCPU = figures["set_cpu_us_per_op"]
+        else {
             throw ValidationError("the kazoo benchmark failed (exit \(result.status)); is kazoo installed (`pip install kazoo`)?")
         }
-        func number(_ key: String) -> Double { (output[key] as? NSNumber)?.doubleValue ?? 0 }
-        let figures = Figures(
-            getThroughput: number("get_throughput"), setThroughput: number("set_throughput"), getCPU: number("get_cpu_us_per_op"),
-            setCPU: number("set_cpu_us_per_op"), p50: 0, p99: 0
-        )
-        let latencies = (output["latencies_us"] as? [NSNumber])?.map(\.doubleValue) ?? []
-        guard latencies.count == samples else { throw ValidationError("the kazoo benchmark returned \(latencies.count) latencies, not \(samples)") }
-        return (figures, latencies)
+        return Figures(getThroughput: get, setThroughput: set, getCPU: getCPU, setCPU: setCPU, p50: p50, p99: p99)
     }
 
     func report(swift: Figures, kazoo: Figures?) {

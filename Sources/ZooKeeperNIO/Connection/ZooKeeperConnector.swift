@@ -5,7 +5,7 @@ import NIOPosix
 protocol ZooKeeperConnector: Sendable {
     /// Opens a connection whose pipeline ends in `handler`; the handler sees `channelActive` once connected.
     func connect(
-        to server: ZooKeeperConfiguration.Server, on eventLoop: any EventLoop, timeout: TimeAmount,
+        to server: ZooKeeperConfiguration.Server, on eventLoop: any EventLoop, timeout: TimeAmount, maxFrameSize: Int,
         handler: @escaping @Sendable () -> ZooKeeperChannelHandler
     ) -> EventLoopFuture<any Channel>
 }
@@ -13,7 +13,7 @@ protocol ZooKeeperConnector: Sendable {
 /// Connects over TCP with NIO's ClientBootstrap.
 struct ZooKeeperTCPConnector: ZooKeeperConnector {
     func connect(
-        to server: ZooKeeperConfiguration.Server, on eventLoop: any EventLoop, timeout: TimeAmount,
+        to server: ZooKeeperConfiguration.Server, on eventLoop: any EventLoop, timeout: TimeAmount, maxFrameSize: Int,
         handler: @escaping @Sendable () -> ZooKeeperChannelHandler
     ) -> EventLoopFuture<any Channel> {
         ClientBootstrap(group: eventLoop)
@@ -21,7 +21,7 @@ struct ZooKeeperTCPConnector: ZooKeeperConnector {
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try ZooKeeperChannelPipeline.configure(channel.pipeline.syncOperations, handler: handler())
+                    try ZooKeeperChannelPipeline.configure(channel.pipeline.syncOperations, maxFrameSize: maxFrameSize, handler: handler())
                 }
             }
             .connect(host: server.host, port: server.port)
@@ -30,8 +30,9 @@ struct ZooKeeperTCPConnector: ZooKeeperConnector {
 
 /// The handlers of a client connection.
 enum ZooKeeperChannelPipeline {
-    /// The handler decodes the server's frames itself; the session controller writes encoded frames.
-    static func configure(_ pipeline: ChannelPipeline.SynchronousOperations, handler: ZooKeeperChannelHandler) throws {
+    static func configure(_ pipeline: ChannelPipeline.SynchronousOperations, maxFrameSize: Int, handler: ZooKeeperChannelHandler) throws {
+        try pipeline.addHandler(ByteToMessageHandler(ZooKeeperMessageDecoder(maxFrameSize: maxFrameSize)))
+        try pipeline.addHandler(MessageToByteHandler(ZooKeeperMessageEncoder(maxFrameSize: maxFrameSize)))
         try pipeline.addHandler(handler)
     }
 }

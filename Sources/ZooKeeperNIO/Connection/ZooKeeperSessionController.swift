@@ -17,9 +17,6 @@ final class ZooKeeperSessionController: @unchecked Sendable {
     private var connectionID = 0
     private var currentServer: ZooKeeperConfiguration.Server?
     private var flushScheduled = false
-    /// Frames written since the last flush, sent in one buffer at the end of the event-loop tick.
-    private var outbound: ByteBuffer?
-    private let encoder: ZooKeeperMessageEncoder
     private var attemptTimer: Scheduled<Void>?
     private var reconnectTimer: Scheduled<Void>?
     private var closeTimer: Scheduled<Void>?
@@ -51,7 +48,6 @@ final class ZooKeeperSessionController: @unchecked Sendable {
         self.servers = configuration.servers
         self.connector = connector
         self.maxFrameSize = configuration.maxBufferSize
-        self.encoder = ZooKeeperMessageEncoder(maxFrameSize: configuration.maxBufferSize)
         self.connectTimeout = TimeAmount(configuration.connectTimeout)
         self.logger = configuration.logger
         let sessionTimeout = TimeAmount(configuration.sessionTimeout)
@@ -72,69 +68,6 @@ final class ZooKeeperSessionController: @unchecked Sendable {
         )
     }
 
-    // MARK: Submissions from any thread
-
-    /// Work for the event loop: a request (the common case, without a closure to allocate) or anything else.
-    enum Submission: Sendable {
-        case request(ZooKeeperOpCode, path: String?, body: ByteBuffer, reply: ZooKeeperReply, watch: WatchRegistration?)
-        case work(@Sendable (ZooKeeperSessionController) -> Void)
-    }
-
-    struct Submissions {
-        var queue: [Submission] = []
-        /// Whether a drain of the queue is sure to come: submitters need not wake the event loop.
-        var drainPending = false
-    }
-
-    private let submissions = NIOLockedValueBox(Submissions())
-
-    /// Runs `submission` on the event loop, in submission order.
-    ///
-    /// Calls from other threads are queued and drained by one event-loop task, so many concurrent requests cost
-    /// one wake-up of the loop instead of one each. While the connection batches its reads (many requests in
-    /// flight), the queue is drained with each batch instead, without waking the loop at all.
-    func submit(_ submission: Submission) {
-        if self.eventLoop.inEventLoop, self.submissions.withLockedValue({ $0.queue.isEmpty }) {
-            self.run(submission)
-            return
-        }
-        let wake = self.submissions.withLockedValue { submissions in
-            submissions.queue.append(submission)
-            if submissions.drainPending { return false }
-            submissions.drainPending = true
-            return true
-        }
-        if wake {
-            self.eventLoop.execute { self.drainSubmissions() }
-        }
-    }
-
-    /// Runs the queued submissions; later ones wake the loop again.
-    func drainSubmissions() {
-        self.eventLoop.assertInEventLoop()
-        var batch: [Submission] = []
-        self.submissions.withLockedValue { submissions in
-            swap(&submissions.queue, &batch)
-            submissions.drainPending = false
-        }
-        for submission in batch { self.run(submission) }
-    }
-
-    /// Makes submitters leave the queue to the next drain, which the caller has scheduled. (A drain already
-    /// scheduled by `submit` ends the hold early, which only costs a wake-up.)
-    func holdSubmissions() {
-        self.submissions.withLockedValue { $0.drainPending = true }
-    }
-
-    private func run(_ submission: Submission) {
-        switch submission {
-        case .request(let opCode, let path, let body, let reply, let watch):
-            self.send(opCode: opCode, path: path, body: body, reply: reply, watch: watch)
-        case .work(let work):
-            work(self)
-        }
-    }
-
     // MARK: Calls from the client
 
     /// Starts connecting; the promise succeeds once the first session is established.
@@ -149,12 +82,8 @@ final class ZooKeeperSessionController: @unchecked Sendable {
     }
 
     func send(opCode: ZooKeeperOpCode, path: String?, body: ByteBuffer, promise: EventLoopPromise<ByteBuffer>, watch: WatchRegistration?) {
-        self.send(opCode: opCode, path: path, body: body, reply: .promise(promise), watch: watch)
-    }
-
-    func send(opCode: ZooKeeperOpCode, path: String?, body: ByteBuffer, reply: ZooKeeperReply, watch: WatchRegistration?) {
         self.eventLoop.assertInEventLoop()
-        self.run(self.stateMachine.sendRequest(opCode: opCode, path: path, body: body, reply: reply, watch: watch))
+        self.run(self.stateMachine.sendRequest(opCode: opCode, path: path, body: body, promise: promise, watch: watch))
     }
 
     func addAuth(_ credential: ZooKeeperCredential, promise: EventLoopPromise<Void>) {
@@ -217,29 +146,12 @@ final class ZooKeeperSessionController: @unchecked Sendable {
 
     // MARK: Calls from the channel handler
 
-    /// How long the connection should wait before its next read, so that the replies arriving meanwhile are read
-    /// together; nil to read at once.
-    ///
-    /// Only while many requests are in flight: the server has work queued, so the wait costs no throughput. It is
-    /// 4 µs per request in flight, at most 1 ms, which caps a connection at no less than 250,000 requests a second.
-    func readDelay(_ id: Int) -> TimeAmount? {
-        let inFlight = self.stateMachine.pending.count
-        guard id == self.connectionID, inFlight >= Self.deepPipeline else { return nil }
-        return min(Self.maximumReadDelay, .nanoseconds(Int64(inFlight) * 4_000))
-    }
-
-    /// The requests in flight from which reads are batched.
-    static let deepPipeline = 64
-    /// The longest wait before a read.
-    static let maximumReadDelay = TimeAmount.milliseconds(1)
-
     func connectionActive(_ id: Int, channel: any Channel) {
         guard id == self.connectionID else {
             channel.close(promise: nil)
             return
         }
         self.channel = channel
-        self.outbound = nil
         self.attemptTimer?.cancel()
         self.attemptTimer = self.eventLoop.scheduleTask(in: self.stateMachine.configuration.attemptTimeout) {
             guard id == self.connectionID else { return }
@@ -267,7 +179,6 @@ final class ZooKeeperSessionController: @unchecked Sendable {
     func connectionClosed(_ id: Int, error: ZooKeeperError?) {
         guard id == self.connectionID else { return }
         self.channel = nil
-        self.outbound = nil
         self.attemptTimer?.cancel()
         if let error {
             self.logger.debug("zookeeper connection closed", metadata: ["zk.server": "\(self.currentServer?.description ?? "?")", "error": "\(error.message)"])
@@ -321,7 +232,6 @@ final class ZooKeeperSessionController: @unchecked Sendable {
             self.runCleanup(cleanup)
             self.channel?.close(promise: nil)
             self.channel = nil
-            self.outbound = nil
             if let event {
                 self.logger.info("zookeeper session disconnected", metadata: ["zk.session": "\(self.sessionIDText)", "zk.server": "\(self.currentServer?.description ?? "?")"])
                 self.publish(event)
@@ -355,8 +265,8 @@ final class ZooKeeperSessionController: @unchecked Sendable {
         let server = self.servers[index]
         self.currentServer = server
         self.logger.debug("connecting to zookeeper", metadata: ["zk.server": "\(server)"])
-        let future = self.connector.connect(to: server, on: self.eventLoop, timeout: timeout) {
-            ZooKeeperChannelHandler(controller: self, connectionID: id, maxFrameSize: self.maxFrameSize)
+        let future = self.connector.connect(to: server, on: self.eventLoop, timeout: timeout, maxFrameSize: self.maxFrameSize) {
+            ZooKeeperChannelHandler(controller: self, connectionID: id)
         }
         future.whenFailure { error in
             guard id == self.connectionID else { return }
@@ -371,25 +281,15 @@ final class ZooKeeperSessionController: @unchecked Sendable {
         }
     }
 
-    /// Encodes `message` into the buffer of frames sent at the end of this event-loop tick: the requests issued
-    /// together leave in one buffer and one system call.
     private func write(_ message: ZooKeeperClientMessage) {
         guard let channel = self.channel else { return }
-        if self.outbound == nil { self.outbound = channel.allocator.buffer(capacity: 1024) }
-        do {
-            try self.encoder.encode(data: message, out: &self.outbound!)
-        } catch {
-            // Refused before it reached the wire (the state machine checks requests first): the connection closes.
-            channel.pipeline.fireErrorCaught(error)
-            return
-        }
+        channel.write(message, promise: nil)
+        // Coalesce the flushes of requests issued together into one system call.
         if !self.flushScheduled {
             self.flushScheduled = true
             self.eventLoop.execute {
                 self.flushScheduled = false
-                guard let buffer = self.outbound else { return }
-                self.outbound = nil
-                self.channel?.writeAndFlush(buffer, promise: nil)
+                self.channel?.flush()
             }
         }
     }
@@ -432,7 +332,6 @@ final class ZooKeeperSessionController: @unchecked Sendable {
         self.runCleanup(cleanup)
         self.channel?.close(promise: nil)
         self.channel = nil
-        self.outbound = nil
         if let event {
             self.logger.info("zookeeper session ended", metadata: ["zk.session": "\(self.sessionIDText)", "zk.event": "\(event)"])
         }

@@ -49,7 +49,7 @@ struct ZooKeeperSessionStateMachine {
     /// A request waiting for its reply, in send order.
     struct PendingRequest {
         enum Kind {
-            case caller(ZooKeeperReply, WatchRegistration?)
+            case caller(EventLoopPromise<ByteBuffer>, WatchRegistration?)
             case setWatches
             /// Removes the server's watch of a cancelled one-shot watch or of a persistent watch nobody follows any
             /// more; its answer (NOWATCHER when it fired or went meanwhile) changes nothing.
@@ -69,7 +69,7 @@ struct ZooKeeperSessionStateMachine {
         var opCode: ZooKeeperOpCode
         var path: String?
         var body: ByteBuffer
-        var reply: ZooKeeperReply
+        var promise: EventLoopPromise<ByteBuffer>
         var watch: WatchRegistration?
     }
 
@@ -85,7 +85,7 @@ struct ZooKeeperSessionStateMachine {
 
     /// Everything that must be failed or finished because the connection or the session ended.
     struct Cleanup {
-        var requests: [(ZooKeeperReply, ZooKeeperError)] = []
+        var requests: [(EventLoopPromise<ByteBuffer>, ZooKeeperError)] = []
         var auths: [(EventLoopPromise<Void>, ZooKeeperError)] = []
         var watches: [WatchDelivery] = []
 
@@ -100,8 +100,8 @@ struct ZooKeeperSessionStateMachine {
         case sendConnectRequest(ConnectRequest)
         case write(ZooKeeperClientMessage)
         case established(Established)
-        case succeedRequest(ZooKeeperReply, ByteBuffer, [WatchDelivery])
-        case failRequest(ZooKeeperReply, ZooKeeperError, [WatchDelivery])
+        case succeedRequest(EventLoopPromise<ByteBuffer>, ByteBuffer, [WatchDelivery])
+        case failRequest(EventLoopPromise<ByteBuffer>, ZooKeeperError, [WatchDelivery])
         case succeedAuth(EventLoopPromise<Void>?)
         case failAuth(EventLoopPromise<Void>, ZooKeeperError)
         case deliverWatchEvents([WatchDelivery])
@@ -292,7 +292,7 @@ struct ZooKeeperSessionStateMachine {
         }
         while let request = self.queued.popFirst() {
             let xid = self.takeXID()
-            self.pending.append(PendingRequest(xid: xid, opCode: request.opCode, path: request.path, kind: .caller(request.reply, request.watch)))
+            self.pending.append(PendingRequest(xid: xid, opCode: request.opCode, path: request.path, kind: .caller(request.promise, request.watch)))
             messages.append(.request(xid: xid, opCode: request.opCode, body: request.body))
         }
         let readTimeout = TimeAmount.milliseconds(Int64(response.timeout) * 2 / 3)
@@ -308,10 +308,6 @@ struct ZooKeeperSessionStateMachine {
     mutating func sendRequest(
         opCode: ZooKeeperOpCode, path: String?, body: ByteBuffer, promise: EventLoopPromise<ByteBuffer>, watch: WatchRegistration?
     ) -> Action {
-        self.sendRequest(opCode: opCode, path: path, body: body, reply: .promise(promise), watch: watch)
-    }
-
-    mutating func sendRequest(opCode: ZooKeeperOpCode, path: String?, body: ByteBuffer, reply promise: ZooKeeperReply, watch: WatchRegistration?) -> Action {
         // The header adds 8 bytes to the body.
         if body.readableBytes + 8 > self.configuration.maxFrameSize {
             let error = ZooKeeperError(
@@ -326,7 +322,7 @@ struct ZooKeeperSessionStateMachine {
             self.pending.append(PendingRequest(xid: xid, opCode: opCode, path: path, kind: .caller(promise, watch)))
             return .write(.request(xid: xid, opCode: opCode, body: body))
         case .idle, .connecting, .handshaking, .waitingToReconnect:
-            self.queued.append(QueuedRequest(opCode: opCode, path: path, body: body, reply: promise, watch: watch))
+            self.queued.append(QueuedRequest(opCode: opCode, path: path, body: body, promise: promise, watch: watch))
             return .none
         case .closing:
             let error = ZooKeeperError(code: .clientClosed, path: path)
@@ -687,7 +683,7 @@ struct ZooKeeperSessionStateMachine {
         while let request = self.queued.popFirst() {
             var requestError = error
             requestError.path = request.path
-            cleanup.requests.append((request.reply, requestError))
+            cleanup.requests.append((request.promise, requestError))
             if let delivery = request.watch?.fail(requestError) { cleanup.watches.append(delivery) }
         }
         while let auth = self.pendingAuths.popFirst() {

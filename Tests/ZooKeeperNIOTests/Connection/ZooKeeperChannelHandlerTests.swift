@@ -10,13 +10,13 @@ final class EmbeddedConnector: ZooKeeperConnector, @unchecked Sendable {
     var channels: [EmbeddedChannel] = []
 
     func connect(
-        to server: ZooKeeperConfiguration.Server, on eventLoop: any EventLoop, timeout: TimeAmount,
+        to server: ZooKeeperConfiguration.Server, on eventLoop: any EventLoop, timeout: TimeAmount, maxFrameSize: Int,
         handler: @escaping @Sendable () -> ZooKeeperChannelHandler
     ) -> EventLoopFuture<any Channel> {
         let channel = EmbeddedChannel(loop: eventLoop as! EmbeddedEventLoop)
         self.channels.append(channel)
         do {
-            try ZooKeeperChannelPipeline.configure(channel.pipeline.syncOperations, handler: handler())
+            try ZooKeeperChannelPipeline.configure(channel.pipeline.syncOperations, maxFrameSize: maxFrameSize, handler: handler())
             try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: server.port)).wait()
         } catch {
             return eventLoop.makeFailedFuture(error)
@@ -137,50 +137,6 @@ struct ZooKeeperChannelHandlerTests {
         )
     }
 
-    /// With many requests in flight the next read waits a little, so the replies arriving meanwhile are read
-    /// together; with few, reads are immediate.
-    @Test func readsAreBatchedWhileManyRequestsAreInFlight() throws {
-        let controller = try self.makeController()
-        let channel = try self.establish(controller)
-        let reads = ReadRecorder()
-        try channel.pipeline.syncOperations.addHandler(reads, position: .first)
-
-        channel.read()
-        #expect(reads.count == 1)
-
-        var replies: [EventLoopPromise<ByteBuffer>] = []
-        for _ in 0..<ZooKeeperSessionController.deepPipeline {
-            let reply = self.loop.makePromise(of: ByteBuffer.self)
-            replies.append(reply)
-            controller.send(opCode: .getData, path: "/n", body: ByteBuffer(), promise: reply, watch: nil)
-        }
-        self.loop.run()
-        channel.read()
-        #expect(reads.count == 1)
-        // 4 µs per request in flight.
-        self.loop.advanceTime(by: .microseconds(255))
-        #expect(reads.count == 1)
-        self.loop.advanceTime(by: .microseconds(1))
-        #expect(reads.count == 2)
-
-        // The replies come in one read; then reads are immediate again.
-        var together = ByteBuffer()
-        for xid in 1...Int32(replies.count) {
-            var reply = ZooKeeperCodecTests.replyFrame(xid: xid, zxid: 10, error: 0)
-            together.writeBuffer(&reply)
-        }
-        try channel.writeInbound(together)
-        for reply in replies { _ = try reply.futureResult.wait() }
-        channel.read()
-        #expect(reads.count == 3)
-
-        let closed = self.loop.makePromise(of: Void.self)
-        controller.close(promise: closed)
-        self.loop.run()
-        try channel.writeInbound(ZooKeeperCodecTests.replyFrame(xid: Int32(replies.count) + 1, zxid: 12, error: 0))
-        try closed.futureResult.wait()
-    }
-
     @Test func anOversizedReplyFailsItsRequest() throws {
         let controller = try self.makeController(maxBufferSize: 100)
         let channel = try self.establish(controller)
@@ -206,16 +162,5 @@ struct ZooKeeperChannelHandlerTests {
         controller.close(promise: closed)
         self.loop.run()
         try closed.futureResult.wait()
-    }
-}
-
-/// Counts the reads that reach the front of the pipeline.
-final class ReadRecorder: ChannelOutboundHandler, @unchecked Sendable {
-    typealias OutboundIn = ByteBuffer
-    private(set) var count = 0
-
-    func read(context: ChannelHandlerContext) {
-        self.count += 1
-        context.read()
     }
 }

@@ -53,7 +53,7 @@ struct ZooKeeperSessionStateMachineTests {
             Issue.record("expected two writes")
             return
         }
-        guard case .succeedRequest(.promise(let promise), _, _) = machine.replyReceived(xid: 1, zxid: 5, error: 0, body: ByteBuffer()) else {
+        guard case .succeedRequest(let promise, _, _) = machine.replyReceived(xid: 1, zxid: 5, error: 0, body: ByteBuffer()) else {
             Issue.record("expected the first request to succeed")
             return
         }
