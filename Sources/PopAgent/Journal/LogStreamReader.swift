@@ -298,8 +298,13 @@ final class LogStreamReader {
             }
         }
         hint = lineBegin
-        if includePartial && !carried.isEmpty && skip == 0 {
-            batch.lines.append(JournalLine(stream: kind, seq: nextLine, time: carriedTime, text: carried[...]))
+        if !carried.isEmpty && skip == 0 {
+            if includePartial {
+                batch.lines.append(JournalLine(stream: kind, seq: nextLine, time: carriedTime, text: carried[...]))
+            } else {
+                // The unfinished line will come, dated when it began: the batch is complete only up to just before.
+                batch.time = min(batch.time, carriedTime - 1)
+            }
         }
     }
 
