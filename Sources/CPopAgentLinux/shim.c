@@ -201,7 +201,7 @@ static void spawn_slots_reserve(void) {
 
 enum { gated_stack_size = 64 * 1024 };
 
-/// Reports `error` on the status pipe (descriptor 4 by then, or `fd`) and exits without running anything.
+/// Reports `error` on the status pipe `fd` (where the child has it at that step) and exits without running anything.
 static void gated_fail(int fd, long error) {
     int code = (int)(error < 0 ? -error : error);
     raw_syscall(SYS_write, fd, (long)&code, sizeof(code), 0);
