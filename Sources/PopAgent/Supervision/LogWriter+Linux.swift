@@ -54,9 +54,6 @@ enum LogWriter {
         var pipes: Pipes
     }
 
-    /// `/dev/null`, for the writer's stdout and stderr.
-    private static let devNull: Int32 = open("/dev/null", O_WRONLY | O_CLOEXEC)
-
     /// Creates a pipe per file in `files` (one or two) and starts a log writer reading them into `folder`; returns the
     /// write ends, which the caller hands to the instance and then closes.
     static func start(folder: String, files: [String], rotation: LogRotation) throws(SupervisorError) -> Pipes {
@@ -84,7 +81,7 @@ enum LogWriter {
             ] + files.enumerated().map { "\($0.offset == 0 ? 0 : 3)=\($0.element)" }
         let child = GatedChild(
             executable: executable, arguments: arguments, environment: [], directory: "/",
-            descriptors: [readEnds[0], devNull, devNull] + readEnds.dropFirst())
+            descriptors: [readEnds[0], ProcessSpawner.devNull, ProcessSpawner.devNull] + readEnds.dropFirst())
         let result = child.start()
         for fd in readEnds { Glibc.close(fd) }
         guard result == 0 else {

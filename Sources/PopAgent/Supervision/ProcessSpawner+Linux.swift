@@ -26,8 +26,8 @@ extension ProcessSpawner {
         return child
     }
 
-    /// `/dev/null`, opened once for every child's stdin.
-    private static let devNull: Int32 = open("/dev/null", O_RDONLY | O_CLOEXEC)
+    /// `/dev/null`, opened once: every instance's stdin, and the log writer's stdout and stderr.
+    static let devNull: Int32 = open("/dev/null", O_RDWR | O_CLOEXEC)
 
     /// The open-files limit this process had before ``raiseFileLimit()`` raised it, which programs get back; `nil`
     /// when it was not changed.

@@ -53,8 +53,10 @@ struct SupervisorTests {
     /// supervisor holding many descriptors, even ones without close-on-exec, hands none of them on; and nothing of a
     /// child's pipes stays in the supervisor's table, so a log writer still ends with its instance.
     @Test func childrenGetOnlyTheirOwnDescriptorsWhateverTheSupervisorHolds() async throws {
-        let inherited = (0..<200).map { _ in fcntl(STDERR_FILENO, F_DUPFD, 3) }
-        defer { for fd in inherited { close(fd) } }
+        // Copies of /dev/null: harmless to whatever else this test process starts meanwhile, should it inherit them.
+        let null = open("/dev/null", O_RDONLY | O_CLOEXEC)
+        let inherited = (0..<200).map { _ in fcntl(null, F_DUPFD, 3) }
+        defer { for fd in inherited + [null] { close(fd) } }
         #expect(inherited.allSatisfy { $0 >= 3 })
         @Sendable func descriptors(_ pid: Int32) -> Set<String> {
             Set((try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? [])
