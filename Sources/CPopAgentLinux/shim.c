@@ -81,10 +81,6 @@ int cpop_spawn_add_closefrom(posix_spawn_file_actions_t *actions, int from) {
     return posix_spawn_file_actions_addclosefrom_np(actions, from);
 }
 
-short cpop_spawn_setsid_flag(void) {
-    return POSIX_SPAWN_SETSID;
-}
-
 size_t cpop_epoll_event_size(void) {
     return sizeof(struct epoll_event);
 }
@@ -116,6 +112,13 @@ int cpop_epoll_ctl(int epfd, int op, int fd, uint32_t mask, uint64_t token) {
 #endif
 #ifndef SYS_close_range
 #define SYS_close_range 436
+#endif
+#ifndef CLOSE_RANGE_UNSHARE
+#define CLOSE_RANGE_UNSHARE (1U << 1)
+#endif
+#ifndef FUTEX_WAIT
+#define FUTEX_WAIT 0
+#define FUTEX_WAKE 1
 #endif
 
 // The gated child shares the caller's memory (and thread-local storage, errno included) until exec, so it must not
@@ -154,11 +157,51 @@ struct gated_arguments {
     int gate_read;
     int gate_write;
     int status_write;
+    /// Where the child finds its descriptors (the image's, then the gate's read end and the status pipe's write end).
+    int sources[6];
+    /// Whether the child starts on the caller's descriptor table; it copies the descriptors below `unshare_below`.
+    int shared;
+    int unshare_below;
+    /// Set (and woken) once the child has a table of its own; `unshare_error` is the errno if it could not.
+    int unshared;
+    int unshare_error;
 };
+
+/// Descriptor slots, low in the table, reserved for spawning: the caller dups a child's descriptors into them, the
+/// child copies the table only up to them, and the caller points them back at /dev/null.
+static struct {
+    pthread_mutex_t lock;
+    int ready;  // 1: usable, -1: could not be reserved (the child copies the whole table then)
+    int null_fd;
+    int slots[6];
+    int below;
+} spawn_slots = {PTHREAD_MUTEX_INITIALIZER, 0, -1, {-1, -1, -1, -1, -1, -1}, 0};
+
+/// Reserves the slots once, under the lock.
+static void spawn_slots_reserve(void) {
+    if (spawn_slots.ready != 0) return;
+    spawn_slots.ready = -1;
+    int null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (null_fd < 0) return;
+    int below = null_fd + 1;
+    for (int index = 0; index < 6; index++) {
+        int slot = fcntl(null_fd, F_DUPFD_CLOEXEC, 3);
+        if (slot < 0) {
+            for (int done = 0; done < index; done++) close(spawn_slots.slots[done]);
+            close(null_fd);
+            return;
+        }
+        spawn_slots.slots[index] = slot;
+        if (slot + 1 > below) below = slot + 1;
+    }
+    spawn_slots.null_fd = null_fd;
+    spawn_slots.below = below;
+    spawn_slots.ready = 1;
+}
 
 enum { gated_stack_size = 64 * 1024 };
 
-/// Reports `error` on the status pipe (descriptor 4 by then, or `fd`) and exits without running anything.
+/// Reports `error` on the status pipe `fd` (where the child has it at that step) and exits without running anything.
 static void gated_fail(int fd, long error) {
     int code = (int)(error < 0 ? -error : error);
     raw_syscall(SYS_write, fd, (long)&code, sizeof(code), 0);
@@ -166,39 +209,52 @@ static void gated_fail(int fd, long error) {
 }
 
 static int gated_child(void *raw) {
-    const struct gated_arguments *arguments = raw;
+    struct gated_arguments *arguments = raw;
     const struct cpop_spawn_image *image = arguments->image;
     long result;
+    if (arguments->shared) {
+        // Nothing may change in the shared table: take a copy of its lowest descriptors (the slots), or else all.
+        result = raw_syscall(SYS_close_range, arguments->unshare_below, ~0UL, CLOSE_RANGE_UNSHARE, 0);
+        if (result < 0) result = raw_syscall(SYS_unshare, CLONE_FILES, 0, 0, 0);
+        arguments->unshare_error = result < 0 ? (int)-result : 0;
+        __atomic_store_n(&arguments->unshared, 1, __ATOMIC_RELEASE);
+        raw_syscall(SYS_futex, (long)&arguments->unshared, FUTEX_WAKE, 1, 0);
+        if (result < 0) raw_syscall(SYS_exit_group, 127, 0, 0, 0);
+    }
+    const int count = image->fd_count < 3 ? 3 : (image->fd_count > 4 ? 4 : image->fd_count);
+    // The status pipe until the descriptors are in place (a slot when the table was shared).
+    const int early_status = arguments->sources[count + 1];
     // Only the caller may hold the gate's write end, so that its death is this child's end-of-file.
     raw_syscall(SYS_close, arguments->gate_write, 0, 0, 0);
-    if ((result = raw_syscall(SYS_setsid, 0, 0, 0, 0)) < 0) gated_fail(arguments->status_write, result);
+    if ((result = raw_syscall(SYS_setsid, 0, 0, 0, 0)) < 0) gated_fail(early_status, result);
     struct kernel_sigaction defaults = {(void *)SIG_DFL, 0, 0, 0};
     for (int signal = 1; signal < 65; signal++) {
         if (signal == SIGKILL || signal == SIGSTOP) continue;
         raw_syscall(SYS_rt_sigaction, signal, (long)&defaults, 0, 8);
     }
-    // Copies above 2 first (a source may be 0, 1 or 2), then into place; 3 is the gate, 4 the status pipe.
-    int sources[5] = {image->stdin_fd, image->stdout_fd, image->stderr_fd, arguments->gate_read, arguments->status_write};
-    int copies[5];
-    for (int index = 0; index < 5; index++) {
-        result = raw_syscall(SYS_fcntl, sources[index], F_DUPFD_CLOEXEC, 10, 0);
-        if (result < 0) gated_fail(arguments->status_write, result);
+    // Copies above the targets first (a source may be one of them), then into place: the image's descriptors, then
+    // the gate at `count` and the status pipe at `count + 1`.
+    const int gate = count, status = count + 1, total = count + 2;
+    int copies[6];
+    for (int index = 0; index < total; index++) {
+        result = raw_syscall(SYS_fcntl, arguments->sources[index], F_DUPFD_CLOEXEC, 16, 0);
+        if (result < 0) gated_fail(early_status, result);
         copies[index] = (int)result;
     }
-    for (int index = 0; index < 5; index++) {
-        result = raw_syscall(SYS_dup3, copies[index], index, index >= 3 ? O_CLOEXEC : 0, 0);
-        if (result < 0) gated_fail(arguments->status_write, result);
+    for (int index = 0; index < total; index++) {
+        result = raw_syscall(SYS_dup3, copies[index], index, index >= count ? O_CLOEXEC : 0, 0);
+        if (result < 0) gated_fail(early_status, result);
     }
-    if (raw_syscall(SYS_close_range, 5, ~0UL, 0, 0) < 0) {
-        for (int fd = 5; fd < 65536; fd++) raw_syscall(SYS_close, fd, 0, 0, 0);
+    if (raw_syscall(SYS_close_range, total, ~0UL, 0, 0) < 0) {
+        for (int fd = total; fd < 65536; fd++) raw_syscall(SYS_close, fd, 0, 0, 0);
     }
-    if ((result = raw_syscall(SYS_chdir, (long)image->directory, 0, 0, 0)) < 0) gated_fail(4, result);
+    if ((result = raw_syscall(SYS_chdir, (long)image->directory, 0, 0, 0)) < 0) gated_fail(status, result);
     char go = 0;
     do {
-        result = raw_syscall(SYS_read, 3, (long)&go, 1, 0);
+        result = raw_syscall(SYS_read, gate, (long)&go, 1, 0);
     } while (result == -EINTR);
     if (result != 1) raw_syscall(SYS_exit_group, 127, 0, 0, 0);  // The gate closed unopened.
-    raw_syscall(SYS_close, 3, 0, 0, 0);
+    raw_syscall(SYS_close, gate, 0, 0, 0);
     if (image->nofile_soft >= 0) {
         unsigned long long limits[2] = {(unsigned long long)image->nofile_soft, (unsigned long long)image->nofile_hard};
         raw_syscall(SYS_prlimit64, 0, RLIMIT_NOFILE, (long)limits, 0);
@@ -206,8 +262,24 @@ static int gated_child(void *raw) {
     unsigned long empty = 0;
     raw_syscall(SYS_rt_sigprocmask, SIG_SETMASK, (long)&empty, 0, 8);
     result = raw_syscall(SYS_execve, (long)image->path, (long)image->argv, (long)image->envp, 0);
-    gated_fail(4, result);
+    gated_fail(status, result);
     return 127;
+}
+
+/// Waits until a child started on the shared table has a table of its own (or has died); returns its errno.
+static int gated_wait_unshared(struct gated_arguments *arguments, int pidfd) {
+    while (__atomic_load_n(&arguments->unshared, __ATOMIC_ACQUIRE) == 0) {
+        struct timespec bound = {0, 100 * 1000 * 1000};
+        syscall(SYS_futex, &arguments->unshared, FUTEX_WAIT, 0, &bound, NULL, 0);
+        if (__atomic_load_n(&arguments->unshared, __ATOMIC_ACQUIRE) != 0) break;
+        // Only SIGKILL can end it before then (it blocks every other signal): then it shares nothing any more.
+        siginfo_t info;
+        memset(&info, 0, sizeof(info));
+        if (waitid((idtype_t)P_PIDFD, (id_t)pidfd, &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info.si_pid != 0) {
+            return 0;
+        }
+    }
+    return arguments->unshare_error;
 }
 
 int cpop_gated_spawn(const struct cpop_spawn_image *image, struct cpop_gated_child *child) {
@@ -231,21 +303,58 @@ int cpop_gated_spawn(const struct cpop_spawn_image *image, struct cpop_gated_chi
         close(status[1]);
         return error;
     }
+    memset(arguments, 0, sizeof(*arguments));
     arguments->image = image;
     arguments->gate_read = gate[0];
     arguments->gate_write = gate[1];
     arguments->status_write = status[1];
+    const int count = image->fd_count < 3 ? 3 : (image->fd_count > 4 ? 4 : image->fd_count);
+    int wanted[6];
+    for (int index = 0; index < count; index++) wanted[index] = image->fds[index];
+    wanted[count] = gate[0];
+    wanted[count + 1] = status[1];
+    pthread_mutex_lock(&spawn_slots.lock);
+    spawn_slots_reserve();
+    int shared = spawn_slots.ready == 1;
+    for (int index = 0; index < count + 2; index++) {
+        arguments->sources[index] = wanted[index];
+        if (shared && dup3(wanted[index], spawn_slots.slots[index], O_CLOEXEC) < 0) shared = 0;
+        else if (shared) arguments->sources[index] = spawn_slots.slots[index];
+    }
+    if (!shared) {
+        for (int index = 0; index < count + 2; index++) arguments->sources[index] = wanted[index];
+    }
+    arguments->shared = shared;
+    arguments->unshare_below = spawn_slots.below;
     // No signal handler of the caller may run in the child (it shares the caller's memory): block every signal
     // around the clone; the child resets every handler to the default before it unblocks them.
     sigset_t all, previous;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &previous);
     int pidfd = -1;
-    pid_t pid = clone(gated_child, (char *)stack + gated_stack_size, CLONE_VM | CLONE_PIDFD | SIGCHLD, arguments, &pidfd);
+    int flags = CLONE_VM | CLONE_PIDFD | SIGCHLD | (shared ? CLONE_FILES : 0);
+    pid_t pid = clone(gated_child, (char *)stack + gated_stack_size, flags, arguments, &pidfd);
     int error = errno;
     pthread_sigmask(SIG_SETMASK, &previous, NULL);
+    int unshare_error = pid > 0 && shared ? gated_wait_unshared(arguments, pidfd) : 0;
+    if (spawn_slots.ready == 1) {
+        // The slots point at /dev/null again, so that they hold no end of the child's pipes.
+        for (int index = 0; index < 6; index++) dup3(spawn_slots.null_fd, spawn_slots.slots[index], O_CLOEXEC);
+    }
+    pthread_mutex_unlock(&spawn_slots.lock);
     close(gate[0]);
     close(status[1]);
+    if (pid > 0 && unshare_error != 0) {
+        // It exits without a table of its own: reap it here (it is still in the caller's session).
+        siginfo_t info;
+        while (waitid((idtype_t)P_PIDFD, (id_t)pidfd, &info, WEXITED) != 0 && errno == EINTR) {}
+        close(pidfd);
+        close(gate[1]);
+        close(status[0]);
+        munmap(stack, gated_stack_size);
+        free(arguments);
+        return unshare_error;
+    }
     if (pid < 0) {
         close(gate[1]);
         close(status[0]);

@@ -31,9 +31,16 @@ public struct ClusterNetwork: Sendable {
     func hostVeth(_ number: Int) -> String { "\(self.name)-v\(number)" }
     func peerVeth(_ number: Int) -> String { "\(self.name)-p\(number)" }
 
-    /// Takes a free index for this process (sweeping clusters whose owner died first).
+    /// Takes a free index for this process, after sweeping the clusters whose owner died and the leftovers that no
+    /// registry entry accounts for.
+    ///
+    /// A cluster registers its index before it creates anything and tears everything down before it releases the
+    /// index. So the names are listed first, and then, under the lock, an index that has names but no entry is a
+    /// leftover: a cluster created after the listing is not in it, and one released since has nothing left. Each
+    /// index swept is claimed under the lock, so nobody takes it while its leftovers go.
     static func allocate(owner: ProcessIdentity = .current()) async throws -> ClusterNetwork {
         try IPTool.checkUsable()
+        let named = Self.indexes(in: ((try? await IPTool.namespaces()) ?? []) + ((try? await IPTool.links()) ?? []))
         let (index, abandoned) = try Self.withRegistryLock { () throws -> (Int, [Int]) in
             var used = Set<Int>()
             var abandoned: [Int] = []
@@ -45,6 +52,11 @@ public struct ClusterNetwork: Sendable {
                     abandoned.append(index)
                 }
             }
+            for orphan in named.subtracting(used).sorted() {
+                try Self.register(orphan, owner: owner)
+                used.insert(orphan)
+                abandoned.append(orphan)
+            }
             guard let free = (1...250).first(where: { !used.contains($0) }) else {
                 throw ClusterError("all 250 test cluster networks are in use; see \(Self.registryFolder)")
             }
@@ -53,9 +65,8 @@ public struct ClusterNetwork: Sendable {
         }
         for stale in abandoned {
             await ClusterNetwork(index: stale).tearDown()
-            Self.unregister(stale)
+            try? Self.withRegistryLock { Self.unregister(stale) }
         }
-        await Self.sweepUnregistered()
         return ClusterNetwork(index: index)
     }
 
@@ -136,22 +147,16 @@ public struct ClusterNetwork: Sendable {
         return try body()
     }
 
-    /// Tears down namespaces and links named like a cluster's that no registry entry accounts for (left by a run
-    /// that died between tearing down and unregistering, or whose registry was removed).
-    private static func sweepUnregistered() async {
-        let registered = Set(registeredClusters().map { namePrefix + String($0.0) + "-" })
-        let namespaces = (try? await IPTool.namespaces()) ?? []
-        let links = (try? await IPTool.links()) ?? []
-        var orphans = Set<Int>()
-        for name in namespaces + links where name.hasPrefix(namePrefix) {
-            guard let dash = name.firstIndex(of: "-"), let index = Int(name[name.index(name.startIndex, offsetBy: namePrefix.count)..<dash]) else {
-                continue
-            }
-            if !registered.contains(namePrefix + String(index) + "-") { orphans.insert(index) }
+    /// The cluster indexes that `names` (of namespaces and links) belong to.
+    static func indexes(in names: [String]) -> Set<Int> {
+        var indexes = Set<Int>()
+        for name in names where name.hasPrefix(namePrefix) {
+            guard let dash = name.firstIndex(of: "-"),
+                let index = Int(name[name.index(name.startIndex, offsetBy: namePrefix.count)..<dash])
+            else { continue }
+            indexes.insert(index)
         }
-        for index in orphans.sorted() {
-            await ClusterNetwork(index: index).tearDown()
-        }
+        return indexes
     }
 }
 

@@ -17,6 +17,11 @@ extension PopClusterSuite {
             try "\(try await deadProcessID()) 1\n".write(toFile: "\(ClusterNetwork.registryFolder)/\(leftover)", atomically: true, encoding: .utf8)
             if try await !namespaces().contains("\(leftover)-h1") { try await ip(["netns", "add", "\(leftover)-h1"]) }
             if try await !links().contains("\(leftover)-br") { try await ip(["link", "add", "\(leftover)-br", "type", "bridge"]) }
+            // And what a run that died between tearing down and unregistering, or lost its registry, leaves: names
+            // with no entry at all.
+            let unregistered = "\(ClusterNetwork.namePrefix)249"
+            unlink("\(ClusterNetwork.registryFolder)/\(unregistered)")
+            if try await !links().contains("\(unregistered)-br") { try await ip(["link", "add", "\(unregistered)-br", "type", "bridge"]) }
 
             var options = Cluster.Options()
             options.machines = 2
@@ -28,6 +33,8 @@ extension PopClusterSuite {
                 #expect(try await namespaces().contains { $0.hasPrefix(leftover + "-") } == false, "the crashed run's namespace was swept")
                 #expect(try await links().contains { $0.hasPrefix(leftover + "-") } == false, "the crashed run's bridge was swept")
                 #expect(!FileManager.default.fileExists(atPath: "\(ClusterNetwork.registryFolder)/\(leftover)"))
+                #expect(try await links().contains { $0.hasPrefix(unregistered + "-") } == false, "the unregistered bridge was swept")
+                #expect(!FileManager.default.fileExists(atPath: "\(ClusterNetwork.registryFolder)/\(unregistered)"))
 
                 for machine in cluster.machines {
                     let addresses = try await machine.exec(["ip", "-4", "-o", "addr", "show"]).check().stdout

@@ -1,5 +1,5 @@
 import Foundation
-import PopAgent
+@testable import PopAgent
 import PopFleetClient
 import PopTestSupport
 import PopState
@@ -58,7 +58,14 @@ struct EndpointTests {
             #expect(try await RawHTTP.get(host: "127.0.0.1", port: port, target: "/metrics", headers: ["Authorization": bearer]).status == 200)
             // A signed request for an unknown path is answered: 404.
             let signed = RequestSignature.authorization(method: "GET", target: "/nowhere", key: fixture.key)
-            #expect(try await RawHTTP.get(host: "127.0.0.1", port: port, target: "/nowhere", headers: ["Authorization": signed]).status == 404)
+            let notFound = try await RawHTTP.get(host: "127.0.0.1", port: port, target: "/nowhere", headers: ["Authorization": signed])
+            #expect(notFound.status == 404)
+            // Every answer is dated (RFC 9110), to the second of its sending.
+            let before = time(nil)
+            let dated = try await RawHTTP.get(host: "127.0.0.1", port: port, target: "/metrics", headers: ["Authorization": bearer])
+            let after = time(nil)
+            let dates = (before...after).map { HTTPDate.format(secondsSinceEpoch: $0) }
+            #expect(dated.header("Date").map(dates.contains) == true, "\(dated.header("Date") ?? "no Date") not in \(dates)")
         }
     }
 

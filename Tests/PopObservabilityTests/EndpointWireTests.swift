@@ -34,6 +34,12 @@ import Testing
         }
     }
 
+    @Test func responsesAreDatedInTheFormatOfRFC9110() {
+        #expect(HTTPDate.format(secondsSinceEpoch: 784_111_777) == "Sun, 06 Nov 1994 08:49:37 GMT")
+        #expect(HTTPDate.format(secondsSinceEpoch: 0) == "Thu, 01 Jan 1970 00:00:00 GMT")
+        #expect(HTTPDate.format(secondsSinceEpoch: 1_796_000_000) == "Mon, 30 Nov 2026 00:53:20 GMT")
+    }
+
     @Test func framesSurviveAnyCutting() throws {
         var bytes: [UInt8] = []
         for frame in Self.frames { frame.encode(into: &bytes) }

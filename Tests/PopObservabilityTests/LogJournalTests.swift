@@ -40,6 +40,10 @@ import Testing
             #expect(reader.cursor?.position == 3)
             let partial = LogStreamReader(folder: folder, kind: .stdout, start: .beginning).read(includePartial: true)
             #expect(texts(partial.lines).last == "four (no newline yet)")
+            // The batch is complete only up to before the unfinished line's time, which its end keeps: a merge of
+            // several machines must not hand on later lines of other machines before it.
+            let unfinished = try #require(partial.lines.last?.time)
+            #expect(batch.time < unfinished, "\(batch.time) ≥ \(unfinished)")
 
             // Its end arrives through a later writer (the instance restarted): the line comes whole, numbered 4.
             let next = try LogWriterProcess(folder: folder, files: ["stdout.log"], maximumBytes: 1 << 20, keep: 2)
@@ -47,6 +51,7 @@ import Testing
             next.finish()
             let more = reader.read()
             #expect(texts(more.lines) == ["four (no newline yet) done", "five"])
+            #expect(more.lines.first?.time == unfinished)
             #expect(more.lines.map(\.seq) == [4, 5])
             #expect(more.newStream == nil)
         }

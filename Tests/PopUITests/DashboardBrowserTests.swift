@@ -239,7 +239,9 @@ struct DashboardBrowserTests {
                     try await self.expectFits(page, width: 390)
                     try await page.screenshot(to: artifacts.appendingPathComponent("grid-390x844.png"))
 
-                    #expect(page.javaScriptErrors == [], "JavaScript errors: \(page.javaScriptErrors)")
+                    #expect(
+                        page.javaScriptErrors == [],
+                        "JavaScript errors: \(page.javaScriptErrors); loads the host's network changes interrupted: \(page.loadsInterruptedByNetworkChanges)")
                 }
             }
         }

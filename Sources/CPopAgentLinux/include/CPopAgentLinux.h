@@ -38,9 +38,6 @@ int cpop_spawn_add_chdir(posix_spawn_file_actions_t *actions, const char *path);
 /// posix_spawn_file_actions_addclosefrom_np: the child closes every descriptor from `from` on before exec.
 int cpop_spawn_add_closefrom(posix_spawn_file_actions_t *actions, int from);
 
-/// POSIX_SPAWN_SETSID: the child starts a new session (and process group), as setsid(2).
-short cpop_spawn_setsid_flag(void);
-
 /// What a gated child runs: prepared by the caller, and left untouched until the gate is released or aborted.
 struct cpop_spawn_image {
     /// The executable's path (already resolved) and its argv and envp, each ending with NULL.
@@ -49,10 +46,10 @@ struct cpop_spawn_image {
     char *const *envp;
     /// The folder the child changes to before exec.
     const char *directory;
-    /// Descriptors that become the child's 0, 1 and 2.
-    int stdin_fd;
-    int stdout_fd;
-    int stderr_fd;
+    /// Descriptors that become the child's 0, 1, 2 and, with four, 3 (`fd_count` of them, 3 or 4); every other
+    /// descriptor is closed.
+    int fds[4];
+    int fd_count;
     /// The open-files limit the program gets (soft, hard), when the caller raised its own; -1 leaves it.
     long long nofile_soft;
     long long nofile_hard;
@@ -69,11 +66,16 @@ struct cpop_gated_child {
     void *arguments;
 };
 
-/// Starts a child that leads a new session, has default signal handling and only the image's three descriptors,
+/// Starts a child that leads a new session, has default signal handling and only the image's descriptors,
 /// and then waits at a gate before exec. The gate is a pipe whose write end only the caller holds: if the caller
 /// dies, the child sees end-of-file and exits without ever running the program. So the caller can record the pid
 /// (durably) before the program runs, and no program runs unrecorded whatever instant the caller dies at. The child
 /// shares the caller's memory until exec (CLONE_VM, as posix_spawn) and makes only raw system calls.
+///
+/// It also starts with the caller's descriptor table shared (CLONE_FILES), and takes a private copy of only its few
+/// lowest descriptors (close_range with CLOSE_RANGE_UNSHARE), where the caller has put what the child needs. A child
+/// that copied the whole table would hold, and then close one by one, every descriptor of a supervisor with
+/// thousands of instances: that cost grew with every instance, on every start.
 /// Returns 0, or an errno when no child was created.
 int cpop_gated_spawn(const struct cpop_spawn_image *image, struct cpop_gated_child *child);
 

@@ -4,6 +4,8 @@ import HummingbirdCore
 import HummingbirdTLS
 import Logging
 import NIOCore
+import NIOHTTP1
+import NIOPosix
 import NIOSSL
 import PopState
 import ServiceLifecycle
@@ -110,25 +112,53 @@ public struct AgentEndpoint: Service {
         return EndpointAddress(.tcp(host: chosen, port: port), tls: address.tls)
     }
 
+    /// Serves the routes on `address` until the service group shuts down.
+    ///
+    /// The server is HummingbirdCore's, run without Hummingbird's `Application`: that one also runs a cache of the
+    /// `Date` header that wakes the process every second, and an agent with no request to answer must not wake at
+    /// all. Each response gets its `Date` when it is sent instead (``HTTPDate``).
     private func serve(_ server: HTTPServerBuilder, _ address: BindAddress) async throws {
         let listen = configuration.listen
         let tls = configuration.tls != nil
         let onListening = self.onListening
-        let application = Application(
-            router: makeRouter(), server: server,
-            configuration: ApplicationConfiguration(address: address, serverName: nil),
-            onServerRunning: { channel in
-                switch listen {
-                case .unix(let path):
-                    await onListening(EndpointAddress(.unix(path: path)))
-                case .tcp(let host, _, _):
-                    let port = channel.localAddress?.port ?? 0
-                    await onListening(EndpointAddress(.tcp(host: host, port: port), tls: tls))
-                }
-            },
-            logger: logger)
-        try await application.run()
+        let responder = makeRouter().buildResponder()
+        let logger = self.logger
+        let service = try server.buildServer(
+            configuration: ServerConfiguration(address: address, serverName: nil),
+            eventLoopGroup: MultiThreadedEventLoopGroup.singleton, logger: logger
+        ) { request, writer, channel in
+            let context = BasicRequestContext(source: ApplicationRequestContextSource(channel: channel, logger: logger))
+            var response: Response
+            do {
+                response = try await responder.respond(to: request, context: context)
+            } catch let error as HTTPParserError {
+                // The connection answers 400 and closes.
+                throw error
+            } catch {
+                logger.debug("endpoint request failed", metadata: ["error": "\(error)"])
+                response = Response(status: .internalServerError)
+            }
+            response.headers[.date] = HTTPDate.now()
+            do {
+                try await writer.write(response: response.head, body: response.body)
+            } catch is HTTPParserError {
+                // Not rethrown as it is: the connection would answer 400 after this response's head. It closes.
+                throw ResponseWriteFailed()
+            }
+        } onServerRunning: { channel in
+            switch listen {
+            case .unix(let path):
+                await onListening(EndpointAddress(.unix(path: path)))
+            case .tcp(let host, _, _):
+                let port = channel.localAddress?.port ?? 0
+                await onListening(EndpointAddress(.tcp(host: host, port: port), tls: tls))
+            }
+        }
+        try await service.run()
     }
+
+    /// A request whose body could not be read while its response was being written.
+    private struct ResponseWriteFailed: Error {}
 
     private func makeServer() throws -> HTTPServerBuilder {
         guard let files = configuration.tls else { return .http1() }

@@ -298,8 +298,14 @@ final class LogStreamReader {
             }
         }
         hint = lineBegin
-        if includePartial && !carried.isEmpty && skip == 0 {
-            batch.lines.append(JournalLine(stream: kind, seq: nextLine, time: carriedTime, text: carried[...]))
+        if !carried.isEmpty && skip == 0 {
+            if includePartial {
+                batch.lines.append(JournalLine(stream: kind, seq: nextLine, time: carriedTime, text: carried[...]))
+            } else if batch.time - carriedTime < Self.unfinishedLineHold {
+                // The unfinished line will come, dated when it began: the batch is complete only up to just before.
+                // Not for long: a line that stays unfinished (a prompt) must not hold a merge of machines back.
+                batch.time = min(batch.time, carriedTime - 1)
+            }
         }
     }
 
@@ -419,6 +425,9 @@ final class LogStreamReader {
             initialized = done
         }
     }
+
+    /// How long an unfinished line holds the watermark back (nanoseconds).
+    static let unfinishedLineHold: Int64 = 5_000_000_000
 
     static func now() -> Int64 {
         var time = timespec()

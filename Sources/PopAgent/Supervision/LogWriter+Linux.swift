@@ -72,50 +72,37 @@ enum LogWriter {
             readEnds.append(ends[0])
             writeEnds.append(ends[1])
         }
-        // The writer reads its first pipe on descriptor 0 and the second on 3.
-        let targets: [Int32] = [0, 3]
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        for (index, fd) in readEnds.enumerated() {
-            posix_spawn_file_actions_adddup2(&actions, fd, targets[index])
-        }
-        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        cpop_spawn_add_closefrom(&actions, 4)
-        cpop_spawn_add_chdir(&actions, "/")
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var defaults = sigset_t()
-        sigfillset(&defaults)
-        sigdelset(&defaults, SIGKILL)
-        sigdelset(&defaults, SIGSTOP)
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        var mask = sigset_t()
-        sigemptyset(&mask)
-        posix_spawnattr_setsigmask(&attributes, &mask)
-        posix_spawnattr_setflags(
-            &attributes, cpop_spawn_setsid_flag() | Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
-
+        // The writer reads its first pipe on descriptor 0 and the second on 3. It starts as the supervisor's
+        // instances do (``GatedChild``), released at once: its own session, default signals, nothing else inherited.
         let arguments =
             [
                 String(cString: cpop_log_writer_name()), String(cString: cpop_log_writer_marker()), folder,
                 String(rotation.maximumBytes), String(rotation.keep),
-            ] + files.enumerated().map { "\(targets[$0.offset])=\($0.element)" }
-        let argv = arguments.map { strdup($0) } + [nil]
-        defer { for pointer in argv { free(pointer) } }
-        var environment: [UnsafeMutablePointer<CChar>?] = [nil]
-        var pid: pid_t = 0
-        let result = posix_spawn(&pid, executable, &actions, &attributes, argv, &environment)
+            ] + files.enumerated().map { "\($0.offset == 0 ? 0 : 3)=\($0.element)" }
+        let child = GatedChild(
+            executable: executable, arguments: arguments, environment: [], directory: "/",
+            descriptors: [readEnds[0], ProcessSpawner.devNull, ProcessSpawner.devNull] + readEnds.dropFirst())
+        let result = child.start()
         for fd in readEnds { Glibc.close(fd) }
         guard result == 0 else {
             for fd in writeEnds { Glibc.close(fd) }
             throw SupervisorError(
                 .spawnFailed, "Could not start the log writer for '\(folder)': \(String(cString: strerror(result))).")
         }
+        defer { Glibc.close(child.handle) }
+        do {
+            try child.release()
+        } catch {
+            // It exited without running; its session is its own, so the child reaper collects it if this does not.
+            var code: Int32 = 0
+            var status: Int32 = 0
+            _ = cpop_reap_pidfd(child.handle, &code, &status)
+            for fd in writeEnds { Glibc.close(fd) }
+            throw SupervisorError(.spawnFailed, "Could not start the log writer for '\(folder)': \(error.supervisorMessage)")
+        }
         // It is in a session of its own and nobody tracks it: the child reaper collects it when it exits.
-        return Pipes(output: writeEnds[0], errorOutput: writeEnds.count > 1 ? writeEnds[1] : writeEnds[0], writer: pid)
+        return Pipes(
+            output: writeEnds[0], errorOutput: writeEnds.count > 1 ? writeEnds[1] : writeEnds[0], writer: child.pid)
     }
 }
 #endif

@@ -26,8 +26,8 @@ extension ProcessSpawner {
         return child
     }
 
-    /// `/dev/null`, opened once for every child's stdin.
-    private static let devNull: Int32 = open("/dev/null", O_RDONLY | O_CLOEXEC)
+    /// `/dev/null`, opened once: every instance's stdin, and the log writer's stdout and stderr.
+    static let devNull: Int32 = open("/dev/null", O_RDWR | O_CLOEXEC)
 
     /// The open-files limit this process had before ``raiseFileLimit()`` raised it, which programs get back; `nil`
     /// when it was not changed.
@@ -56,9 +56,9 @@ final class GatedChild {
     private let executable: String
     private let directory: String
 
-    fileprivate init(
-        executable: String, arguments: [String], environment: [String], directory: String, descriptors: [Int32]
-    ) {
+    /// A child of `executable` whose descriptors 0, 1, 2 (and 3, with four) are `descriptors`.
+    init(executable: String, arguments: [String], environment: [String], directory: String, descriptors: [Int32]) {
+        precondition(descriptors.count == 3 || descriptors.count == 4, "a gated child gets three or four descriptors")
         self.executable = executable
         self.directory = directory
         let path = strdup(executable)!
@@ -76,9 +76,9 @@ final class GatedChild {
         let limit = ProcessSpawner.originalFileLimit
         image.initialize(
             to: cpop_spawn_image(
-                path: path, argv: argv, envp: envp, directory: folder, stdin_fd: descriptors[0],
-                stdout_fd: descriptors[1], stderr_fd: descriptors[2], nofile_soft: limit?.soft ?? -1,
-                nofile_hard: limit?.hard ?? -1))
+                path: path, argv: argv, envp: envp, directory: folder,
+                fds: (descriptors[0], descriptors[1], descriptors[2], descriptors.count > 3 ? descriptors[3] : -1),
+                fd_count: Int32(descriptors.count), nofile_soft: limit?.soft ?? -1, nofile_hard: limit?.hard ?? -1))
         state = .allocate(capacity: 1)
         state.initialize(to: cpop_gated_child())
     }
@@ -89,7 +89,7 @@ final class GatedChild {
     private(set) var handle: Int32 = -1
 
     /// Creates the child; 0 or an errno.
-    fileprivate func start() -> Int32 {
+    func start() -> Int32 {
         let result = cpop_gated_spawn(image, state)
         if result == 0 {
             pid = state.pointee.pid

@@ -1,3 +1,4 @@
+import CPopAgentLinux
 import Foundation
 import Glibc
 import PopState
@@ -44,6 +45,56 @@ struct SupervisorTests {
                 #expect(record.pid == pid)
                 #expect(record.processStartTime == stat.startTime)
                 #expect(record.setupStep == nil)
+            }
+        }
+    }
+
+    /// A child copies only the few lowest descriptors of the supervisor's table (what it needs was put there), so a
+    /// supervisor holding many descriptors, even ones without close-on-exec, hands none of them on; and nothing of a
+    /// child's pipes stays in the supervisor's table, so a log writer still ends with its instance.
+    @Test func childrenGetOnlyTheirOwnDescriptorsWhateverTheSupervisorHolds() async throws {
+        // Copies of /dev/null: harmless to whatever else this test process starts meanwhile, should it inherit them.
+        let null = open("/dev/null", O_RDONLY | O_CLOEXEC)
+        let inherited = (0..<200).map { _ in fcntl(null, F_DUPFD, 3) }
+        defer { for fd in inherited + [null] { close(fd) } }
+        #expect(inherited.allSatisfy { $0 >= 3 })
+        @Sendable func descriptors(_ pid: Int32) -> Set<String> {
+            Set((try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? [])
+        }
+        /// The log writer reading `folder`: the `pop-log` process whose arguments name it.
+        @Sendable func logWriter(of folder: String) -> Int32? {
+            let processes = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+            return processes.compactMap(Int32.init).first { pid in
+                let arguments = (try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/cmdline"))) ?? Data()
+                let words = arguments.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+                return words.first.map { ($0 as NSString).lastPathComponent == "pop-log" } == true && words.contains(folder)
+            }
+        }
+        try await SupervisorFixture.with { fixture in
+            let configuration = try fixture.configuration("lean", ["sleep", "1000"])
+            try await fixture.withSupervisor { supervisor in
+                supervisor.start(configuration)
+                let pid = try #require(try await waitFor(supervisor, "lean") { $0.state == .running }?.pid)
+                #expect(descriptors(pid) == ["0", "1", "2"])
+                let writer = try #require(logWriter(of: configuration.logDirectory))
+                // stdout.log and stderr.log: a pipe each, on 0 and 3, with /dev/null on 1 and 2; beyond those, only
+                // the files it opened itself in the log folder.
+                let own = descriptors(writer).subtracting(["0", "1", "2", "3"]).map {
+                    (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(writer)/fd/\($0)")) ?? "?"
+                }
+                #expect(descriptors(writer).isSuperset(of: ["0", "1", "2", "3"]))
+                #expect(!own.isEmpty && own.allSatisfy { $0.hasPrefix(configuration.logDirectory + "/") }, "\(own)")
+                #expect(try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(writer)/fd/1") == "/dev/null")
+                let handle = cpop_pidfd_open(writer)
+                try #require(handle >= 0)
+                defer { close(handle) }
+                await supervisor.remove(try ServiceName("lean"))
+                // Its instance gone for good, the log writer reads the end of its pipes and exits (a pidfd becomes
+                // readable when its process has exited).
+                var entry = pollfd(fd: handle, events: Int16(POLLIN), revents: 0)
+                var ready: Int32 = -1
+                repeat { ready = poll(&entry, 1, 30_000) } while ready < 0 && errno == EINTR
+                #expect(ready == 1, "the log writer \(writer) is still running")
             }
         }
     }
