@@ -25,6 +25,7 @@ extension Agent {
         let watches = SessionWatches(store: store)
         let connection = store.sessionEvents()
         inbox.yield(.opened(SessionHandle(epoch: epoch, namespace: namespace, watches: watches, machine: machine)))
+        sessions.lend(store)
         await withDiscardingTaskGroup { group in
             group.addTask {
                 do {
@@ -42,6 +43,7 @@ extension Agent {
                 }
             }
             for await _ in stop {}
+            sessions.withdraw()
             group.cancelAll()
             watches.finish()
             await Self.close(store)

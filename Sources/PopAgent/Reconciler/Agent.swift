@@ -31,6 +31,8 @@ public final class Agent: Service, Sendable {
     let onReady: @Sendable (MachineRecord) -> Void
     let started = Date()
     let memoryRelease = MemoryRelease()
+    /// The open session, lent to the scheduler.
+    let sessions = SessionLending()
     let diagnostics = AgentDiagnostics()
     /// This machine's lifecycle journals and the figures its endpoint reports, when it keeps them.
     let journal: MachineJournal?
@@ -100,11 +102,11 @@ public final class Agent: Service, Sendable {
             var driver = AgentDriver(agent: self, paths: paths)
             return try await driver.run()
         }
-        // The scheduler stands in its election beside the agent, with a session of its own, and stops with it.
+        // The scheduler stands in its election beside the agent, in the agent's session, and stops with it.
         try await withThrowingDiscardingTaskGroup { group in
-            group.addTask { [configuration, openStore, logger] in
+            group.addTask { [configuration, sessions, logger] in
                 var scheduler = SchedulerDriver(
-                    configuration: configuration, openStore: openStore, logger: logger, paths: paths)
+                    configuration: configuration, borrowStore: { await sessions.borrow() }, logger: logger, paths: paths)
                 await scheduler.run()
             }
             defer { group.cancelAll() }

@@ -3,8 +3,8 @@ import Logging
 import PopState
 
 /// The scheduler's executor: the only owner of a ``SchedulerStateMachine``. It runs beside the agent's own driver
-/// (a child task of ``Agent/run()``), with a store session of its own, whose ephemeral candidate node is its place in
-/// the election. It feeds the core every event in the order it arrived and performs the actions it returns: store
+/// (a child task of ``Agent/run()``), in the agent's own store session (lent through ``SessionLending``), where its
+/// ephemeral candidate node is its place in the election. It feeds the core every event in the order it arrived and performs the actions it returns: store
 /// round trips are awaited here; the session, the predecessor watch, the leader's watches (one shared stream, one
 /// task) and timers are child tasks that report back through the inbox. Nothing outlives ``run()``.
 struct SchedulerDriver {
@@ -27,7 +27,8 @@ struct SchedulerDriver {
 
     struct Session {
         let epoch: Int
-        let stop: AsyncStream<Void>.Continuation
+        /// Yields the candidate to delete, if any, then finishes: the session's task stops using the session.
+        let stop: AsyncStream<String>.Continuation
         var store: (any CoordinationStore)?
         /// Where the leader's watches deliver (created with the first one); any event wakes the leader.
         var watchEvents: NodeEvents.Continuation?
@@ -36,7 +37,8 @@ struct SchedulerDriver {
     }
 
     let configuration: AgentConfiguration
-    let openStore: @Sendable () async throws -> any CoordinationStore
+    /// The agent's open session, or else its next; nil once cancelled.
+    let borrowStore: @Sendable () async -> (any CoordinationStore)?
     let logger: Logger
     let paths: NamespacePaths
     var core: SchedulerStateMachine
@@ -48,16 +50,18 @@ struct SchedulerDriver {
     var wake: (epoch: Int, at: Date)?
 
     init(
-        configuration: AgentConfiguration, openStore: @escaping @Sendable () async throws -> any CoordinationStore,
+        configuration: AgentConfiguration, borrowStore: @escaping @Sendable () async -> (any CoordinationStore)?,
         logger: Logger, paths: NamespacePaths
     ) {
         self.configuration = configuration
-        self.openStore = openStore
+        self.borrowStore = borrowStore
         var logger = logger
         logger[metadataKey: "part"] = "scheduler"
         self.logger = logger
         self.paths = paths
-        core = SchedulerStateMachine(labels: configuration.labels, maximumRetryDelay: configuration.maximumRetryDelay)
+        core = SchedulerStateMachine(
+            machine: configuration.machine, labels: configuration.labels,
+            maximumRetryDelay: configuration.maximumRetryDelay)
         (inputs, inbox) = AsyncStream.makeStream(of: Input.self)
     }
 
@@ -112,11 +116,12 @@ struct SchedulerDriver {
         case .openSession:
             openSession(in: &group)
             return []
-        case .endSession:
+        case .endSession(let candidate):
             guard let ending = session else { return [] }
             session = nil
             for handle in ending.watches.values { handle.cancel() }
             ending.watchEvents?.finish()
+            if let candidate { ending.stop.yield(candidate) }
             ending.stop.finish()
             return []
         case .schedule(let timer, let delay):
@@ -141,7 +146,7 @@ struct SchedulerDriver {
         case .unwatch(let watch):
             session?.watches.removeValue(forKey: watch)?.cancel()
             return []
-        case .join, .listCandidates, .watchPredecessor, .watch, .readState, .write:
+        case .join, .listCandidates, .retire, .watchPredecessor, .watch, .readState, .write:
             guard let store = session?.store, let current = session?.epoch else { return [] }
             return await roundTrip(action, store: store, epoch: current, in: &group)
         }
@@ -171,8 +176,8 @@ struct SchedulerDriver {
                     }
                 }
                 let candidate = try await store.create(
-                    paths.election + "/candidate-", data: Array(configuration.machine.rawValue.utf8),
-                    mode: .ephemeralSequential)
+                    paths.election + "/" + SchedulerStateMachine.candidatePrefix(configuration.machine),
+                    data: Array(configuration.machine.rawValue.utf8), mode: .ephemeralSequential)
                 return core.joined(candidate: candidate)
             } catch {
                 logger.warning("could not stand in the scheduler election", metadata: ["error": "\(error)"])
@@ -184,6 +189,10 @@ struct SchedulerDriver {
             } catch {
                 return core.sessionEnded()
             }
+        case .retire(let candidates):
+            // Gone already, or the session with it: either way it stands for nothing any more.
+            for candidate in candidates { try? await store.delete(candidate, version: nil) }
+            return []
         case .watchPredecessor(let path):
             group.addTask { [inbox] in
                 do {
@@ -252,23 +261,18 @@ struct SchedulerDriver {
         return continuation
     }
 
-    /// Starts a session's task: it opens the store, reports it, reports the session's end, and closes the handle
-    /// once the driver ends the session.
+    /// Starts a session's task: it borrows the agent's session (waiting for one to be open), reports it, reports the
+    /// session's end, and once the driver ends its use of the session deletes the candidate it names. The store is
+    /// the agent's to close.
     mutating func openSession(in group: inout DiscardingTaskGroup) {
         epoch += 1
         let current = epoch
-        let (stopped, stop) = AsyncStream.makeStream(of: Void.self)
+        let (stopped, stop) = AsyncStream.makeStream(of: String.self)
         session = Session(epoch: current, stop: stop)
-        group.addTask { [openStore, inbox, logger] in
-            let store: any CoordinationStore
-            do {
-                store = try await openStore()
-            } catch {
-                logger.debug("scheduler could not open a store session", metadata: ["error": "\(error)"])
-                inbox.yield(.event(.sessionEnded, epoch: current))
-                return
-            }
+        group.addTask { [borrowStore, inbox] in
+            guard let store = await borrowStore() else { return }
             inbox.yield(.opened(store, epoch: current))
+            var retired: String?
             await withDiscardingTaskGroup { inner in
                 inner.addTask {
                     for await event in store.sessionEvents() where event.isTerminal {
@@ -276,11 +280,15 @@ struct SchedulerDriver {
                         return
                     }
                 }
-                for await _ in stopped {}
+                for await candidate in stopped { retired = candidate }
                 inner.cancelAll()
             }
-            // Closed even when cancelled (at shutdown), so the candidate node goes at once rather than at expiry.
-            await Agent.close(store)
+            // Deleted even when cancelled (at shutdown), when the session outlives the scheduler's part in it; a
+            // session that ended took the candidate with it, and a candidate this fails to delete is retired at the
+            // next round.
+            if let retired {
+                await Task { try? await store.delete(retired, version: nil) }.value
+            }
         }
     }
 

@@ -4,9 +4,11 @@ import PopState
 /// Everything the scheduler knows and decides, as one value: its part in the election, and, while it leads, the
 /// read-plan-write loop that brings services deployed by count to their counts.
 ///
-/// The election is ZooKeeper's leader-election recipe: each agent creates an ephemeral sequential candidate node;
-/// the lowest leads, and every other watches only the candidate just before its own (no herd effect when the leader
-/// goes: one agent wakes). The leader follows only what it decides on (``Watch``), reads the scheduling state, plans
+/// The election is ZooKeeper's leader-election recipe: each agent creates an ephemeral sequential candidate node
+/// (`candidate-<machine>-<sequence>`, in the agent's own session); the lowest leads, and every other watches only the
+/// candidate just before its own (no herd effect when the leader goes: one agent wakes). A candidate of this machine
+/// left from an earlier round in a session that lives on is not a rival: it is deleted when the candidates are
+/// listed, and the scheduler deletes its own candidate when it ends its part while the session goes on. The leader follows only what it decides on (``Watch``), reads the scheduling state, plans
 /// with ``SchedulePlan`` and writes the plan fenced by its own candidate node, so a leader whose session ended writes
 /// nothing. Nothing it knows lives only here: a new leader reads the same state and plans the same.
 ///
@@ -83,10 +85,13 @@ struct SchedulerStateMachine {
     }
 
     enum Action: Hashable {
+        /// Borrow the agent's session (or wait for its next one).
         case openSession
         /// Writes this machine's labels and creates the candidate node.
         case join(labels: [String: String])
         case listCandidates
+        /// Delete these candidates of this machine, left from earlier rounds.
+        case retire([String])
         /// Watch this candidate until it goes.
         case watchPredecessor(String)
         /// Set this watch (while leading).
@@ -98,7 +103,9 @@ struct SchedulerStateMachine {
         case schedule(Timer, after: Duration)
         /// Wake at this moment (the earliest moment a missing machine's instances may move).
         case wake(at: Date)
-        case endSession
+        /// Stop using the session: drop the watches, and delete this candidate (when there is one) if the session
+        /// goes on, so that it does not stand for a scheduler that no longer acts.
+        case endSession(retire: String?)
         case note(Note)
     }
 
@@ -111,6 +118,8 @@ struct SchedulerStateMachine {
         case inconsistency(String)
     }
 
+    /// This machine, whose name its candidates carry.
+    let machine: MachineID
     let labels: [String: String]
     let maximumRetryDelay: Duration
     private(set) var state: State = .idle
@@ -118,7 +127,8 @@ struct SchedulerStateMachine {
     /// The shortfalls reported last, so each is logged once.
     private var reported: [ServiceName: String] = [:]
 
-    init(labels: [String: String], maximumRetryDelay: Duration = .seconds(10)) {
+    init(machine: MachineID, labels: [String: String], maximumRetryDelay: Duration = .seconds(10)) {
+        self.machine = machine
         self.labels = labels
         self.maximumRetryDelay = maximumRetryDelay
     }
@@ -151,19 +161,22 @@ struct SchedulerStateMachine {
     mutating func candidatesListed(_ names: [String]) -> [Action] {
         guard case .electing(let candidate) = state else { return inconsistent("candidates listed while \(state)") }
         let mine = NodePath.name(candidate)
-        let ordered = names.sorted { Self.sequence($0) < Self.sequence($1) }
+        let folder = NodePath.parent(candidate) ?? "/"
+        let earlier = names.filter { $0 != mine && Self.isCandidate($0, of: machine) }
+        let retire: [Action] = earlier.isEmpty ? [] : [.retire(earlier.sorted().map { NodePath.join(folder, $0) })]
+        let ordered = names.filter { !earlier.contains($0) }.sorted { Self.sequence($0) < Self.sequence($1) }
         guard let index = ordered.firstIndex(of: mine) else {
             // Our candidate is gone (the namespace was reset): stand again.
             state = .joining
-            return [.join(labels: labels)]
+            return retire + [.join(labels: labels)]
         }
         if index == 0 {
             state = .leading(candidate: candidate, Leader())
-            return [.note(.elected)] + Leader.always.sorted().map { .watch($0) } + [.readState]
+            return retire + [.note(.elected)] + Leader.always.sorted().map { .watch($0) } + [.readState]
         }
-        let predecessor = NodePath.join(NodePath.parent(candidate) ?? "/", ordered[index - 1])
+        let predecessor = NodePath.join(folder, ordered[index - 1])
         state = .following(candidate: candidate, predecessor: predecessor)
-        return [.note(.following(predecessor: predecessor)), .watchPredecessor(predecessor)]
+        return retire + [.note(.following(predecessor: predecessor)), .watchPredecessor(predecessor)]
     }
 
     /// The watched candidate went (or was already gone): find out again where this one stands.
@@ -272,9 +285,10 @@ struct SchedulerStateMachine {
     mutating func sessionEnded() -> [Action] {
         switch state {
         case .opening, .joining, .electing, .following, .leading:
+            let candidate = self.candidate
             reopenAttempts += 1
             state = .waitingToReopen
-            return [.endSession, .schedule(.reopenSession, after: backoff(reopenAttempts))]
+            return [.endSession(retire: candidate), .schedule(.reopenSession, after: backoff(reopenAttempts))]
         case .idle, .waitingToReopen, .stopped:
             return []
         }
@@ -282,8 +296,30 @@ struct SchedulerStateMachine {
 
     mutating func shutdown() -> [Action] {
         let wasOpen = state != .idle && state != .stopped && state != .waitingToReopen
+        let candidate = self.candidate
         state = .stopped
-        return wasOpen ? [.endSession] : []
+        return wasOpen ? [.endSession(retire: candidate)] : []
+    }
+
+    /// This scheduler's candidate node, while it has one.
+    var candidate: String? {
+        switch state {
+        case .electing(let candidate), .following(let candidate, _), .leading(let candidate, _): candidate
+        case .idle, .opening, .joining, .waitingToReopen, .stopped: nil
+        }
+    }
+
+    /// The prefix of the names of `machine`'s candidates; the server appends the sequence number.
+    static func candidatePrefix(_ machine: MachineID) -> String {
+        "candidate-\(machine)-"
+    }
+
+    /// Whether `name` is a candidate of `machine` (its prefix, then only the sequence number).
+    static func isCandidate(_ name: String, of machine: MachineID) -> Bool {
+        let prefix = candidatePrefix(machine)
+        guard name.hasPrefix(prefix) else { return false }
+        let sequence = name.dropFirst(prefix.count)
+        return !sequence.isEmpty && sequence.allSatisfy(\.isASCII) && sequence.allSatisfy(\.isNumber)
     }
 
     /// The watches a leader holds for this state: the three always held, each service's policy node, the

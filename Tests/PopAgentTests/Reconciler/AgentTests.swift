@@ -356,6 +356,44 @@ import Testing
             }
         }
     }
+
+    /// The scheduler opens no session of its own: its candidate lives in the agent's session, and follows it to the
+    /// next one when it expires.
+    @Test func theSchedulerStandsInTheAgentsOwnSession() async throws {
+        try await withAgentFixture { fixture in
+            try await fixture.withAgent { _ in
+                let election = fixture.namespace.paths.election
+                @Sendable func candidates() async throws -> [(name: String, owner: Int64)] {
+                    guard try await fixture.store.exists(election) != nil else { return [] }
+                    var found: [(String, Int64)] = []
+                    for name in try await fixture.store.children(election) {
+                        if let stat = try await fixture.store.exists(election + "/" + name) {
+                            found.append((name, stat.ephemeralOwner))
+                        }
+                    }
+                    return found
+                }
+                let first = try await fixture.wait("a scheduler candidate") { try await candidates().first }
+                let stores = fixture.agentStores.withLock { $0 }
+                #expect(stores.count == 1, "the agent and its scheduler opened \(stores.count) sessions")
+                let firstStore = try #require(stores.first as? EmbeddedStore)
+                #expect(first.owner == firstStore.sessionID)
+                #expect(first.name.hasPrefix("candidate-\(fixture.machine)-"), "\(first.name)")
+                firstStore.suspendHeartbeats()
+                // The session expires (3 s) with the candidate; the scheduler stands again in the agent's next one.
+                let next = try await fixture.wait("a candidate in the agent's next session") {
+                    () -> [(name: String, owner: Int64)]? in
+                    let stores = fixture.agentStores.withLock { $0 }
+                    let found = try await candidates()
+                    guard stores.count >= 2, let last = stores.last, found.contains(where: { $0.owner == last.sessionID })
+                    else { return nil }
+                    return found
+                }
+                #expect(next.count == 1, "\(next.map(\.name))")
+                #expect(fixture.agentStores.withLock { $0.count } == 2)
+            }
+        }
+    }
 }
 
 /// A python template: the agent creates the instance's virtual environment as a setup step.
