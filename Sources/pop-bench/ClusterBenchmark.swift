@@ -61,6 +61,9 @@ struct ClusterScaleBenchmark: AsyncParsableCommand {
         help: "Finally, seconds with nothing to do over which the ZooKeeper members' and the agents' CPU is measured. 0 skips it.")
     var idleSeconds = 10
 
+    @Option(help: "The agents' `--session-timeout`, in seconds: their sessions' heartbeats come three times per timeout.")
+    var sessionTimeout = 10
+
     func run() async throws {
         var options = Cluster.Options()
         options.machines = agents
@@ -73,14 +76,17 @@ struct ClusterScaleBenchmark: AsyncParsableCommand {
         print("cluster: \(agents) agents, \(services) services × \(agents) machines = \(total) instances of `sleep 100000`")
         print("host: \(ProcessInfo.processInfo.activeProcessorCount) cores; machine homes in \(homes ?? NSTemporaryDirectory())")
         try await withCluster(options) { cluster in
-            print("ensemble: \(cluster.host)")
+            print("ensemble: \(cluster.host); the agents' session timeout \(sessionTimeout) s")
             let agentsStart = ContinuousClock.now
             // At most 8 agents start at a time: hundreds starting at once on two cores leave some without CPU for
             // longer than their first connection to the ensemble may take, and such an agent exits.
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for (index, machine) in cluster.machines.enumerated() {
                     if index >= 8 { try await group.next() }
-                    group.addTask { try await machine.startAgent(readyTimeout: .seconds(300)) }
+                    group.addTask { [sessionTimeout] in
+                        try await machine.startAgent(
+                            arguments: ["--session-timeout", String(sessionTimeout)], readyTimeout: .seconds(300))
+                    }
                 }
                 try await group.waitForAll()
             }

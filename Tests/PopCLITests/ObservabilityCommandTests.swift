@@ -30,6 +30,9 @@ struct ObservabilityCommandTests {
             // non-loopback address; no agent starts.
             try await pop.fails(2, ["fg", "--listen", "nowhere:port"], mentioning: ["--listen", "HOST:PORT"])
             try await pop.fails(2, ["fg", "--tls-cert", "/nonexistent.pem"], mentioning: ["--tls-key"])
+            // A session timeout outside what pop accepts; no agent starts.
+            try await pop.fails(2, ["fg", "--session-timeout", "2"], mentioning: ["--session-timeout", "4...120"])
+            try await pop.fails(2, ["start", "--session-timeout", "600"], mentioning: ["--session-timeout", "4...120"])
             if kind == .embedded {
                 try await pop.fails(2, ["fg", "--listen", "0.0.0.0:7999"], mentioning: ["loopback"])
             }

@@ -32,6 +32,13 @@ struct Foreground: AsyncParsableCommand {
     @Option(name: .customLong("label"), help: ArgumentHelp("Label this machine when the agent starts (repeatable).", valueName: "key=value"))
     var labels: [String] = []
 
+    @Option(
+        name: .customLong("session-timeout"),
+        help: ArgumentHelp(
+            "Seconds the store waits without hearing from this agent before it ends the agent's session and counts the machine as gone (\(SessionTimeout.range.lowerBound) to \(SessionTimeout.range.upperBound)). The agent's heartbeats come three times per timeout: a longer one costs the ensemble fewer, and finds a lost machine later (docs/multi-machine.md).",
+            valueName: "seconds"))
+    var sessionTimeout: Int = SessionTimeout.standard
+
     @Option(name: .customLong("ready-fd"), help: .hidden)
     var readyDescriptor: Int32?
 
@@ -47,6 +54,7 @@ struct Foreground: AsyncParsableCommand {
     var tlsKey: String?
 
     func validate() throws {
+        try SessionTimeout.validate(sessionTimeout)
         if let listen, EndpointAddress.hostAndPort(Substring(listen), defaultPort: nil) == nil {
             throw ValidationError("--listen \(listen) is not HOST:PORT (for example 0.0.0.0:7676, [::1]:7676 or :7676).")
         }
@@ -108,7 +116,9 @@ struct Foreground: AsyncParsableCommand {
         agentConfiguration.labels = labels
         let agent = try Agent(
             configuration: agentConfiguration,
-            openStore: { try await openStore(storeConfiguration) },
+            openStore: { [sessionTimeout] in
+                try await openStore(storeConfiguration, sessionTimeout: .seconds(sessionTimeout))
+            },
             logger: logger,
             journal: journal,
             endpoint: { await addresses.first { _ in true } },

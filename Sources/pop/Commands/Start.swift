@@ -17,6 +17,15 @@ struct Start: AsyncParsableCommand {
     @Option(name: .customLong("label"), help: ArgumentHelp("Label this machine when the agent starts (repeatable).", valueName: "key=value"))
     var labels: [String] = []
 
+    @Option(
+        name: .customLong("session-timeout"),
+        help: ArgumentHelp("The agent's session timeout in seconds (see `pop fg --help`).", valueName: "seconds"))
+    var sessionTimeout: Int = SessionTimeout.standard
+
+    func validate() throws {
+        try SessionTimeout.validate(sessionTimeout)
+    }
+
     func run() async throws {
         _ = try MachineLabel.parse(labels)
         let environment = ProcessInfo.processInfo.environment
@@ -32,6 +41,7 @@ struct Start: AsyncParsableCommand {
         var arguments = ["fg", "--prefix", global.prefix]
         if let host = global.host { arguments += ["--host", host] }
         for label in labels { arguments += ["--label", label] }
+        if sessionTimeout != SessionTimeout.standard { arguments += ["--session-timeout", String(sessionTimeout)] }
         let logFile = AgentDaemon.agentLogFile(home: home, machine: machine)
         let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
         let outcome = try AgentDaemon.start(
