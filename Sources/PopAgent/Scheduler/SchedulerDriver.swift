@@ -11,7 +11,7 @@ struct SchedulerDriver {
     enum Event: Sendable {
         case sessionEnded
         case joined(String)
-        case candidatesListed([String])
+        case candidatesListed([String], ownedBySession: Set<String>)
         case predecessorGone(String)
         case storeChanged
         case stateRead(SchedulingState, factVersions: [MachineID: Int32], now: Date)
@@ -91,7 +91,7 @@ struct SchedulerDriver {
         switch event {
         case .sessionEnded: core.sessionEnded()
         case .joined(let candidate): core.joined(candidate: candidate)
-        case .candidatesListed(let names): core.candidatesListed(names)
+        case .candidatesListed(let names, let owned): core.candidatesListed(names, ownedBySession: owned)
         case .predecessorGone(let path): core.predecessorGone(path)
         case .storeChanged: core.storeChanged()
         case .stateRead(let state, let versions, let now): core.stateRead(state, factVersions: versions, now: now)
@@ -185,7 +185,16 @@ struct SchedulerDriver {
             }
         case .listCandidates:
             do {
-                return core.candidatesListed(try await store.children(paths.election))
+                let names = try await store.children(paths.election)
+                // This machine's other candidates are this session's leftovers only if the session made them.
+                let mine = core.candidate.map(NodePath.name)
+                var owned: Set<String> = []
+                for name in names where name != mine && SchedulerStateMachine.isCandidate(name, of: configuration.machine) {
+                    if let stat = try await store.exists(paths.election + "/" + name), stat.ephemeralOwner == store.sessionID {
+                        owned.insert(name)
+                    }
+                }
+                return core.candidatesListed(names, ownedBySession: owned)
             } catch {
                 return core.sessionEnded()
             }

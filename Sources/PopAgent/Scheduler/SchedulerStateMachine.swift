@@ -6,9 +6,10 @@ import PopState
 ///
 /// The election is ZooKeeper's leader-election recipe: each agent creates an ephemeral sequential candidate node
 /// (`candidate-<machine>-<sequence>`, in the agent's own session); the lowest leads, and every other watches only the
-/// candidate just before its own (no herd effect when the leader goes: one agent wakes). A candidate of this machine
-/// left from an earlier round in a session that lives on is not a rival: it is deleted when the candidates are
-/// listed, and the scheduler deletes its own candidate when it ends its part while the session goes on. The leader follows only what it decides on (``Watch``), reads the scheduling state, plans
+/// candidate just before its own (no herd effect when the leader goes: one agent wakes). A candidate left from an
+/// earlier round in the same session (its deletion failed) is not a rival: it is deleted when the candidates are
+/// listed, and the scheduler deletes its own candidate when it ends its part while the session goes on. Another
+/// session's candidate of the same machine (a dead agent's, until its session expires) is a rival like any other. The leader follows only what it decides on (``Watch``), reads the scheduling state, plans
 /// with ``SchedulePlan`` and writes the plan fenced by its own candidate node, so a leader whose session ended writes
 /// nothing. Nothing it knows lives only here: a new leader reads the same state and plans the same.
 ///
@@ -90,7 +91,7 @@ struct SchedulerStateMachine {
         /// Writes this machine's labels and creates the candidate node.
         case join(labels: [String: String])
         case listCandidates
-        /// Delete these candidates of this machine, left from earlier rounds.
+        /// Delete these candidates, left from earlier rounds in this session.
         case retire([String])
         /// Watch this candidate until it goes.
         case watchPredecessor(String)
@@ -157,12 +158,13 @@ struct SchedulerStateMachine {
         return [.listCandidates]
     }
 
-    /// The candidates' names (children of the election node), in any order.
-    mutating func candidatesListed(_ names: [String]) -> [Action] {
+    /// The candidates' names (children of the election node), in any order, and those of them that this session
+    /// created besides the current one.
+    mutating func candidatesListed(_ names: [String], ownedBySession: Set<String> = []) -> [Action] {
         guard case .electing(let candidate) = state else { return inconsistent("candidates listed while \(state)") }
         let mine = NodePath.name(candidate)
         let folder = NodePath.parent(candidate) ?? "/"
-        let earlier = names.filter { $0 != mine && Self.isCandidate($0, of: machine) }
+        let earlier = names.filter { $0 != mine && ownedBySession.contains($0) }
         let retire: [Action] = earlier.isEmpty ? [] : [.retire(earlier.sorted().map { NodePath.join(folder, $0) })]
         let ordered = names.filter { !earlier.contains($0) }.sorted { Self.sequence($0) < Self.sequence($1) }
         guard let index = ordered.firstIndex(of: mine) else {

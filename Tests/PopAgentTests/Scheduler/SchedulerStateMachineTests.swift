@@ -150,10 +150,11 @@ import Testing
         #expect(core.joined(candidate: "/pop/election/candidate-m3-0000000008") == [.listCandidates])
         // m3's candidate 2 is left from an earlier round in the same session; m3-1's is another machine's.
         #expect(
-            core.candidatesListed([
-                "candidate-m3-0000000008", "candidate-m3-0000000002", "candidate-m3-1-0000000005",
-                "candidate-m9-0000000006",
-            ]) == [
+            core.candidatesListed(
+                [
+                    "candidate-m3-0000000008", "candidate-m3-0000000002", "candidate-m3-1-0000000005",
+                    "candidate-m9-0000000006",
+                ], ownedBySession: ["candidate-m3-0000000002"]) == [
                 .retire(["/pop/election/candidate-m3-0000000002"]),
                 .note(.following(predecessor: "/pop/election/candidate-m9-0000000006")),
                 .watchPredecessor("/pop/election/candidate-m9-0000000006"),
@@ -161,9 +162,20 @@ import Testing
         // Had it been the lowest, this candidate leads: the earlier one stands for nobody.
         #expect(core.predecessorGone("/pop/election/candidate-m9-0000000006") == [.listCandidates])
         #expect(
-            core.candidatesListed(["candidate-m3-0000000008", "candidate-m3-0000000002"]) == [
+            core.candidatesListed(
+                ["candidate-m3-0000000008", "candidate-m3-0000000002"], ownedBySession: ["candidate-m3-0000000002"]) == [
                 .retire(["/pop/election/candidate-m3-0000000002"]),
                 .note(.elected), .watch(.registrations), .watch(.facts), .watch(.services), .readState,
+            ])
+        // Another session's candidate of this machine (a dead agent's, until its session expires) is a rival.
+        var other = SchedulerStateMachine(machine: Self.machine, labels: [:])
+        _ = other.start()
+        _ = other.sessionOpened()
+        _ = other.joined(candidate: "/pop/election/candidate-m3-0000000008")
+        #expect(
+            other.candidatesListed(["candidate-m3-0000000008", "candidate-m3-0000000002"]) == [
+                .note(.following(predecessor: "/pop/election/candidate-m3-0000000002")),
+                .watchPredecessor("/pop/election/candidate-m3-0000000002"),
             ])
         #expect(SchedulerStateMachine.isCandidate("candidate-m3-0000000002", of: Self.machine))
         #expect(!SchedulerStateMachine.isCandidate("candidate-m3-1-0000000005", of: Self.machine))
