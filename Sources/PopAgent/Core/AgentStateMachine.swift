@@ -357,6 +357,15 @@ struct AgentStateMachine: Sendable {
     /// but its own turn.
     mutating func proceed() -> [AgentAction] {
         guard !inBurst, case .registered(var active) = session else { return [] }
+        if active.pass == .idle, let known = active.pending.knownServices(after: active.watchedServices) {
+            // The assignments that came and went name the services placed here now: the pass goes on as if it had
+            // listed them, without the round trip.
+            session = .modifying
+            active.pass = .listing(active.pending)
+            active.pending = PendingChanges()
+            session = .registered(active)
+            return servicesListed(known.map(\.rawValue).sorted())
+        }
         session = .modifying
         var actions: [AgentAction] = []
         if active.pass == .idle, !active.pending.isEmpty {

@@ -7,6 +7,10 @@ public enum StoreChange: Hashable, Sendable {
     case everything
     /// A service was added or removed: list the services again.
     case serviceList
+    /// This machine's assignment of the service appeared: it is placed here now.
+    case assigned(ServiceName)
+    /// This machine's assignment of the service went: it is no longer placed here.
+    case unassigned(ServiceName)
     /// A service's spec node was created, set or deleted.
     case service(ServiceName)
     /// A service's recorded packages changed.
@@ -23,7 +27,7 @@ public enum StoreChange: Hashable, Sendable {
         switch self {
         case .everything, .serviceList: nil
         case .service(let name), .packages(let name), .placement(let name), .instanceRecord(let name),
-            .task(let name, _):
+            .task(let name, _), .assigned(let name), .unassigned(let name):
             name
         }
     }
@@ -41,7 +45,9 @@ public enum StoreChange: Hashable, Sendable {
             let rest = path.dropFirst(assignmentsPath.count + 1)
             guard !rest.contains("/"), let service = try? ServiceName(String(rest)) else { return nil }
             switch event.kind {
-            case .created, .deleted: return .serviceList  // placed here, or taken off: list the assignments again
+            // Placed here, or taken off: the event names the service, so the list is known without reading it.
+            case .created: return .assigned(service)
+            case .deleted: return .unassigned(service)
             case .dataChanged: return .service(service)  // announced: a task request, recorded packages
             case .childrenChanged: return nil
             }
@@ -81,6 +87,10 @@ public struct PendingChanges: Hashable, Sendable {
     public var everything: Bool
     /// Whether the list of services must be read again (a service was added or removed).
     public var serviceList = false
+    /// Services whose assignment to this machine appeared since the last pass, and did not go again.
+    public var assigned: Set<ServiceName> = []
+    /// Services whose assignment to this machine went since the last pass, and did not come back.
+    public var unassigned: Set<ServiceName> = []
     /// Services whose spec, packages or placement changed.
     public var services: Set<ServiceName> = []
     /// Task requests that changed, by service.
@@ -92,13 +102,30 @@ public struct PendingChanges: Hashable, Sendable {
     }
 
     /// Whether nothing is pending.
-    public var isEmpty: Bool { !everything && !serviceList && services.isEmpty && tasks.isEmpty }
+    public var isEmpty: Bool {
+        !everything && !serviceList && services.isEmpty && tasks.isEmpty && assigned.isEmpty && unassigned.isEmpty
+    }
+
+    /// The services placed on this machine after these changes, when the last list (`listed`) and the assignments
+    /// that came and went say it without reading the list again; nil when it must be read.
+    public func knownServices(after listed: Set<ServiceName>) -> Set<ServiceName>? {
+        guard !everything, !serviceList, !assigned.isEmpty || !unassigned.isEmpty else { return nil }
+        return listed.union(assigned).subtracting(unassigned)
+    }
 
     /// Adds one change.
     public mutating func add(_ change: StoreChange) {
         switch change {
         case .everything: everything = true
         case .serviceList: serviceList = true
+        case .assigned(let name):
+            assigned.insert(name)
+            unassigned.remove(name)
+            services.insert(name)
+        case .unassigned(let name):
+            unassigned.insert(name)
+            assigned.remove(name)
+            services.insert(name)
         case .service(let name), .packages(let name), .placement(let name): services.insert(name)
         case .instanceRecord:
             break  // The core writes the record again when someone else deleted it; no pass is needed.
@@ -106,10 +133,11 @@ public struct PendingChanges: Hashable, Sendable {
         }
     }
 
-    /// Adds another set of changes.
+    /// Adds another set of changes (those of a pass that failed, older than these): assignments that came or went
+    /// then are not ordered with these, so the list is read again.
     public mutating func merge(_ other: PendingChanges) {
         everything = everything || other.everything
-        serviceList = serviceList || other.serviceList
+        serviceList = serviceList || other.serviceList || !other.assigned.isEmpty || !other.unassigned.isEmpty
         services.formUnion(other.services)
         tasks.merge(other.tasks) { $0.union($1) }
     }

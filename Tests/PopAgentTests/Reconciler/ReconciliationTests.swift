@@ -105,10 +105,10 @@ import Testing
         #expect(classify("/pop/services/web/tasks/task-0000000001/m2", .created) == .task(web, "task-0000000001"))
         #expect(classify("/pop/services/Bad_Name") == nil)
         #expect(classify("/pop/machines/m1") == nil)
-        // This machine's assignments: one appearing or going is a change of what is placed here; a set announces
-        // something about the service. Another machine's assignments never reach this agent.
-        #expect(classify("/pop/assignments/m1/web", .created) == .serviceList)
-        #expect(classify("/pop/assignments/m1/web", .deleted) == .serviceList)
+        // This machine's assignments: one appearing or going says which service is placed here or taken off; a set
+        // announces something about the service. Another machine's assignments never reach this agent.
+        #expect(classify("/pop/assignments/m1/web", .created) == .assigned(web))
+        #expect(classify("/pop/assignments/m1/web", .deleted) == .unassigned(web))
         #expect(classify("/pop/assignments/m1/web") == .service(web))
         #expect(classify("/pop/assignments/m1", .created) == .serviceList)
         #expect(classify("/pop/assignments/m1/Bad_Name") == nil)
@@ -131,5 +131,30 @@ import Testing
         var other = PendingChanges(everything: true)
         other.merge(pending)
         #expect(other.everything && other.services == [web])
+    }
+
+    /// Assignments that come and go say which services are placed here, so the last list need not be read again;
+    /// the last event of a service wins, and a list to read, or an older pass's assignments, make it read again.
+    @Test func assignmentsThatComeAndGoMakeTheListKnown() throws {
+        let web = try ServiceName("web")
+        let db = try ServiceName("db")
+        let cache = try ServiceName("cache")
+        var pending = PendingChanges()
+        #expect(pending.knownServices(after: [db]) == nil, "nothing changed: no list to know")
+        pending.add(.assigned(web))
+        pending.add(.unassigned(db))
+        pending.add(.unassigned(cache))
+        pending.add(.assigned(cache))
+        #expect(!pending.isEmpty && pending.services == [web, db, cache])
+        #expect(pending.knownServices(after: [db]) == [web, cache])
+        pending.add(.unassigned(web))
+        #expect(pending.knownServices(after: [db]) == [cache])
+        // A failed pass's assignments are older than these: they are not ordered with them.
+        var later = PendingChanges()
+        later.add(.assigned(db))
+        later.merge(pending)
+        #expect(later.serviceList && later.knownServices(after: [db]) == nil)
+        pending.add(.serviceList)
+        #expect(pending.knownServices(after: [db]) == nil)
     }
 }
