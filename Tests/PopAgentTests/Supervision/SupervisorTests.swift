@@ -77,6 +77,11 @@ struct SupervisorTests {
                 let pid = try #require(try await waitFor(supervisor, "lean") { $0.state == .running }?.pid)
                 #expect(descriptors(pid) == ["0", "1", "2"])
                 let writer = try #require(logWriter(of: configuration.logDirectory))
+                // It opens stdout.log, stdout.idx, stderr.log and stderr.idx in turn as it starts: the last one
+                // appearing says it has opened them all.
+                #expect(
+                    await FileArrival.wait(for: configuration.logDirectory + "/stderr.idx", timeout: .seconds(60)),
+                    "the log writer opened its files")
                 // stdout.log and stderr.log: a pipe each, on 0 and 3, with /dev/null on 1 and 2; beyond those, only
                 // the files it opened itself in the log folder.
                 let own = descriptors(writer).subtracting(["0", "1", "2", "3"]).map {
