@@ -73,6 +73,7 @@ let package = Package(
             name: "PopTestSupport",
             dependencies: [
                 "ZooKeeperTestSupport", "TestProcesses", "PopState",
+                .product(name: "Logging", package: "swift-log"),
                 .target(name: "CPopAgentLinux", condition: .when(platforms: [.linux])),
             ],
             swiftSettings: strictSettings

@@ -1,4 +1,6 @@
 import Foundation
+import Logging
+import PopState
 import TestProcesses
 import ZooKeeperTestSupport
 
@@ -58,6 +60,20 @@ public final class Cluster: Sendable {
         self.popBinary = popBinary
     }
 
+    /// Waits (up to a minute each) until every member has created a client session, so that a test does not spend
+    /// the 5 s connect timeout of its first command or agent on an ensemble that reports a leader but does not create
+    /// sessions yet: on a loaded host a cluster's first command has found no member answering its handshake.
+    static func waitUntilEveryMemberServes(_ ensemble: ZooKeeperEnsemble) async throws {
+        var logger = Logger(label: "pop.test.cluster")
+        logger.logLevel = .critical
+        for member in ensemble.members {
+            let store = try await ZooKeeperStore.open(
+                servers: [StoreConfiguration.Server(host: member.host, port: member.clientPort)], chroot: nil,
+                connectTimeout: .seconds(60), logger: logger)
+            await store.close()
+        }
+    }
+
     /// Builds the network, starts the ensemble and prepares the machines (no agent runs yet).
     public static func start(_ options: Options = Options()) async throws -> Cluster {
         precondition(options.machines >= 1 && options.machinesPerHost >= 1, "a cluster needs at least one machine")
@@ -75,6 +91,7 @@ public final class Cluster: Sendable {
             zooKeeper.bindAddress = network.bridgeAddress
             let started = try await ZooKeeperEnsemble.start(size: options.ensembleSize, options: zooKeeper)
             ensemble = started
+            try await Self.waitUntilEveryMemberServes(started)
             let machines = try (1...options.machines).map { number in
                 let hostNumber = (number - 1) / options.machinesPerHost + 1
                 return try ClusterMachine(
