@@ -4,9 +4,10 @@ import PopState
 
 /// The scheduler's executor: the only owner of a ``SchedulerStateMachine``. It runs beside the agent's own driver
 /// (a child task of ``Agent/run()``), in the agent's own store session (lent through ``SessionLending``), where its
-/// ephemeral candidate node is its place in the election. It feeds the core every event in the order it arrived and performs the actions it returns: store
-/// round trips are awaited here; the session, the predecessor watch, the leader's watches (one shared stream, one
-/// task) and timers are child tasks that report back through the inbox. Nothing outlives ``run()``.
+/// ephemeral candidate node is its place in the election. It feeds the core every event in the order it arrived
+/// and performs the actions it returns: store round trips are awaited here; the session, the predecessor watch, the
+/// leader's watches (one shared stream, one task) and timers are child tasks that report back through the inbox.
+/// Nothing outlives ``run()``.
 struct SchedulerDriver {
     enum Event: Sendable {
         case sessionEnded
@@ -189,10 +190,10 @@ struct SchedulerDriver {
                 // This machine's other candidates are this session's leftovers only if the session made them.
                 let mine = core.candidate.map(NodePath.name)
                 var owned: Set<String> = []
-                for name in names where name != mine && SchedulerStateMachine.isCandidate(name, of: configuration.machine) {
-                    if let stat = try await store.exists(paths.election + "/" + name), stat.ephemeralOwner == store.sessionID {
-                        owned.insert(name)
-                    }
+                let machine = configuration.machine
+                for name in names where name != mine && SchedulerStateMachine.isCandidate(name, of: machine) {
+                    let stat = try await store.exists(paths.election + "/" + name)
+                    if stat?.ephemeralOwner == store.sessionID { owned.insert(name) }
                 }
                 return core.candidatesListed(names, ownedBySession: owned)
             } catch {

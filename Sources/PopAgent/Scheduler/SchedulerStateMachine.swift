@@ -9,9 +9,10 @@ import PopState
 /// candidate just before its own (no herd effect when the leader goes: one agent wakes). A candidate left from an
 /// earlier round in the same session (its deletion failed) is not a rival: it is deleted when the candidates are
 /// listed, and the scheduler deletes its own candidate when it ends its part while the session goes on. Another
-/// session's candidate of the same machine (a dead agent's, until its session expires) is a rival like any other. The leader follows only what it decides on (``Watch``), reads the scheduling state, plans
-/// with ``SchedulePlan`` and writes the plan fenced by its own candidate node, so a leader whose session ended writes
-/// nothing. Nothing it knows lives only here: a new leader reads the same state and plans the same.
+/// session's candidate of the same machine (a dead agent's, until its session expires) is a rival like any other.
+/// The leader follows only what it decides on (``Watch``), reads the scheduling state, plans with ``SchedulePlan``
+/// and writes the plan fenced by its own candidate node, so a leader whose session ended writes nothing. Nothing it
+/// knows lives only here: a new leader reads the same state and plans the same.
 ///
 /// Pure: no I/O, no clock (events carry the time). ``SchedulerDriver`` feeds it and performs its actions.
 struct SchedulerStateMachine {
