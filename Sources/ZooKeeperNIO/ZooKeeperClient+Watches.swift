@@ -38,6 +38,55 @@ extension ZooKeeperClient {
         return ZooKeeperWatchID(rawValue: id)
     }
 
+    /// Adds several persistent watches whose events all go to `sink`, in as few requests as their paths allow: one
+    /// SetWatches2 request carries up to 128 KiB of paths (ZooKeeper's own client re-registers its watches after a
+    /// reconnect the same way), where ``addWatch(_:mode:sink:)`` sends one request per watch. Each watch behaves as
+    /// one added with ``addWatch(_:mode:sink:)``, and the returned identifiers are in the order of `watches`.
+    ///
+    /// The server sets each watch when it handles the request, in the session's order, so a read sent after this
+    /// call returns misses no change. If a request fails, the watches it carried are not set; those of requests that
+    /// succeeded are, and their identifiers are lost with the error, so the caller should end the session's use of
+    /// `sink` (as a failed request usually means the session is gone).
+    public func addWatches(
+        _ watches: [(path: String, mode: ZooKeeperAddWatchMode)], sink: ZooKeeperWatchSink, maxPathBytes: Int = 128 * 1024
+    ) async throws -> [ZooKeeperWatchID] {
+        if watches.count == 1 {
+            return [try await self.addWatch(watches[0].path, mode: watches[0].mode, sink: sink)]
+        }
+        // Each batch with the first of its paths as the caller gave it, for errors.
+        var batches: [(path: String, [PersistentWatchRequest])] = []
+        var batch: [PersistentWatchRequest] = []
+        var first = ""
+        var bytes = 0
+        for watch in watches {
+            let serverPath = try self.serverPath(watch.path)
+            let size = serverPath.utf8.count + 4
+            if bytes + size > maxPathBytes, !batch.isEmpty {
+                batches.append((first, batch))
+                batch = []
+                bytes = 0
+            }
+            if batch.isEmpty { first = watch.path }
+            batch.append(PersistentWatchRequest(serverPath: serverPath, mode: watch.mode, id: self.makeStreamID()))
+            bytes += size
+        }
+        if !batch.isEmpty { batches.append((first, batch)) }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for (path, batch) in batches {
+                group.addTask {
+                    _ = try await self.execute(.setWatches2, path: path, watch: .persistentMany(batch, sink)) {
+                        $0.writeInteger(Int64(0))  // relativeZxid: the server ignores it for persistent watches
+                        for _ in 0..<3 { $0.writeJuteStringVector([]) }  // data, exist and child watches
+                        $0.writeJuteStringVector(batch.filter { $0.mode == .persistent }.map(\.serverPath))
+                        $0.writeJuteStringVector(batch.filter { $0.mode == .persistentRecursive }.map(\.serverPath))
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        return batches.flatMap { $0.1.map { ZooKeeperWatchID(rawValue: $0.id) } }
+    }
+
     /// Stops delivering the events of a watch set with ``addWatch(_:mode:sink:)`` (its sink is not ended). When no
     /// other local watch is left on its node, the server's watch is removed as well.
     public func detachWatch(_ id: ZooKeeperWatchID) {

@@ -70,7 +70,7 @@ public final class ZooKeeperServer: Sendable {
             "clientPort=\(clientPort)",
             "clientPortAddress=\(options.bindAddress)",
             "admin.enableServer=false",
-            "4lw.commands.whitelist=ruok,srvr,mntr,wchc",
+            "4lw.commands.whitelist=ruok,srvr,mntr,wchc,cons",
             "maxClientCnxns=0",
             // A test that is not about expiry asks for a long session, so that no pause of a loaded machine ends it.
             "maxSessionTimeout=120000",

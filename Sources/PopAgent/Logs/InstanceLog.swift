@@ -67,7 +67,7 @@ public final class LogFollower: Sendable {
                 throw PopError(.notFound, "Could not watch \(path) (errno \(code)).", path: path)
             }
             let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? UInt64) ?? 0
-            offsets[watch] = (path, size ?? 0)
+            offsets[watch] = (path, size)
         }
         let (chunks, continuation) = AsyncThrowingStream<Chunk, any Error>.makeStream(bufferingPolicy: .unbounded)
         self.chunks = chunks

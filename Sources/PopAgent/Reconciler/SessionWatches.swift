@@ -26,21 +26,13 @@ final class SessionWatches: Sendable {
     /// The paths watched now.
     var keys: Set<WatchKey> { handles.withLock { Set($0.keys) } }
 
-    /// Sets the watches in `keys` that are not set yet, concurrently; returns once the store has set every one, so a
-    /// read made afterwards misses no change.
+    /// Sets the watches in `keys` that are not set yet, together (on ZooKeeper, one request for all of them); returns
+    /// once the store has set every one, so a read made afterwards misses no change.
     func add(_ keys: some Sequence<WatchKey>) async throws {
-        let missing = handles.withLock { handles in Set(keys).subtracting(handles.keys) }
+        let missing = handles.withLock { handles in Set(keys).subtracting(handles.keys) }.sorted()
         guard !missing.isEmpty else { return }
-        try await withThrowingTaskGroup(of: (WatchKey, WatchHandle).self) { group in
-            for key in missing {
-                group.addTask { [store, continuation] in
-                    (key, try await store.addWatch(key.path, subtree: key.subtree, into: continuation))
-                }
-            }
-            for try await (key, handle) in group {
-                keep(handle, as: key)
-            }
-        }
+        let set = try await store.addWatches(missing.map { ($0.path, $0.subtree) }, into: continuation)
+        for (key, handle) in zip(missing, set) { keep(handle, as: key) }
     }
 
     /// Stops following these watches.

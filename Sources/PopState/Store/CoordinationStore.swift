@@ -68,6 +68,11 @@ public protocol CoordinationStore: Sendable, CustomStringConvertible {
     /// is finished with the error. ``WatchHandle/cancel()`` stops this watch's deliveries only.
     func addWatch(_ path: String, subtree: Bool, into events: NodeEvents.Continuation) async throws -> WatchHandle
 
+    /// Sets several persistent watches as ``addWatch(_:subtree:into:)`` does, all delivering into `events`, and returns
+    /// their handles in the order of `watches`. ZooKeeper sets them in one request per 128 KiB of paths instead of one
+    /// per watch. When it throws, some of the watches may be set: the caller ends its use of `events`.
+    func addWatches(_ watches: [(path: String, subtree: Bool)], into events: NodeEvents.Continuation) async throws -> [WatchHandle]
+
     /// The session's events from now on, starting with its current state.
     func sessionEvents() -> AsyncStream<SessionEvent>
 
@@ -76,6 +81,18 @@ public protocol CoordinationStore: Sendable, CustomStringConvertible {
 }
 
 extension CoordinationStore {
+    /// One ``addWatch(_:subtree:into:)`` per watch, concurrently.
+    public func addWatches(_ watches: [(path: String, subtree: Bool)], into events: NodeEvents.Continuation) async throws -> [WatchHandle] {
+        try await withThrowingTaskGroup(of: (Int, WatchHandle).self) { group in
+            for (index, watch) in watches.enumerated() {
+                group.addTask { (index, try await addWatch(watch.path, subtree: watch.subtree, into: events)) }
+            }
+            var handles: [WatchHandle?] = Array(repeating: nil, count: watches.count)
+            for try await (index, handle) in group { handles[index] = handle }
+            return handles.map { $0! }
+        }
+    }
+
     /// Follows every create, delete and data change at `path` and below, from now until the sequence is dropped.
     ///
     /// Events are never dropped (the buffer is unbounded). The sequence ends with an error when the session ends.

@@ -239,9 +239,30 @@ public final class ZooKeeperStore: CoordinationStore {
     }
 
     public func addWatch(_ path: String, subtree: Bool, into events: NodeEvents.Continuation) async throws -> WatchHandle {
+        let sink = self.sink(for: path, into: events)
+        let client = self.client
+        let id = try await translating(path) {
+            try await client.addWatch(path, mode: subtree ? .persistentRecursive : .persistent, sink: sink)
+        }
+        return WatchHandle { client.detachWatch(id) }
+    }
+
+    public func addWatches(_ watches: [(path: String, subtree: Bool)], into events: NodeEvents.Continuation) async throws -> [WatchHandle] {
+        guard let first = watches.first?.path else { return [] }
+        let sink = self.sink(for: first, into: events)
+        let client = self.client
+        let ids = try await translating(first) {
+            try await client.addWatches(watches.map { ($0.path, $0.subtree ? .persistentRecursive : .persistent) }, sink: sink)
+        }
+        return ids.map { id in WatchHandle { client.detachWatch(id) } }
+    }
+
+    /// Where the watches of one request deliver: mapped events into `events`, which the session's end finishes with
+    /// the error (named after `path`).
+    private func sink(for path: String, into events: NodeEvents.Continuation) -> ZooKeeperWatchSink {
         let label = self.label
         let identity = self.identity
-        let sink = ZooKeeperWatchSink(
+        return ZooKeeperWatchSink(
             deliver: { event in
                 if let mapped = NodeEvent(event) { events.yield(mapped) }
             },
@@ -250,11 +271,6 @@ public final class ZooKeeperStore: CoordinationStore {
                 guard let error else { return }
                 events.finish(throwing: Self.translate(error, path: path, label: label, identity: identity))
             })
-        let client = self.client
-        let id = try await translating(path) {
-            try await client.addWatch(path, mode: subtree ? .persistentRecursive : .persistent, sink: sink)
-        }
-        return WatchHandle { client.detachWatch(id) }
     }
 
     public func sessionEvents() -> AsyncStream<SessionEvent> {

@@ -37,12 +37,18 @@ struct ZooKeeperWatchRegistry {
         case .child(let path, let promise):
             self.child[path, default: []].append(promise)
         case .persistent(let path, let mode, let id, let stream):
-            switch mode {
-            case .persistent: self.persistent[path, default: [:]][id] = stream
-            case .persistentRecursive: self.persistentRecursive[path, default: [:]][id] = stream
-            }
+            self.addPersistent(path, mode, id: id, stream)
+        case .persistentMany(let watches, let stream):
+            for watch in watches { self.addPersistent(watch.serverPath, watch.mode, id: watch.id, stream) }
         case .removal:
             break
+        }
+    }
+
+    private mutating func addPersistent(_ path: String, _ mode: ZooKeeperAddWatchMode, id: Int, _ stream: Stream) {
+        switch mode {
+        case .persistent: self.persistent[path, default: [:]][id] = stream
+        case .persistentRecursive: self.persistentRecursive[path, default: [:]][id] = stream
         }
     }
 
@@ -255,6 +261,8 @@ enum WatchRegistration: Sendable {
     case child(serverPath: String, EventLoopPromise<ZooKeeperWatchEvent>)
     /// addWatch's persistent watch, delivered to a stream.
     case persistent(serverPath: String, ZooKeeperAddWatchMode, id: Int, ZooKeeperWatchRegistry.Stream)
+    /// Persistent watches set together by one SetWatches2 request, all delivered to one stream.
+    case persistentMany([PersistentWatchRequest], ZooKeeperWatchRegistry.Stream)
     /// Not a registration: removeWatches' reply removes the local watches of this path and type.
     case removal(serverPath: String, ZooKeeperWatcherType)
 
@@ -263,6 +271,8 @@ enum WatchRegistration: Sendable {
         switch self {
         case .data(let path, _), .exists(let path, _), .child(let path, _), .persistent(let path, _, _, _):
             path == serverPath
+        case .persistentMany(let watches, _):
+            watches.contains { $0.serverPath == serverPath }
         case .removal: false
         }
     }
@@ -272,7 +282,7 @@ enum WatchRegistration: Sendable {
         switch self {
         case .data(let path, _), .exists(let path, _): type == .data && path == serverPath
         case .child(let path, _): type == .children && path == serverPath
-        case .persistent, .removal: false
+        case .persistent, .persistentMany, .removal: false
         }
     }
 
@@ -283,12 +293,19 @@ enum WatchRegistration: Sendable {
             nil
         case .data(_, let promise), .exists(_, let promise), .child(_, let promise):
             .oneShot(promise, .failure(error))
-        case .persistent:
+        case .persistent, .persistentMany:
             // The request's caller gets the error and never sees the watch; its sink may be shared with watches
             // that were set, so it is not ended.
             nil
         }
     }
+}
+
+/// One persistent watch of a SetWatches2 request that sets several.
+struct PersistentWatchRequest: Sendable {
+    var serverPath: String
+    var mode: ZooKeeperAddWatchMode
+    var id: Int
 }
 
 /// One thing to tell a watcher.

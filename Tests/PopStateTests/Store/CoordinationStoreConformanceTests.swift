@@ -413,14 +413,22 @@ struct CoordinationStoreConformanceTests {
         }
     }
 
-    @Test(arguments: StoreKind.allCases)
-    func watchesSharingOneStreamCanBeCancelledOneByOne(_ kind: StoreKind) async throws {
+    /// The watches are set one by one, or together (`addWatches`, one request on ZooKeeper).
+    @Test(arguments: StoreKind.allCases, [false, true])
+    func watchesSharingOneStreamCanBeCancelledOneByOne(_ kind: StoreKind, together: Bool) async throws {
         try await withStores(kind) { fixture in
             let watcher = try await fixture.open()
             let writer = try await fixture.open()
             let (events, continuation) = NodeEvents.makeStream()
-            let a = try await watcher.addWatch("/a", subtree: false, into: continuation)
-            _ = try await watcher.addWatch("/b", subtree: true, into: continuation)
+            let a: WatchHandle
+            if together {
+                let handles = try await watcher.addWatches([("/a", false), ("/b", true)], into: continuation)
+                #expect(handles.count == 2)
+                a = handles[0]
+            } else {
+                a = try await watcher.addWatch("/a", subtree: false, into: continuation)
+                _ = try await watcher.addWatch("/b", subtree: true, into: continuation)
+            }
             _ = try await writer.create("/a", data: [], mode: .persistent)
             _ = try await writer.create("/b", data: [], mode: .persistent)
             _ = try await writer.create("/b/c", data: [], mode: .persistent)

@@ -113,6 +113,78 @@ struct WatchTests {
         }
     }
 
+    @Test func severalWatchesAreSetInOneRequestPerBatchOfPaths() async throws {
+        let root = try await TestServer.uniqueRoot()
+        let server = try await TestServer.shared()
+        let (events, continuation) = ZooKeeperWatchStream.makeStream()
+        let sink = ZooKeeperWatchSink(deliver: { continuation.yield($0) }, end: { continuation.finish(throwing: $0) })
+        let names = (0..<12).map { "n\($0)" }
+        try await withClient { writer in
+            // A long session: no ping falls between the two counts.
+            let client = try await TestServer.client(sessionTimeout: .seconds(60))
+            let before = try await Self.requestsReceived(from: client, server)
+            // Each path is 33-34 bytes with its length: 120 bytes hold three, so the twelve take four requests.
+            let ids = try await client.addWatches(
+                names.map { (path: "\(root)/\($0)", mode: $0 == "n0" ? .persistentRecursive : .persistent) },
+                sink: sink, maxPathBytes: root.utf8.count * 3 + 30)
+            let after = try await Self.requestsReceived(from: client, server)
+            #expect(ids.count == 12 && Set(ids).count == 12)
+            // The four SetWatches2 requests, and not the count's own probe (`cons` is no request).
+            #expect(after - before == 4)
+            let watched = try await Self.serverWatches(of: client, server)
+            #expect(watched == Set(names.map { "\(root)/\($0)" }))
+
+            _ = try await writer.create("\(root)/n0")
+            _ = try await writer.create("\(root)/n0/child")
+            _ = try await writer.create("\(root)/n5")
+            client.detachWatch(ids[5])
+            _ = try await client.exists(root)
+            _ = try await writer.setData("\(root)/n5", data: [1])
+            _ = try await writer.create("\(root)/n11")
+            await client.close()
+
+            var received: [ZooKeeperWatchEvent] = []
+            do {
+                for try await event in events { received.append(event) }
+                Issue.record("the sink must end with the session's error")
+            } catch {}
+            #expect(
+                received == [
+                    ZooKeeperWatchEvent(type: .nodeCreated, path: "\(root)/n0"),
+                    ZooKeeperWatchEvent(type: .nodeCreated, path: "\(root)/n0/child"),
+                    ZooKeeperWatchEvent(type: .nodeCreated, path: "\(root)/n5"),
+                    ZooKeeperWatchEvent(type: .nodeCreated, path: "\(root)/n11"),
+                ])
+        }
+    }
+
+    /// The requests the server has received on `client`'s connection, from `cons`.
+    static func requestsReceived(from client: ZooKeeperClient, _ server: ZooKeeperServer) async throws -> Int {
+        let answer = try await zooKeeperFourLetterWord("cons", host: server.host, port: server.clientPort, timeout: .seconds(30))
+        let session = "sid=0x" + String(client.sessionID, radix: 16) + ","
+        guard let line = answer.split(separator: "\n").first(where: { $0.contains(session) }),
+            let field = line.split(separator: ",").first(where: { $0.hasPrefix("recved=") }),
+            let count = Int(field.dropFirst("recved=".count))
+        else { throw ZooKeeperTestSupportError("no connection of session \(session) in cons: \(answer)") }
+        return count
+    }
+
+    /// The paths the server watches for `client`'s session, from `wchc`.
+    static func serverWatches(of client: ZooKeeperClient, _ server: ZooKeeperServer) async throws -> Set<String> {
+        let answer = try await zooKeeperFourLetterWord("wchc", host: server.host, port: server.clientPort, timeout: .seconds(30))
+        let session = "0x" + String(client.sessionID, radix: 16)
+        var paths: Set<String> = []
+        var mine = false
+        for line in answer.split(separator: "\n") {
+            if line.hasPrefix("0x") {
+                mine = line.trimmingCharacters(in: .whitespaces) == session
+            } else if mine {
+                paths.insert(line.trimmingCharacters(in: .whitespaces))
+            }
+        }
+        return paths
+    }
+
     @Test func removeWatchesCompletesOneShotWatches() async throws {
         let root = try await TestServer.uniqueRoot()
         try await withClient { client in
