@@ -103,9 +103,37 @@ struct SchedulerDriver {
     }
 
     mutating func perform(_ actions: [SchedulerStateMachine.Action], in group: inout DiscardingTaskGroup) async {
-        for action in actions {
-            let next = await perform(action, in: &group)
+        var index = actions.startIndex
+        while index < actions.endIndex {
+            // Watches asked for together are set together: one request on ZooKeeper.
+            var watches: [SchedulerStateMachine.Watch] = []
+            while index < actions.endIndex, case .watch(let watch) = actions[index] {
+                watches.append(watch)
+                index += 1
+            }
+            let next: [SchedulerStateMachine.Action]
+            if !watches.isEmpty {
+                next = await setWatches(watches, in: &group)
+            } else {
+                next = await perform(actions[index], in: &group)
+                index += 1
+            }
             if !next.isEmpty { await perform(next, in: &group) }
+        }
+    }
+
+    /// Sets the leader's watches in one call; an error ends the session's part here.
+    mutating func setWatches(
+        _ watches: [SchedulerStateMachine.Watch], in group: inout DiscardingTaskGroup
+    ) async -> [SchedulerStateMachine.Action] {
+        guard let store = session?.store, let current = session?.epoch else { return [] }
+        do {
+            let events = watchEvents(epoch: current, in: &group)
+            let handles = try await store.addWatches(watches.map(target(of:)), into: events)
+            for (watch, handle) in zip(watches, handles) { session?.watches[watch] = handle }
+            return []
+        } catch {
+            return core.sessionEnded()
         }
     }
 
@@ -147,7 +175,9 @@ struct SchedulerDriver {
         case .unwatch(let watch):
             session?.watches.removeValue(forKey: watch)?.cancel()
             return []
-        case .join, .listCandidates, .retire, .watchPredecessor, .watch, .readState, .write:
+        case .watch(let watch):
+            return await setWatches([watch], in: &group)
+        case .join, .listCandidates, .retire, .watchPredecessor, .readState, .write:
             guard let store = session?.store, let current = session?.epoch else { return [] }
             return await roundTrip(action, store: store, epoch: current, in: &group)
         }
@@ -214,15 +244,6 @@ struct SchedulerDriver {
                 }
             }
             return []
-        case .watch(let watch):
-            do {
-                let events = watchEvents(epoch: current, in: &group)
-                let (path, subtree) = target(of: watch)
-                session?.watches[watch] = try await store.addWatch(path, subtree: subtree, into: events)
-                return []
-            } catch {
-                return core.sessionEnded()
-            }
         case .readState:
             do {
                 let (state, versions) = try await namespace.schedulingState()
