@@ -294,14 +294,37 @@ extension PopNamespace {
                         hasAssignment: assignedNow.contains(paths.assignment(machine, service))))
             }
         }
-        // Batches small enough for one ZooKeeper request.
+        // Batches of up to 256 KiB, a quarter of what one ZooKeeper request may carry (jute.maxbuffer). A
+        // placements folder's version is bumped once per batch however many of its placements the batch changes:
+        // the multi is atomic, so once says the same as many, and costs its watchers one event.
         var batch: [StoreOperation] = []
+        var bytes = 0
+        var bumped: Set<String> = []
         for (index, group) in groups.enumerated() {
-            batch += group
-            if batch.count >= 500 || index == groups.count - 1 {
+            for operation in group {
+                if case .set(let path, let data, nil) = operation, data.isEmpty {
+                    guard bumped.insert(path).inserted else { continue }
+                }
+                batch.append(operation)
+                bytes += Self.estimatedSize(operation)
+            }
+            if bytes >= Self.batchBytes || index == groups.count - 1 {
                 _ = try await store.multi((fence.map { [StoreOperation.check($0)] } ?? []) + batch)
                 batch = []
+                bytes = 0
+                bumped = []
             }
+        }
+    }
+
+    /// How many bytes of operations one of the scheduler's multi-operations carries at most (plus one group).
+    static let batchBytes = 256 * 1024
+
+    /// About what an operation weighs in a ZooKeeper request: its path, its data, and a header.
+    static func estimatedSize(_ operation: StoreOperation) -> Int {
+        switch operation {
+        case .create(let path, let data, _), .set(let path, let data, _): path.utf8.count + data.count + 32
+        case .delete(let path, _), .check(let path, _): path.utf8.count + 16
         }
     }
 }
