@@ -10,11 +10,22 @@ extension PopNamespace {
         guard !machines.isEmpty else { return }
         let ids = Array(Set(machines)).sorted()
         let found = try await store.read(ids.map { .get(paths.assignments($0)) })
-        for (machine, result) in zip(ids, found) where try result.nodeIfExists() == nil {
+        var missing: [MachineID] = []
+        for (machine, result) in zip(ids, found) where try result.nodeIfExists() == nil { missing.append(machine) }
+        // Each slice in one multi-operation; when another writer created one of them meanwhile (the multi fails
+        // whole), that slice's folders are created one by one.
+        for start in stride(from: 0, to: missing.count, by: 1000) {
+            let slice = missing[start..<min(start + 1000, missing.count)]
             do {
-                _ = try await store.create(paths.assignments(machine), data: [], mode: .persistent)
+                _ = try await store.multi(slice.map { .create(paths.assignments($0), data: []) })
             } catch let error as PopError where error.code == .conflict {
-                // Created meanwhile by another writer: fine.
+                for machine in slice {
+                    do {
+                        _ = try await store.create(paths.assignments(machine), data: [], mode: .persistent)
+                    } catch let error as PopError where error.code == .conflict {
+                        // Created meanwhile by another writer: fine.
+                    }
+                }
             }
         }
     }

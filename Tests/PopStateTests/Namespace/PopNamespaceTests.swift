@@ -157,6 +157,31 @@ struct PopNamespaceTests {
         }
     }
 
+    /// A deploy to machines no service was placed on yet creates their assignment folders in one multi-operation; when
+    /// another deploy creates some of them meanwhile, each still succeeds, and every assignment is there.
+    @Test(arguments: StoreKind.allCases)
+    func deploysToNewMachinesAtOnceEachCreateTheAssignmentFolders(_ kind: StoreKind) async throws {
+        try await withNamespace(kind) { namespace, fixture in
+            let names = ["a", "b", "c"]
+            for name in names { try await namespace.addService(try Self.spec(name)) }
+            let machines = try (1...100).map { try Self.machine("m\($0)") }
+            // One folder exists already.
+            _ = try await namespace.deploy(try ServiceName("a"), machines: [machines[41]])
+            var others: [PopNamespace] = []
+            for _ in 0..<2 { others.append(try PopNamespace(store: try await fixture.open())) }
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for (name, writer) in zip(names, [namespace] + others) {
+                    group.addTask { _ = try await writer.deploy(try ServiceName(name), machines: machines) }
+                }
+                try await group.waitForAll()
+            }
+            for machine in machines {
+                #expect(try await namespace.store.children(namespace.paths.assignments(machine)) == names)
+            }
+            for other in others { await other.store.close() }
+        }
+    }
+
     @Test(arguments: StoreKind.allCases)
     func assignmentsFollowThePlacementsAndAnnounceRequestsAndPackages(_ kind: StoreKind) async throws {
         try await withNamespace(kind) { namespace, _ in
