@@ -154,7 +154,7 @@ struct ClusterScaleBenchmark: AsyncParsableCommand {
             for (label, prefix, commands) in runs {
                 rates[label] = try await Self.measure(
                     label, cluster: cluster, commands: commands, expected: commands.count * agents, agents: agents,
-                    timeout: timeout
+                    timeout: timeout, sessionTimeout: sessionTimeout
                 ) { $0.hasPrefix(prefix) }
             }
             if let pinned = rates["pinned"], let byCount = rates["by count"] {
@@ -183,13 +183,22 @@ struct ClusterScaleBenchmark: AsyncParsableCommand {
     /// Returns the rate in instances per second.
     static func measure(
         _ label: String, cluster: Cluster, commands: [[String]], expected total: Int, agents: Int, timeout: Double,
-        counts: @escaping @Sendable (String) -> Bool
+        sessionTimeout: Int, counts: @escaping @Sendable (String) -> Bool
     ) async throws -> Double {
         print("-- \(label): \(commands.count) deploy commands, \(total) instances")
-        // The requests the sessions make with nothing to do (pings), to tell them from those the deployment causes.
+        // The requests the sessions make with nothing to do (pings), to tell them from those the deployment causes:
+        // once no transaction has been committed for a second (what came before has settled; at most 30 s), over
+        // one ping period (a third of the session timeout, at least 3 s), so that each idle session pings once.
+        var zxid = await Self.lastZxid(cluster.ensemble)
+        for _ in 0..<30 {
+            try await Task.sleep(for: .seconds(1))
+            let next = await Self.lastZxid(cluster.ensemble)
+            if next == zxid { break }
+            zxid = next
+        }
         let idleStart = ContinuousClock.now
         let idleBefore = await Self.zooKeeperPackets(cluster.ensemble)
-        try await Task.sleep(for: .seconds(3))
+        try await Task.sleep(for: .milliseconds(max(3000, sessionTimeout * 1000 / 3 + 100)))
         let idleRate = Double(await Self.zooKeeperPackets(cluster.ensemble).received - idleBefore.received)
             / Self.secondsValue(ContinuousClock.now - idleStart)
         let watcher = try await InstanceWatcher.open(host: cluster.host, expected: total, counts: counts)
@@ -226,7 +235,7 @@ struct ClusterScaleBenchmark: AsyncParsableCommand {
         let caused = Double(requests) - idleRate * Self.secondsValue(converged)
         print(
             String(
-                format: "the same without the sessions' idle requests (%.0f/s, measured over 3 s before the run): %.0f (%.2f per instance)",
+                format: "the same without the sessions' idle requests (%.0f/s, measured over a ping period before the run): %.0f (%.2f per instance)",
                 idleRate, caused, caused / Double(total)))
         let transactions = zxidAfter - zxidBefore
         print(
