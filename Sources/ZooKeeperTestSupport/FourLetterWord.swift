@@ -1,3 +1,4 @@
+import Foundation
 import NIOCore
 import NIOPosix
 
@@ -28,4 +29,26 @@ public func zooKeeperFourLetterWord(_ command: String, host: String, port: Int, 
         group.cancelAll()
         return answer
     }
+}
+
+/// The paths a server watches, by session (`0x` and the id in hexadecimal), from `wchc`: server paths, a chroot
+/// part of them.
+public func zooKeeperWatches(host: String, port: Int) async throws -> [String: Set<String>] {
+    let answer = try await zooKeeperFourLetterWord("wchc", host: host, port: port, timeout: .seconds(30))
+    var sessions: [String: Set<String>] = [:]
+    var current: String?
+    for line in answer.split(separator: "\n") {
+        let text = line.trimmingCharacters(in: .whitespaces)
+        if text.hasPrefix("0x") {
+            current = text
+        } else if let session = current, !text.isEmpty {
+            sessions[session, default: []].insert(text)
+        }
+    }
+    return sessions
+}
+
+/// The paths a server watches for one session, from `wchc`.
+public func zooKeeperWatchedPaths(session: Int64, host: String, port: Int) async throws -> Set<String> {
+    try await zooKeeperWatches(host: host, port: port)["0x" + String(session, radix: 16)] ?? []
 }

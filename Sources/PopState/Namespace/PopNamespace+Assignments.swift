@@ -44,6 +44,17 @@ extension PopNamespace {
         ]
     }
 
+    /// `operations` with each folder's version bump (an empty set at any version, as ``placeOperations(_:on:_:)``
+    /// and ``unplaceOperations(_:on:hasInstance:hasAssignment:)`` end with) kept once: in one atomic multi-operation
+    /// once says what many would, at one transaction record and one watch event instead of one per placement.
+    static func bumpingEachFolderOnce(_ operations: [StoreOperation]) -> [StoreOperation] {
+        var bumped: Set<String> = []
+        return operations.filter { operation in
+            guard case .set(let path, let data, nil) = operation, data.isEmpty else { return true }
+            return bumped.insert(path).inserted
+        }
+    }
+
     /// The operations that take a service off a machine: its instance record (when there is one), the placement,
     /// its assignment (when there is one), and the version of the service's placements folder.
     func unplaceOperations(_ name: ServiceName, on machine: MachineID, hasInstance: Bool, hasAssignment: Bool)

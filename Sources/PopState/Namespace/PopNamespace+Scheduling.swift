@@ -294,25 +294,17 @@ extension PopNamespace {
                         hasAssignment: assignedNow.contains(paths.assignment(machine, service))))
             }
         }
-        // Batches of up to 256 KiB, a quarter of what one ZooKeeper request may carry (jute.maxbuffer). A
-        // placements folder's version is bumped once per batch however many of its placements the batch changes:
-        // the multi is atomic, so once says the same as many, and costs its watchers one event.
+        // Batches of up to 256 KiB, a quarter of what one ZooKeeper request may carry (jute.maxbuffer), each
+        // bumping a placements folder once however many of its placements it changes.
         var batch: [StoreOperation] = []
         var bytes = 0
-        var bumped: Set<String> = []
         for (index, group) in groups.enumerated() {
-            for operation in group {
-                if case .set(let path, let data, nil) = operation, data.isEmpty {
-                    guard bumped.insert(path).inserted else { continue }
-                }
-                batch.append(operation)
-                bytes += Self.estimatedSize(operation)
-            }
+            batch += group
+            bytes += group.reduce(0) { $0 + Self.estimatedSize($1) }
             if bytes >= Self.batchBytes || index == groups.count - 1 {
-                _ = try await store.multi((fence.map { [StoreOperation.check($0)] } ?? []) + batch)
+                _ = try await store.multi((fence.map { [StoreOperation.check($0)] } ?? []) + Self.bumpingEachFolderOnce(batch))
                 batch = []
                 bytes = 0
-                bumped = []
             }
         }
     }

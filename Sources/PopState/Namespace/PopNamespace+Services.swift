@@ -122,7 +122,7 @@ extension PopNamespace {
                 for machine in new {
                     operations += try placeOperations(name, on: machine, Placement(deployed: now))
                 }
-                _ = try await store.multi(operations)
+                _ = try await store.multi(Self.bumpingEachFolderOnce(operations))
                 return new
             } catch let error as PopError where error.code == .conflict && attempt < 8 {
                 continue  // Someone placed one of them meanwhile; read again.
@@ -150,7 +150,7 @@ extension PopNamespace {
                     hasAssignment: assigned.contains(machine))
             }
             do {
-                _ = try await store.multi(operations)
+                _ = try await store.multi(Self.bumpingEachFolderOnce(operations))
                 return removed
             } catch let error as PopError
                 where (error.code == .conflict || error.code == .notFound) && attempt < 8

@@ -282,17 +282,8 @@ extension AgentEndToEndTests {
     /// The paths the server watches for the session that watches this machine's registration (the agent's), with
     /// the chroot taken off.
     func agentWatches(_ server: ZooKeeperServer, chroot: String, machine: String) async throws -> Set<String> {
-        let answer = try await zooKeeperFourLetterWord(
-            "wchc", host: server.host, port: server.clientPort, timeout: .seconds(30))
-        var sessions: [String: Set<String>] = [:]
-        var current: String?
-        for line in answer.split(separator: "\n") {
-            let text = line.trimmingCharacters(in: .whitespaces)
-            if text.hasPrefix("0x") {
-                current = text
-            } else if let session = current, text.hasPrefix(chroot + "/") {
-                sessions[session, default: []].insert(String(text.dropFirst(chroot.count)))
-            }
+        let sessions = try await zooKeeperWatches(host: server.host, port: server.clientPort).mapValues { paths in
+            Set(paths.filter { $0.hasPrefix(chroot + "/") }.map { String($0.dropFirst(chroot.count)) })
         }
         let agents = sessions.values.filter { $0.contains("/pop/machines/\(machine)") }
         try #require(agents.count == 1, "one session watches the machine's registration: \(sessions)")

@@ -157,6 +157,24 @@ struct PopNamespaceTests {
         }
     }
 
+    /// One deploy or undeploy of many machines is one change of the placements folder (its version grows by one), not
+    /// one per machine.
+    @Test(arguments: StoreKind.allCases)
+    func aDeployOfManyMachinesBumpsThePlacementsFolderOnce(_ kind: StoreKind) async throws {
+        try await withNamespace(kind) { namespace, _ in
+            let web = try Self.spec("web")
+            try await namespace.addService(web)
+            let folder = namespace.paths.placements(web.name)
+            let machines = try (1...5).map { try Self.machine("m\($0)") }
+            let before = try await namespace.store.get(folder).stat.version
+            #expect(try await namespace.deploy(web.name, machines: machines).count == 5)
+            #expect(try await namespace.store.get(folder).stat.version == before + 1)
+            #expect(try await namespace.undeploy(web.name, machines: Array(machines[1...])).count == 4)
+            #expect(try await namespace.store.get(folder).stat.version == before + 2)
+            #expect(try await namespace.placements(web.name).keys.sorted() == [machines[0]])
+        }
+    }
+
     /// A deploy to machines no service was placed on yet creates their assignment folders in one multi-operation; when
     /// another deploy creates some of them meanwhile, each still succeeds, and every assignment is there.
     @Test(arguments: StoreKind.allCases)

@@ -157,19 +157,8 @@ struct ZooKeeperStoreTests {
 
     /// The paths (relative to the store's chroot) the server watches for this store's session, from `wchc`.
     static func serverWatches(_ store: ZooKeeperStore, _ server: ZooKeeperServer) async throws -> Set<String> {
-        let answer = try await zooKeeperFourLetterWord("wchc", host: server.host, port: server.clientPort, timeout: .seconds(30))
-        let session = "0x" + String(store.sessionID, radix: 16)
         let chroot = store.client.configuration.chroot ?? ""
-        var paths: Set<String> = []
-        var mine = false
-        for line in answer.split(separator: "\n") {
-            if line.hasPrefix("0x") {
-                mine = line.trimmingCharacters(in: .whitespaces) == session
-            } else if mine {
-                let path = line.trimmingCharacters(in: .whitespaces)
-                paths.insert(path.hasPrefix(chroot) ? String(path.dropFirst(chroot.count)) : path)
-            }
-        }
-        return paths
+        let paths = try await zooKeeperWatchedPaths(session: store.sessionID, host: server.host, port: server.clientPort)
+        return Set(paths.map { $0.hasPrefix(chroot) ? String($0.dropFirst(chroot.count)) : $0 })
     }
 }

@@ -98,13 +98,8 @@ struct WatchTests {
             }
             await client.close()
 
-            var received: [ZooKeeperWatchEvent] = []
-            do {
-                for try await event in events { received.append(event) }
-                Issue.record("the sink must end with the session's error")
-            } catch {}
             #expect(
-                received == [
+                await Self.eventsUntilTheSessionsEnd(events) == [
                     ZooKeeperWatchEvent(type: .nodeCreated, path: "\(root)/a"),
                     ZooKeeperWatchEvent(type: .nodeCreated, path: "\(root)/b"),
                     ZooKeeperWatchEvent(type: .nodeCreated, path: "\(root)/b/c"),
@@ -131,7 +126,7 @@ struct WatchTests {
             #expect(ids.count == 12 && Set(ids).count == 12)
             // The four SetWatches2 requests, and not the count's own probe (`cons` is no request).
             #expect(after - before == 4)
-            let watched = try await Self.serverWatches(of: client, server)
+            let watched = try await zooKeeperWatchedPaths(session: client.sessionID, host: server.host, port: server.clientPort)
             #expect(watched == Set(names.map { "\(root)/\($0)" }))
 
             _ = try await writer.create("\(root)/n0")
@@ -143,13 +138,8 @@ struct WatchTests {
             _ = try await writer.create("\(root)/n11")
             await client.close()
 
-            var received: [ZooKeeperWatchEvent] = []
-            do {
-                for try await event in events { received.append(event) }
-                Issue.record("the sink must end with the session's error")
-            } catch {}
             #expect(
-                received == [
+                await Self.eventsUntilTheSessionsEnd(events) == [
                     ZooKeeperWatchEvent(type: .nodeCreated, path: "\(root)/n0"),
                     ZooKeeperWatchEvent(type: .nodeCreated, path: "\(root)/n0/child"),
                     ZooKeeperWatchEvent(type: .nodeCreated, path: "\(root)/n5"),
@@ -169,20 +159,14 @@ struct WatchTests {
         return count
     }
 
-    /// The paths the server watches for `client`'s session, from `wchc`.
-    static func serverWatches(of client: ZooKeeperClient, _ server: ZooKeeperServer) async throws -> Set<String> {
-        let answer = try await zooKeeperFourLetterWord("wchc", host: server.host, port: server.clientPort, timeout: .seconds(30))
-        let session = "0x" + String(client.sessionID, radix: 16)
-        var paths: Set<String> = []
-        var mine = false
-        for line in answer.split(separator: "\n") {
-            if line.hasPrefix("0x") {
-                mine = line.trimmingCharacters(in: .whitespaces) == session
-            } else if mine {
-                paths.insert(line.trimmingCharacters(in: .whitespaces))
-            }
-        }
-        return paths
+    /// Every event of a shared sink's stream, which the session's end must finish with an error.
+    static func eventsUntilTheSessionsEnd(_ events: ZooKeeperWatchStream) async -> [ZooKeeperWatchEvent] {
+        var received: [ZooKeeperWatchEvent] = []
+        do {
+            for try await event in events { received.append(event) }
+            Issue.record("the sink must end with the session's error")
+        } catch {}
+        return received
     }
 
     @Test func removeWatchesCompletesOneShotWatches() async throws {
