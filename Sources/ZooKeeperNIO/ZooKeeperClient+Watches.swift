@@ -44,9 +44,8 @@ extension ZooKeeperClient {
     /// one added with ``addWatch(_:mode:sink:)``, and the returned identifiers are in the order of `watches`.
     ///
     /// The server sets each watch when it handles the request, in the session's order, so a read sent after this
-    /// call returns misses no change. If a request fails, the watches it carried are not set; those of requests that
-    /// succeeded are, and their identifiers are lost with the error, so the caller should end the session's use of
-    /// `sink` (as a failed request usually means the session is gone).
+    /// call returns misses no change. If a request fails, the watches that other requests of the call set are
+    /// detached again (as with ``detachWatch(_:)``) before the error is thrown: none of them delivers to `sink`.
     public func addWatches(
         _ watches: [(path: String, mode: ZooKeeperAddWatchMode)], sink: ZooKeeperWatchSink, maxPathBytes: Int = 128 * 1024
     ) async throws -> [ZooKeeperWatchID] {
@@ -71,6 +70,18 @@ extension ZooKeeperClient {
             bytes += size
         }
         if !batch.isEmpty { batches.append((first, batch)) }
+        let ids = batches.flatMap { $0.1.map { ZooKeeperWatchID(rawValue: $0.id) } }
+        do {
+            try await self.setWatches(batches, sink: sink)
+        } catch {
+            for id in ids { self.detachWatch(id) }
+            throw error
+        }
+        return ids
+    }
+
+    /// Sends the SetWatches2 requests of ``addWatches(_:sink:maxPathBytes:)`` at once; returns when all succeeded.
+    private func setWatches(_ batches: [(path: String, [PersistentWatchRequest])], sink: ZooKeeperWatchSink) async throws {
         try await withThrowingTaskGroup(of: Void.self) { group in
             for (path, batch) in batches {
                 group.addTask {
@@ -84,7 +95,6 @@ extension ZooKeeperClient {
             }
             try await group.waitForAll()
         }
-        return batches.flatMap { $0.1.map { ZooKeeperWatchID(rawValue: $0.id) } }
     }
 
     /// Stops delivering the events of a watch set with ``addWatch(_:mode:sink:)`` (its sink is not ended). When no

@@ -70,7 +70,7 @@ public protocol CoordinationStore: Sendable, CustomStringConvertible {
 
     /// Sets several persistent watches as ``addWatch(_:subtree:into:)`` does, all delivering into `events`, and returns
     /// their handles in the order of `watches`. ZooKeeper sets them in one request per 128 KiB of paths instead of one
-    /// per watch. When it throws, some of the watches may be set: the caller ends its use of `events`.
+    /// per watch. When it throws, none of them is left delivering into `events`.
     func addWatches(_ watches: [(path: String, subtree: Bool)], into events: NodeEvents.Continuation) async throws -> [WatchHandle]
 
     /// The session's events from now on, starting with its current state.
@@ -83,14 +83,31 @@ public protocol CoordinationStore: Sendable, CustomStringConvertible {
 extension CoordinationStore {
     /// One ``addWatch(_:subtree:into:)`` per watch, concurrently.
     public func addWatches(_ watches: [(path: String, subtree: Bool)], into events: NodeEvents.Continuation) async throws -> [WatchHandle] {
-        try await withThrowingTaskGroup(of: (Int, WatchHandle).self) { group in
+        var handles: [WatchHandle?] = Array(repeating: nil, count: watches.count)
+        var failure: (any Error)?
+        // Every add runs to its end, so that when one fails, those that succeeded are all cancelled again.
+        await withTaskGroup(of: (Int, Result<WatchHandle, any Error>).self) { group in
             for (index, watch) in watches.enumerated() {
-                group.addTask { (index, try await addWatch(watch.path, subtree: watch.subtree, into: events)) }
+                group.addTask {
+                    do {
+                        return (index, .success(try await addWatch(watch.path, subtree: watch.subtree, into: events)))
+                    } catch {
+                        return (index, .failure(error))
+                    }
+                }
             }
-            var handles: [WatchHandle?] = Array(repeating: nil, count: watches.count)
-            for try await (index, handle) in group { handles[index] = handle }
-            return handles.map { $0! }
+            for await (index, result) in group {
+                switch result {
+                case .success(let handle): handles[index] = handle
+                case .failure(let error): failure = failure ?? error
+                }
+            }
         }
+        if let failure {
+            for handle in handles { handle?.cancel() }
+            throw failure
+        }
+        return handles.map { $0! }
     }
 
     /// Follows every create, delete and data change at `path` and below, from now until the sequence is dropped.

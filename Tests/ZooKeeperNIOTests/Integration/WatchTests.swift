@@ -126,6 +126,10 @@ struct WatchTests {
             #expect(ids.count == 12 && Set(ids).count == 12)
             // The four SetWatches2 requests, and not the count's own probe (`cons` is no request).
             #expect(after - before == 4)
+            // A list with a bad path sets none of its watches.
+            await #expect(throws: ZooKeeperError.self) {
+                try await client.addWatches([("\(root)/other", .persistent), ("not-absolute", .persistent)], sink: sink)
+            }
             let watched = try await zooKeeperWatchedPaths(session: client.sessionID, host: server.host, port: server.clientPort)
             #expect(watched == Set(names.map { "\(root)/\($0)" }))
 
