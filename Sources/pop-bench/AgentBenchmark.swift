@@ -311,15 +311,17 @@ struct AgentBenchmark: AsyncParsableCommand {
         let agentTicksAtStart = try ProcFile.cpuTicks(pid: agentPID)
         let ownTicksAtStart = try ProcFile.cpuTicks(pid: getpid())
         let start = ContinuousClock.now
+        let bootAtStart = ProcFile.bootSeconds()
         let deployer = Task {
             for name in services {
                 _ = try await namespace.deploy(name, machines: [environment.machine])
             }
             return ContinuousClock.now
         }
-        let (allRunning, pids) = try await withDeadline(.seconds(300)) {
+        let (allRunning, pids, seen) = try await withDeadline(.seconds(300)) {
             var running: Set<String> = []
             var pids: [Int32] = []
+            var seen: [ContinuousClock.Instant] = []
             for await _ in ticks {
                 let batch = pending.paths.withLock { paths -> [String] in
                     defer { paths.removeAll() }
@@ -332,9 +334,10 @@ struct AgentBenchmark: AsyncParsableCommand {
                     if record.state == .running, let pid = record.pid {
                         running.insert(path)
                         pids.append(pid)
+                        seen.append(ContinuousClock.now)
                     }
                 }
-                if running.count == services.count { return (ContinuousClock.now, pids) }
+                if running.count == services.count { return (ContinuousClock.now, pids, seen) }
             }
             throw BenchError("\(running.count) of \(services.count) instances running when the watch ended")
         }
@@ -348,6 +351,24 @@ struct AgentBenchmark: AsyncParsableCommand {
             String(
                 format: "  first deploy → all %d records running: %.2f s (the %d deploys themselves took %.2f s); %d processes alive",
                 names.count, (allRunning - start).seconds, names.count, (deployed - start).seconds, alive))
+        // When the records were seen running: how much started while the deploys were still being written.
+        let quarters = [0.1, 0.25, 0.5, 0.75, 0.9].map { fraction in
+            String(format: "%.0f%% %.2f s", fraction * 100, (seen[Int(Double(seen.count - 1) * fraction)] - start).seconds)
+        }
+        say(
+            "  running while the deploys were written: \(seen.filter { $0 <= deployed }.count); seen running by "
+                + quarters.joined(separator: ", "))
+        let clockTick = Double(sysconf(Int32(_SC_CLK_TCK)))
+        let started = pids.compactMap { try? ProcFile.startTicks(pid: $0) }.map { Double($0) / clockTick - bootAtStart }
+            .sorted()
+        if !started.isEmpty {
+            let deploySeconds = (deployed - start).seconds
+            say(
+                "  processes started while the deploys were written: \(started.filter { $0 <= deploySeconds }.count); by "
+                    + [0.1, 0.25, 0.5, 0.75, 0.9, 1].map { fraction in
+                        String(format: "%.0f%% %.2f s", fraction * 100, started[Int(Double(started.count - 1) * fraction)])
+                    }.joined(separator: ", "))
+        }
 
         say(
             String(
@@ -701,6 +722,20 @@ enum ProcFile {
     }
 
     /// utime + stime of every thread, in clock ticks (fields 14 and 15 of /proc/PID/stat).
+    /// When the process started, in clock ticks since boot.
+    static func startTicks(pid: Int32) throws -> Int {
+        let stat = try String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)
+        let fields = stat[stat.index(after: stat.lastIndex(of: ")")!)...].split(separator: " ")
+        return Int(fields[19]) ?? 0
+    }
+
+    /// Seconds since boot (CLOCK_BOOTTIME, the clock of a process's start time).
+    static func bootSeconds() -> Double {
+        var now = timespec()
+        clock_gettime(CLOCK_BOOTTIME, &now)
+        return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
+    }
+
     static func cpuTicks(pid: Int32) throws -> Int {
         let stat = try String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)
         let fields = stat[stat.index(after: stat.lastIndex(of: ")")!)...].split(separator: " ")
