@@ -2,26 +2,181 @@
 // files, each kept at most a set size at every moment, and indexes what it writes so that readers can resume at a
 // line (docs/observability.md, The journal).
 //
-// It is the agent's own executable started again under another name: a constructor recognises the name before
-// anything else in the program runs, writes the logs and exits. So no second binary needs installing, and in pop's
-// static release build it costs about as little as a small C program (no Swift code runs in it).
+// It runs as a program of its own, pop-log, beside pop: the kernel starts it straight in cpop_log_writer_start,
+// before (and without) any set-up of libc, which it never calls; it makes its system calls itself (raw_syscall.h).
+// Each instance has one, so what it costs to start is paid per instance: about a tenth of a statically linked C
+// program's (docs/benchmarks.md). When pop-log is not beside pop, the agent starts its own executable under that
+// name instead: a constructor recognises the name before anything else in the program runs, writes the logs and
+// exits.
 #ifdef __linux__
 #define _GNU_SOURCE
 #include "CPopAgentLinux.h"
+#include "raw_syscall.h"
+// Constants and types only: nothing here calls libc but the constructor, which runs in pop's own executable.
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
+#include <stddef.h>
 #include <sys/file.h>
-#include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
+
+// The compiler must not turn a loop here into a call to libc's memchr, strlen or memset, which pop-log does not set
+// up (their addresses are resolved by libc's start-up code). Nothing here initialises a large aggregate either, which
+// the compiler would do with memset.
+#pragma clang attribute push(__attribute__((no_builtin)), apply_to = function)
+
+// MARK: System calls
+
+static long sys_write(int fd, const void *data, size_t count) {
+    return raw_syscall(SYS_write, fd, (long)data, (long)count, 0);
+}
+
+static long sys_read(int fd, void *data, size_t count) { return raw_syscall(SYS_read, fd, (long)data, (long)count, 0); }
+
+static long sys_pread(int fd, void *data, size_t count, long long offset) {
+    return raw_syscall(SYS_pread64, fd, (long)data, (long)count, (long)offset);
+}
+
+static long sys_ftruncate(int fd, long long size) { return raw_syscall(SYS_ftruncate, fd, (long)size, 0, 0); }
+
+static long sys_fstat(int fd, struct stat *info) { return raw_syscall(SYS_fstat, fd, (long)info, 0, 0); }
+
+static long sys_open(const char *path, int flags, int mode) {
+    return raw_syscall(SYS_openat, AT_FDCWD, (long)path, flags, mode);
+}
+
+static long sys_close(int fd) { return raw_syscall(SYS_close, fd, 0, 0, 0); }
+
+static long sys_unlink(const char *path) { return raw_syscall(SYS_unlinkat, AT_FDCWD, (long)path, 0, 0); }
+
+static long sys_rename(const char *from, const char *to) {
+    return raw_syscall6(SYS_renameat2, AT_FDCWD, (long)from, AT_FDCWD, (long)to, 0, 0);
+}
+
+static long sys_flock(int fd, int operation) { return raw_syscall(SYS_flock, fd, operation, 0, 0); }
+
+static long sys_copy_file_range(int input, long long *offset, int output, size_t count) {
+    return raw_syscall6(SYS_copy_file_range, input, (long)offset, output, 0, (long)count, 0);
+}
+
+static long sys_poll(struct pollfd *waits, unsigned long count) {
+    return raw_syscall6(SYS_ppoll, (long)waits, (long)count, 0, 0, 8, 0);
+}
+
+// MARK: What libc would have done
+
+static size_t lw_strlen(const char *text) {
+    size_t length = 0;
+    while (text[length] != 0) length++;
+    return length;
+}
+
+static int lw_equal(const char *a, const char *b) {
+    while (*a != 0 && *a == *b) {
+        a++;
+        b++;
+    }
+    return *a == *b;
+}
+
+static const char *lw_find(const char *data, char byte, size_t count) {
+    for (size_t index = 0; index < count; index++) {
+        if (data[index] == byte) return data + index;
+    }
+    return NULL;
+}
+
+static const char *lw_find_last(const char *data, char byte, size_t count) {
+    for (size_t index = count; index > 0; index--) {
+        if (data[index - 1] == byte) return data + index - 1;
+    }
+    return NULL;
+}
+
+/// The decimal number at the start of `text` (as atoll reads it: an optional sign, then digits).
+static long long lw_number(const char *text) {
+    int negative = *text == '-';
+    if (*text == '-' || *text == '+') text++;
+    long long value = 0;
+    for (; *text >= '0' && *text <= '9'; text++) value = value * 10 + (*text - '0');
+    return negative ? -value : value;
+}
+
+/// A path being put together in a buffer of PATH_MAX + 16 bytes; what does not fit is cut off, as snprintf would.
+struct lw_path {
+    char text[PATH_MAX + 16];
+    size_t length;
+};
+
+static void path_add(struct lw_path *path, const char *text, size_t count) {
+    for (size_t index = 0; index < count && path->length + 1 < sizeof(path->text); index++) {
+        path->text[path->length++] = text[index];
+    }
+    path->text[path->length] = 0;
+}
+
+static void path_add_number(struct lw_path *path, long long value) {
+    char digits[24];
+    size_t count = 0;
+    unsigned long long magnitude = value < 0 ? (unsigned long long)-value : (unsigned long long)value;
+    do {
+        digits[sizeof(digits) - 1 - count++] = (char)('0' + magnitude % 10);
+        magnitude /= 10;
+    } while (magnitude > 0);
+    if (value < 0) digits[sizeof(digits) - 1 - count++] = '-';
+    path_add(path, digits + sizeof(digits) - count, count);
+}
+
+/// `text`, then `.NUMBER`.
+static void path_numbered(struct lw_path *path, const char *text, long long number) {
+    path->length = 0;
+    path_add(path, text, lw_strlen(text));
+    path_add(path, ".", 1);
+    path_add_number(path, number);
+}
+
+/// Why a system call failed, in words, for the few reasons a log file cannot be opened.
+static const char *failure_reason(long error) {
+    switch (error) {
+    case EACCES: return "permission denied";
+    case ENOENT: return "no such file or directory";
+    case ENOTDIR: return "a parent is not a directory";
+    case EISDIR: return "is a directory";
+    case ENOSPC: return "no space left on the device";
+    case EDQUOT: return "disk quota exceeded";
+    case EROFS: return "read-only file system";
+    case EMFILE: case ENFILE: return "too many open files";
+    case ENAMETOOLONG: return "file name too long";
+    case ELOOP: return "too many levels of symbolic links";
+    default: return NULL;
+    }
+}
+
+/// Writes "pop-log: WHAT[PATH][: REASON]AFTER" to standard error (which the agent keeps).
+static void say(const char *what, const char *path, long error, const char *after) {
+    sys_write(2, "pop-log: ", 9);
+    sys_write(2, what, lw_strlen(what));
+    if (path != NULL) sys_write(2, path, lw_strlen(path));
+    if (error != 0) {
+        const char *reason = failure_reason(error);
+        struct lw_path number;
+        number.length = 0;
+        if (reason == NULL) {
+            path_add(&number, "error ", 6);
+            path_add_number(&number, error);
+            reason = number.text;
+        }
+        sys_write(2, ": ", 2);
+        sys_write(2, reason, lw_strlen(reason));
+    }
+    sys_write(2, after, lw_strlen(after));
+}
 
 _Static_assert(sizeof(struct cpop_log_index_header) == CPOP_LOG_INDEX_ENTRY_SIZE, "index header size");
 _Static_assert(sizeof(struct cpop_log_index_record) == CPOP_LOG_INDEX_ENTRY_SIZE, "index record size");
@@ -37,8 +192,8 @@ struct log_stream {
     int input;
     int file;
     int index;
-    char path[PATH_MAX];
-    char index_path[PATH_MAX];
+    struct lw_path path;
+    struct lw_path index_path;
     // What this writer knows of the stream, valid while both files still have the sizes it left them at (another
     // writer of the same files, the previous process's, may have written meanwhile).
     long long file_size;
@@ -56,8 +211,8 @@ struct log_settings {
 /// Writes all of `count` bytes, retrying short writes; false when the file system refuses (full disk).
 static int write_all(int fd, const char *data, size_t count) {
     while (count > 0) {
-        ssize_t written = write(fd, data, count);
-        if (written < 0 && errno == EINTR) continue;
+        long written = sys_write(fd, data, count);
+        if (written == -EINTR) continue;
         if (written <= 0) return 0;
         data += written;
         count -= (size_t)written;
@@ -66,11 +221,11 @@ static int write_all(int fd, const char *data, size_t count) {
 }
 
 /// Reads exactly `count` bytes at `offset`; false on a short file or an error.
-static int read_at(int fd, void *data, size_t count, off_t offset) {
+static int read_at(int fd, void *data, size_t count, long long offset) {
     char *bytes = data;
     while (count > 0) {
-        ssize_t got = pread(fd, bytes, count, offset);
-        if (got < 0 && errno == EINTR) continue;
+        long got = sys_pread(fd, bytes, count, offset);
+        if (got == -EINTR) continue;
         if (got <= 0) return 0;
         bytes += got;
         count -= (size_t)got;
@@ -84,7 +239,7 @@ static unsigned long long count_lines(const char *data, size_t count) {
     unsigned long long lines = 0;
     const char *end = data + count;
     for (const char *at = data; at < end; at++) {
-        at = memchr(at, '\n', (size_t)(end - at));
+        at = lw_find(at, '\n', (size_t)(end - at));
         if (at == NULL) break;
         lines++;
     }
@@ -97,8 +252,8 @@ static unsigned long long count_file_lines(int fd, long long from, long long to)
     unsigned long long lines = 0;
     while (from < to) {
         size_t want = to - from < (long long)sizeof(buffer) ? (size_t)(to - from) : sizeof(buffer);
-        ssize_t got = pread(fd, buffer, want, from);
-        if (got < 0 && errno == EINTR) continue;
+        long got = sys_pread(fd, buffer, want, from);
+        if (got == -EINTR) continue;
         if (got <= 0) break;
         lines += count_lines(buffer, (size_t)got);
         from += got;
@@ -114,7 +269,7 @@ static int ends_mid_line(int fd, long long size) {
 
 static long long now_nanoseconds(void) {
     struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
+    if (raw_syscall(SYS_clock_gettime, CLOCK_REALTIME, (long)&now, 0, 0) != 0) return 0;
     return (long long)now.tv_sec * 1000000000LL + now.tv_nsec;
 }
 
@@ -123,7 +278,7 @@ static int write_header(struct log_stream *stream, unsigned long long base_line,
     struct cpop_log_index_header header = {
         .magic = CPOP_LOG_INDEX_MAGIC, .stream = stream->stream, .base_line = base_line,
         .flags = mid_line ? CPOP_LOG_INDEX_CONTINUES : 0, .reserved = 0};
-    while (ftruncate(stream->index, 0) != 0 && errno == EINTR) {}
+    while (sys_ftruncate(stream->index, 0) == -EINTR) {}
     return write_all(stream->index, (const char *)&header, sizeof(header));
 }
 
@@ -131,7 +286,9 @@ static int write_header(struct log_stream *stream, unsigned long long base_line,
 /// already (written before there was an index) dated by the file's modification time.
 static void start_stream(struct log_stream *stream, const struct stat *file_info) {
     unsigned long long id = 0;
-    if (getrandom(&id, sizeof(id), 0) != sizeof(id)) id = (unsigned long long)now_nanoseconds() ^ ((unsigned long long)getpid() << 40);
+    if (raw_syscall(SYS_getrandom, (long)&id, sizeof(id), 0, 0) != sizeof(id)) {
+        id = (unsigned long long)now_nanoseconds() ^ ((unsigned long long)raw_syscall(SYS_getpid, 0, 0, 0, 0) << 40);
+    }
     stream->stream = id;
     stream->lines = 0;
     stream->mid_line = 0;
@@ -150,7 +307,7 @@ static void start_stream(struct log_stream *stream, const struct stat *file_info
 /// after it. Called when this writer has not written the files' current state itself.
 static void load_state(struct log_stream *stream) {
     struct stat file_info, index_info;
-    if (fstat(stream->file, &file_info) != 0 || fstat(stream->index, &index_info) != 0) return;
+    if (sys_fstat(stream->file, &file_info) != 0 || sys_fstat(stream->index, &index_info) != 0) return;
     struct cpop_log_index_header header;
     long long entries = index_info.st_size / CPOP_LOG_INDEX_ENTRY_SIZE;
     if (entries < 1 || !read_at(stream->index, &header, sizeof(header), 0) || header.magic != CPOP_LOG_INDEX_MAGIC) {
@@ -158,7 +315,7 @@ static void load_state(struct log_stream *stream) {
     } else {
         // A record torn by a crash is dropped.
         if (index_info.st_size % CPOP_LOG_INDEX_ENTRY_SIZE != 0) {
-            while (ftruncate(stream->index, entries * CPOP_LOG_INDEX_ENTRY_SIZE) != 0 && errno == EINTR) {}
+            while (sys_ftruncate(stream->index, entries * CPOP_LOG_INDEX_ENTRY_SIZE) == -EINTR) {}
         }
         stream->stream = header.stream;
         unsigned long long offset = 0, line = header.base_line;
@@ -182,7 +339,7 @@ static void load_state(struct log_stream *stream) {
         }
     }
 done:
-    if (fstat(stream->file, &file_info) == 0 && fstat(stream->index, &index_info) == 0) {
+    if (sys_fstat(stream->file, &file_info) == 0 && sys_fstat(stream->index, &index_info) == 0) {
         stream->file_size = file_info.st_size;
         stream->index_size = index_info.st_size;
     }
@@ -190,20 +347,20 @@ done:
 
 /// Copies `source` (from its start) into a new `destination`.
 static int copy_file(int source, const char *destination) {
-    int output = open(destination, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int output = (int)sys_open(destination, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (output < 0) return 0;
-    loff_t offset = 0;
+    long long offset = 0;
     int ok = 1;
     for (;;) {
-        ssize_t copied = copy_file_range(source, &offset, output, NULL, 1 << 30, 0);
-        if (copied < 0 && errno == EINTR) continue;
+        long copied = sys_copy_file_range(source, &offset, output, 1 << 30);
+        if (copied == -EINTR) continue;
         if (copied == 0) break;
         if (copied > 0) continue;
         // Not supported between these files: copy through a buffer.
         char buffer[65536];
         for (;;) {
-            ssize_t count = pread(source, buffer, sizeof(buffer), offset);
-            if (count < 0 && errno == EINTR) continue;
+            long count = sys_pread(source, buffer, sizeof(buffer), offset);
+            if (count == -EINTR) continue;
             if (count <= 0) {
                 ok = count == 0;
                 break;
@@ -216,22 +373,22 @@ static int copy_file(int source, const char *destination) {
         }
         break;
     }
-    close(output);
+    sys_close(output);
     return ok;
 }
 
 /// Moves PATH.1 ... PATH.(keep-1) up by one (dropping PATH.keep) and copies PATH to PATH.1.
 static void shift_and_copy(int file, const char *path, int keep) {
-    char from[PATH_MAX + 16], to[PATH_MAX + 16];
-    snprintf(to, sizeof(to), "%s.%d", path, keep);
-    unlink(to);
+    struct lw_path from, to;
+    path_numbered(&to, path, keep);
+    sys_unlink(to.text);
     for (int index = keep - 1; index >= 1; index--) {
-        snprintf(from, sizeof(from), "%s.%d", path, index);
-        snprintf(to, sizeof(to), "%s.%d", path, index + 1);
-        rename(from, to);
+        path_numbered(&from, path, index);
+        path_numbered(&to, path, index + 1);
+        sys_rename(from.text, to.text);
     }
-    snprintf(to, sizeof(to), "%s.1", path);
-    copy_file(file, to);
+    path_numbered(&to, path, 1);
+    copy_file(file, to.text);
 }
 
 /// Rotates the log and its index together: NAME.1 ... move up one (the oldest goes first, so the files never hold
@@ -239,10 +396,10 @@ static void shift_and_copy(int file, const char *path, int keep) {
 /// the copied one ended. The log keeps its inode, so readers following it and another writer of it stay on it.
 static void rotate(struct log_stream *stream, const struct log_settings *settings) {
     if (settings->keep > 0) {
-        shift_and_copy(stream->file, stream->path, settings->keep);
-        shift_and_copy(stream->index, stream->index_path, settings->keep);
+        shift_and_copy(stream->file, stream->path.text, settings->keep);
+        shift_and_copy(stream->index, stream->index_path.text, settings->keep);
     }
-    while (ftruncate(stream->file, 0) != 0 && errno == EINTR) {}
+    while (sys_ftruncate(stream->file, 0) == -EINTR) {}
     write_header(stream, stream->lines, stream->mid_line);
     stream->file_size = 0;
     stream->index_size = CPOP_LOG_INDEX_ENTRY_SIZE;
@@ -253,7 +410,7 @@ static void rotate(struct log_stream *stream, const struct log_settings *setting
 static size_t fitting(const char *data, size_t count, long long room, long long file_size) {
     if ((long long)count <= room) return count;
     if (room <= 0) return 0;
-    const char *newline = memrchr(data, '\n', (size_t)room);
+    const char *newline = lw_find_last(data, '\n', (size_t)room);
     if (newline != NULL) return (size_t)(newline - data) + 1;
     return file_size == 0 ? (size_t)room : 0;
 }
@@ -263,9 +420,9 @@ static size_t fitting(const char *data, size_t count, long long room, long long 
 /// another writer of the same files (the writer of the instance's previous process may still be draining its pipe),
 /// and against readers that take it shared to learn up to which time the files are complete.
 static void append(struct log_stream *stream, const char *data, size_t count, const struct log_settings *settings) {
-    while (flock(stream->file, LOCK_EX) != 0 && errno == EINTR) {}
+    while (sys_flock(stream->file, LOCK_EX) == -EINTR) {}
     struct stat file_info, index_info;
-    if (fstat(stream->file, &file_info) != 0 || fstat(stream->index, &index_info) != 0) goto unlock;
+    if (sys_fstat(stream->file, &file_info) != 0 || sys_fstat(stream->index, &index_info) != 0) goto unlock;
     if (file_info.st_size != stream->file_size || index_info.st_size != stream->index_size) load_state(stream);
     long long time = now_nanoseconds();
     while (count > 0) {
@@ -282,8 +439,8 @@ static void append(struct log_stream *stream, const char *data, size_t count, co
         if (!write_all(stream->index, (const char *)&record, sizeof(record))) break;
         // A full disk loses this output; the pipe keeps being drained, so the instance never blocks on its logs.
         if (!write_all(stream->file, data, chunk)) {
-            while (ftruncate(stream->index, stream->index_size) != 0 && errno == EINTR) {}
-            while (ftruncate(stream->file, stream->file_size) != 0 && errno == EINTR) {}
+            while (sys_ftruncate(stream->index, stream->index_size) == -EINTR) {}
+            while (sys_ftruncate(stream->file, stream->file_size) == -EINTR) {}
             break;
         }
         stream->lines += count_lines(data, chunk);
@@ -294,29 +451,30 @@ static void append(struct log_stream *stream, const char *data, size_t count, co
         count -= chunk;
     }
 unlock:
-    flock(stream->file, LOCK_UN);
+    sys_flock(stream->file, LOCK_UN);
 }
 
 /// Opens FOLDER/NAME for appending, or /dev/null when it cannot be opened (the instance must not die of its logs).
 static int open_appending(const char *path) {
-    int fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    long fd = sys_open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (fd < 0) {
-        fprintf(stderr, "pop-log: cannot open %s: %s; dropping its output\n", path, strerror(errno));
-        fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+        say("cannot open ", path, -fd, "; dropping its output\n");
+        fd = sys_open("/dev/null", O_RDWR | O_CLOEXEC, 0);
     }
-    return fd;
+    return (int)fd;
 }
 
 int cpop_log_writer_main(int argc, char **argv) {
     // pop-log MARKER FOLDER MAXIMUM-BYTES KEEP FD=FILE...
-    if (argc < 6 || strcmp(argv[1], log_writer_marker) != 0) {
-        fprintf(stderr, "pop-log: this program is started by pop's agent, not by hand\n");
+    if (argc < 6 || !lw_equal(argv[1], log_writer_marker)) {
+        say("this program is started by pop's agent, not by hand", NULL, 0, "\n");
         return 2;
     }
-    struct log_settings settings = {atoll(argv[3]), atoi(argv[4])};
+    struct log_settings settings = {lw_number(argv[3]), (int)lw_number(argv[4])};
     if (settings.maximum < 4096) settings.maximum = 4096;
     if (settings.keep < 0) settings.keep = 0;
-    signal(SIGPIPE, SIG_IGN);
+    struct kernel_sigaction ignore = {(void *)SIG_IGN, 0, NULL, 0};
+    raw_syscall(SYS_rt_sigaction, SIGPIPE, (long)&ignore, 0, 8);
     int count = argc - 5;
     if (count > 8) count = 8;
     struct log_stream streams[8];
@@ -324,17 +482,22 @@ int cpop_log_writer_main(int argc, char **argv) {
     int open_streams = 0;
     for (int index = 0; index < count; index++) {
         const char *argument = argv[5 + index];
-        const char *equals = strchr(argument, '=');
+        const char *equals = lw_find(argument, '=', lw_strlen(argument));
         if (equals == NULL) return 2;
         struct log_stream *stream = &streams[open_streams];
-        stream->input = atoi(argument);
-        snprintf(stream->path, sizeof(stream->path), "%s/%s", argv[2], equals + 1);
+        stream->input = (int)lw_number(argument);
+        stream->path.length = 0;
+        path_add(&stream->path, argv[2], lw_strlen(argv[2]));
+        path_add(&stream->path, "/", 1);
+        path_add(&stream->path, equals + 1, lw_strlen(equals + 1));
         // stdout.log is indexed in stdout.idx.
-        size_t length = strlen(stream->path);
-        if (length > 4 && strcmp(stream->path + length - 4, ".log") == 0) length -= 4;
-        snprintf(stream->index_path, sizeof(stream->index_path), "%.*s.idx", (int)length, stream->path);
-        stream->file = open_appending(stream->path);
-        stream->index = open_appending(stream->index_path);
+        size_t length = stream->path.length;
+        if (length > 4 && lw_equal(stream->path.text + length - 4, ".log")) length -= 4;
+        stream->index_path.length = 0;
+        path_add(&stream->index_path, stream->path.text, length);
+        path_add(&stream->index_path, ".idx", 4);
+        stream->file = open_appending(stream->path.text);
+        stream->index = open_appending(stream->index_path.text);
         stream->file_size = -1;
         stream->index_size = -1;
         waits[open_streams].fd = stream->input;
@@ -344,18 +507,18 @@ int cpop_log_writer_main(int argc, char **argv) {
     static char buffer[256 * 1024];
     int remaining = open_streams;
     while (remaining > 0) {
-        int ready = poll(waits, (nfds_t)open_streams, -1);
+        long ready = sys_poll(waits, (unsigned long)open_streams);
         if (ready < 0) {
-            if (errno == EINTR) continue;
+            if (ready == -EINTR) continue;
             return 1;
         }
         for (int index = 0; index < open_streams; index++) {
             if (waits[index].fd < 0 || waits[index].revents == 0) continue;
-            ssize_t got = read(waits[index].fd, buffer, sizeof(buffer));
-            if (got < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+            long got = sys_read(waits[index].fd, buffer, sizeof(buffer));
+            if (got == -EINTR || got == -EAGAIN) continue;
             if (got <= 0) {
                 // Every writer (the instance's whole group) has closed its end.
-                close(waits[index].fd);
+                sys_close(waits[index].fd);
                 waits[index].fd = -1;
                 remaining--;
                 continue;
@@ -366,12 +529,20 @@ int cpop_log_writer_main(int argc, char **argv) {
     return 0;
 }
 
+void cpop_log_writer_start(long *stack) {
+    int argc = (int)stack[0];
+    char **argv = (char **)(stack + 1);
+    raw_syscall(SYS_exit_group, cpop_log_writer_main(argc, argv), 0, 0, 0);
+    for (;;) {}
+}
+
 /// Runs before anything else in the program (Swift's main included) when the program was started as the log writer.
 __attribute__((constructor(101))) static void cpop_log_writer_entry(int argc, char **argv, char **envp) {
     (void)envp;
-    if (argc >= 2 && argv != NULL && argv[0] != NULL && argv[1] != NULL && strcmp(argv[0], log_writer_name) == 0
-        && strcmp(argv[1], log_writer_marker) == 0) {
+    if (argc >= 2 && argv != NULL && argv[0] != NULL && argv[1] != NULL && lw_equal(argv[0], log_writer_name)
+        && lw_equal(argv[1], log_writer_marker)) {
         _exit(cpop_log_writer_main(argc, argv));
     }
 }
+#pragma clang attribute pop
 #endif

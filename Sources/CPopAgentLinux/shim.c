@@ -122,35 +122,8 @@ int cpop_epoll_ctl(int epfd, int op, int fd, uint32_t mask, uint64_t token) {
 #endif
 
 // The gated child shares the caller's memory (and thread-local storage, errno included) until exec, so it must not
-// call libc: these make system calls directly and return -errno on failure.
-#if defined(__x86_64__)
-static inline long raw_syscall(long n, long a, long b, long c, long d) {
-    long result;
-    register long r10 __asm__("r10") = d;
-    __asm__ volatile("syscall" : "=a"(result) : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10) : "rcx", "r11", "memory");
-    return result;
-}
-#elif defined(__aarch64__)
-static inline long raw_syscall(long n, long a, long b, long c, long d) {
-    register long x8 __asm__("x8") = n;
-    register long x0 __asm__("x0") = a;
-    register long x1 __asm__("x1") = b;
-    register long x2 __asm__("x2") = c;
-    register long x3 __asm__("x3") = d;
-    __asm__ volatile("svc 0" : "+r"(x0) : "r"(x8), "r"(x1), "r"(x2), "r"(x3) : "memory");
-    return x0;
-}
-#else
-#error "the gated spawn needs raw system calls for this architecture"
-#endif
-
-/// The kernel's struct sigaction (the same layout on x86_64 and arm64).
-struct kernel_sigaction {
-    void *handler;
-    unsigned long flags;
-    void *restorer;
-    unsigned long mask;
-};
+// call libc: it makes system calls directly (raw_syscall.h).
+#include "raw_syscall.h"
 
 struct gated_arguments {
     const struct cpop_spawn_image *image;

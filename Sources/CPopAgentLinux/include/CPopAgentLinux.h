@@ -111,6 +111,10 @@ const char *cpop_log_writer_marker(void);
 /// MAXIMUM-BYTES together. Returns the exit status.
 int cpop_log_writer_main(int argc, char **argv);
 
+/// pop-log's start (its entry point, Sources/pop-log): the log writer run with the arguments the kernel left on the
+/// process's initial stack (`stack`: argc, then argv), exiting with its status. It neither needs nor sets up libc.
+__attribute__((noreturn)) void cpop_log_writer_start(long *stack);
+
 /// The size of an index file's header and of each of its records.
 #define CPOP_LOG_INDEX_ENTRY_SIZE 32
 /// "POPIDX01", the header's first eight bytes (little-endian).
