@@ -31,6 +31,8 @@ public enum Chromium {
         let log = profile.appendingPathComponent("chromium.log")
         var environment = ProcessInfo.processInfo.environment
         environment["HOME"] = profile.path
+        // Its own temporary files (a singleton lock folder it cannot remove when it is killed) go with the profile.
+        environment["TMPDIR"] = profile.path
         let process = try ChildProcess(
             [
                 try executable(), "--headless=new", "--remote-debugging-port=0", "--user-data-dir=\(profile.path)",

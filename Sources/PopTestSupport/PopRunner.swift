@@ -21,6 +21,23 @@ public struct PopRunner: Sendable {
         self.argumentsAfterCommand = argumentsAfterCommand
     }
 
+    /// Runs `body` with a new runner (see ``init(label:environment:argumentsAfterCommand:)``) and removes the runner's
+    /// folder once `body` has returned or thrown. A test that starts an agent stops it inside `body`.
+    public static func with<T>(
+        label: String = "cli", environment: [String: String] = [:], argumentsAfterCommand: [String] = [],
+        _ body: (PopRunner) async throws -> T
+    ) async throws -> T {
+        let runner = try PopRunner(label: label, environment: environment, argumentsAfterCommand: argumentsAfterCommand)
+        do {
+            let result = try await body(runner)
+            runner.removeFolder()
+            return result
+        } catch {
+            runner.removeFolder()
+            throw error
+        }
+    }
+
     /// pop's home (store, agents, instances) for this runner.
     public var home: URL { base.appendingPathComponent("home") }
 

@@ -176,6 +176,7 @@ struct BadInputWorld: Sendable {
     private static func make(_ kind: StoreKind) async throws -> BadInputWorld {
         // One world for every case of a store kind, for the whole run: it holds a store session and files, no process.
         let fixture = try await CLIFixture.make(kind)
+        ProcessFolders.removedAtExit(fixture.pop.scratch)
         let pop = fixture.pop
         try await pop.ok("add", "web", "--template", "kit")
         try await pop.ok("add", "idle", "--template", "kit")

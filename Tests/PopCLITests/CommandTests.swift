@@ -379,21 +379,22 @@ struct CommandTests {
 
     @Test("--version and shell completion scripts")
     func versionAndCompletion() async throws {
-        let pop = try PopRunner()
-        let version = try await pop.ok("--version")
-        #expect(version.stdout.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: ".").count == 3)
-        for shell in ["bash", "zsh", "fish"] {
-            let script = try await pop.ok("--generate-completion-script", shell)
-            for command in ["init", "add", "deploy", "undeploy", "status", "machines", "config", "restart", "run"] {
-                #expect(script.stdout.contains(command), "the \(shell) script lacks \(command)")
+        try await PopRunner.with { pop in
+            let version = try await pop.ok("--version")
+            #expect(version.stdout.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: ".").count == 3)
+            for shell in ["bash", "zsh", "fish"] {
+                let script = try await pop.ok("--generate-completion-script", shell)
+                for command in ["init", "add", "deploy", "undeploy", "status", "machines", "config", "restart", "run"] {
+                    #expect(script.stdout.contains(command), "the \(shell) script lacks \(command)")
+                }
+                #expect(script.stdout.contains("host"))
             }
-            #expect(script.stdout.contains("host"))
+            let bash = try await pop.ok("--generate-completion-script", "bash")
+            #expect(bash.stdout.contains("complete -o") || bash.stdout.contains("complete -F"))
+            let help = try await pop.ok("--help")
+            #expect(!help.stdout.contains("dump"), "dump is hidden from help")
+            #expect(help.stdout.contains("EXIT CODES:"))
         }
-        let bash = try await pop.ok("--generate-completion-script", "bash")
-        #expect(bash.stdout.contains("complete -o") || bash.stdout.contains("complete -F"))
-        let help = try await pop.ok("--help")
-        #expect(!help.stdout.contains("dump"), "dump is hidden from help")
-        #expect(help.stdout.contains("EXIT CODES:"))
     }
 
     @Test("dump prints every node sorted, with version and data", arguments: StoreKind.allCases)

@@ -27,12 +27,14 @@ struct GlobalOptionsTests {
     /// Every subcommand, including the hidden `dump`. `start` and `stop` come last: the agent registers in `/alt`.
     /// A backup of an empty namespace, as `pop dump --json` writes it, in a file of its own.
     static let emptyBackup: String = {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("pop-backup-\(UUID().uuidString).json").path
+        let path = ProcessFolders.removedAtExit(
+            FileManager.default.temporaryDirectory.appendingPathComponent("pop-backup-\(UUID().uuidString).json")
+        ).path
         let nodes = [("/pop", #"{"layout":1}"#), ("/pop/machines", ""), ("/pop/services", "")].map { path, data in
             ["path": path, "version": 0, "ephemeral": false, "data": data] as [String: Any]
         }
         let object: [String: Any] = ["store": "test", "root": "/pop", "nodes": nodes]
-        FileManager.default.createFile(atPath: path, contents: try? JSONSerialization.data(withJSONObject: object))
+        _ = FileManager.default.createFile(atPath: path, contents: try? JSONSerialization.data(withJSONObject: object))
         return path
     }()
 
@@ -187,15 +189,16 @@ struct GlobalOptionsTests {
     @Test("pop --help lists the global options and the exit codes")
     func rootHelp() async throws {
         do {
-            let pop = try PopRunner()
-            let help = try await pop.ok("--help")
-            #expect(help.stdout.contains("GLOBAL OPTIONS (before or after the subcommand):"), "\(help)")
-            for option in ["--host <hosts>", "--prefix <path>", "--json"] {
-                #expect(help.stdout.contains("\n  \(option)"), "\(option) is not listed:\n\(help)")
-            }
-            #expect(help.stdout.contains("USAGE: pop [--host <hosts>] [--prefix <path>] [--json] <subcommand>"))
-            for code in PopExitCode.allCases {
-                #expect(help.stdout.contains("\n  \(code.rawValue)  \(code)\n"), "exit code \(code.rawValue) is not listed")
+            try await PopRunner.with { pop in
+                let help = try await pop.ok("--help")
+                #expect(help.stdout.contains("GLOBAL OPTIONS (before or after the subcommand):"), "\(help)")
+                for option in ["--host <hosts>", "--prefix <path>", "--json"] {
+                    #expect(help.stdout.contains("\n  \(option)"), "\(option) is not listed:\n\(help)")
+                }
+                #expect(help.stdout.contains("USAGE: pop [--host <hosts>] [--prefix <path>] [--json] <subcommand>"))
+                for code in PopExitCode.allCases {
+                    #expect(help.stdout.contains("\n  \(code.rawValue)  \(code)\n"), "exit code \(code.rawValue) is not listed")
+                }
             }
         }
     }

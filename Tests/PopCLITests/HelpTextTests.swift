@@ -10,14 +10,15 @@ struct HelpTextTests {
 
     @Test("pop and every subcommand, the hidden dump included")
     func everyHelpScreen() async throws {
-        let pop = try PopRunner()
-        let commands = try await GlobalOptionsTests.commandNames(pop)
-        #expect(commands.count >= 17, "\(commands)")
-        for arguments in [["--help"]] + commands.sorted().map({ [$0, "--help"] }) {
-            let result = try await pop.run(arguments, extraEnvironment: ["COLUMNS": String(Self.width), "LINES": "50"])
-            #expect(result.status == 0, "\(result)")
-            for problem in Self.problems(result.stdout) {
-                Issue.record("pop \(arguments.joined(separator: " ")): \(problem)\n\(result.stdout)")
+        try await PopRunner.with { pop in
+            let commands = try await GlobalOptionsTests.commandNames(pop)
+            #expect(commands.count >= 17, "\(commands)")
+            for arguments in [["--help"]] + commands.sorted().map({ [$0, "--help"] }) {
+                let result = try await pop.run(arguments, extraEnvironment: ["COLUMNS": String(Self.width), "LINES": "50"])
+                #expect(result.status == 0, "\(result)")
+                for problem in Self.problems(result.stdout) {
+                    Issue.record("pop \(arguments.joined(separator: " ")): \(problem)\n\(result.stdout)")
+                }
             }
         }
     }

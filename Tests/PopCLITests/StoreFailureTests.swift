@@ -160,51 +160,51 @@ struct StoreFailureTests {
         let closed = try Self.closedPort()
         let listener = try SilentListener()
         defer { listener.close() }
-        let pop = try PopRunner(environment: ["POP_MACHINE_ID": "m1"])
-        let hosts = [
-            ("nothing listens", "127.0.0.1:\(closed)"),
-            ("a server that never answers", "127.0.0.1:\(listener.port)"),
-            ("two dead members", "127.0.0.1:\(closed),127.0.0.1:\(listener.port)"),
-        ]
-        // What the machine adds to any command now: a command that only starts and exits, run beside the others.
-        async let started = pop.run(["--version"])
-        let results = try await withThrowingTaskGroup(of: (String, CommandResult, Duration).self) { group in
-            for (label, host) in hosts {
-                for arguments in [["status"], ["init"], ["add", "web", "--template", "command", "--command", "sleep 1"], ["machines"]] {
-                    group.addTask {
-                        let start = ContinuousClock.now
-                        let result = try await pop.run(arguments + ["--host", host])
-                        return (label, result, ContinuousClock.now - start)
+        try await PopRunner.with(environment: ["POP_MACHINE_ID": "m1"]) { pop in
+            let hosts = [
+                ("nothing listens", "127.0.0.1:\(closed)"),
+                ("a server that never answers", "127.0.0.1:\(listener.port)"),
+                ("two dead members", "127.0.0.1:\(closed),127.0.0.1:\(listener.port)"),
+            ]
+            // What the machine adds to any command now: a command that only starts and exits, run beside the others.
+            async let started = pop.run(["--version"])
+            let results = try await withThrowingTaskGroup(of: (String, CommandResult, Duration).self) { group in
+                for (label, host) in hosts {
+                    for arguments in [["status"], ["init"], ["add", "web", "--template", "command", "--command", "sleep 1"], ["machines"]] {
+                        group.addTask {
+                            let start = ContinuousClock.now
+                            let result = try await pop.run(arguments + ["--host", host])
+                            return (label, result, ContinuousClock.now - start)
+                        }
                     }
                 }
+                return try await group.reduce(into: []) { $0.append($1) }
             }
-            return try await group.reduce(into: []) { $0.append($1) }
+            let overhead = try await started.elapsed
+            // pop waits its own connect timeout, then gives up: the bound is that timeout plus what starting and ending a
+            // process costs on this machine now, with room to spare. Each run's time is the program's own (from its
+            // start to its exit), not the test's, whose tasks may wait for a thread of a loaded pool.
+            let timeout = StoreConfiguration.connectTimeout
+            let bound = timeout + .seconds(2) + overhead * 4
+            for (label, result, _) in results {
+                #expect(result.status == 5, "\(label):\n\(result)")
+                #expect(result.stderr.localizedCaseInsensitiveContains("unreachable")
+                    || result.stderr.localizedCaseInsensitiveContains("could not")
+                    || result.stderr.localizedCaseInsensitiveContains("no ZooKeeper server"), "\(label):\n\(result)")
+                #expect(result.stderr.contains("127.0.0.1"), "the message names the host:\n\(result)")
+                #expect(result.elapsed >= timeout - .milliseconds(100), "\(label): gave up before its timeout:\n\(result)")
+                #expect(result.elapsed < bound, "\(label): took \(result.elapsed), bound \(bound):\n\(result)")
+            }
+            // For the record: what the test's own tasks saw includes their wait for a thread of the pool, which the
+            // suite's load lengthens and pop does not control.
+            let slowest = results.map(\.1.elapsed).max() ?? .zero
+            let slowestSeen = results.map(\.2).max() ?? .zero
+            print(
+                "unreachable ZooKeeper: \(results.count) commands, slowest \(slowest) (as the test's tasks saw it: "
+                    + "\(slowestSeen)), bound \(bound) (start and exit: \(overhead))")
+            // Nothing fell back to the embedded store.
+            #expect(!FileManager.default.fileExists(atPath: pop.home.appendingPathComponent("store.sqlite").path))
         }
-        let overhead = try await started.elapsed
-        // pop waits its own connect timeout, then gives up: the bound is that timeout plus what starting and ending a
-        // process costs on this machine now, with room to spare. Each run's time is the program's own (from its
-        // start to its exit), not the test's, whose tasks may wait for a thread of a loaded pool.
-        let timeout = StoreConfiguration.connectTimeout
-        let bound = timeout + .seconds(2) + overhead * 4
-        for (label, result, _) in results {
-            #expect(result.status == 5, "\(label):\n\(result)")
-            #expect(result.stderr.localizedCaseInsensitiveContains("unreachable")
-                || result.stderr.localizedCaseInsensitiveContains("could not")
-                || result.stderr.localizedCaseInsensitiveContains("no ZooKeeper server"), "\(label):\n\(result)")
-            #expect(result.stderr.contains("127.0.0.1"), "the message names the host:\n\(result)")
-            #expect(result.elapsed >= timeout - .milliseconds(100), "\(label): gave up before its timeout:\n\(result)")
-            #expect(result.elapsed < bound, "\(label): took \(result.elapsed), bound \(bound):\n\(result)")
-        }
-        // For the record: what the test's own tasks saw includes their wait for a thread of the pool, which the
-        // suite's load lengthens and pop does not control.
-        let slowest = results.map(\.1.elapsed).max() ?? .zero
-        let slowestSeen = results.map(\.2).max() ?? .zero
-        print(
-            "unreachable ZooKeeper: \(results.count) commands, slowest \(slowest) (as the test's tasks saw it: "
-                + "\(slowestSeen)), bound \(bound) (start and exit: \(overhead))")
-        // Nothing fell back to the embedded store.
-        #expect(!FileManager.default.fileExists(atPath: pop.home.appendingPathComponent("store.sqlite").path))
-        pop.removeFolder()
     }
 
     /// A loopback port nothing listens on (bound, then closed).

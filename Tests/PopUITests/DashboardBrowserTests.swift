@@ -139,12 +139,15 @@ struct DashboardBrowserTests {
                         let note = try? await page.evaluate("(document.getElementById('log-note') || {}).textContent")
                         let shown = try? await page.evaluate("(document.getElementById('log') || {}).textContent")
                         let logs = try? await cluster.pop(["logs", "worker", "-n", "5"])
+                        let errorText = (try? String(contentsOf: dashboard.errorLog, encoding: .utf8)) ?? ""
+                        let errorTail = errorText.split(separator: "\n").suffix(20).joined(separator: "\n")
                         Issue.record(
                             """
                             The line written to worker's input never showed: \(error)
                             log note: \(note.map { "\($0)" } ?? "?")
                             log shown: \(shown.map { "\($0)" } ?? "?")
                             pop logs worker -n 5: \(logs.map { "\($0.stdout)\($0.stderr)" } ?? "?")
+                            pop ui's standard error: \(errorTail)
                             """)
                         throw error
                     }

@@ -226,7 +226,8 @@ enum ListenerPlugin {
     }
 
     private static let created: Result<URL, any Error> = Result(catching: {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("pop-fault-plugin-\(UUID().uuidString)/listener")
+        let parent = FileManager.default.temporaryDirectory.appendingPathComponent("pop-fault-plugin-\(UUID().uuidString)")
+        let folder = ProcessFolders.removedAtExit(parent).appendingPathComponent("listener")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         try manifest.write(to: folder.appendingPathComponent("listener.yaml"), atomically: true, encoding: .utf8)
         return folder.deletingLastPathComponent()

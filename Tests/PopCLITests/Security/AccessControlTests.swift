@@ -156,14 +156,15 @@ struct AccessControlTests {
     }
 
     @Test func authOnTheEmbeddedStoreOrSaveWithoutAuthIsAUsageError() async throws {
-        let pop = try PopRunner()
-        let embedded = try await pop.run(["init", "--auth", "ops:secret-value"])
-        #expect(embedded.status == 2, "\(embedded)")
-        #expect(embedded.stderr.contains("embedded store") && !embedded.stderr.contains("secret-value"), "\(embedded)")
-        let save = try await pop.run(["init", "--save-credentials"])
-        #expect(save.status == 2, "\(save)")
-        let malformed = try await pop.run(["init", "--auth", "bad user:secret-value"], extraEnvironment: ["POP_HOST": "127.0.0.1:1"])
-        #expect(malformed.status == 2, "\(malformed)")
-        #expect(!malformed.stderr.contains("secret-value"), "\(malformed)")
+        try await PopRunner.with { pop in
+            let embedded = try await pop.run(["init", "--auth", "ops:secret-value"])
+            #expect(embedded.status == 2, "\(embedded)")
+            #expect(embedded.stderr.contains("embedded store") && !embedded.stderr.contains("secret-value"), "\(embedded)")
+            let save = try await pop.run(["init", "--save-credentials"])
+            #expect(save.status == 2, "\(save)")
+            let malformed = try await pop.run(["init", "--auth", "bad user:secret-value"], extraEnvironment: ["POP_HOST": "127.0.0.1:1"])
+            #expect(malformed.status == 2, "\(malformed)")
+            #expect(!malformed.stderr.contains("secret-value"), "\(malformed)")
+        }
     }
 }

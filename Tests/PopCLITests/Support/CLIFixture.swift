@@ -2,6 +2,7 @@ import Foundation
 import PopTestExpectations
 import PopTestSupport
 import Logging
+import Synchronization
 import PopState
 import TestProcesses
 import Testing
@@ -16,6 +17,29 @@ enum StoreKind: String, CaseIterable, Sendable, CustomTestStringConvertible {
 
     /// How the store names itself in pop's "store:" lines.
     var label: String { self == .embedded ? "embedded store" : "ZooKeeper" }
+}
+
+/// The fixtures a test that starts no agent makes one after another (as many worlds as it needs); their folders are
+/// removed once the test is done, whether it passed or threw.
+final class CLIFixtures: Sendable {
+    private let made = Mutex<[CLIFixture]>([])
+
+    /// Runs `body` with a maker of fixtures, then removes the folder of every fixture it made.
+    static func with<T>(_ body: (CLIFixtures) async throws -> T) async throws -> T {
+        let fixtures = CLIFixtures()
+        defer {
+            for fixture in fixtures.made.withLock({ $0 }) { fixture.pop.removeFolder() }
+        }
+        return try await body(fixtures)
+    }
+
+    /// A fresh world (``CLIFixture/make(_:initialized:)``), removed with the others.
+    func make(_ kind: StoreKind, initialized: Bool = true) async throws -> CLIFixture {
+        let fixture = try await CLIFixture.make(kind, initialized: false)
+        made.withLock { $0.append(fixture) }
+        if initialized { try await fixture.pop.ok("init") }
+        return fixture
+    }
 }
 
 /// One private pop world for a test: its own POP_HOME, machine id and plugin path, and for ZooKeeper its own chroot
@@ -163,7 +187,8 @@ enum TestPlugin {
     }
 
     private static let created: Result<URL, any Error> = Result(catching: {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("pop-cli-plugin-\(UUID().uuidString)/kit")
+        let parent = FileManager.default.temporaryDirectory.appendingPathComponent("pop-cli-plugin-\(UUID().uuidString)")
+        let folder = ProcessFolders.removedAtExit(parent).appendingPathComponent("kit")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         try manifest.write(to: folder.appendingPathComponent("kit.yaml"), atomically: true, encoding: .utf8)
         for (file, text) in brokenManifests {

@@ -75,10 +75,12 @@ func refusal(sourceLocation: SourceLocation = #_sourceLocation, _ body: () throw
 }
 
 @Suite struct CredentialsFileTests {
-    func folder() throws -> String {
+    /// Runs `body` with a new folder of its own, removed once `body` has returned or thrown.
+    func withFolder<T>(_ body: (String) throws -> T) throws -> T {
         let path = NSTemporaryDirectory() + "pop-credentials-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        return path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        return try body(path)
     }
 
     func writeFile(_ path: String, _ text: String, mode: Int) throws {
@@ -87,88 +89,102 @@ func refusal(sourceLocation: SourceLocation = #_sourceLocation, _ body: () throw
     }
 
     @Test func aPrivateFileIsRead() throws {
-        let path = try folder() + "/credentials"
-        try writeFile(path, "# pop\n\n  ops:" + StoreCredentialsTests.secret + "  \n", mode: 0o600)
-        let credentials = try CredentialsFile(path: path).read()
-        #expect(credentials.user == "ops")
-        #expect(credentials.password == StoreCredentialsTests.secret)
-        #expect(credentials.source == path)
+        try withFolder { folder in
+            let path = folder + "/credentials"
+            try writeFile(path, "# pop\n\n  ops:" + StoreCredentialsTests.secret + "  \n", mode: 0o600)
+            let credentials = try CredentialsFile(path: path).read()
+            #expect(credentials.user == "ops")
+            #expect(credentials.password == StoreCredentialsTests.secret)
+            #expect(credentials.source == path)
+        }
     }
 
     @Test(arguments: [0o644, 0o640, 0o604, 0o660, 0o606, 0o666])
     func aFileOthersCanReadOrWriteIsRefusedWithTheChmodToRun(_ mode: Int) throws {
-        let path = try folder() + "/credentials"
-        try writeFile(path, "ops:" + StoreCredentialsTests.secret + "\n", mode: mode)
-        let error = try #require(refusal { _ = try CredentialsFile(path: path).read() })
-        #expect(error.code == .permissionDenied)
-        #expect(error.message.contains(path) && error.message.contains(String(mode, radix: 8)), "\(error)")
-        #expect(error.hint == "Run `chmod 600 \(path)`.")
-        #expect(!error.description.contains(StoreCredentialsTests.secret))
+        try withFolder { folder in
+            let path = folder + "/credentials"
+            try writeFile(path, "ops:" + StoreCredentialsTests.secret + "\n", mode: mode)
+            let error = try #require(refusal { _ = try CredentialsFile(path: path).read() })
+            #expect(error.code == .permissionDenied)
+            #expect(error.message.contains(path) && error.message.contains(String(mode, radix: 8)), "\(error)")
+            #expect(error.hint == "Run `chmod 600 \(path)`.")
+            #expect(!error.description.contains(StoreCredentialsTests.secret))
+        }
     }
 
     @Test(.enabled(if: geteuid() == 0, "only root can give a file to another user"))
     func aFileOfAnotherUserIsRefused() throws {
-        let path = try folder() + "/credentials"
-        try writeFile(path, "ops:" + StoreCredentialsTests.secret + "\n", mode: 0o600)
-        #expect(chown(path, 4242, 4242) == 0)
-        let error = try #require(refusal { _ = try CredentialsFile(path: path).read() })
-        #expect(error.code == .permissionDenied)
-        #expect(error.message.contains("4242"), "\(error)")
+        try withFolder { folder in
+            let path = folder + "/credentials"
+            try writeFile(path, "ops:" + StoreCredentialsTests.secret + "\n", mode: 0o600)
+            #expect(chown(path, 4242, 4242) == 0)
+            let error = try #require(refusal { _ = try CredentialsFile(path: path).read() })
+            #expect(error.code == .permissionDenied)
+            #expect(error.message.contains("4242"), "\(error)")
+        }
     }
 
     @Test func malformedFilesAreRefused() throws {
-        let base = try folder()
-        for (index, text) in ["", "# only a comment\n", "ops:a\nops:b\n", "no-colon-" + StoreCredentialsTests.secret].enumerated() {
-            let path = base + "/credentials-\(index)"
-            try writeFile(path, text, mode: 0o600)
-            let error = try #require(refusal { _ = try CredentialsFile(path: path).read() }, "\(text.debugDescription)")
-            #expect(error.code == .invalidInput)
-            #expect(!error.description.contains(StoreCredentialsTests.secret))
+        try withFolder { folder in
+            let base = folder
+            for (index, text) in ["", "# only a comment\n", "ops:a\nops:b\n", "no-colon-" + StoreCredentialsTests.secret].enumerated() {
+                let path = base + "/credentials-\(index)"
+                try writeFile(path, text, mode: 0o600)
+                let error = try #require(refusal { _ = try CredentialsFile(path: path).read() }, "\(text.debugDescription)")
+                #expect(error.code == .invalidInput)
+                #expect(!error.description.contains(StoreCredentialsTests.secret))
+            }
+            let folderError = try #require(refusal { _ = try CredentialsFile(path: base).read() })
+            #expect(folderError.code == .invalidInput)
         }
-        let folderError = try #require(refusal { _ = try CredentialsFile(path: base).read() })
-        #expect(folderError.code == .invalidInput)
     }
 
     @Test func writeCreatesAPrivateFileAndNeverOverwrites() throws {
-        let path = try folder() + "/config/pop/credentials"
-        let credentials = try StoreCredentials(parsing: "ops:" + StoreCredentialsTests.secret, source: "--auth")
-        try CredentialsFile(path: path).write(credentials)
-        let attributes = try FileManager.default.attributesOfItem(atPath: path)
-        #expect((attributes[.posixPermissions] as? Int) == 0o600)
-        let folderAttributes = try FileManager.default.attributesOfItem(atPath: (path as NSString).deletingLastPathComponent)
-        #expect((folderAttributes[.posixPermissions] as? Int) == 0o700)
-        #expect(try CredentialsFile(path: path).read().pair == credentials.pair)
-        #expect(throws: PopError.self) { try CredentialsFile(path: path).write(credentials) }
+        try withFolder { folder in
+            let path = folder + "/config/pop/credentials"
+            let credentials = try StoreCredentials(parsing: "ops:" + StoreCredentialsTests.secret, source: "--auth")
+            try CredentialsFile(path: path).write(credentials)
+            let attributes = try FileManager.default.attributesOfItem(atPath: path)
+            #expect((attributes[.posixPermissions] as? Int) == 0o600)
+            let folderAttributes = try FileManager.default.attributesOfItem(atPath: (path as NSString).deletingLastPathComponent)
+            #expect((folderAttributes[.posixPermissions] as? Int) == 0o700)
+            #expect(try CredentialsFile(path: path).read().pair == credentials.pair)
+            #expect(throws: PopError.self) { try CredentialsFile(path: path).write(credentials) }
+        }
     }
 
     @Test func theEnvironmentChoosesPopAuthThenPopAuthFileThenTheDefaultFile() throws {
-        let base = try folder()
-        try FileManager.default.createDirectory(atPath: base + "/pop", withIntermediateDirectories: true)
-        try writeFile(base + "/pop/credentials", "default:one\n", mode: 0o600)
-        try writeFile(base + "/named", "named:two\n", mode: 0o600)
+        try withFolder { folder in
+            let base = folder
+            try FileManager.default.createDirectory(atPath: base + "/pop", withIntermediateDirectories: true)
+            try writeFile(base + "/pop/credentials", "default:one\n", mode: 0o600)
+            try writeFile(base + "/named", "named:two\n", mode: 0o600)
 
-        #expect(try StoreCredentials.fromEnvironment(["XDG_CONFIG_HOME": base])?.user == "default")
-        #expect(try StoreCredentials.fromEnvironment(["XDG_CONFIG_HOME": base, "POP_AUTH_FILE": base + "/named"])?.user == "named")
-        #expect(
-            try StoreCredentials.fromEnvironment(["XDG_CONFIG_HOME": base, "POP_AUTH_FILE": base + "/named", "POP_AUTH": "env:three"])?
-                .user == "env")
-        #expect(try StoreCredentials.fromEnvironment(["XDG_CONFIG_HOME": base + "/nothing-here"]) == nil)
-        #expect(try StoreCredentials.fromEnvironment([:]) == nil)
-        #expect(throws: PopError.self) { try StoreCredentials.fromEnvironment(["POP_AUTH_FILE": base + "/missing"]) }
-        #expect(throws: PopError.self) { try StoreCredentials.fromEnvironment(["POP_AUTH_FILE": "relative/path"]) }
+            #expect(try StoreCredentials.fromEnvironment(["XDG_CONFIG_HOME": base])?.user == "default")
+            #expect(try StoreCredentials.fromEnvironment(["XDG_CONFIG_HOME": base, "POP_AUTH_FILE": base + "/named"])?.user == "named")
+            #expect(
+                try StoreCredentials.fromEnvironment(["XDG_CONFIG_HOME": base, "POP_AUTH_FILE": base + "/named", "POP_AUTH": "env:three"])?
+                    .user == "env")
+            #expect(try StoreCredentials.fromEnvironment(["XDG_CONFIG_HOME": base + "/nothing-here"]) == nil)
+            #expect(try StoreCredentials.fromEnvironment([:]) == nil)
+            #expect(throws: PopError.self) { try StoreCredentials.fromEnvironment(["POP_AUTH_FILE": base + "/missing"]) }
+            #expect(throws: PopError.self) { try StoreCredentials.fromEnvironment(["POP_AUTH_FILE": "relative/path"]) }
 
-        // An unsafe default file is refused too, not skipped.
-        try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: base + "/pop/credentials")
-        #expect(throws: PopError.self) { try StoreCredentials.fromEnvironment(["XDG_CONFIG_HOME": base]) }
+            // An unsafe default file is refused too, not skipped.
+            try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: base + "/pop/credentials")
+            #expect(throws: PopError.self) { try StoreCredentials.fromEnvironment(["XDG_CONFIG_HOME": base]) }
+        }
     }
 
     @Test func onlyZooKeeperConfigurationsCarryCredentials() throws {
-        let home = PopHome(path: try folder())
-        let environment = ["POP_AUTH": "ops:" + StoreCredentialsTests.secret]
-        let zooKeeper = try StoreConfiguration(host: "127.0.0.1:2181/app", prefix: nil, environment: environment, home: home)
-        #expect(zooKeeper.credentials?.user == "ops")
-        #expect(!zooKeeper.description.contains(StoreCredentialsTests.secret))
-        let embedded = try StoreConfiguration(host: nil, prefix: nil, environment: ["POP_AUTH": "malformed"], home: home)
-        #expect(embedded.credentials == nil)
+        try withFolder { folder in
+            let home = PopHome(path: folder)
+            let environment = ["POP_AUTH": "ops:" + StoreCredentialsTests.secret]
+            let zooKeeper = try StoreConfiguration(host: "127.0.0.1:2181/app", prefix: nil, environment: environment, home: home)
+            #expect(zooKeeper.credentials?.user == "ops")
+            #expect(!zooKeeper.description.contains(StoreCredentialsTests.secret))
+            let embedded = try StoreConfiguration(host: nil, prefix: nil, environment: ["POP_AUTH": "malformed"], home: home)
+            #expect(embedded.credentials == nil)
+        }
     }
 }
