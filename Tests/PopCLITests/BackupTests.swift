@@ -34,9 +34,7 @@ struct BackupTests {
             let zooKeeper = try await fixtures.make(.zooKeeper, initialized: false)
             try await zooKeeper.pop.ok("restore", backup)
             #expect(try await desiredState(zooKeeper) == desiredState(embedded))
-            let second = zooKeeper.pop.scratch.appendingPathComponent("from-zookeeper.json").path
-            let dumped = try await zooKeeper.pop.ok("dump", "--json")
-            try Data(dumped.stdout.utf8).write(to: URL(fileURLWithPath: second))
+            let second = try await backupFile(of: zooKeeper, named: "from-zookeeper.json")
             let back = try await fixtures.make(.embedded, initialized: false)
             try await back.pop.ok("restore", second)
             #expect(try await desiredState(back) == desiredState(embedded))
@@ -63,9 +61,7 @@ struct BackupTests {
                 _ = try await store.multi(operations)
             }
             try await fixture.refuses(6, ["status"], mentioning: ["layout version 1", "pop restore --force"])
-            let backup = fixture.pop.scratch.appendingPathComponent("layout-1.json").path
-            let dumped = try await fixture.pop.ok("dump", "--json")
-            try Data(dumped.stdout.utf8).write(to: URL(fileURLWithPath: backup))
+            let backup = try await backupFile(of: fixture, named: "layout-1.json")
             try await fixture.pop.ok("restore", "--force", backup)
             // Every placement has its assignment again (with nothing announced yet), under layout 2.
             let after = try await desiredState(fixture)
@@ -167,9 +163,7 @@ struct BackupTests {
                         ServiceSpec(name: try ServiceName("s\(index)"), template: template, options: ["command": .string("sleep 1 \(long)")]))
                 }
             }
-            let backup = source.pop.scratch.appendingPathComponent("large.json").path
-            let dumped = try await source.pop.ok("dump", "--json")
-            try Data(dumped.stdout.utf8).write(to: URL(fileURLWithPath: backup))
+            let backup = try await backupFile(of: source, named: "large.json")
             let target = try await fixtures.make(.zooKeeper, initialized: false)
             try await target.pop.ok("restore", backup)
             #expect(try await desiredState(target) == desiredState(source))
@@ -177,6 +171,14 @@ struct BackupTests {
     }
 
     // MARK: Support
+
+    /// `pop dump --json` of the fixture's namespace, written to NAME in its scratch folder; returns the file's path.
+    func backupFile(of fixture: CLIFixture, named name: String) async throws -> String {
+        let path = fixture.pop.scratch.appendingPathComponent(name).path
+        let dumped = try await fixture.pop.ok("dump", "--json")
+        try Data(dumped.stdout.utf8).write(to: URL(fileURLWithPath: path))
+        return path
+    }
 
     /// Fills a namespace with two services (options, packages, a rollout, placements on two machines), a task and a
     /// registered machine, and writes its backup; returns the backup's path.
