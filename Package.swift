@@ -192,7 +192,7 @@ let package = Package(
             // Linked with no shared library at all: the Swift runtime that every executable gets would otherwise bring
             // libstdc++ and the dynamic loader's relocations to each of the agent's instances (1.0 ms of CPU per start
             // against 0.4 ms; docs/benchmarks.md). It starts at its own entry point, without libc's start-up code
-            // (Sources/pop-log/main.c): 0.05 ms.
+            // (Sources/pop-log/main.c): 0.09 ms.
             linkerSettings: [
                 .unsafeFlags(["-static-executable"], .when(platforms: [.linux], configuration: .release)),
                 .unsafeFlags(["-Xlinker", "-e", "-Xlinker", "pop_log_entry"], .when(platforms: [.linux])),
