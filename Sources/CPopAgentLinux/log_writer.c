@@ -273,11 +273,26 @@ static long long now_nanoseconds(void) {
     return (long long)now.tv_sec * 1000000000LL + now.tv_nsec;
 }
 
+/// Appends an index record: the piece at `offset` of the log file begins after line `line`, read at `time`.
+static int write_record(int index, long long offset, unsigned long long line, long long time, int mid_line) {
+    struct cpop_log_index_record record;
+    record.offset = (unsigned long long)offset;
+    record.line = line;
+    record.time = time;
+    record.flags = mid_line ? CPOP_LOG_INDEX_CONTINUES : 0;
+    record.reserved = 0;
+    return write_all(index, (const char *)&record, sizeof(record));
+}
+
 /// Empties the index and writes its header: the stream's id, and where the log file starts in the stream.
 static int write_header(struct log_stream *stream, unsigned long long base_line, int mid_line) {
-    struct cpop_log_index_header header = {
-        .magic = CPOP_LOG_INDEX_MAGIC, .stream = stream->stream, .base_line = base_line,
-        .flags = mid_line ? CPOP_LOG_INDEX_CONTINUES : 0, .reserved = 0};
+    // Field by field: an initializer may be compiled into a call to libc's memset.
+    struct cpop_log_index_header header;
+    header.magic = CPOP_LOG_INDEX_MAGIC;
+    header.stream = stream->stream;
+    header.base_line = base_line;
+    header.flags = mid_line ? CPOP_LOG_INDEX_CONTINUES : 0;
+    header.reserved = 0;
     while (sys_ftruncate(stream->index, 0) == -EINTR) {}
     return write_all(stream->index, (const char *)&header, sizeof(header));
 }
@@ -294,10 +309,7 @@ static void start_stream(struct log_stream *stream, const struct stat *file_info
     stream->mid_line = 0;
     write_header(stream, 0, 0);
     if (file_info->st_size > 0) {
-        struct cpop_log_index_record record = {
-            .offset = 0, .line = 0,
-            .time = (long long)file_info->st_mtim.tv_sec * 1000000000LL + file_info->st_mtim.tv_nsec, .flags = 0};
-        write_all(stream->index, (const char *)&record, sizeof(record));
+        write_record(stream->index, 0, 0, (long long)file_info->st_mtim.tv_sec * 1000000000LL + file_info->st_mtim.tv_nsec, 0);
         stream->lines = count_file_lines(stream->file, 0, file_info->st_size);
         stream->mid_line = ends_mid_line(stream->file, file_info->st_size);
     }
@@ -433,10 +445,7 @@ static void append(struct log_stream *stream, const char *data, size_t count, co
             continue;
         }
         // The record first: a reader that sees these bytes finds their line numbers and time already there.
-        struct cpop_log_index_record record = {
-            .offset = (unsigned long long)stream->file_size, .line = stream->lines, .time = time,
-            .flags = stream->mid_line ? CPOP_LOG_INDEX_CONTINUES : 0};
-        if (!write_all(stream->index, (const char *)&record, sizeof(record))) break;
+        if (!write_record(stream->index, stream->file_size, stream->lines, time, stream->mid_line)) break;
         // A full disk loses this output; the pipe keeps being drained, so the instance never blocks on its logs.
         if (!write_all(stream->file, data, chunk)) {
             while (sys_ftruncate(stream->index, stream->index_size) == -EINTR) {}
@@ -470,10 +479,16 @@ int cpop_log_writer_main(int argc, char **argv) {
         say("this program is started by pop's agent, not by hand", NULL, 0, "\n");
         return 2;
     }
-    struct log_settings settings = {lw_number(argv[3]), (int)lw_number(argv[4])};
+    struct log_settings settings;
+    settings.maximum = lw_number(argv[3]);
+    settings.keep = (int)lw_number(argv[4]);
     if (settings.maximum < 4096) settings.maximum = 4096;
     if (settings.keep < 0) settings.keep = 0;
-    struct kernel_sigaction ignore = {(void *)SIG_IGN, 0, NULL, 0};
+    struct kernel_sigaction ignore;
+    ignore.handler = (void *)SIG_IGN;
+    ignore.flags = 0;
+    ignore.restorer = NULL;
+    ignore.mask = 0;
     raw_syscall(SYS_rt_sigaction, SIGPIPE, (long)&ignore, 0, 8);
     int count = argc - 5;
     if (count > 8) count = 8;
