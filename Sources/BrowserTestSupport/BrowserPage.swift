@@ -155,19 +155,36 @@ public final class BrowserPage: Sendable {
     }
 
     /// Clicks the centre of the first element matching `selector` with real mouse events.
+    ///
+    /// The page may move between finding the element and the press (a live grid re-rendered as figures change, on a
+    /// slow machine): the press then lands on whatever is there now. So the page notes what the press landed on, and a
+    /// press that missed an element matching `selector` is made again where that element is now, at most three times.
     public func click(_ selector: String) async throws {
-        let box = try await evaluate(
-            """
-            (() => { const e = document.querySelector(\(Self.quote(selector))); if (!e) return null;
-              e.scrollIntoView({block: "center", inline: "center"}); const r = e.getBoundingClientRect();
-              return [r.left + r.width / 2, r.top + r.height / 2]; })()
-            """) as? [Double]
-        guard let box, box.count == 2 else { throw DevToolsError("no element matches \(selector)") }
-        for type in ["mousePressed", "mouseReleased"] {
-            try await send(
-                "Input.dispatchMouseEvent",
-                ["type": type, "x": box[0], "y": box[1], "button": "left", "clickCount": 1])
+        let quoted = Self.quote(selector)
+        var missed: [String] = []
+        for _ in 1...3 {
+            let box = try await evaluate(
+                """
+                (() => { const e = document.querySelector(\(quoted)); if (!e) return null;
+                  e.scrollIntoView({block: "center", inline: "center"}); const r = e.getBoundingClientRect();
+                  window.__popPressed = "nothing";
+                  document.addEventListener("mousedown", (event) => {
+                    const target = event.target instanceof Element ? event.target : null;
+                    window.__popPressed = target && target.closest(\(quoted)) ? "" : (target ? target.outerHTML.slice(0, 120) : "nothing");
+                  }, { once: true, capture: true });
+                  return [r.left + r.width / 2, r.top + r.height / 2]; })()
+                """) as? [Double]
+            guard let box, box.count == 2 else { throw DevToolsError("no element matches \(selector)") }
+            for type in ["mousePressed", "mouseReleased"] {
+                try await send(
+                    "Input.dispatchMouseEvent",
+                    ["type": type, "x": box[0], "y": box[1], "button": "left", "clickCount": 1])
+            }
+            let pressed = try await evaluate("window.__popPressed") as? String ?? "nothing"
+            if pressed.isEmpty { return }
+            missed.append(pressed)
         }
+        throw DevToolsError("three presses meant for \(selector) landed elsewhere: \(missed)")
     }
 
     /// Presses a key (such as `Enter` or `Tab`) in the focused element, as the keyboard would.

@@ -122,6 +122,8 @@ struct DashboardBrowserTests {
                     try await page.evaluate("document.getElementById('details-close').click()")
                     try await page.click(".cell-button[data-service=\"worker\"][data-machine=\"m2\"]")
                     try await page.waitFor(
+                        "document.getElementById('details-title').textContent === 'worker on m2'", timeout: .seconds(30))
+                    try await page.waitFor(
                         "(document.getElementById('log-note') || {}).textContent === 'Following the log as it is written.'",
                         timeout: .seconds(30))
                     let marker = "written-after-open-\(UInt32.random(in: 0...UInt32.max))"
