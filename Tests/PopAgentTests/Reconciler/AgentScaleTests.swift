@@ -57,6 +57,17 @@ import Testing
                 }
                 #expect(running == count)
                 print("\(count) instances from zero to running in \(clock.now - start)")
+                // Each record names a process of its own, alive, started once: no instance of the burst was started twice.
+                var pids: [Int32: String] = [:]
+                for spec in specs {
+                    let node = try await store.get(paths.instance(spec.name, machine))
+                    let record = try PopJSON.decoder().decode(InstanceRecord.self, from: Data(node.data))
+                    let pid = try #require(record.pid, "\(spec.name) is running without a pid")
+                    #expect(pids.updateValue(spec.name.rawValue, forKey: pid) == nil, "two records name process \(pid)")
+                    #expect(kill(pid, 0) == 0, "\(spec.name)'s process \(pid) is not alive")
+                    #expect(record.restarts == 0, "\(spec.name) was started \(record.restarts + 1) times")
+                }
+                #expect(pids.count == count)
             }
         }
     }

@@ -20,13 +20,14 @@ struct WaitingTests {
             let (watching, watchSet) = AsyncStream<Void>.makeStream()
             let burst = 200
             // Never satisfied: the wait reads as often as it is woken until the deadline, which shows what the burst
-            // cost. Reading once per change would be 200 reads, each of 200 children.
+            // cost. Reading once per change would be 200 reads, each of 200 children. The deadline counts from here,
+            // before the first read and the burst's write: on a loaded machine those took over 3 s.
             async let waited = namespace.read(
                 {
                     if reads.add(1, ordering: .relaxed).newValue == 1 { watchSet.yield() }
                     return try await reader.children("/burst")
                 },
-                until: { $0.count > burst }, wokenByChangesUnder: "/burst", deadline: .now + .seconds(3))
+                until: { $0.count > burst }, wokenByChangesUnder: "/burst", deadline: .now + .seconds(15))
             var ready = watching.makeAsyncIterator()
             await ready.next()
             _ = try await writer.multi((0..<burst).map { .create("/burst/n\($0)", data: []) })
