@@ -1,5 +1,6 @@
 import Foundation
 import NIOConcurrencyHelpers
+import NIOCore
 
 import Glibc
 
@@ -156,9 +157,9 @@ public final class ZooKeeperServer: Sendable {
         }
     }
 
-    /// Sends a four-letter command (`ruok`, `srvr`, `mntr`) and returns the answer.
-    public func fourLetterWord(_ command: String) async throws -> String {
-        try await zooKeeperFourLetterWord(command, host: self.host, port: self.clientPort)
+    /// Sends a four-letter command (`ruok`, `srvr`, `mntr`) and returns the answer, failing after `timeout`.
+    public func fourLetterWord(_ command: String, timeout: Duration = .seconds(2)) async throws -> String {
+        try await zooKeeperFourLetterWord(command, host: self.host, port: self.clientPort, timeout: TimeAmount(timeout))
     }
 
     /// The server's role from `srvr`: `standalone`, `leader`, `follower`, or nil when not serving.

@@ -262,7 +262,8 @@ struct DashboardAccessTests {
     static func watchCount(_ server: ZooKeeperServer, until done: (Int) -> Bool) async throws -> Bool {
         // The server tells no one when its watch count changes: asked every 100 ms, for up to a minute.
         for _ in 0..<600 {
-            let mntr = try await server.fourLetterWord("mntr")
+            // A loaded machine's JVM may take seconds to answer; the loop's minute is the bound.
+            let mntr = try await server.fourLetterWord("mntr", timeout: .seconds(20))
             let line = mntr.split(separator: "\n").first { $0.hasPrefix("zk_watch_count") }
             if let count = line.flatMap({ Int($0.split(separator: "\t").last ?? "") }), done(count) { return true }
             try await Task.sleep(for: .milliseconds(100))

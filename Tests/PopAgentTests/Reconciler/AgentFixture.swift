@@ -7,6 +7,7 @@ import Logging
 import PopAgent
 import PopState
 import Synchronization
+import TestProcesses
 import Testing
 
 /// Runs `body` with a temporary pop home holding an embedded store with pop's namespace, then tears it down before
@@ -320,21 +321,32 @@ final class AgentFixture: Sendable {
 
     /// Kills every instance process group the agents left running and waits for them to exit, closes every store
     /// handle, and removes the folder.
+    ///
+    /// The processes are found by what names them for good: a local record's pid together with its start time, and
+    /// the instance folder in a process's environment. A recorded pid alone may belong to another test's process by
+    /// now (the kernel reuses pids, and this host allows only 32,768), and killing its group would kill that test's
+    /// instance.
     fileprivate func tearDown() async {
-        var leaders: [Int32] = []
+        var leaders: Set<Int32> = []
         let instances = home.path + "/machines"
         if let enumerator = FileManager.default.enumerator(atPath: instances) {
             for case let path as String in enumerator where path.hasSuffix(".pop/instance.json") {
                 if let data = FileManager.default.contents(atPath: instances + "/" + path),
                     let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-                    let pid = object["pid"] as? Int
+                    let pid = (object["pid"] as? Int).map(Int32.init),
+                    let started = object["processStartTime"] as? Int,
+                    Processes.startTime(pid) == UInt64(started)
                 {
-                    kill(-Int32(pid), SIGKILL)
-                    leaders.append(Int32(pid))
+                    leaders.insert(pid)
                 }
             }
         }
-        if !(await Self.waitForExit(leaders)) {
+        leaders.formUnion(Processes.withEnvironment(startingWith: ["POP_INSTANCE_DIR=\(instances)/"]))
+        for pid in leaders {
+            // An instance leads its own process group: take its background children with it.
+            if getpgid(pid) == pid { kill(-pid, SIGKILL) } else { kill(pid, SIGKILL) }
+        }
+        if !(await Self.waitForExit(Array(leaders))) {
             Issue.record("Instance processes \(leaders) did not exit after SIGKILL.")
         }
         for store in agentStores.withLock({ $0 }) { await store.close() }

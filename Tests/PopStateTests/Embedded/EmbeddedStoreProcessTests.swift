@@ -11,7 +11,12 @@ struct EmbeddedStoreProcessTests {
             let store = try await fixture.open()
             _ = try await store.create("/shared", data: [], mode: .persistent)
             let count = 50
-            let latencies = try await ProbeProcess.with(["watch", fixture.folder, "/shared", String(count)]) { probe in
+            // The watcher's store also reads the log at each heartbeat (a third of its session timeout): with a
+            // two-minute session that is every 40 s, so a watcher woken only by its heartbeats would wait 20 s at the
+            // median, far beyond the bound below, while one woken by the commit answers in milliseconds.
+            let latencies = try await ProbeProcess.with(
+                ["watch", fixture.folder, "/shared", String(count)], sessionMilliseconds: 120_000
+            ) { probe in
                 var lines = probe.lines.makeAsyncIterator()
                 #expect(await lines.next() == "ready")
                 var latencies: [Duration] = []
@@ -29,8 +34,9 @@ struct EmbeddedStoreProcessTests {
             }
             let p50 = latencies[count / 2]
             // Promptness is measured by `pop-bench store` (10 ms p99 goal, docs/benchmarks.md). Here the bound only
-            // proves the watcher is woken by the commit rather than by some slow fallback, even on a loaded machine.
-            #expect(p50 < .seconds(1), "median write-to-notified latency \(p50)")
+            // proves the watcher is woken by the commit rather than by its heartbeats, even on a machine so loaded
+            // that the median took 1.3 s.
+            #expect(p50 < .seconds(8), "median write-to-notified latency \(p50)")
             await store.close()
         }
     }
