@@ -4,6 +4,7 @@ import NIOHTTP1
 import NIOPosix
 import NIOSSL
 import PopState
+import Synchronization
 
 /// Asks agents' endpoints: one signed GET per connection, its answer read as it streams.
 ///
@@ -68,25 +69,47 @@ public struct EndpointClient: Sendable {
     ) async throws -> T {
         let target = path + (query.isEmpty ? "" : "?" + query.map { Self.encode($0.0) + "=" + Self.encode($0.1) }.joined(separator: "&"))
         let authorization = RequestSignature.authorization(method: "GET", target: target, key: key)
-        let channel = try await connect(address, readTimeout: readTimeout)
-        return try await channel.executeThenClose { inbound, outbound in
-            var headers = HTTPHeaders()
-            headers.add(name: "Host", value: address.target ?? "localhost")
-            headers.add(name: "Authorization", value: authorization)
-            headers.add(name: "User-Agent", value: "pop")
-            try await outbound.write(.head(HTTPRequestHead(version: .http1_1, method: .GET, uri: target, headers: headers)))
-            try await outbound.write(.end(nil))
-            var parts = inbound.makeAsyncIterator()
-            guard case .head(let head) = try await parts.next() else {
-                throw PopError(.storeUnreachable, "The agent's endpoint at \(address) closed the connection without answering.")
+        let closer = ReadTimeoutCloser()
+        let channel = try await connect(address, readTimeout: readTimeout, closer: closer)
+        do {
+            return try await channel.executeThenClose { inbound, outbound in
+                var headers = HTTPHeaders()
+                headers.add(name: "Host", value: address.target ?? "localhost")
+                headers.add(name: "Authorization", value: authorization)
+                headers.add(name: "User-Agent", value: "pop")
+                try await outbound.write(.head(HTTPRequestHead(version: .http1_1, method: .GET, uri: target, headers: headers)))
+                try await outbound.write(.end(nil))
+                var parts = inbound.makeAsyncIterator()
+                guard case .head(let head) = try await parts.next() else {
+                    throw PopError(.storeUnreachable, "The agent's endpoint at \(address) closed the connection without answering.")
+                }
+                var answer = Answer(status: Int(head.status.code), parts: parts, address: address)
+                return try await body(&answer)
             }
-            var answer = Answer(status: Int(head.status.code), parts: parts, address: address)
-            return try await body(&answer)
+        } catch let error as PopError where error.code == .storeUnreachable && closer.fired {
+            throw Self.silent(address, readTimeout, after: error)
+        } catch let error as PopError {
+            throw error
+        } catch where closer.fired {
+            // The connection was closed under the request or the answer: say why, not the channel's error.
+            throw Self.silent(address, readTimeout, after: nil)
+        } catch let error as ChannelError {
+            throw PopError(.storeUnreachable, "The connection to the agent's endpoint at \(address) failed: \(error).")
+        } catch let error as IOError {
+            throw PopError(.storeUnreachable, "The connection to the agent's endpoint at \(address) failed: \(error).")
         }
     }
 
+    /// The error of a connection closed because the endpoint sent nothing for `readTimeout`.
+    static func silent(_ address: EndpointAddress, _ readTimeout: TimeAmount, after error: PopError?) -> PopError {
+        let seconds = String(format: "%g", Double(readTimeout.nanoseconds) / 1e9)
+        return PopError(
+            .storeUnreachable, "The agent's endpoint at \(address) sent nothing for \(seconds) s; the connection was closed.",
+            hint: "The agent or its machine may be overloaded or hung; `pop machines` shows whether it is registered.")
+    }
+
     private func connect(
-        _ address: EndpointAddress, readTimeout: TimeAmount
+        _ address: EndpointAddress, readTimeout: TimeAmount, closer: ReadTimeoutCloser
     ) async throws -> NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart> {
         let bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).connectTimeout(connectTimeout)
         let tlsContext: NIOSSLContext?
@@ -109,7 +132,7 @@ public struct EndpointClient: Sendable {
                     try pipeline.addHandler(NIOSSLClientHandler(context: tlsContext, serverHostname: serverName))
                 }
                 try pipeline.addHandler(IdleStateHandler(readTimeout: readTimeout))
-                try pipeline.addHandler(ReadTimeoutCloser())
+                try pipeline.addHandler(closer)
                 try pipeline.addHTTPClientHandlers()
                 return try NIOAsyncChannel(wrappingChannelSynchronously: channel)
             }
@@ -142,12 +165,19 @@ public struct EndpointClient: Sendable {
     }
 }
 
-/// Closes a connection on which nothing arrived within its read timeout (an agent that hangs, a network that drops).
+/// Closes a connection on which nothing arrived within its read timeout (an agent that hangs, a network that drops),
+/// and remembers that it did, so the request can say so.
 final class ReadTimeoutCloser: ChannelInboundHandler, Sendable {
     typealias InboundIn = NIOAny
 
+    private let closed = Atomic(false)
+
+    /// Whether this handler closed the connection.
+    var fired: Bool { closed.load(ordering: .acquiring) }
+
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let idle = event as? IdleStateHandler.IdleStateEvent, idle == .read {
+            closed.store(true, ordering: .releasing)
             context.close(promise: nil)
             return
         }

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Foundation
 @testable import PopAgent
 import PopFleetClient
@@ -185,7 +188,8 @@ struct EndpointTests {
                 try "over tls\n".write(toFile: folder + "/stdout.log", atomically: false, encoding: .utf8)
                 let client = EndpointClient(key: fixture.key, environment: ["POP_TLS_CA": certificate])
                 let request = JournalRequest(service: try ServiceName("web"), streams: [.stdout], start: .beginning)
-                let got = try await client.get(fixture.address, path: "/logs", query: request.queryItems, readTimeout: .seconds(10)) { answer in
+                // Read timeouts are generous: on a loaded machine the handshake alone took seconds.
+                let got = try await client.get(fixture.address, path: "/logs", query: request.queryItems, readTimeout: .seconds(60)) { answer in
                     try await frames(&answer) { $0.contains { if case .end = $0 { true } else { false } } }
                 }
                 #expect(texts(got) == ["over tls"])
@@ -199,9 +203,37 @@ struct EndpointTests {
             try await EndpointFixture.with(listen: .unix(path: socket)) { fixture in
                 #expect(fixture.address.description == "unix://" + socket)
                 let client = EndpointClient(key: fixture.key)
-                let status = try await client.get(fixture.address, path: "/resources", query: [], readTimeout: .seconds(5)) { $0.status }
+                let status = try await client.get(fixture.address, path: "/resources", query: [], readTimeout: .seconds(60)) { $0.status }
                 #expect(status == 200)
             }
+        }
+    }
+
+    /// An endpoint that accepts the connection and never answers (the kernel completes the handshake of a socket
+    /// that listens and is never accepted from): the request fails saying the agent said nothing for the read
+    /// timeout, not with the channel's own error.
+    @Test func aSilentEndpointIsReportedAsSilent() async throws {
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        try #require(listener >= 0)
+        defer { close(listener) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, length) == 0 && listen(listener, 4) == 0 && getsockname(listener, $0, &length) == 0 }
+        }
+        try #require(bound)
+        let port = Int(UInt16(bigEndian: address.sin_port))
+        let client = EndpointClient(key: EndpointKey.generate())
+        let target = EndpointAddress(.tcp(host: "127.0.0.1", port: port))
+        do {
+            _ = try await client.get(target, path: "/resources", query: [], readTimeout: .milliseconds(300)) { $0.status }
+            Issue.record("a silent endpoint answered")
+        } catch let error as PopError {
+            #expect(error.code == .storeUnreachable)
+            #expect(error.message.contains("sent nothing for 0.3 s"), "\(error)")
+            #expect(error.message.contains("127.0.0.1:\(port)"), "\(error)")
         }
     }
 

@@ -115,8 +115,9 @@ struct WatchTests {
         let sink = ZooKeeperWatchSink(deliver: { continuation.yield($0) }, end: { continuation.finish(throwing: $0) })
         let names = (0..<12).map { "n\($0)" }
         try await withClient { writer in
-            // A long session: no ping falls between the two counts.
-            let client = try await TestServer.client(sessionTimeout: .seconds(60))
+            // The longest session the test servers grant: the client pings after 40 s without sending, so no ping
+            // falls between the two counts even when a loaded machine makes the first count take 20 s (it did).
+            let client = try await TestServer.client(sessionTimeout: .seconds(120))
             let before = try await Self.requestsReceived(from: client, server)
             // Each path is 33-34 bytes with its length: 120 bytes hold three, so the twelve take four requests.
             let ids = try await client.addWatches(
