@@ -86,22 +86,18 @@ public struct EndpointClient: Sendable {
                 var answer = Answer(status: Int(head.status.code), parts: parts, address: address)
                 return try await body(&answer)
             }
-        } catch let error as PopError where error.code == .storeUnreachable && closer.fired {
-            throw Self.silent(address, readTimeout, after: error)
-        } catch let error as PopError {
+        } catch let error as PopError where error.code != .storeUnreachable || !closer.fired {
             throw error
         } catch where closer.fired {
-            // The connection was closed under the request or the answer: say why, not the channel's error.
-            throw Self.silent(address, readTimeout, after: nil)
-        } catch let error as ChannelError {
-            throw PopError(.storeUnreachable, "The connection to the agent's endpoint at \(address) failed: \(error).")
-        } catch let error as IOError {
+            // The connection was closed under the request or the answer: say why, not what the channel saw of it.
+            throw Self.silent(address, readTimeout)
+        } catch let error where error is ChannelError || error is IOError {
             throw PopError(.storeUnreachable, "The connection to the agent's endpoint at \(address) failed: \(error).")
         }
     }
 
     /// The error of a connection closed because the endpoint sent nothing for `readTimeout`.
-    static func silent(_ address: EndpointAddress, _ readTimeout: TimeAmount, after error: PopError?) -> PopError {
+    static func silent(_ address: EndpointAddress, _ readTimeout: TimeAmount) -> PopError {
         let seconds = String(format: "%g", Double(readTimeout.nanoseconds) / 1e9)
         return PopError(
             .storeUnreachable, "The agent's endpoint at \(address) sent nothing for \(seconds) s; the connection was closed.",
