@@ -24,12 +24,17 @@ public final class ZooKeeperEnsemble: Sendable {
         for _ in 0..<4 {
             let folder = try ZooKeeperInstallation.makeScratchFolder()
             let peerAddress = options.bindAddress == "0.0.0.0" ? "127.0.0.1" : options.bindAddress
+            // Every port distinct: two members given one client port would leave a 2-member ensemble whose
+            // surviving member answers for the other.
+            var picked: Set<Int> = []
+            func pick(on address: String) throws -> Int {
+                let port = try ZooKeeperInstallation.freePort(on: address, excluding: picked)
+                picked.insert(port)
+                return port
+            }
             var ports: [(client: Int, peer: Int, election: Int)] = []
             for _ in 0..<size {
-                ports.append((
-                    try ZooKeeperInstallation.freePort(on: options.bindAddress), try ZooKeeperInstallation.freePort(on: peerAddress),
-                    try ZooKeeperInstallation.freePort(on: peerAddress)
-                ))
+                ports.append((try pick(on: options.bindAddress), try pick(on: peerAddress), try pick(on: peerAddress)))
             }
             let serverLines = ports.enumerated().map { index, port in "server.\(index + 1)=\(peerAddress):\(port.peer):\(port.election)" }
             var members: [ZooKeeperServer] = []
@@ -47,6 +52,10 @@ public final class ZooKeeperEnsemble: Sendable {
                 for member in members { try await member.launch() }
                 for member in members { try await member.waitUntilServing(timeout: options.startTimeout) }
                 try await ensemble.waitForQuorum(timeout: options.startTimeout)
+                if let gone = members.first(where: { !$0.isRunning }) {
+                    throw ZooKeeperTestSupportError(
+                        "member \(gone.memberID) of the ensemble exited during startup; its log ends with:\n\(gone.logTail())")
+                }
                 return ensemble
             } catch let error as ZooKeeperTestSupportError where error.message.contains("exited") {
                 lastError = error
@@ -63,12 +72,19 @@ public final class ZooKeeperEnsemble: Sendable {
     public func waitForQuorum(timeout: Duration = .seconds(60)) async throws {
         let deadline = ContinuousClock.now + timeout
         while true {
-            var modes: [String?] = []
-            for member in self.members where member.isRunning { modes.append(await member.mode()) }
-            let leaders = modes.filter { $0 == "leader" }.count
-            if leaders == 1, modes.allSatisfy({ $0 == "leader" || $0 == "follower" }) { return }
+            var modes: [Int: String] = [:]
+            for member in self.members {
+                if member.isRunning {
+                    modes[member.memberID] = await member.mode() ?? "not serving"
+                } else {
+                    modes[member.memberID] = "not running"
+                }
+            }
+            let running = modes.values.filter { $0 != "not running" }
+            if running.filter({ $0 == "leader" }).count == 1, running.allSatisfy({ $0 == "leader" || $0 == "follower" }) { return }
             guard ContinuousClock.now < deadline else {
-                throw ZooKeeperTestSupportError("the ensemble elected no leader within \(timeout) (modes: \(modes.map { $0 ?? "not serving" }))")
+                let described = modes.sorted { $0.key < $1.key }.map { "member \($0.key): \($0.value)" }.joined(separator: ", ")
+                throw ZooKeeperTestSupportError("the ensemble elected no leader within \(timeout) (\(described))")
             }
             // Elections are announced nowhere a client can wait on; ask again shortly.
             try await Task.sleep(for: .milliseconds(100))

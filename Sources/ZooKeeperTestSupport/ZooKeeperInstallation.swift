@@ -25,8 +25,18 @@ enum ZooKeeperInstallation {
         throw ZooKeeperTestSupportError("java is not installed; run `apt-get install zookeeper` (it pulls in a Java runtime) and try again")
     }
 
-    /// A TCP port that was free a moment ago on `address` (the kernel picks it by binding port 0).
-    static func freePort(on address: String = "127.0.0.1") throws -> Int {
+    /// A TCP port that was free a moment ago on `address` (the kernel picks it by binding port 0) and is not in
+    /// `excluding`. Ports picked one after another are released in between, so the kernel may pick the same one
+    /// twice; whoever picks several passes those already picked.
+    static func freePort(on address: String = "127.0.0.1", excluding: Set<Int> = []) throws -> Int {
+        for _ in 0..<50 {
+            let port = try self.portPickedByKernel(on: address)
+            if !excluding.contains(port) { return port }
+        }
+        throw ZooKeeperTestSupportError("could not pick a free port on \(address) outside \(excluding.sorted())")
+    }
+
+    private static func portPickedByKernel(on address: String) throws -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw ZooKeeperTestSupportError("socket() failed: \(String(cString: strerror(errno)))") }
         defer { close(fd) }
