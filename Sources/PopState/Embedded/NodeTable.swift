@@ -102,14 +102,7 @@ package enum NodeTable {
     }
 
     static func fetch(_ db: Database, _ path: String) throws -> Row? {
-        let statement = try db.cachedStatement(
-            sql: "SELECT data, version, cversion, num_children, owner, ctime, mtime FROM node WHERE path = ?")
-        guard let row = try GRDB.Row.fetchOne(statement, arguments: [path]) else { return nil }
-        let data: Data = row[0] ?? Data()
-        return Row(
-            path: path, data: Array(data), version: Int32(truncatingIfNeeded: row[1] as Int64),
-            cversion: Int32(truncatingIfNeeded: row[2] as Int64), numChildren: Int32(truncatingIfNeeded: row[3] as Int64),
-            owner: row[4], ctime: row[5], mtime: row[6])
+        try NodeQuery.node(db, path)
     }
 
     static func require(_ db: Database, _ path: String, for action: String) throws -> Row {
@@ -118,8 +111,7 @@ package enum NodeTable {
     }
 
     static func children(_ db: Database, _ path: String) throws -> [String] {
-        let statement = try db.cachedStatement(sql: "SELECT path FROM node WHERE parent = ? ORDER BY path")
-        return try String.fetchAll(statement, arguments: [path]).map(NodePath.name)
+        try NodeQuery.childPaths(db, path).map(NodePath.name)
     }
 
     /// The position of the newest change-log row (0 when none was ever written).

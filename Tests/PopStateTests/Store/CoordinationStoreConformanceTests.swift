@@ -37,6 +37,30 @@ struct CoordinationStoreConformanceTests {
         }
     }
 
+    /// Data is bytes, not text: NUL and bytes that are not UTF-8 come back as written, empty data as empty; names
+    /// outside ASCII are listed whole, in the store's order.
+    @Test(arguments: StoreKind.allCases)
+    func bytesAndNamesComeBackExactly(_ kind: StoreKind) async throws {
+        try await withStores(kind) { fixture in
+            let store = try await fixture.open()
+            let binary: [UInt8] = [0, 255, 0, 0xC3, 0x28, 10, 0]
+            _ = try await store.create("/bytes", data: binary, mode: .persistent)
+            _ = try await store.create("/bytes/empty", data: [], mode: .persistent)
+            _ = try await store.create("/bytes/b-é", data: [0], mode: .persistent)
+            _ = try await store.create("/bytes/a-ß", data: [], mode: .persistent)
+            #expect(try await store.get("/bytes").data == binary)
+            #expect(try await store.get("/bytes").stat.dataLength == Int32(binary.count))
+            #expect(try await store.get("/bytes/empty").data == [])
+            #expect(try await store.get("/bytes/b-é").data == [0])
+            #expect(try await store.children("/bytes") == ["a-ß", "b-é", "empty"])
+            let read = try await store.read([.get("/bytes"), .children("/bytes"), .get("/bytes/missing")])
+            #expect(try read[0].node().data == binary)
+            #expect(try read[1].children() == ["a-ß", "b-é", "empty"])
+            #expect(try read[2].nodeIfExists() == nil)
+            await store.close()
+        }
+    }
+
     @Test(arguments: StoreKind.allCases)
     func compareAndSetConflicts(_ kind: StoreKind) async throws {
         try await withStores(kind) { fixture in
