@@ -83,7 +83,7 @@ struct EndpointTests {
             let web = try ServiceName("web")
             // The last two lines of the instance (both streams merged), then the end.
             let tail = JournalRequest(service: web, start: .tail(2))
-            let got = try await client.get(fixture.address, path: "/logs", query: tail.queryItems, readTimeout: .seconds(10)) { answer in
+            let got = try await client.get(fixture.address, path: "/logs", query: tail.queryItems, readTimeout: .seconds(60)) { answer in
                 #expect(answer.status == 200)
                 return try await frames(&answer) { $0.contains { if case .end = $0 { true } else { false } } }
             }
@@ -91,7 +91,7 @@ struct EndpointTests {
 
             // Following: the initial lines, then what a new writer writes, woken by inotify.
             let follow = JournalRequest(service: web, start: .tail(1), follow: true, heartbeatMilliseconds: 20)
-            try await client.get(fixture.address, path: "/logs", query: follow.queryItems, readTimeout: .seconds(10)) { answer in
+            try await client.get(fixture.address, path: "/logs", query: follow.queryItems, readTimeout: .seconds(60)) { answer in
                 let initial = try await frames(&answer) { !texts($0).isEmpty }
                 #expect(texts(initial) == ["oops"])
                 let next = try LogWriterProcess(folder: folder, files: ["stdout.log", "stderr.log"], maximumBytes: 1 << 20, keep: 2)
@@ -105,7 +105,7 @@ struct EndpointTests {
             }
             // A bad pattern is refused by the agent.
             let bad = JournalRequest(service: web, grep: "(")
-            let status = try await client.get(fixture.address, path: "/logs", query: bad.queryItems, readTimeout: .seconds(10)) { answer in
+            let status = try await client.get(fixture.address, path: "/logs", query: bad.queryItems, readTimeout: .seconds(60)) { answer in
                 (answer.status, try await answer.text())
             }
             #expect(status.0 == 400 && status.1.contains("not valid"), "\(status)")
@@ -159,7 +159,7 @@ struct EndpointTests {
 
             // Resources: the sleeper's group, one process.
             let client = EndpointClient(key: fixture.key)
-            let report = try await client.get(fixture.address, path: "/resources", query: [], readTimeout: .seconds(10)) { answer in
+            let report = try await client.get(fixture.address, path: "/resources", query: [], readTimeout: .seconds(60)) { answer in
                 try JSONDecoder().decode(ResourceReport.self, from: Data(try await answer.text().utf8))
             }
             let row = try #require(report.instances.first)

@@ -17,7 +17,9 @@ extension PopRunner {
         case .embedded(let folder):
             return try await EmbeddedStore.open(folder: folder, options: .init(logger: quietLogger))
         case .zooKeeper(let servers, let chroot):
-            return try await ZooKeeperStore.open(servers: servers, chroot: chroot, logger: quietLogger)
+            // The test's own observer: a server just restarted on a loaded machine may take longer than a command's
+            // connect timeout to grant a session, and that is not what any test here is about.
+            return try await ZooKeeperStore.open(servers: servers, chroot: chroot, connectTimeout: .seconds(60), logger: quietLogger)
         }
     }
 

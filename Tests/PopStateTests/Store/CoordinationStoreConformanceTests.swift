@@ -239,8 +239,10 @@ struct CoordinationStoreConformanceTests {
     func ephemeralsVanishWhenTheirSessionExpires(_ kind: StoreKind) async throws {
         try await withStores(kind) { fixture in
             // Only the owner's session is short; the observer's must survive a loaded machine's pauses.
-            let observer = try await fixture.open(sessionTimeout: .seconds(10))
-            let timeout = Duration.seconds(4)
+            let observer = try await fixture.open(sessionTimeout: .seconds(30))
+            // Long enough that the owner's set-up requests outlast a loaded machine's pauses (a ZooKeeper client
+            // gives up on a connection silent for two thirds of its session).
+            let timeout = Duration.seconds(8)
             let owner = try await fixture.open(sessionTimeout: timeout)
             let path = try await owner.create("/agent", data: [], mode: .ephemeral)
             let (_, watch) = try await observer.existsAndWatch(path)

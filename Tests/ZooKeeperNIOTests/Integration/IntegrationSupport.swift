@@ -6,13 +6,18 @@ import ZooKeeperTestSupport
 /// Helpers for tests against a real server: one standalone server shared by the whole run, and a unique root
 /// path per test so tests never see each other's nodes.
 enum TestServer {
+    /// The session of a test that is not about expiry: a minute, so that no pause of a loaded machine (the suite's
+    /// start runs hundreds of tests, several JVMs and a browser at once) outlasts the client's read timeout, two
+    /// thirds of it. Tests of expiry ask for their own short sessions.
+    static let sessionTimeout = Duration.seconds(60)
+
     /// The shared standalone server (started on first use, killed when the test process exits).
     static func shared() async throws -> ZooKeeperServer {
         try await ZooKeeperServer.shared()
     }
 
     /// A configuration for `connectString` with short timeouts suited to tests.
-    static func configuration(_ connectString: String, sessionTimeout: Duration = .seconds(4)) throws -> ZooKeeperConfiguration {
+    static func configuration(_ connectString: String, sessionTimeout: Duration = TestServer.sessionTimeout) throws -> ZooKeeperConfiguration {
         var configuration = try ZooKeeperConfiguration(connectString: connectString, sessionTimeout: sessionTimeout)
         configuration.connectTimeout = .seconds(10)
         var logger = Logger(label: "zookeeper-test")
@@ -22,7 +27,7 @@ enum TestServer {
     }
 
     /// A client of the shared server, optionally chrooted.
-    static func client(chroot: String? = nil, sessionTimeout: Duration = .seconds(4)) async throws -> ZooKeeperClient {
+    static func client(chroot: String? = nil, sessionTimeout: Duration = TestServer.sessionTimeout) async throws -> ZooKeeperClient {
         let server = try await shared()
         return try await ZooKeeperClient.connect(try configuration(server.connectString + (chroot ?? ""), sessionTimeout: sessionTimeout))
     }
@@ -40,7 +45,7 @@ enum TestServer {
 
 /// Runs `body` with a client and closes it afterwards, also when `body` throws.
 func withClient<T>(
-    chroot: String? = nil, sessionTimeout: Duration = .seconds(4), _ body: (ZooKeeperClient) async throws -> T
+    chroot: String? = nil, sessionTimeout: Duration = TestServer.sessionTimeout, _ body: (ZooKeeperClient) async throws -> T
 ) async throws -> T {
     let client = try await TestServer.client(chroot: chroot, sessionTimeout: sessionTimeout)
     do {
