@@ -74,7 +74,7 @@ struct LifecycleEventTests {
     @Test func decidedRestartsAndHealthSayWhy() async throws {
         try await withTemporaryFolder { folder in
             let journal = MachineJournal(home: PopHome(path: folder + "/home"), machine: try MachineID("m1"), version: "test")
-            let listener = ["python3", "-c", "import socket, sys, time; s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('127.0.0.1', int(sys.argv[1]))); s.listen(); time.sleep(600)"]
+            let listener = ["python3", "-c", "import socket, sys, time; s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('127.0.0.1', int(sys.argv[1]))); s.listen()\nwhile True: s.accept()[0].close()"]
             let port = try LoopbackHTTP.freePort()
             // A listener passes its check as soon as it listens, however long a loaded machine takes to start it; the
             // program that never listens fails it after a short grace period.

@@ -108,7 +108,7 @@ struct CrashPointTests {
             let holders = ProcessScan.listeners(onPort: port)
             #expect(
                 holders == [pid],
-                "\(service.name): port \(port) held by \(holders.map(ProcessScan.describe)), supervised \(ProcessScan.describe(pid)) \(instance); its log: \(String(decoding: FileManager.default.contents(atPath: pop.instanceFolder(service.name) + "/logs/stderr.log") ?? Data(), as: UTF8.self).suffix(300))")
+                "\(service.name): port \(port) held by \(holders.map(ProcessScan.describe)), supervised \(ProcessScan.describe(pid)) \(instance); its log: \(String(decoding: FileManager.default.contents(atPath: pop.instanceFolder(service.name) + "/logs/stderr.log") ?? Data(), as: UTF8.self).suffix(300)); the agent's log: \(agentLog(pop).suffix(4000))")
             if crash.scenario == .restart {
                 #expect(ProcessScan.listeners(onPort: service.port).isEmpty, "\(service.name): the old port is still held")
             }
@@ -121,6 +121,11 @@ struct CrashPointTests {
             let stale = writers.filter { !current.contains($0) }
             #expect(await Processes.waitForExit(stale, timeout: .seconds(10)), "\(service.name): log writers \(stale) outlive their processes")
         }
+    }
+
+    /// The agent's log on this machine.
+    func agentLog(_ pop: PopRunner) -> String {
+        (try? String(contentsOfFile: pop.home.path + "/machines/\(pop.machine ?? "")/agent.log", encoding: .utf8)) ?? ""
     }
 
     /// `pop start --json` with `environment`; returns the agent's pid.
@@ -171,7 +176,8 @@ func withListeners(count: Int, _ body: (PopRunner, [Listener]) async throws -> V
     }
 }
 
-/// A plugin with one template that listens on its port (and fails if it cannot), with a TCP health check.
+/// A plugin with one template that listens on its port (and fails if it cannot), accepting and closing each
+/// connection, with a TCP health check.
 enum ListenerPlugin {
     static let script = """
         import socket, sys, time
@@ -179,8 +185,12 @@ enum ListenerPlugin {
         server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         server.bind(("127.0.0.1", int(sys.argv[1])))
         server.listen(16)
+        # Each health probe connects and hangs up; accepting takes it off the queue. A listener that never accepted
+        # filled its backlog after 17 probes, failed every probe after that, and was restarted as unhealthy once
+        # the grace period ran out, half a minute after it started.
         while True:
-            time.sleep(3600)
+            connection, _ = server.accept()
+            connection.close()
         """
 
     static var manifest: String {
