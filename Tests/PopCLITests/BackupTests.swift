@@ -5,7 +5,7 @@ import Testing
 
 /// `pop dump --json` and `pop restore FILE`: a backup of the desired state that comes back byte for byte, on both
 /// stores and across them; bad backups are refused and change nothing.
-@Suite(.timeLimit(.minutes(3)))
+@Suite(.timeLimit(.minutes(10)))
 struct BackupTests {
     @Test("a backup restores the services, options, packages, rollouts and placements", arguments: StoreKind.allCases)
     func roundTrip(kind: StoreKind) async throws {

@@ -6,7 +6,7 @@ import TestProcesses
 import Testing
 
 /// `--plan`, `--if-version`, `pop history` and `pop rollback`, run as the built binary against both stores.
-@Suite("safe changes: plans, versions, history and rollback", .timeLimit(.minutes(3)))
+@Suite("safe changes: plans, versions, history and rollback", .timeLimit(.minutes(10)))
 struct SafeChangeTests {
     static func object(_ result: CommandResult) throws -> [String: Any] {
         try #require(JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any], "\(result)")

@@ -7,7 +7,7 @@ import Testing
 
 /// Deploying by count, machine labels, drain and `pop scale` with the real binary: what is refused (and changes
 /// nothing), and what the one agent of the embedded store schedules.
-@Suite(.timeLimit(.minutes(3)))
+@Suite(.timeLimit(.minutes(10)))
 struct SchedulingCommandTests {
     @Test("bad counts, labels and mixes of pinned and counted deployments are refused and change nothing",
         arguments: StoreKind.allCases)

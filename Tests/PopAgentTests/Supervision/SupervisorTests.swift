@@ -8,7 +8,7 @@ import Testing
 
 @testable import PopAgent
 
-@Suite("Supervisor with real processes", .serialized, .timeLimit(.minutes(3)))
+@Suite("Supervisor with real processes", .serialized, .timeLimit(.minutes(10)))
 struct SupervisorTests {
     @Test func spawnRunsInItsOwnSessionWithLogFiles() async throws {
         try await SupervisorFixture.with { fixture in

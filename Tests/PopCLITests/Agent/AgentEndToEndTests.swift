@@ -13,7 +13,7 @@ import TestProcesses
 
 /// The machine agent end to end: the real `pop` binary, a real agent started with `pop start`, real processes, on the
 /// embedded store and on a real ZooKeeper server.
-@Suite(.serialized, .timeLimit(.minutes(3)))
+@Suite(.serialized, .timeLimit(.minutes(10)))
 struct AgentEndToEndTests {
     enum Store: String, CaseIterable, CustomStringConvertible {
         case embedded, zooKeeper

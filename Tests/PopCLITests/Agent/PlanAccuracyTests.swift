@@ -7,7 +7,7 @@ import Testing
 /// What `--plan` predicts is what real agents then do: three agents (three machine ids on one ZooKeeper namespace),
 /// and after each change the instances whose PID changed are exactly the plan's restarts, the ones gone its stops.
 /// (Canary rollouts are checked the same way on a cluster of four machines: `ClusterRolloutTests`.)
-@Suite(.serialized, .timeLimit(.minutes(4)))
+@Suite(.serialized, .timeLimit(.minutes(10)))
 struct PlanAccuracyTests {
     static let machines = ["plan-a", "plan-b", "plan-c"]
 

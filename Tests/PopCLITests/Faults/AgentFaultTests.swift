@@ -9,7 +9,7 @@ import Glibc
 #endif
 
 /// Faults around the agent's own process: killed, left a zombie, started on a damaged store.
-@Suite(.serialized, .timeLimit(.minutes(3)))
+@Suite(.serialized, .timeLimit(.minutes(10)))
 struct AgentFaultTests {
     /// A killed agent that nobody reaps is a zombie, not an agent: the next `pop start` takes over its machine at
     /// once instead of waiting for the dead agent's store session to expire (10 s).

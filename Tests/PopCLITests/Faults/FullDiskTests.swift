@@ -10,7 +10,7 @@ import Glibc
 
 /// pop's home on a real, full file system (a small tmpfs): what only reads keeps working, what writes fails clearly
 /// and changes nothing.
-@Suite(.serialized, .timeLimit(.minutes(3)))
+@Suite(.serialized, .timeLimit(.minutes(10)))
 struct FullDiskTests {
     @Test func readOnlyCommandsWorkWhenTheDiskIsFull() async throws {
         try await withSmallDisk { pop, disk in

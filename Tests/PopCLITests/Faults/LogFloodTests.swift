@@ -7,7 +7,7 @@ import Glibc
 #endif
 
 /// A log flood with the real agent: a service that writes 300 MB in 256 KiB writes, as fast as it can.
-@Suite(.serialized, .timeLimit(.minutes(3)))
+@Suite(.serialized, .timeLimit(.minutes(10)))
 struct LogFloodTests {
     /// Each log file stays within the documented limit (10 MiB) at every moment, the folder within (keep + 1) limits per
     /// file, the agent does not copy the logs (well under 0.5 s of its CPU per 100 MB), and the instance runs on.

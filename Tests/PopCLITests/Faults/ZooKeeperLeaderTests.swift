@@ -11,7 +11,7 @@ import Glibc
 
 /// A hung ZooKeeper leader: the 3-member ensemble's leader frozen with SIGSTOP (its connections stay open, nothing is
 /// answered) while an agent runs on the ensemble.
-@Suite(.serialized, .timeLimit(.minutes(4)))
+@Suite(.serialized, .timeLimit(.minutes(10)))
 struct ZooKeeperLeaderTests {
     @Test func aHungLeaderLeavesInstancesRunningAndTheAgentReconverges() async throws {
         try await withZooKeeperEnsemble { ensemble in

@@ -5,7 +5,7 @@ import TestProcesses
 import Testing
 
 /// `pop init --auth` on a real ZooKeeper, checked from outside with kazoo.
-@Suite(.timeLimit(.minutes(3)))
+@Suite(.timeLimit(.minutes(10)))
 struct AccessControlTests {
     /// What acl_probe.py reports.
     struct ProbeReport: Decodable {
