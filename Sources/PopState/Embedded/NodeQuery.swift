@@ -9,9 +9,9 @@ import SQLite3
 /// The node table's two hottest queries, a node by path and the names under a parent, run on GRDB's cached prepared
 /// statements through SQLite's C API, which GRDB hands out for this (`Statement.sqliteStatement`).
 ///
-/// `pop status` with 100 services runs about 450 of them in one read, and GRDB's general path (an argument array, a
-/// cursor and a row object per query, each column converted through its protocols) cost several times SQLite's own
-/// work for each. The statements' text is used nowhere else, so GRDB never finds one bound or half-stepped: each use
+/// `pop status` with 100 services runs several hundred of them in one read, and GRDB's general path (an argument
+/// array, a cursor and a row object per query, each column converted through its protocols) cost several times
+/// SQLite's own work for each. The statements' text is used nowhere else, so GRDB never finds one bound or half-stepped: each use
 /// resets it and clears its binding before returning.
 enum NodeQuery {
     static let nodeSQL = "SELECT data, version, cversion, num_children, owner, ctime, mtime FROM node WHERE path = ?"
