@@ -44,7 +44,13 @@ public final class TemplateCache: Sendable {
                 cache[bytes] = decoded
             }
         }
-        guard let fields = try? decoder.decode(Fields.self, from: Data(data)) else {
+        // The other fields are decoded from the spec with its template's value replaced by `null`: the decoder parses
+        // the whole text it is given, and the template is most of it.
+        var rest = Data(capacity: data.count - range.count + 4)
+        rest.append(contentsOf: data[..<range.lowerBound])
+        rest.append(contentsOf: "null".utf8)
+        rest.append(contentsOf: data[range.upperBound...])
+        guard let fields = try? decoder.decode(Fields.self, from: rest) else {
             return try decoder.decode(ServiceSpec.self, from: Data(data))
         }
         var spec = ServiceSpec(name: fields.name, template: template, options: fields.options)
