@@ -39,7 +39,7 @@ extension EmbeddedStore {
             let position = registry.position
             let batch: [ChangeRecord]
             do {
-                batch = try pool.read { db in try NodeTable.changes(db, after: position, limit: batchSize) }
+                batch = try database.read { db in try NodeTable.changes(db, after: position, limit: batchSize) }
             } catch {
                 options.logger.warning("could not read the change log", metadata: ["error": "\(error)"])
                 setReachable(false)
@@ -70,7 +70,7 @@ extension EmbeddedStore {
         let retention = options.changeLogRetention.milliseconds
         let position = registry.position
         do {
-            let (alive, reaped) = try pool.writeWithoutTransaction { db -> (Bool, [Int64]) in
+            let (alive, reaped) = try database.writeWithoutTransaction { db -> (Bool, [Int64]) in
                 var result: (Bool, [Int64]) = (false, [])
                 try db.inTransaction(.immediate) {
                     let clock = SessionClock.now()
@@ -103,11 +103,11 @@ extension EmbeddedStore {
     func reapExpiredSessions() {
         do {
             let clock = SessionClock.now()
-            let expired = try pool.read { db in
+            let expired = try database.read { db in
                 try NodeTable.hasExpiredSessions(db, bootID: SessionClock.bootID, clock: clock)
             }
             guard expired, readOnlyReason == nil else { return }
-            let reaped = try pool.writeWithoutTransaction { db -> [Int64] in
+            let reaped = try database.writeWithoutTransaction { db -> [Int64] in
                 var reaped: [Int64] = []
                 try db.inTransaction(.immediate) {
                     reaped = try NodeTable.reapExpiredSessions(

@@ -31,17 +31,33 @@ public final class EmbeddedStore: CoordinationStore {
         public var changeLogRetention: Duration
         /// Where the handle logs.
         public var logger: Logger
+        /// How many SQLite connections the handle holds.
+        public var connections: Connections
 
         /// Creates options.
         public init(
             sessionTimeout: Duration = .seconds(10), busyTimeout: Duration = .seconds(5),
-            changeLogRetention: Duration = .seconds(600), logger: Logger = Logger(label: "pop.store.embedded")
+            changeLogRetention: Duration = .seconds(600), logger: Logger = Logger(label: "pop.store.embedded"),
+            connections: Connections = .pool
         ) {
             self.sessionTimeout = sessionTimeout
             self.busyTimeout = busyTimeout
             self.changeLogRetention = changeLogRetention
             self.logger = logger
+            self.connections = connections
         }
+    }
+
+    /// How many SQLite connections a handle holds. Both give every read a consistent snapshot and every write one
+    /// IMMEDIATE transaction; they differ only in what runs at once inside one process.
+    public enum Connections: Sendable {
+        /// A writer and up to four readers beside it (GRDB's `DatabasePool`): reads run while a write does. For
+        /// processes that live and serve many callers at once: the agent, the dashboard.
+        case pool
+        /// One connection for reads and writes in turn (GRDB's `DatabaseQueue`), for a command that runs once: it
+        /// opens one connection instead of two, and skips the write-ahead log's set-up when the database is in WAL
+        /// mode already. A database that is not (a new store) is opened as a pool, which sets the mode up.
+        case single
     }
 
     /// The database file name inside the store folder.
@@ -57,12 +73,14 @@ public final class EmbeddedStore: CoordinationStore {
     public var description: String { "embedded store \(databasePath)" }
     /// Why this handle can only read (the database could not be opened for writing), or `nil`.
     public let readOnlyReason: String?
+    /// Whether this handle holds one connection (``Connections/single``) rather than a pool.
+    var holdsOneConnection: Bool { database is DatabaseQueue }
 
     /// The write-ahead log's size, in pages, past which a commit checkpoints it into the database file (SQLite's
     /// default is 1,000 pages, 4 MB: pop's writes are small, so a store was seen with everything still in the log).
     static let checkpointFrames = 64
 
-    let pool: DatabasePool
+    let database: any DatabaseWriter
     let registry: WatchRegistry
     let monitor: any ChangeMonitor
     let commitFile: Int32
@@ -111,11 +129,12 @@ public final class EmbeddedStore: CoordinationStore {
             try db.execute(sql: "PRAGMA cache_size = -512")
             try db.execute(sql: "PRAGMA wal_autocheckpoint = \(checkpointFrames)")
         }
-        let (pool, readOnlyReason) = try openPool(path: path, configuration: configuration)
+        let (database, readOnlyReason) = try openDatabase(
+            path: path, configuration: configuration, connections: options.connections)
         let position: Int64
         do {
             let clock = SessionClock.now()
-            let (schema, found, expired) = try await pool.read { db in
+            let (schema, found, expired) = try await database.read { db in
                 let schema = try NodeTable.schemaState(db, file: path)
                 guard schema == .current else { return (schema, Int64(0), false) }
                 return (
@@ -127,7 +146,7 @@ public final class EmbeddedStore: CoordinationStore {
             switch schema {
             case .current:
                 if expired, readOnlyReason == nil {
-                    try? await reapAtOpen(pool, path: path, options: options)
+                    try? await reapAtOpen(database, path: path, options: options)
                 }
             case .missing:
                 guard readOnlyReason == nil else {
@@ -135,7 +154,7 @@ public final class EmbeddedStore: CoordinationStore {
                         .system, "The embedded store \(path) is empty and cannot be written: \(readOnlyReason!).",
                         hint: "Free space on the disk holding it, or check that its folder is writable.")
                 }
-                try await pool.writeWithoutTransaction { db in
+                try await database.writeWithoutTransaction { db in
                     try db.inTransaction(.immediate) {
                         try NodeTable.migrate(db, file: path)
                         return .commit
@@ -143,13 +162,13 @@ public final class EmbeddedStore: CoordinationStore {
                 }
             }
         } catch {
-            try? pool.close()
+            try? database.close()
             throw mapError(error, file: path)
         }
         let monitor = try makeChangeMonitor(folder: (path as NSString).deletingLastPathComponent, fileName: commitFileName)
         let commitFile = try PrivateFiles.openForWriting(commitPath)
         let store = EmbeddedStore(
-            path: path, pool: pool, position: position, monitor: monitor, commitFile: commitFile,
+            path: path, database: database, position: position, monitor: monitor, commitFile: commitFile,
             readOnlyReason: readOnlyReason, options: options)
         let thread = Thread { store.dispatchLoop() }
         thread.name = "pop.store.dispatch"
@@ -166,7 +185,12 @@ public final class EmbeddedStore: CoordinationStore {
     /// missing (after the last handle closed), and GRDB writes a first page into an empty log. On a full disk that
     /// fails; the database is then read as it is. When the log is missing or empty the database file holds
     /// everything, and it is opened immutable (no lock, no shared memory), which needs no space at all.
-    static func openPool(path: String, configuration: Configuration) throws -> (DatabasePool, String?) {
+    static func openDatabase(
+        path: String, configuration: Configuration, connections: Connections
+    ) throws -> (any DatabaseWriter, String?) {
+        if connections == .single, let queue = openSingle(path: path, configuration: configuration) {
+            return (queue, nil)
+        }
         do {
             return (try DatabasePool(path: path, configuration: configuration), nil)
         } catch let error as DatabaseError where cannotWrite(error) && fileSize(path) > 0 {
@@ -183,6 +207,19 @@ public final class EmbeddedStore: CoordinationStore {
         } catch {
             throw mapError(error, file: path)
         }
+    }
+
+    /// One connection to a database already in WAL mode (the mode is kept in the file), or `nil`: for a new or
+    /// empty file, a database in another mode, or any failure, the pool's path sets the mode up, falls back to reading
+    /// only, or reports the error.
+    private static func openSingle(path: String, configuration: Configuration) -> DatabaseQueue? {
+        guard fileSize(path) > 0, let queue = try? DatabaseQueue(path: path, configuration: configuration) else {
+            return nil
+        }
+        let mode = try? queue.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") }
+        if mode == "wal" { return queue }
+        try? queue.close()
+        return nil
     }
 
     /// Whether SQLite failed for want of space or of write permission, rather than for bad data.
@@ -214,8 +251,8 @@ public final class EmbeddedStore: CoordinationStore {
     }
 
     /// Reaps the sessions that expired while no handle was open, when opening.
-    private static func reapAtOpen(_ pool: DatabasePool, path: String, options: Options) async throws {
-        let reaped = try await pool.writeWithoutTransaction { db -> [Int64] in
+    private static func reapAtOpen(_ database: any DatabaseWriter, path: String, options: Options) async throws {
+        let reaped = try await database.writeWithoutTransaction { db -> [Int64] in
             var reaped: [Int64] = []
             try db.inTransaction(.immediate) {
                 reaped = try NodeTable.reapExpiredSessions(
@@ -233,11 +270,11 @@ public final class EmbeddedStore: CoordinationStore {
     }
 
     private init(
-        path: String, pool: DatabasePool, position: Int64, monitor: any ChangeMonitor, commitFile: Int32,
+        path: String, database: any DatabaseWriter, position: Int64, monitor: any ChangeMonitor, commitFile: Int32,
         readOnlyReason: String?, options: Options
     ) {
         self.databasePath = path
-        self.pool = pool
+        self.database = database
         self.registry = WatchRegistry(position: position)
         self.monitor = monitor
         self.commitFile = commitFile
@@ -249,7 +286,7 @@ public final class EmbeddedStore: CoordinationStore {
     deinit {
         monitor.close()
         PrivateFiles.closeDescriptor(commitFile)
-        try? pool.close()
+        try? database.close()
     }
 
     // MARK: Session
@@ -289,7 +326,7 @@ public final class EmbeddedStore: CoordinationStore {
         if wasOpen {
             if let session {
                 do {
-                    try await pool.writeWithoutTransaction { db in
+                    try await database.writeWithoutTransaction { db in
                         try db.inTransaction(.immediate) {
                             try NodeTable.deleteSession(db, session, now: Self.wallMilliseconds())
                             return .commit
@@ -384,7 +421,7 @@ public final class EmbeddedStore: CoordinationStore {
         }
         let timeout = options.sessionTimeout.milliseconds
         do {
-            let (value, created) = try await pool.writeWithoutTransaction { db -> (T, Bool) in
+            let (value, created) = try await database.writeWithoutTransaction { db -> (T, Bool) in
                 // The writer runs one block at a time, so two first writes cannot both create a session.
                 var session = self.lifecycle.withLock { $0.session }
                 var created = false
@@ -426,7 +463,7 @@ public final class EmbeddedStore: CoordinationStore {
     /// disk) is logged and changes nothing.
     func checkpoint() {
         do {
-            _ = try pool.writeWithoutTransaction { db in try db.checkpoint(.passive) }
+            _ = try database.writeWithoutTransaction { db in try db.checkpoint(.passive) }
         } catch {
             options.logger.debug("could not checkpoint the write-ahead log", metadata: ["error": "\(error)"])
         }
@@ -436,7 +473,7 @@ public final class EmbeddedStore: CoordinationStore {
     func read<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         try checkOpen()
         do {
-            return try await pool.read(body)
+            return try await database.read(body)
         } catch {
             throw Self.mapError(error, file: databasePath)
         }

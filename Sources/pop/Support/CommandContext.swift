@@ -12,12 +12,14 @@ struct CommandContext: Sendable {
     /// Opens the store the global options select and checks the namespace's layout.
     ///
     /// ZooKeeper credentials come from the environment (POP_AUTH, POP_AUTH_FILE or the default credentials file)
-    /// unless `credentials` replaces them, as `pop init --auth` does.
+    /// unless `credentials` replaces them, as `pop init --auth` does. A command holds one connection to the embedded
+    /// store; one that serves many callers at once (the dashboard) asks for the pool.
     static func open(
-        _ options: GlobalOptions, requireNamespace: Bool = true, credentials: StoreCredentials? = nil
+        _ options: GlobalOptions, requireNamespace: Bool = true, credentials: StoreCredentials? = nil,
+        connections: EmbeddedStore.Connections = .single
     ) async throws -> CommandContext {
         let configuration = try storeConfiguration(options, credentials: credentials)
-        let store = try await openStore(configuration)
+        let store = try await openStore(configuration, connections: connections)
         do {
             let namespace = try PopNamespace(store: store, prefix: configuration.prefix)
             if requireNamespace {

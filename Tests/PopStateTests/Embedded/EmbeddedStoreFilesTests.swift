@@ -23,6 +23,32 @@ struct EmbeddedStoreFilesTests {
         await store.close()
     }
 
+    @Test func aCommandHoldsOneConnectionOnceTheStoreIsInWALMode() async throws {
+        let folder = try TemporaryFolder.make()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        var single = StoreFixture.options()
+        single.connections = .single
+        // A new store is opened through the pool's path, which puts the database in WAL mode.
+        let first = try await EmbeddedStore.open(folder: folder, options: single)
+        #expect(!first.holdsOneConnection)
+        _ = try await first.create("/a", data: [1], mode: .persistent)
+        await first.close()
+        let header = try #require(FileHandle(forReadingAtPath: folder + "/store.sqlite")).readData(ofLength: 20)
+        #expect(Array(header.suffix(2)) == [2, 2], "the file format versions of WAL mode")
+        // From then on a command's handle is one connection, beside an agent's pool: each sees the other's writes.
+        let agent = try await EmbeddedStore.open(folder: folder, options: StoreFixture.options())
+        let command = try await EmbeddedStore.open(folder: folder, options: single)
+        #expect(command.holdsOneConnection)
+        #expect(!agent.holdsOneConnection)
+        #expect(try await command.get("/a").data == [1])
+        _ = try await command.create("/b", data: [2], mode: .persistent)
+        #expect(try await agent.get("/b").data == [2])
+        _ = try await agent.create("/c", data: [3], mode: .persistent)
+        #expect(try await command.get("/c").data == [3])
+        await command.close()
+        await agent.close()
+    }
+
     @Test func aFolderOthersCanWriteIsRefused() async throws {
         let folder = try TemporaryFolder.make()
         defer { try? FileManager.default.removeItem(atPath: folder) }
@@ -49,7 +75,7 @@ struct EmbeddedStoreFilesTests {
         let folder = try TemporaryFolder.make()
         defer { try? FileManager.default.removeItem(atPath: folder) }
         let store = try await EmbeddedStore.open(folder: folder, options: StoreFixture.options())
-        try await store.pool.write { db in try db.execute(sql: "UPDATE meta SET value = '99' WHERE key = 'schema'") }
+        try await store.database.write { db in try db.execute(sql: "UPDATE meta SET value = '99' WHERE key = 'schema'") }
         await store.close()
         let error = await #expect(throws: PopError.self) {
             _ = try await EmbeddedStore.open(folder: folder, options: StoreFixture.options())
@@ -81,7 +107,7 @@ struct EmbeddedStoreFilesTests {
             let deadline = ContinuousClock.now + .seconds(30)
             repeat {
                 try await Task.sleep(for: .milliseconds(500))
-                remaining = try await store.pool.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM change") }
+                remaining = try await store.database.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM change") }
             } while remaining != 0 && ContinuousClock.now < deadline
             #expect(remaining == 0, "the next heartbeat trims the log")
             // Watches keep working after a trim: positions continue from the sequence.

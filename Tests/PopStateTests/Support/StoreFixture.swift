@@ -5,9 +5,11 @@ import Logging
 import ZooKeeperNIO
 import ZooKeeperTestSupport
 
-/// The stores the conformance suite runs against: the embedded store, and a real ZooKeeper server.
+/// The stores the conformance suite runs against: the embedded store (as the agent opens it, with a pool of
+/// connections, and as a command does, with one), and a real ZooKeeper server.
 enum StoreKind: String, CaseIterable, Sendable, CustomStringConvertible {
     case embedded
+    case embeddedOneConnection = "embedded, one connection"
     case zooKeeper
 
     var description: String { rawValue }
@@ -16,6 +18,12 @@ enum StoreKind: String, CaseIterable, Sendable, CustomStringConvertible {
         switch self {
         case .embedded:
             return StoreFixture(.embedded(folder: try TemporaryFolder.make()))
+        case .embeddedOneConnection:
+            // One connection is for a store that exists: a new one is set up by a pool, as `pop init` leaves it.
+            let folder = try TemporaryFolder.make()
+            let setup = try await EmbeddedStore.open(folder: folder, options: StoreFixture.options())
+            await setup.close()
+            return StoreFixture(.embedded(folder: folder, connections: .single))
         case .zooKeeper:
             // One server for the whole test process; each fixture works in its own chroot.
             let server = try await ZooKeeperServer.shared()
@@ -31,7 +39,7 @@ enum StoreKind: String, CaseIterable, Sendable, CustomStringConvertible {
 /// One backing store for a test; each ``open(sessionTimeout:)`` is a new handle with its own session.
 final class StoreFixture: Sendable {
     enum Backing: Sendable {
-        case embedded(folder: String)
+        case embedded(folder: String, connections: EmbeddedStore.Connections = .pool)
         case zooKeeper(host: String, port: Int, chroot: String)
     }
 
@@ -49,14 +57,16 @@ final class StoreFixture: Sendable {
 
     /// The embedded store's folder (empty for ZooKeeper).
     var folder: String {
-        if case .embedded(let folder) = backing { return folder }
+        if case .embedded(let folder, _) = backing { return folder }
         return ""
     }
 
     func open(sessionTimeout: Duration = .seconds(10)) async throws -> any CoordinationStore {
         switch backing {
-        case .embedded(let folder):
-            return try await EmbeddedStore.open(folder: folder, options: Self.options(sessionTimeout: sessionTimeout))
+        case .embedded(let folder, let connections):
+            var options = Self.options(sessionTimeout: sessionTimeout)
+            options.connections = connections
+            return try await EmbeddedStore.open(folder: folder, options: options)
         case .zooKeeper(let host, let port, let chroot):
             var logger = Logger(label: "pop.store.test")
             logger.logLevel = .critical
@@ -98,7 +108,7 @@ final class StoreFixture: Sendable {
 
     func remove() async {
         switch backing {
-        case .embedded(let folder):
+        case .embedded(let folder, _):
             try? FileManager.default.removeItem(atPath: folder)
         case .zooKeeper:
             // Each chroot is unique; the shared server's data folder is removed with it.
