@@ -179,7 +179,8 @@ public final class EmbeddedStore: CoordinationStore {
         return store
     }
 
-    /// Opens the database; when it cannot be opened for writing, opens it for reading only and says why.
+    /// Opens the database with the connections asked for; when it cannot be opened for writing, opens it for reading
+    /// only (as a pool) and says why.
     ///
     /// Opening for writing needs the write-ahead log and its shared-memory index, which SQLite creates when they are
     /// missing (after the last handle closed), and GRDB writes a first page into an empty log. On a full disk that
