@@ -50,7 +50,10 @@ package enum NodeTable {
 
     /// Reads (without writing) whether the database holds pop's schema; another version is `.corruptState`.
     static func schemaState(_ db: Database, file: String) throws -> SchemaState {
-        guard try db.tableExists("meta") else { return .missing }
+        // One query of the main schema; GRDB's `tableExists` would first load and cache every schema's objects.
+        let hasMeta = try Bool.fetchOne(
+            db, sql: "SELECT EXISTS (SELECT 1 FROM main.sqlite_master WHERE type = 'table' AND name = 'meta')")
+        guard hasMeta == true else { return .missing }
         let stored = try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'schema'")
         guard let stored else { return .missing }
         guard Int(stored) == schemaVersion else {

@@ -61,6 +61,16 @@ enum NameRules {
     static func validate(
         _ name: String, kind: String, maxLength: Int, allowUpper: Bool, allowDotUnderscore: Bool
     ) throws(PopError) {
+        // Names are checked wherever they are read (every record a command decodes): a valid one passes in one pass
+        // over its bytes, and only a name that breaks a rule goes through the checks below, which say which.
+        if isValid(name, maxLength: maxLength, allowUpper: allowUpper, allowDotUnderscore: allowDotUnderscore) { return }
+        try check(name, kind: kind, maxLength: maxLength, allowUpper: allowUpper, allowDotUnderscore: allowDotUnderscore)
+    }
+
+    /// The rules one by one, throwing the first one `name` breaks.
+    static func check(
+        _ name: String, kind: String, maxLength: Int, allowUpper: Bool, allowDotUnderscore: Bool
+    ) throws(PopError) {
         let shown = printable(name)
         guard !name.isEmpty else {
             throw PopError(.invalidInput, "The \(kind) is empty.", hint: hint(kind, allowUpper, allowDotUnderscore))
@@ -101,6 +111,32 @@ enum NameRules {
                 .invalidInput, "The \(kind) \(shown) must start with a letter\(allowDotUnderscore ? " or digit" : "").",
                 hint: hint(kind, allowUpper, allowDotUnderscore))
         }
+    }
+
+    /// Whether `name` breaks none of ``validate(_:kind:maxLength:allowUpper:allowDotUnderscore:)``'s rules. Every
+    /// allowed character is ASCII, so checking bytes is checking characters.
+    static func isValid(_ name: String, maxLength: Int, allowUpper: Bool, allowDotUnderscore: Bool) -> Bool {
+        let bytes = name.utf8
+        guard let first = bytes.first, bytes.count <= maxLength else { return false }
+        switch first {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"): break
+        case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+            guard allowUpper || allowDotUnderscore else { return false }
+        default: return false
+        }
+        var previous: UInt8 = 0
+        for byte in bytes {
+            switch byte {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"): break
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"): guard allowUpper else { return false }
+            case UInt8(ascii: "."):
+                guard allowDotUnderscore, previous != UInt8(ascii: ".") else { return false }
+            case UInt8(ascii: "_"): guard allowDotUnderscore else { return false }
+            default: return false
+            }
+            previous = byte
+        }
+        return true
     }
 
     static func hint(_ kind: String, _ allowUpper: Bool, _ allowDotUnderscore: Bool) -> String {

@@ -1,30 +1,51 @@
 /// ZooKeeper's path rules, shared by every store: absolute, `/`-separated, no empty, `.` or `..` component.
 package enum NodePath {
     /// Checks a path, throwing `.invalidInput` that names it.
+    ///
+    /// One pass over the path's UTF-8 bytes: every store operation checks its path, so this is on every hot path. A
+    /// control character (U+0000-U+001F, U+007F) is a single byte in UTF-8, and no byte of a multi-byte sequence is
+    /// below 0x80, so checking bytes finds exactly the control characters.
     package static func validate(_ path: String) throws(PopError) {
-        let problem: String?
-        if path.isEmpty || !path.hasPrefix("/") {
-            problem = "must start with '/'"
-        } else if path == "/" {
-            problem = nil
-        } else if path.hasSuffix("/") {
-            problem = "must not end with '/'"
-        } else if path.utf8.contains(0) || path.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7f }) {
-            problem = "contains a control character"
-        } else {
-            let components = path.dropFirst().split(separator: "/", omittingEmptySubsequences: false)
-            if components.contains(where: { $0.isEmpty }) {
-                problem = "contains an empty component ('//')"
-            } else if components.contains(where: { $0 == "." || $0 == ".." }) {
-                problem = "contains '.' or '..'"
-            } else {
-                problem = nil
-            }
-        }
-        if let problem {
+        if let problem = problem(path) {
             throw PopError(
                 .invalidInput, "The store path \(NameRules.printable(path)) \(problem).",
                 hint: "Store paths are absolute, such as /pop/services/web.", path: path)
+        }
+    }
+
+    /// What is wrong with `path`, or `nil` when it is valid; the first of the rules it breaks, in the order
+    /// ``validate(_:)`` states them.
+    static func problem(_ path: String) -> String? {
+        var path = path
+        return path.withUTF8 { bytes -> String? in
+            let slash = UInt8(ascii: "/")
+            let dot = UInt8(ascii: ".")
+            guard bytes.first == slash else { return "must start with '/'" }
+            if bytes.count == 1 { return nil }
+            if bytes.last == slash { return "must not end with '/'" }
+            var control = false
+            var empty = false
+            var dots = false
+            // Each component starts after a slash; its length and whether it is all dots decide the rest.
+            var length = 0
+            var onlyDots = true
+            for byte in bytes[1...] {
+                if byte < 0x20 || byte == 0x7f { control = true }
+                if byte == slash {
+                    if length == 0 { empty = true }
+                    if onlyDots && (length == 1 || length == 2) { dots = true }
+                    length = 0
+                    onlyDots = true
+                } else {
+                    length += 1
+                    if byte != dot { onlyDots = false }
+                }
+            }
+            if onlyDots && (length == 1 || length == 2) { dots = true }
+            if control { return "contains a control character" }
+            if empty { return "contains an empty component ('//')" }
+            if dots { return "contains '.' or '..'" }
+            return nil
         }
     }
 

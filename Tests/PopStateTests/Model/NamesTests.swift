@@ -31,4 +31,28 @@ import Testing
     func refusesBadMachineIDs(_ id: String) {
         #expect(throws: PopError.self) { try MachineID(id) }
     }
+
+    /// The one-pass check accepts exactly the names the rule-by-rule check accepts: every name of up to three
+    /// characters from an alphabet that holds each kind of character the rules treat apart, for both kinds of name.
+    @Test(arguments: [(63, false, false), (128, true, true), (2, false, false), (3, true, true)])
+    func onePassCheckAgreesWithTheRules(_ maxLength: Int, _ allowUpper: Bool, _ allowDotUnderscore: Bool) {
+        let alphabet = ["a", "z", "0", "9", "-", "A", "Z", ".", "_", "/", " ", "\u{7}", "\u{7f}", "é", "`", "{", "@", "[", ":"]
+        var names = [""]
+        var frontier = [""]
+        for _ in 1...3 {
+            frontier = frontier.flatMap { prefix in alphabet.map { prefix + $0 } }
+            names += frontier
+        }
+        var accepted = 0
+        for name in names {
+            let fast = NameRules.isValid(
+                name, maxLength: maxLength, allowUpper: allowUpper, allowDotUnderscore: allowDotUnderscore)
+            let rules = (try? NameRules.check(
+                name, kind: "name", maxLength: maxLength, allowUpper: allowUpper, allowDotUnderscore: allowDotUnderscore)) != nil
+            #expect(fast == rules, "\(name.debugDescription): one pass \(fast), rules \(rules)")
+            if fast { accepted += 1 }
+        }
+        // Both outcomes occur, so agreeing is not trivial.
+        #expect(accepted > 10 && accepted < names.count - 10)
+    }
 }
