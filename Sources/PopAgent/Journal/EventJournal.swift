@@ -56,8 +56,8 @@ public final class EventJournal: Sendable {
         state.withLock { state in
             if !state.opened { open(&state) }
             event.seq = state.lastSeq + 1
-            guard state.fd >= 0, let json = try? Self.encoder.encode(event) else { return }
-            var line = Array(json)
+            guard state.fd >= 0 else { return }
+            var line = event.canonicalJSON
             line.append(10)
             if state.size > 0 && state.size + line.count > maximumBytes { rotate(&state) }
             guard state.fd >= 0, Self.writeAll(state.fd, line) else { return }
@@ -78,7 +78,7 @@ public final class EventJournal: Sendable {
     private func open(_ state: inout WriterState) {
         state.opened = true
         let folder = (path as NSString).deletingLastPathComponent
-        try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        try? ProcessSpawner.makeDirectory(folder)
         let existing = EventJournalReader.readFile(path) ?? EventJournalReader.readFile(path + ".1")
         state.fd = Glibc.open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
         guard state.fd >= 0 else { return }
@@ -112,12 +112,6 @@ public final class EventJournal: Sendable {
     static func header(_ journal: UInt64, lastSeq: UInt64) -> [UInt8] {
         Array("#journal \(String(journal, radix: 16)) \(lastSeq)\n".utf8)
     }
-
-    static let encoder: JSONEncoder = {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return encoder
-    }()
 
     private static func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
         var done = 0

@@ -18,7 +18,6 @@ extension SessionHandle {
     }
 
     private func publish(_ batch: [ServiceName: RecordWrite], outcomes: inout [ServiceName: PublishOutcome]) async throws {
-        let encoder = PopJSON.canonicalEncoder()
         var sets: [(ServiceName, String, [UInt8])] = []
         var creates: [(ServiceName, String, [UInt8])] = []
         var deletes: [ServiceName] = []
@@ -26,8 +25,8 @@ extension SessionHandle {
             let path = paths.instance(name, machine)
             switch write {
             case .delete: deletes.append(name)
-            case .set(let record): sets.append((name, path, Array(try encoder.encode(record))))
-            case .create(let record): creates.append((name, path, Array(try encoder.encode(record))))
+            case .set(let record): sets.append((name, path, record.canonicalJSON))
+            case .create(let record): creates.append((name, path, record.canonicalJSON))
             }
         }
         for chunk in Self.chunks(sets) {

@@ -68,31 +68,16 @@ struct LocalInstanceRecord: Hashable, Sendable, Codable {
 
     /// The record as canonical JSON (sorted keys, dates in epoch milliseconds), around the configuration's JSON.
     func encoded(configurationJSON: [UInt8]) -> [UInt8] {
-        var json = Array(#"{"configuration":"#.utf8) + configurationJSON
-        if let lastRestart {
-            json += Array(#","lastRestart":"#.utf8) + Self.jsonString(lastRestart.rawValue)
-        }
-        json += Array(#","pid":\#(pid),"processGroup":\#(processGroup),"processStartTime":\#(processStartTime)"#.utf8)
-        json += Array(#","restarts":\#(restarts)"#.utf8)
-        if let setupStep {
-            json += Array(#","setupStep":"#.utf8) + Self.jsonString(setupStep)
-        }
-        json += Array(#","started":\#(Int64((started.timeIntervalSince1970 * 1000).rounded()))}"#.utf8)
-        return json
-    }
-
-    /// `text` as a JSON string literal.
-    private static func jsonString(_ text: String) -> [UInt8] {
-        var out: [UInt8] = [UInt8(ascii: "\"")]
-        for byte in text.utf8 {
-            switch byte {
-            case UInt8(ascii: "\""), UInt8(ascii: "\\"): out += [UInt8(ascii: "\\"), byte]
-            case 0..<0x20: out += Array(String(format: "\\u%04x", byte).utf8)
-            default: out.append(byte)
-            }
-        }
-        out.append(UInt8(ascii: "\""))
-        return out
+        var json = JSONObjectWriter()
+        json.field("configuration", json: configurationJSON)
+        json.field("lastRestart", lastRestart?.rawValue)
+        json.field("pid", Int64(pid))
+        json.field("processGroup", Int64(processGroup))
+        json.field("processStartTime", processStartTime)
+        json.field("restarts", Int64(restarts))
+        json.field("setupStep", setupStep)
+        json.field("started", Int64((started.timeIntervalSince1970 * 1000).rounded()))
+        return json.finish()
     }
 
     /// Writes the record into its configuration's state folder, in place (see the type's discussion).

@@ -242,10 +242,21 @@ extension Supervisor {
             let (restarts, lastRestart) = state.withLock { state in
                 (state.instances[name]?.machine.restarts ?? 0, state.instances[name]?.machine.reasonOfNextStart)
             }
+            let configurationJSON: [UInt8]
+            if let known = prepared.configurationJSON {
+                configurationJSON = known
+            } else {
+                configurationJSON = try LocalInstanceRecord.encodedConfiguration(configuration)
+                state.withLock { state in
+                    if state.instances[name]?.prepared?.configuration == configuration {
+                        state.instances[name]?.prepared?.configurationJSON = configurationJSON
+                    }
+                }
+            }
             try LocalInstanceRecord(
                 configuration: configuration, pid: pid, processStartTime: startTime, processGroup: pid,
                 started: now.date, restarts: restarts, setupStep: stepName, lastRestart: lastRestart
-            ).write()
+            ).write(configurationJSON: configurationJSON)
         } catch {
             // Without a record the process must not run: nothing would find it if this agent died.
             child.abort()
@@ -319,7 +330,7 @@ extension Supervisor {
         }
         try ProcessSpawner.makeDirectory(configuration.workingDirectory)
         try ProcessSpawner.makeDirectory(configuration.logDirectory)
-        let prepared = PreparedLaunch(configuration: configuration, executable: nil)
+        let prepared = PreparedLaunch(configuration: configuration, executable: nil, configurationJSON: nil)
         state.withLock { $0.instances[name]?.prepared = prepared }
         return prepared
     }

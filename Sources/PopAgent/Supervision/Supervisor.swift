@@ -77,6 +77,9 @@ public final class Supervisor: Service, Sendable {
         /// The command's program, found in the instance's `PATH` when the command first starts (a setup step may be
         /// what creates it).
         var executable: String?
+        /// The configuration as its instance records hold it (``LocalInstanceRecord/encodedConfiguration(_:)``),
+        /// encoded at its first start and reused at each restart.
+        var configurationJSON: [UInt8]?
     }
 
     /// What a loop token stands for.

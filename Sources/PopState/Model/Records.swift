@@ -156,3 +156,21 @@ public struct TaskResult: Hashable, Sendable, Codable {
         self.error = error
     }
 }
+
+extension InstanceRecord {
+    /// The record as ``PopJSON/canonicalEncoder()`` writes it, built directly: an agent writes one at each change of
+    /// each of its instances.
+    public var canonicalJSON: [UInt8] {
+        var json = JSONObjectWriter()
+        json.field("lastError", lastError)
+        json.field("lastRestart", lastRestart?.rawValue)
+        json.field("machine", machine.rawValue)
+        json.field("pid", pid.map(Int64.init))
+        json.field("restarts", Int64(restarts))
+        json.field("signature", signature.hex)
+        json.field("since", since)
+        json.field("started", started)
+        json.field("state", state.rawValue)
+        return json.finish()
+    }
+}
