@@ -247,11 +247,7 @@ extension Supervisor {
                 configurationJSON = known
             } else {
                 configurationJSON = try LocalInstanceRecord.encodedConfiguration(configuration)
-                state.withLock { state in
-                    if state.instances[name]?.prepared?.configuration == configuration {
-                        state.instances[name]?.prepared?.configurationJSON = configurationJSON
-                    }
-                }
+                state.withLock { $0.instances[name]?.prepared?.configurationJSON = configurationJSON }
             }
             try LocalInstanceRecord(
                 configuration: configuration, pid: pid, processStartTime: startTime, processGroup: pid,

@@ -67,7 +67,7 @@ public struct JSONObjectWriter: Sendable {
 
     /// `text` as a JSON string literal, escaped as the canonical encoder escapes it: the quote, the backslash and the
     /// control characters, the common ones by their short escapes; everything else as its UTF-8 bytes.
-    public static func appendString(_ text: String, to bytes: inout [UInt8]) {
+    private static func appendString(_ text: String, to bytes: inout [UInt8]) {
         bytes.append(UInt8(ascii: "\""))
         for byte in text.utf8 {
             switch byte {
