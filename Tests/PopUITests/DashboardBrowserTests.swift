@@ -192,12 +192,21 @@ struct DashboardBrowserTests {
                         then: "document.getElementById('details-body').innerText", timeout: .seconds(60)) as? String ?? ""
                     try #require(try await page.evaluate("document.getElementById('option-command') !== null") as? Bool == true, "\(view)")
                     let newCommand = command + " -s 2"
-                    try await page.evaluate(
-                        "(() => { const input = document.getElementById('option-command'); input.value = '\(newCommand)'; })()")
-                    try await page.click("#config-form button[type=submit]")
-                    let plan = try await page.waitFor(
-                        "document.getElementById('apply-plan') !== null", then: "document.getElementById('plan').innerText",
-                        timeout: .seconds(30)) as? String ?? ""
+                    // The plan area says what came of the submission: the plan, an error, or that nothing changed,
+                    // which can only mean the view was drawn anew between the typing and the submission: then the
+                    // value is entered and submitted again. A failure shows what the plan area said.
+                    var plan = ""
+                    for _ in 1...3 {
+                        try await page.waitFor("document.getElementById('option-command') !== null", timeout: .seconds(60))
+                        try await page.evaluate(
+                            "(() => { document.getElementById('option-command').value = '\(newCommand)'; document.getElementById('plan').innerHTML = ''; })()")
+                        try await page.click("#config-form button[type=submit]")
+                        plan = try await page.waitFor(
+                            "document.getElementById('plan') !== null && document.getElementById('plan').innerText.trim() !== ''",
+                            then: "document.getElementById('plan').innerText", timeout: .seconds(60)) as? String ?? ""
+                        if !plan.contains("Nothing is changed yet") { break }
+                    }
+                    try #require(try await page.evaluate("document.getElementById('apply-plan') !== null") as? Bool == true, "\(plan)")
                     #expect(plan.contains("--command") && plan.contains(command) && plan.contains(newCommand), "\(plan)")
                     #expect(plan.contains("2 instance(s) restart") && plan.contains("m1, m2"), "\(plan)")
                     #expect(try await self.signature(cluster, service: "worker") == oldSignature, "the plan changed something")
