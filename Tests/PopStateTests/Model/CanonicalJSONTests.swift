@@ -31,6 +31,21 @@ struct CanonicalJSONTests {
         #expect(try PopJSON.decoder().decode(LifecycleEvent.self, from: Data(event.canonicalJSON)) == event)
     }
 
+    /// The writers name their fields one by one, so a field added to a type would be left out of its JSON without
+    /// any byte comparison noticing (it is absent from the fixtures): each writer must write as many fields as its
+    /// type stores, for a value with every field set.
+    @Test func theWritersWriteEveryStoredField() throws {
+        let event = try #require(Self.events.first)
+        let record = InstanceRecord(
+            machine: try MachineID("m-1"), pid: 1, signature: ConfigSignature(hex: String(repeating: "0", count: 40)),
+            state: .running, since: Date(), started: Date(), restarts: 1, lastError: "e", lastRestart: .crash)
+        for (value, json) in [(event as Any, event.canonicalJSON), (record as Any, record.canonicalJSON)] {
+            let stored = Mirror(reflecting: value).children.count
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(json)) as? [String: Any])
+            #expect(object.count == stored, "\(type(of: value)): \(object.keys.sorted())")
+        }
+    }
+
     @Test func everyControlCharacterRoundTrips() throws {
         let text = String(decoding: (0..<0x80).map { UInt8($0) }, as: UTF8.self)
         let event = LifecycleEvent(.fatal, service: "x", time: 3, detail: text)
