@@ -176,7 +176,7 @@ struct SessionHandle: Sendable {
                         before.flatMap { [ReadOperation.get(paths.instance(name, $0)), .get(paths.machine($0))] })
                     for (offset, other) in before.enumerated() {
                         if let node = try results[offset * 2].nodeIfExists() {
-                            view.records[other] = try? PopJSON.decoder().decode(InstanceRecord.self, from: Data(node.data))
+                            view.records[other] = try? Self.decode(InstanceRecord.self, node)
                         }
                         if try results[offset * 2 + 1].nodeIfExists() != nil { view.registered.insert(other) }
                     }
@@ -250,7 +250,23 @@ struct SessionHandle: Sendable {
         return spec
     }
 
+    /// Decodes a placement, read by ``JSONObjectReader`` when it takes it.
+    static func decode(_ type: Placement.Type, _ node: StoreNode) throws(PopError) -> Placement {
+        if let placement = Placement(json: node.data) { return placement }
+        return try decode(type, node, decoder: ())
+    }
+
+    /// Decodes an instance record, read by ``JSONObjectReader`` when it takes it.
+    static func decode(_ type: InstanceRecord.Type, _ node: StoreNode) throws(PopError) -> InstanceRecord {
+        if let record = InstanceRecord(json: node.data) { return record }
+        return try decode(type, node, decoder: ())
+    }
+
     static func decode<T: Decodable>(_ type: T.Type, _ node: StoreNode) throws(PopError) -> T {
+        try decode(type, node, decoder: ())
+    }
+
+    private static func decode<T: Decodable>(_ type: T.Type, _ node: StoreNode, decoder: Void) throws(PopError) -> T {
         do {
             return try PopJSON.decoder().decode(type, from: Data(node.data))
         } catch {

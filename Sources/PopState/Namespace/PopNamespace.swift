@@ -173,11 +173,28 @@ public struct PopNamespace: Sendable {
 
     /// Decodes a record, reporting malformed data with the node's path.
     func decode<T: Decodable>(_ type: T.Type, _ node: StoreNode) throws(PopError) -> T {
+        try decode(type, node, decoder: ())
+    }
+
+    /// Decodes a record with ``PopJSON/decoder()``.
+    private func decode<T: Decodable>(_ type: T.Type, _ node: StoreNode, decoder: Void) throws(PopError) -> T {
         do {
             return try PopJSON.decoder().decode(type, from: Data(node.data))
         } catch {
             throw malformed(node, type, error)
         }
+    }
+
+    /// Decodes an instance record: most nodes are read by ``JSONObjectReader``, the rest as any record.
+    func decode(_ type: InstanceRecord.Type, _ node: StoreNode) throws(PopError) -> InstanceRecord {
+        if let record = InstanceRecord(json: node.data) { return record }
+        return try decode(type, node, decoder: ())
+    }
+
+    /// Decodes a placement: most nodes are read by ``JSONObjectReader``, the rest as any record.
+    func decode(_ type: Placement.Type, _ node: StoreNode) throws(PopError) -> Placement {
+        if let placement = Placement(json: node.data) { return placement }
+        return try decode(type, node, decoder: ())
     }
 
     /// The error for a node whose data did not decode as a `type` record.

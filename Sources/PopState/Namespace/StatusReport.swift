@@ -198,6 +198,16 @@ public struct StatusReport: Codable, Hashable, Sendable {
         services.first { $0.service == name }
     }
 
+    /// `value` with one decimal or none, rounded to the nearest (an exact half to even, as `printf`'s `%.1f` does),
+    /// for the table's figures: Foundation's `String(format:)` costs more than the rest of a row.
+    public static func fixed(_ value: Double, decimals: Int) -> String {
+        let scaled = (decimals == 0 ? value : value * 10).rounded(.toNearestOrEven)
+        guard scaled.magnitude < 1e15 else { return value.description }
+        let digits = Int64(scaled.magnitude)
+        let sign = scaled < 0 ? "-" : ""
+        return decimals == 0 ? sign + String(digits) : sign + String(digits / 10) + "." + String(digits % 10)
+    }
+
     /// Reads `pop status --json` output.
     public static func decode(_ json: String) throws -> StatusReport {
         try PopJSON.outputDecoder().decode(StatusReport.self, from: Data(json.utf8))

@@ -50,12 +50,43 @@ public final class TemplateCache: Sendable {
         rest.append(contentsOf: data[..<range.lowerBound])
         rest.append(contentsOf: "null".utf8)
         rest.append(contentsOf: data[range.upperBound...])
+        if let spec = Self.readFields(rest, template: template) { return spec }
         guard let fields = try? decoder.decode(Fields.self, from: rest) else {
             return try decoder.decode(ServiceSpec.self, from: Data(data))
         }
         var spec = ServiceSpec(name: fields.name, template: template, options: fields.options)
         spec.requires = fields.requires
         return spec
+    }
+}
+
+extension TemplateCache {
+    /// The spec whose fields other than its template are in `rest`, read by ``JSONObjectReader``; `nil` when the
+    /// reader does not take them (they are decoded as ``Fields`` then).
+    static func readFields(_ rest: Data, template: ResolvedTemplate) -> ServiceSpec? {
+        guard let object = JSONObjectReader(rest),
+            let name = object.fields["name"].flatMap(JSONObjectReader.name) as ServiceName?,
+            case .object(let optionValues)? = object.fields["options"],
+            let requires = object.optional("requires", Self.readRequires)
+        else { return nil }
+        var options: [String: OptionValue] = [:]
+        for (key, value) in optionValues {
+            guard let option = OptionValue.read(value) else { return nil }
+            options[key] = option
+        }
+        var spec = ServiceSpec(name: name, template: template, options: options)
+        spec.requires = requires
+        return spec
+    }
+
+    private static func readRequires(_ value: JSONObjectReader.Value) -> [String: String]? {
+        guard case .object(let slots) = value else { return nil }
+        var requires: [String: String] = [:]
+        for (slot, service) in slots {
+            guard let service = JSONObjectReader.string(service) else { return nil }
+            requires[slot] = service
+        }
+        return requires
     }
 }
 

@@ -152,7 +152,7 @@ extension StatusReport {
                     Table.Cell(machineText, row.machineUp ? nil : .red),
                     Table.Cell(row.shownState, StatusReport.color(row.state)),
                     Table.Cell(row.pid.map(String.init) ?? "-"),
-                    Table.Cell(row.pid == nil ? "-" : row.cpuPercent.map { String(format: "%.1f%%", $0) } ?? "?"),
+                    Table.Cell(row.pid == nil ? "-" : row.cpuPercent.map { StatusReport.fixed($0, decimals: 1) + "%" } ?? "?"),
                     Table.Cell(row.pid == nil ? "-" : row.memoryBytes.map(StatusReport.bytes) ?? "?"),
                     Table.Cell(signature, row.current ? nil : .yellow),
                     Table.Cell(uptime ?? "-"),
@@ -210,7 +210,7 @@ extension StatusReport {
             value /= 1024
             unit += 1
         }
-        return unit == 0 ? "\(count)B" : String(format: value < 10 ? "%.1f%@" : "%.0f%@", value, units[unit])
+        return unit == 0 ? "\(count)B" : fixed(value, decimals: value < 10 ? 1 : 0) + units[unit]
     }
 
     /// Fills in each shown service's canary rollout (one batched read of their rollout states and policies).

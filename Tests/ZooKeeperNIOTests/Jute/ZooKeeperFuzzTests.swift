@@ -1,5 +1,6 @@
 import Foundation
 import NIOCore
+import TestProcesses
 import Testing
 
 @testable import ZooKeeperNIO
@@ -11,18 +12,6 @@ import Testing
 /// (`ZOOKEEPER_FUZZ_SEED` repeats a run).
 @Suite("Decoder fuzzing")
 struct ZooKeeperFuzzTests {
-    /// SplitMix64: small, fast and reproducible from a seed.
-    struct SeededGenerator: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            self.state &+= 0x9E37_79B9_7F4A_7C15
-            var z = self.state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     static var count: Int { ProcessInfo.processInfo.environment["ZOOKEEPER_FUZZ_COUNT"].flatMap(Int.init) ?? 20_000 }
 
     /// Bytes that are mostly random, but often start with a plausible length or count so that decoding gets deep.
