@@ -83,6 +83,15 @@ public final class ZooKeeperClient: Sendable {
         try? await promise.futureResult.get()
     }
 
+    /// Closes the session as ``close()`` does, for a program that exits next: returns once the close request is
+    /// written, without waiting for the server's answer (a round trip and the server's write of the close to its
+    /// log). The server closes the session, and deletes its ephemeral nodes, as it reads the request.
+    public func closeWithoutAnswer() async {
+        let promise = self.eventLoop.makePromise(of: Void.self)
+        self.submit { $0.close(awaitingAnswer: false, promise: promise) }
+        try? await promise.futureResult.get()
+    }
+
     /// The session id the server assigned (0 before the first session).
     public var sessionID: Int64 { self.controller.shared.withLockedValue { $0.sessionID } }
 

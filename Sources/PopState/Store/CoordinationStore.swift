@@ -78,9 +78,17 @@ public protocol CoordinationStore: Sendable, CustomStringConvertible {
 
     /// Closes the session: its ephemeral nodes are deleted at once, and its watches end.
     func close() async
+
+    /// Closes the session for a command that exits next: as ``close()``, except that a ZooKeeper session's close is
+    /// sent without waiting for the server's answer, so its ephemeral nodes go a moment after this returns.
+    func closeBeforeExit() async
 }
 
 extension CoordinationStore {
+    public func closeBeforeExit() async {
+        await close()
+    }
+
     /// One ``addWatch(_:subtree:into:)`` per watch, concurrently.
     public func addWatches(_ watches: [(path: String, subtree: Bool)], into events: NodeEvents.Continuation) async throws -> [WatchHandle] {
         var handles: [WatchHandle?] = Array(repeating: nil, count: watches.count)

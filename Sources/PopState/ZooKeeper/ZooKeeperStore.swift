@@ -312,6 +312,11 @@ public final class ZooKeeperStore: CoordinationStore {
         await client.close()
     }
 
+    public func closeBeforeExit() async {
+        ending.end(.closed)
+        await client.closeWithoutAnswer()
+    }
+
     /// Turns the client's one-shot watch into the store's: the client's completion fires it (no task waits), and
     /// cancelling it removes the client's watch and, unless another watch still needs it, the server's.
     private func bridge(_ watch: ZooKeeperWatch, path: String) -> OneShotWatch {

@@ -17,6 +17,8 @@ final class ZooKeeperSessionController: @unchecked Sendable {
     private var connectionID = 0
     private var currentServer: ZooKeeperConfiguration.Server?
     private var flushScheduled = false
+    /// Completed once the next flush of `outbound` is written (a close that does not await its answer).
+    private var flushWaiters: [EventLoopPromise<Void>] = []
     /// Frames written since the last flush, sent in one buffer at the end of the event-loop tick.
     private var outbound: ByteBuffer?
     private let encoder: ZooKeeperMessageEncoder
@@ -162,14 +164,14 @@ final class ZooKeeperSessionController: @unchecked Sendable {
         self.run(self.stateMachine.addAuth(credential, promise: promise))
     }
 
-    func close(promise: EventLoopPromise<Void>) {
+    func close(awaitingAnswer: Bool = true, promise: EventLoopPromise<Void>) {
         self.eventLoop.assertInEventLoop()
         if self.stateMachine.isFinished {
             promise.succeed()
             return
         }
         self.closeWaiters.append(promise)
-        self.run(self.stateMachine.closeRequested(timeout: .seconds(2)))
+        self.run(self.stateMachine.closeRequested(timeout: .seconds(2), awaitingAnswer: awaitingAnswer))
     }
 
     func cancelWatch(_ future: EventLoopFuture<ZooKeeperWatchEvent>) {
@@ -330,8 +332,13 @@ final class ZooKeeperSessionController: @unchecked Sendable {
             case .connect(let server, let timeout): self.openConnection(server: server, timeout: timeout)
             case .wait(let delay): self.scheduleReconnect(delay: delay)
             }
-        case .sendCloseSession(let message, let timeout):
+        case .sendCloseSession(let message, let timeout, let reportWritten):
             self.write(message)
+            if reportWritten {
+                let written = self.eventLoop.makePromise(of: Void.self)
+                self.flushWaiters.append(written)
+                written.futureResult.whenComplete { _ in self.run(self.stateMachine.closeSessionWritten()) }
+            }
             self.closeTimer = self.eventLoop.scheduleTask(in: timeout) {
                 self.run(self.stateMachine.closeTimedOut())
             }
@@ -387,9 +394,22 @@ final class ZooKeeperSessionController: @unchecked Sendable {
             self.flushScheduled = true
             self.eventLoop.execute {
                 self.flushScheduled = false
-                guard let buffer = self.outbound else { return }
+                let waiters = self.flushWaiters
+                self.flushWaiters = []
+                guard let buffer = self.outbound, let channel = self.channel else {
+                    for waiter in waiters { waiter.succeed() }
+                    return
+                }
                 self.outbound = nil
-                self.channel?.writeAndFlush(buffer, promise: nil)
+                guard !waiters.isEmpty else {
+                    channel.writeAndFlush(buffer, promise: nil)
+                    return
+                }
+                let written = self.eventLoop.makePromise(of: Void.self)
+                channel.writeAndFlush(buffer, promise: written)
+                written.futureResult.whenComplete { _ in
+                    for waiter in waiters { waiter.succeed() }
+                }
             }
         }
     }
@@ -433,6 +453,8 @@ final class ZooKeeperSessionController: @unchecked Sendable {
         self.channel?.close(promise: nil)
         self.channel = nil
         self.outbound = nil
+        for waiter in self.flushWaiters { waiter.succeed() }
+        self.flushWaiters = []
         if let event {
             self.logger.info("zookeeper session ended", metadata: ["zk.session": "\(self.sessionIDText)", "zk.event": "\(event)"])
         }

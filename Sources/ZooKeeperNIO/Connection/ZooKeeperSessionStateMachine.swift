@@ -112,8 +112,9 @@ struct ZooKeeperSessionStateMachine {
         /// The connection is gone but the session may live: fail what was in flight, tell the owner, and then
         /// connect (or wait).
         case reconnect(Cleanup, event: ZooKeeperSessionEvent?, next: NextStep)
-        /// Start closing: send closeSession and wait at most `timeout` for its answer.
-        case sendCloseSession(ZooKeeperClientMessage, timeout: TimeAmount)
+        /// Start closing: send closeSession and wait at most `timeout` for its answer; with `reportWritten`, also
+        /// report `closeSessionWritten` once the request is on the connection.
+        case sendCloseSession(ZooKeeperClientMessage, timeout: TimeAmount, reportWritten: Bool)
         /// The session is over for good: fail everything, publish the event, close any connection.
         case finish(Cleanup, event: ZooKeeperSessionEvent?, error: ZooKeeperError)
         /// The event cannot happen in this state: a bug in the client. Stop in a debug build, log an error in release.
@@ -582,18 +583,36 @@ struct ZooKeeperSessionStateMachine {
 
     // MARK: Closing
 
-    mutating func closeRequested(timeout: TimeAmount) -> Action {
+    /// The owner asks to close. Unless `awaitingAnswer`, the session finishes as soon as the request is written
+    /// (`closeSessionWritten`): the server closes the session as it reads it, after the owner has gone on.
+    mutating func closeRequested(timeout: TimeAmount, awaitingAnswer: Bool = true) -> Action {
         switch self.state {
         case .connected:
             let xid = self.takeXID()
             self.pending.append(PendingRequest(xid: xid, opCode: .closeSession, path: nil, kind: .closeSession))
             self.state = .closing
-            return .sendCloseSession(.request(xid: xid, opCode: .closeSession, body: ByteBuffer()), timeout: timeout)
+            return .sendCloseSession(
+                .request(xid: xid, opCode: .closeSession, body: ByteBuffer()), timeout: timeout,
+                reportWritten: !awaitingAnswer)
         case .idle, .connecting, .handshaking, .waitingToReconnect:
             return self.finish(error: ZooKeeperError(code: .clientClosed), event: .closed)
         case .closing, .finished:
             // close() may be called again (or after the session ended); the first call's outcome stands.
             return .none
+        }
+    }
+
+    /// The closeSession request of a close that does not await its answer has been written to the connection.
+    mutating func closeSessionWritten() -> Action {
+        switch self.state {
+        case .closing:
+            return self.finish(error: ZooKeeperError(code: .clientClosed), event: .closed)
+        case .finished:
+            // The answer, the close timer or the connection's end finished the session first.
+            return .none
+        case .idle, .connecting, .handshaking, .connected, .waitingToReconnect:
+            // Only `closing` sends closeSession, and only finishing leaves it.
+            return self.unexpected("closeSessionWritten")
         }
     }
 

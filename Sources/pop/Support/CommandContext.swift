@@ -51,7 +51,8 @@ struct CommandContext: Sendable {
         return configuration
     }
 
-    /// Runs `body` with an open context and always closes the store's session afterwards.
+    /// Runs `body` with an open context and always closes the store's session afterwards, without waiting for
+    /// ZooKeeper's answer to the close: the command exits next, and it holds no ephemeral node.
     static func with<T: Sendable>(
         _ options: GlobalOptions, requireNamespace: Bool = true, credentials: StoreCredentials? = nil,
         _ body: (CommandContext) async throws -> T
@@ -59,10 +60,10 @@ struct CommandContext: Sendable {
         let context = try await open(options, requireNamespace: requireNamespace, credentials: credentials)
         do {
             let result = try await body(context)
-            await context.store.close()
+            await context.store.closeBeforeExit()
             return result
         } catch {
-            await context.store.close()
+            await context.store.closeBeforeExit()
             throw error
         }
     }

@@ -293,7 +293,7 @@ struct ZooKeeperSessionStateMachineTests {
 
     @Test func closeSendsCloseSessionAndFinishes() {
         var machine = self.connected()
-        guard case .sendCloseSession(.request(xid: 1, opCode: .closeSession, _), _) = machine.closeRequested(timeout: .seconds(2)) else {
+        guard case .sendCloseSession(.request(xid: 1, opCode: .closeSession, _), _, _) = machine.closeRequested(timeout: .seconds(2)) else {
             Issue.record("expected closeSession")
             return
         }
@@ -303,6 +303,34 @@ struct ZooKeeperSessionStateMachineTests {
         }
         #expect(error.code == .clientClosed)
         #expect(machine.isFinished)
+    }
+
+    @Test func aCloseWithoutAnswerFinishesOnceTheRequestIsWritten() {
+        var machine = self.connected()
+        guard case .sendCloseSession(.request(xid: 1, opCode: .closeSession, _), _, reportWritten: true) =
+            machine.closeRequested(timeout: .seconds(2), awaitingAnswer: false)
+        else {
+            Issue.record("expected closeSession, reported once written")
+            return
+        }
+        #expect(!machine.isFinished)
+        guard case .finish(_, .closed, let error) = machine.closeSessionWritten() else {
+            Issue.record("expected the session to finish")
+            return
+        }
+        #expect(error.code == .clientClosed)
+        #expect(machine.isFinished)
+        // The written report of a session the answer already finished changes nothing.
+        var answered = self.connected()
+        _ = answered.closeRequested(timeout: .seconds(2), awaitingAnswer: false)
+        _ = answered.replyReceived(xid: 1, zxid: 9, error: 0, body: ByteBuffer())
+        guard case .none = answered.closeSessionWritten() else { Issue.record("a finished session acted on a late report"); return }
+        // A close that awaits the answer is not reported as written.
+        var awaiting = self.connected()
+        guard case .sendCloseSession(_, _, reportWritten: false) = awaiting.closeRequested(timeout: .seconds(2)) else {
+            Issue.record("expected closeSession awaiting its answer")
+            return
+        }
     }
 
     @Test func authFailureEndsTheSession() {

@@ -32,6 +32,31 @@ struct SessionTests {
         }
     }
 
+    /// A close that does not wait for the server's answer still closes the session at once: the ephemeral node goes
+    /// long before the session (120 s) could have expired.
+    @Test func aCloseWithoutAnswerStillEndsTheSessionAtOnce() async throws {
+        let root = try await TestServer.uniqueRoot()
+        try await withClient { observer in
+            let owner = try await TestServer.client(sessionTimeout: .seconds(120))
+            let (path, _) = try await owner.create("\(root)/eph", mode: .ephemeral)
+            let (stat, watch) = try await observer.exists(path, watch: true)
+            #expect(stat?.ephemeralOwner == owner.sessionID)
+            let events = owner.sessionEvents
+            await owner.closeWithoutAnswer()
+            var received: [ZooKeeperSessionEvent] = []
+            for await event in events { received.append(event) }
+            #expect(received.last == .closed)
+            let event = try await withTimeout(.seconds(30), "the ephemeral node's deletion") { try await watch.event }
+            #expect(event == ZooKeeperWatchEvent(type: .nodeDeleted, path: path))
+            do {
+                _ = try await owner.getData(root)
+                Issue.record("a closed client must refuse requests")
+            } catch let error as ZooKeeperError {
+                #expect(error.code == .clientClosed)
+            }
+        }
+    }
+
     @Test func reconnectKeepsTheSessionAndRestoresWatches() async throws {
         let root = try await TestServer.uniqueRoot()
         try await withProxy { proxy in
