@@ -9,14 +9,17 @@ public enum FleetResources {
     /// CPU and memory of `instances` (service, machine, leader's pid), by machine: from this host's `/proc` on the
     /// embedded store, else from the agents of `records` (in parallel, each within `deadline`; those that do not answer
     /// are missing). What `pop status` and the dashboard show.
+    ///
+    /// `scan`, a pass over `/proc` made beforehand (``scanLocal()``), spares a second one on the embedded store.
     public static func gather(
         _ instances: [(service: String, machine: String, pid: Int32)], records: [MachineRecord], namespace: PopNamespace,
-        deadline: Duration = .milliseconds(500)
+        deadline: Duration = .milliseconds(500), scan: LocalScan? = nil
     ) async -> [String: ResourceReport] {
         guard !instances.isEmpty else { return [:] }
         if namespace.store.isMachineLocal {
+            let scan = scan ?? scanLocal(groups: Set(instances.map(\.pid)))
             return Dictionary(grouping: instances, by: \.machine).reduce(into: [:]) { reports, group in
-                reports[group.key] = local(machine: group.key, instances: group.value.map { ($0.service, $0.pid) })
+                reports[group.key] = local(machine: group.key, instances: group.value.map { ($0.service, $0.pid) }, scan: scan)
             }
         }
         let machines = Set(instances.map(\.machine))
@@ -64,19 +67,36 @@ public enum FleetResources {
         }
     }
 
-    /// The instances with these leaders' pids on this host, read from `/proc` (CPU over each process's life).
-    public static func local(machine: String, instances: [(service: String, pid: Int32)]) -> ResourceReport {
+    /// What this host's process groups use, read from `/proc` at one moment.
+    public struct LocalScan: Sendable {
         #if os(Linux)
-        let usage = ProcessGroupSampler.sample(groups: Set(instances.map(\.pid)))
-        let now = ProcessGroupSampler.now()
+        var usage: [Int32: ProcessGroupUsage]
+        #endif
+        var time: Double
+    }
+
+    /// One pass over this host's `/proc`: the groups of `groups`, or every group when `nil`. A command may make it
+    /// while it reads the store, since the pass does not depend on what it reads.
+    public static func scanLocal(groups: Set<Int32>? = nil) -> LocalScan {
+        #if os(Linux)
+        let usage = ProcessGroupSampler.sample(groups: groups)
+        return LocalScan(usage: usage, time: ProcessGroupSampler.now())
+        #else
+        return LocalScan(time: 0)
+        #endif
+    }
+
+    /// The instances with these leaders' pids on this host, from `scan` (CPU over each process's life).
+    public static func local(machine: String, instances: [(service: String, pid: Int32)], scan: LocalScan) -> ResourceReport {
+        #if os(Linux)
         return ResourceReport(
             machine: machine,
             instances: instances.compactMap { instance in
-                guard let group = usage[instance.pid] else { return nil }
+                guard let group = scan.usage[instance.pid] else { return nil }
                 return ResourceReport.Instance(
                     service: instance.service, pid: instance.pid,
-                    cpuPercent: ProcessGroupSampler.cpuPercent(group, at: now, previous: nil), memoryBytes: group.rssBytes,
-                    processes: group.processes)
+                    cpuPercent: ProcessGroupSampler.cpuPercent(group, at: scan.time, previous: nil),
+                    memoryBytes: group.rssBytes, processes: group.processes)
             })
         #else
         return ResourceReport(machine: machine, instances: [])

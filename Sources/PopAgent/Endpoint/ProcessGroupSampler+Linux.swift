@@ -15,9 +15,10 @@ public struct ProcessGroupUsage: Hashable, Sendable {
 
 /// Reads what instances use: one pass over `/proc` per sample, whatever the number of groups asked for.
 public enum ProcessGroupSampler {
-    /// The usage of each of `groups` (process group ids, which are the instances' leaders' pids) that has a process.
-    public static func sample(groups: Set<Int32>) -> [Int32: ProcessGroupUsage] {
-        guard !groups.isEmpty, let directory = opendir("/proc") else { return [:] }
+    /// The usage of each of `groups` (process group ids, which are the instances' leaders' pids) that has a process;
+    /// of every process group on the host when `groups` is `nil`.
+    public static func sample(groups: Set<Int32>?) -> [Int32: ProcessGroupUsage] {
+        guard groups?.isEmpty != true, let directory = opendir("/proc") else { return [:] }
         defer { closedir(directory) }
         var usage: [Int32: ProcessGroupUsage] = [:]
         var buffer = [UInt8](repeating: 0, count: 1024)
@@ -25,7 +26,7 @@ public enum ProcessGroupSampler {
             let pid = withUnsafeBytes(of: entry.pointee.d_name) { Self.parsePid($0) }
             guard pid > 0 else { continue }
             let count = Self.readStat(pid, into: &buffer)
-            guard count > 0, let stat = Self.parse(buffer[..<count]), groups.contains(stat.group) else { continue }
+            guard count > 0, let stat = Self.parse(buffer[..<count]), groups?.contains(stat.group) != false else { continue }
             var group = usage[stat.group] ?? ProcessGroupUsage(cpuSeconds: 0, rssBytes: 0, processes: 0, leaderStarted: nil)
             group.cpuSeconds += Double(stat.ticks) / clockTicks
             group.rssBytes += stat.rssPages * pageSize

@@ -45,6 +45,10 @@ struct Status: AsyncParsableCommand {
             return state
         }
         try await CommandContext.with(global) { context in
+            // On the embedded store the instances' CPU and memory come from this host's /proc: that pass is made
+            // while the store is read, on the other core.
+            async let localScan = context.namespace.store.isMachineLocal && waitState == nil
+                ? FleetResources.scanLocal() : nil
             var snapshot = try await context.namespace.status()
             if let service, !snapshot.services.contains(where: { $0.spec.name == service }),
                 !snapshot.problems.contains(where: { $0.service == service.rawValue })
@@ -58,7 +62,7 @@ struct Status: AsyncParsableCommand {
                     for: waitState, service: service, timeout: timeout, context: context, first: snapshot)
             }
             var report = StatusReport(snapshot: snapshot, only: service)
-            await report.addResources(snapshot: snapshot, context: context)
+            await report.addResources(snapshot: snapshot, context: context, scan: await localScan)
             try await report.addRollouts(context)
             if context.json {
                 try context.printJSON(report)
@@ -234,11 +238,12 @@ extension StatusReport {
 
     /// Fills in CPU and memory of the instances with a process: from this host's /proc on the embedded store, else
     /// from each machine's agent (in parallel, each within half a second; those that do not answer stay unknown).
-    mutating func addResources(snapshot: StatusSnapshot, context: CommandContext) async {
+    mutating func addResources(snapshot: StatusSnapshot, context: CommandContext, scan: FleetResources.LocalScan?) async {
         let rows = services.flatMap { service in service.instances.compactMap { row in row.pid.map { (service.service, row.machine, $0) } } }
         guard !rows.isEmpty else { return }
         let reports = await FleetResources.gather(
-            rows.map { (service: $0.0, machine: $0.1, pid: $0.2) }, records: snapshot.machines, namespace: context.namespace)
+            rows.map { (service: $0.0, machine: $0.1, pid: $0.2) }, records: snapshot.machines, namespace: context.namespace,
+            scan: scan)
         for serviceIndex in services.indices {
             for rowIndex in services[serviceIndex].instances.indices {
                 let row = services[serviceIndex].instances[rowIndex]
