@@ -44,7 +44,8 @@ struct Status: AsyncParsableCommand {
             }
             return state
         }
-        try await CommandContext.with(global) { context in
+        // The snapshot's first read holds the namespace's root and checks its layout, as opening would.
+        try await CommandContext.with(global, requireNamespace: false) { context in
             // On the embedded store the instances' CPU and memory come from this host's /proc: that pass is made
             // while the store is read, on the other core.
             async let localScan = context.namespace.store.isMachineLocal && waitState == nil
