@@ -253,20 +253,20 @@ struct SessionHandle: Sendable {
     /// Decodes a placement, read by ``JSONObjectReader`` when it takes it.
     static func decode(_ type: Placement.Type, _ node: StoreNode) throws(PopError) -> Placement {
         if let placement = Placement(json: node.data) { return placement }
-        return try decode(type, node, decoder: ())
+        return try decodeWithJSONDecoder(type, node)
     }
 
     /// Decodes an instance record, read by ``JSONObjectReader`` when it takes it.
     static func decode(_ type: InstanceRecord.Type, _ node: StoreNode) throws(PopError) -> InstanceRecord {
         if let record = InstanceRecord(json: node.data) { return record }
-        return try decode(type, node, decoder: ())
+        return try decodeWithJSONDecoder(type, node)
     }
 
     static func decode<T: Decodable>(_ type: T.Type, _ node: StoreNode) throws(PopError) -> T {
-        try decode(type, node, decoder: ())
+        try decodeWithJSONDecoder(type, node)
     }
 
-    private static func decode<T: Decodable>(_ type: T.Type, _ node: StoreNode, decoder: Void) throws(PopError) -> T {
+    private static func decodeWithJSONDecoder<T: Decodable>(_ type: T.Type, _ node: StoreNode) throws(PopError) -> T {
         do {
             return try PopJSON.decoder().decode(type, from: Data(node.data))
         } catch {

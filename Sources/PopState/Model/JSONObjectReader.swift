@@ -8,9 +8,9 @@ import Foundation
 /// a repeated key, malformed text, a value of the wrong kind for its field) makes the typed readers return `nil`, and
 /// the caller decodes the bytes with `JSONDecoder` as before, so malformed data fails with the same error. For what
 /// it takes, the result is the value `JSONDecoder` gives (`JSONObjectReaderTests`).
-public struct JSONObjectReader: Sendable {
+struct JSONObjectReader: Sendable {
     /// A field's value.
-    public enum Value: Hashable, Sendable {
+    enum Value: Hashable, Sendable {
         case string(String)
         /// A number, as written (checked against JSON's grammar).
         case number(String)
@@ -21,46 +21,46 @@ public struct JSONObjectReader: Sendable {
     }
 
     /// The object's fields.
-    public let fields: [String: Value]
+    let fields: [String: Value]
 
     /// Reads `bytes`; `nil` when they are not an object of the form above.
-    public init?(_ bytes: some Collection<UInt8>) {
+    init?(_ bytes: some Collection<UInt8>) {
         var parser = Parser(bytes: Array(bytes))
         guard let fields = parser.document() else { return nil }
         self.fields = fields
     }
 
     /// A required string field.
-    public func string(_ key: String) -> String? {
+    func string(_ key: String) -> String? {
         guard case .string(let value)? = fields[key] else { return nil }
         return value
     }
 
     /// An optional field: `.some(nil)` when absent or `null`, `nil` when present with another kind of value.
-    public func optional<T>(_ key: String, _ read: (Value) -> T?) -> T?? {
+    func optional<T>(_ key: String, _ read: (Value) -> T?) -> T?? {
         guard let value = fields[key], value != .null else { return .some(nil) }
         guard let read = read(value) else { return nil }
         return .some(read)
     }
 
     /// A required integer field of type `T`.
-    public func integer<T: FixedWidthInteger>(_ key: String, as type: T.Type = T.self) -> T? {
+    func integer<T: FixedWidthInteger>(_ key: String, as type: T.Type = T.self) -> T? {
         fields[key].flatMap { Self.integer($0) }
     }
 
     /// A required date field in epoch milliseconds, as ``PopJSON/decoder()`` reads one.
-    public func date(_ key: String) -> Date? {
+    func date(_ key: String) -> Date? {
         fields[key].flatMap(Self.date)
     }
 
     /// A string value.
-    public static func string(_ value: Value) -> String? {
+    static func string(_ value: Value) -> String? {
         guard case .string(let text) = value else { return nil }
         return text
     }
 
     /// An integer value: a number written without fraction or exponent that fits `T`.
-    public static func integer<T: FixedWidthInteger>(_ value: Value) -> T? {
+    static func integer<T: FixedWidthInteger>(_ value: Value) -> T? {
         guard case .number(let text) = value, !text.contains(where: { $0 == "." || $0 == "e" || $0 == "E" }) else {
             return nil
         }
@@ -68,25 +68,25 @@ public struct JSONObjectReader: Sendable {
     }
 
     /// A Boolean value.
-    public static func bool(_ value: Value) -> Bool? {
+    static func bool(_ value: Value) -> Bool? {
         guard case .bool(let flag) = value else { return nil }
         return flag
     }
 
     /// A date in epoch milliseconds: the number as a `Double`, divided by 1,000, as the decoder's
     /// `millisecondsSince1970` strategy does.
-    public static func date(_ value: Value) -> Date? {
+    static func date(_ value: Value) -> Date? {
         guard case .number(let text) = value, let milliseconds = Double(text), milliseconds.isFinite else { return nil }
         return Date(timeIntervalSince1970: milliseconds / 1000.0)
     }
 
     /// A string-valued enumeration.
-    public static func raw<T: RawRepresentable<String>>(_ value: Value) -> T? {
+    static func raw<T: RawRepresentable<String>>(_ value: Value) -> T? {
         string(value).flatMap(T.init(rawValue:))
     }
 
     /// A validated name (whose check throws; a name that fails it is left to the decoder, which reports it).
-    public static func name<T: ValidatedName>(_ value: Value) -> T? {
+    static func name<T: ValidatedName>(_ value: Value) -> T? {
         string(value).flatMap { try? T($0) }
     }
 

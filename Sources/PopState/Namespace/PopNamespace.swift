@@ -173,11 +173,11 @@ public struct PopNamespace: Sendable {
 
     /// Decodes a record, reporting malformed data with the node's path.
     func decode<T: Decodable>(_ type: T.Type, _ node: StoreNode) throws(PopError) -> T {
-        try decode(type, node, decoder: ())
+        try decodeWithJSONDecoder(type, node)
     }
 
     /// Decodes a record with ``PopJSON/decoder()``.
-    private func decode<T: Decodable>(_ type: T.Type, _ node: StoreNode, decoder: Void) throws(PopError) -> T {
+    private func decodeWithJSONDecoder<T: Decodable>(_ type: T.Type, _ node: StoreNode) throws(PopError) -> T {
         do {
             return try PopJSON.decoder().decode(type, from: Data(node.data))
         } catch {
@@ -188,13 +188,13 @@ public struct PopNamespace: Sendable {
     /// Decodes an instance record: most nodes are read by ``JSONObjectReader``, the rest as any record.
     func decode(_ type: InstanceRecord.Type, _ node: StoreNode) throws(PopError) -> InstanceRecord {
         if let record = InstanceRecord(json: node.data) { return record }
-        return try decode(type, node, decoder: ())
+        return try decodeWithJSONDecoder(type, node)
     }
 
     /// Decodes a placement: most nodes are read by ``JSONObjectReader``, the rest as any record.
     func decode(_ type: Placement.Type, _ node: StoreNode) throws(PopError) -> Placement {
         if let placement = Placement(json: node.data) { return placement }
-        return try decode(type, node, decoder: ())
+        return try decodeWithJSONDecoder(type, node)
     }
 
     /// The error for a node whose data did not decode as a `type` record.

@@ -47,7 +47,7 @@ struct Status: AsyncParsableCommand {
         // The snapshot's first read holds the namespace's root and checks its layout, as opening would.
         try await CommandContext.with(global, requireNamespace: false) { context in
             // On the embedded store the instances' CPU and memory come from this host's /proc: that pass is made
-            // while the store is read, on the other core.
+            // while the store is read, on another core.
             async let localScan = context.namespace.store.isMachineLocal && waitState == nil
                 ? FleetResources.scanLocal() : nil
             var snapshot = try await context.namespace.status()
