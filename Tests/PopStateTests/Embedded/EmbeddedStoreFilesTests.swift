@@ -49,6 +49,33 @@ struct EmbeddedStoreFilesTests {
         await agent.close()
     }
 
+    @Test func aReadingCommandsHandleIsLeftToTheExitAndAWritingOnesIsClosed() async throws {
+        let folder = try TemporaryFolder.make()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        var single = StoreFixture.options()
+        single.connections = .single
+        let agent = try await EmbeddedStore.open(folder: folder, options: StoreFixture.options())
+        _ = try await agent.create("/a", data: [1], mode: .persistent)
+
+        // A handle that only read is marked closed; nothing of it is left for others to see.
+        let reader = try await EmbeddedStore.open(folder: folder, options: single)
+        #expect(try await reader.get("/a").data == [1])
+        await reader.closeBeforeExit()
+        let afterClose = await #expect(throws: PopError.self) { _ = try await reader.get("/a") }
+        #expect(afterClose?.code == .storeUnreachable)
+        #expect(afterClose?.message.contains("is closed") == true)
+
+        // A handle that wrote holds a session: its ephemeral nodes are gone once closeBeforeExit returns.
+        let writer = try await EmbeddedStore.open(folder: folder, options: single)
+        _ = try await writer.create("/lock", data: [], mode: .ephemeral)
+        #expect(try await agent.exists("/lock") != nil)
+        await writer.closeBeforeExit()
+        #expect(try await agent.exists("/lock") == nil)
+        _ = try await agent.create("/b", data: [2], mode: .persistent)
+        #expect(try await agent.get("/b").data == [2])
+        await agent.close()
+    }
+
     @Test func aFolderOthersCanWriteIsRefused() async throws {
         let folder = try TemporaryFolder.make()
         defer { try? FileManager.default.removeItem(atPath: folder) }
