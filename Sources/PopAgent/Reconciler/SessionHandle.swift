@@ -42,7 +42,7 @@ struct SessionHandle: Sendable {
         let path = paths.machine(machine)
         guard let stat = try await store.exists(path) else { return nil }
         let node = try? await store.get(path)
-        let record = node.flatMap { try? PopJSON.decoder().decode(MachineRecord.self, from: Data($0.data)) }
+        let record = node.flatMap { try? Self.decode(MachineRecord.self, $0) }
         return RegistrationHolder(
             record: record, version: stat.version, alive: record.map { Agent.isAlive($0.agentPID) } ?? false)
     }
@@ -253,6 +253,12 @@ struct SessionHandle: Sendable {
     /// Decodes a placement, read by ``JSONObjectReader`` when it takes it.
     static func decode(_ type: Placement.Type, _ node: StoreNode) throws(PopError) -> Placement {
         if let placement = Placement(json: node.data) { return placement }
+        return try decodeWithJSONDecoder(type, node)
+    }
+
+    /// Decodes a machine record, read by ``JSONObjectReader`` when it takes it.
+    static func decode(_ type: MachineRecord.Type, _ node: StoreNode) throws(PopError) -> MachineRecord {
+        if let record = MachineRecord(json: node.data) { return record }
         return try decodeWithJSONDecoder(type, node)
     }
 

@@ -21,6 +21,24 @@ extension InstanceRecord {
     }
 }
 
+extension MachineRecord {
+    /// The record held in `json`, read by ``JSONObjectReader``; `nil` when the reader does not take it.
+    public init?(json: [UInt8]) {
+        guard let object = JSONObjectReader(json),
+            let id = object.fields["id"].flatMap(JSONObjectReader.name) as MachineID?,
+            let hostname = object.string("hostname"),
+            let addresses = object.fields["addresses"].flatMap(JSONObjectReader.strings),
+            let agentVersion = object.string("agentVersion"),
+            let started = object.date("started"),
+            let agentPID = object.integer("agentPID", as: Int32.self),
+            let endpoint = object.optional("endpoint", JSONObjectReader.string)
+        else { return nil }
+        self.init(
+            id: id, hostname: hostname, addresses: addresses, agentVersion: agentVersion, started: started,
+            agentPID: agentPID, endpoint: endpoint)
+    }
+}
+
 extension Placement {
     /// The placement held in `json`, read by ``JSONObjectReader``; `nil` when the reader does not take it.
     public init?(json: [UInt8]) {
@@ -43,7 +61,7 @@ extension OptionValue {
         case .bool(let flag): .bool(flag)
         case .string(let text): .string(text)
         case .number: JSONObjectReader.integer(value).map(OptionValue.int)
-        case .null, .object: nil
+        case .null, .object, .array: nil
         }
     }
 }

@@ -1,13 +1,14 @@
 import Foundation
 
-/// Reads the records pop reads most often (instance records, placements, a spec's fields other than its template)
-/// without Foundation's generic `JSONDecoder`, whose machinery is most of the cost of decoding such small objects.
+/// Reads the records pop reads most often (instance records, placements, machine records, a spec's fields other than
+/// its template) without Foundation's generic `JSONDecoder`, whose machinery is most of the cost of decoding such
+/// small objects.
 ///
 /// It takes only a narrow, strictly checked form: one JSON object whose values are strings, integers, numbers,
-/// `true`, `false`, `null`, or objects holding only those; every key once. Anything else (an array, a deeper object,
-/// a repeated key, malformed text, a value of the wrong kind for its field) makes the typed readers return `nil`, and
-/// the caller decodes the bytes with `JSONDecoder` as before, so malformed data fails with the same error. For what
-/// it takes, the result is the value `JSONDecoder` gives (`JSONObjectReaderTests`).
+/// `true`, `false`, `null`, or objects and arrays holding only those; every key once. Anything else (a deeper object
+/// or array, a repeated key, malformed text, a value of the wrong kind for its field) makes the typed readers return
+/// `nil`, and the caller decodes the bytes with `JSONDecoder` as before, so malformed data fails with the same error.
+/// For what it takes, the result is the value `JSONDecoder` gives (`JSONObjectReaderTests`).
 struct JSONObjectReader: Sendable {
     /// A field's value.
     enum Value: Hashable, Sendable {
@@ -18,6 +19,8 @@ struct JSONObjectReader: Sendable {
         case null
         /// An object of scalar values.
         case object([String: Value])
+        /// An array of scalar values.
+        case array([Value])
     }
 
     /// The object's fields.
@@ -51,6 +54,18 @@ struct JSONObjectReader: Sendable {
     /// A required date field in epoch milliseconds, as ``PopJSON/decoder()`` reads one.
     func date(_ key: String) -> Date? {
         fields[key].flatMap(Self.date)
+    }
+
+    /// An array of strings.
+    static func strings(_ value: Value) -> [String]? {
+        guard case .array(let elements) = value else { return nil }
+        var strings: [String] = []
+        strings.reserveCapacity(elements.count)
+        for element in elements {
+            guard case .string(let text) = element else { return nil }
+            strings.append(text)
+        }
+        return strings
     }
 
     /// A string value.
@@ -130,11 +145,30 @@ struct JSONObjectReader: Sendable {
             case UInt8(ascii: "{"):
                 guard depth == 0 else { return nil }
                 return object(depth: 1).map(Value.object)
+            case UInt8(ascii: "["):
+                guard depth == 0 else { return nil }
+                return array().map(Value.array)
             case UInt8(ascii: "t"): return literal("true") ? .bool(true) : nil
             case UInt8(ascii: "f"): return literal("false") ? .bool(false) : nil
             case UInt8(ascii: "n"): return literal("null") ? .null : nil
             case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): return number().map(Value.number)
             default: return nil
+            }
+        }
+
+        /// An array of scalar values.
+        private mutating func array() -> [Value]? {
+            guard take(UInt8(ascii: "[")) else { return nil }
+            var elements: [Value] = []
+            skipSpace()
+            if take(UInt8(ascii: "]")) { return elements }
+            while true {
+                skipSpace()
+                guard let element = value(depth: 1) else { return nil }
+                elements.append(element)
+                skipSpace()
+                if take(UInt8(ascii: ",")) { continue }
+                return take(UInt8(ascii: "]")) ? elements : nil
             }
         }
 

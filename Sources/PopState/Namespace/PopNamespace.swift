@@ -99,7 +99,11 @@ public struct PopNamespace: Sendable {
     func verifyLayout(_ root: StoreNode) throws(PopError) {
         let layout: Layout
         do {
-            layout = try PopJSON.decoder().decode(Layout.self, from: Data(root.data))
+            if let version = JSONObjectReader(root.data)?.integer("layout", as: Int.self) {
+                layout = Layout(layout: version)
+            } else {
+                layout = try PopJSON.decoder().decode(Layout.self, from: Data(root.data))
+            }
         } catch {
             throw PopError(
                 .corruptState,
@@ -188,6 +192,12 @@ public struct PopNamespace: Sendable {
     /// Decodes an instance record: most nodes are read by ``JSONObjectReader``, the rest as any record.
     func decode(_ type: InstanceRecord.Type, _ node: StoreNode) throws(PopError) -> InstanceRecord {
         if let record = InstanceRecord(json: node.data) { return record }
+        return try decodeWithJSONDecoder(type, node)
+    }
+
+    /// Decodes a machine record: most nodes are read by ``JSONObjectReader``, the rest as any record.
+    func decode(_ type: MachineRecord.Type, _ node: StoreNode) throws(PopError) -> MachineRecord {
+        if let record = MachineRecord(json: node.data) { return record }
         return try decodeWithJSONDecoder(type, node)
     }
 

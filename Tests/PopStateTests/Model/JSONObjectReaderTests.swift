@@ -44,6 +44,30 @@ struct JSONObjectReaderTests {
         }
     }
 
+    static func machines() throws -> [MachineRecord] {
+        [
+            MachineRecord(
+                id: try MachineID("m-1"), hostname: "host", addresses: [], agentVersion: "0.1.0",
+                started: Date(timeIntervalSince1970: 0), agentPID: 1),
+            MachineRecord(
+                id: try MachineID("Host_2.example"), hostname: Self.awkward, addresses: ["10.0.0.1", "fe80::1", Self.awkward],
+                agentVersion: Self.awkward, started: Date(), agentPID: Int32.max, endpoint: "https://10.0.0.1:7480"),
+        ] + CanonicalJSONTests.dates.enumerated().map { index, date in
+            MachineRecord(
+                id: try! MachineID("m-\(index)"), hostname: "h\(index)", addresses: Array(repeating: "192.0.2.\(index)", count: index % 3),
+                agentVersion: "0.1.\(index)", started: date, agentPID: Int32(index), endpoint: index.isMultiple(of: 2) ? "e\(index)" : nil)
+        }
+    }
+
+    @Test("machine records are read as the decoder reads them")
+    func machineRecords() throws {
+        for record in try Self.machines() {
+            let json = Array(try PopJSON.canonicalEncoder().encode(record))
+            let read = try #require(MachineRecord(json: json), "declined: \(String(decoding: json, as: UTF8.self))")
+            #expect(read == (try PopJSON.decoder().decode(MachineRecord.self, from: Data(json))))
+        }
+    }
+
     @Test("instance records written by the encoder or by hand are read as the decoder reads them")
     func instanceRecords() throws {
         for record in try Self.records() {
@@ -91,6 +115,7 @@ struct JSONObjectReaderTests {
         "1.0", "1e3", "-0", "01", "1.", ".5", "-", "1e", "99999999999999999999", "-9223372036854775809", "2147483648",
         "1.5", "-1", "true", "false", "null", "nul", "tru", "[]", "[1]", "{}", #"{"a":1}"#, #"{"a":{"b":1}}"#, #""""#,
         #""x""#, #""\u00e9""#, #""\ud83d\ude80""#, #""\ud83d""#, #""\ude80""#, #""\q""#, #""\u12""#, "\"\u{1}\"",
+        #"["a"]"#, #"["a",1]"#, #"[["a"]]"#, #"[{}]"#, #"[null]"#, "[", #"["a",]"#, "[,]", #"[ "a" , "b" ]"#,
         #""running""#, #""crash""#, #""m-1""#, #""Not A Name!""#, "\"a\u{7f}b\"", ",", ":", "{", "}", "\"", " ", "\n",
     ]
 
@@ -102,6 +127,7 @@ struct JSONObjectReaderTests {
         var generator = SeededGenerator(state: 20_261_202)
         let records = try Self.records().prefix(12).map { $0.canonicalJSON }
         let placements = try Self.placements().prefix(6).map { Array(try PopJSON.canonicalEncoder().encode($0)) }
+        let machines = try Self.machines().prefix(6).map { Array(try PopJSON.canonicalEncoder().encode($0)) }
         var read = 0
         var declined = 0
         func check(_ bytes: [UInt8]) {
@@ -109,12 +135,15 @@ struct JSONObjectReaderTests {
             let readRecord = InstanceRecord(json: bytes)
             let decodedPlacement = try? PopJSON.decoder().decode(Placement.self, from: Data(bytes))
             let readPlacement = Placement(json: bytes)
+            let decodedMachine = try? PopJSON.decoder().decode(MachineRecord.self, from: Data(bytes))
+            let readMachine = MachineRecord(json: bytes)
             let text = String(decoding: bytes, as: UTF8.self)
             #expect(readRecord == nil || readRecord == decodedRecord, "\(text)")
             #expect(readPlacement == nil || readPlacement == decodedPlacement, "\(text)")
-            if readRecord != nil || readPlacement != nil { read += 1 } else { declined += 1 }
+            #expect(readMachine == nil || readMachine == decodedMachine, "\(text)")
+            if readRecord != nil || readPlacement != nil || readMachine != nil { read += 1 } else { declined += 1 }
         }
-        for json in records + placements {
+        for json in records + placements + machines {
             let text = String(decoding: json, as: UTF8.self)
             let object = try #require(try JSONSerialization.jsonObject(with: Data(json)) as? [String: Any])
             for key in object.keys {
@@ -125,6 +154,9 @@ struct JSONObjectReaderTests {
                 case .number(let number): written = number
                 case .bool(let flag): written = flag ? "true" : "false"
                 case .null: written = "null"
+                case .array(let elements):
+                    let strings = elements.compactMap(JSONObjectReader.string)
+                    written = String(decoding: try PopJSON.canonicalEncoder().encode(strings), as: UTF8.self)
                 case .object: continue
                 }
                 let field = "\"\(key)\":\(written)"
