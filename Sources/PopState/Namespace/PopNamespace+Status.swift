@@ -1,3 +1,5 @@
+import Foundation
+
 extension PopNamespace {
     /// Reads everything `pop status` shows in three batched round trips: the root and the lists of machines and
     /// services; then every machine record, service spec and placement list; then every placement and instance.
@@ -37,9 +39,38 @@ extension PopNamespace {
             second.append(.get(paths.service(name)))
             second.append(.children(paths.placements(name)))
             second.append(.get(paths.scheduling(name)))
+            second.append(.get(paths.rolloutState(name)))
+            second.append(.get(paths.rollout(name)))
         }
         second += factIDs.map { .get(paths.facts($0)) }
         let secondResults = try await store.read(second)
+
+        // The third batch (each placement and its instance record) needs only the services' names and where they are
+        // placed, so it is read while the machine records and the specs are decoded.
+        var placed: [(ids: Result<[MachineID], PopError>, third: Int)?] = []
+        var third: [ReadOperation] = []
+        for (index, name) in serviceNames.enumerated() {
+            let base = machineIDs.count + index * Self.readsPerService
+            guard (try? secondResults[base].nodeIfExists()) != nil,
+                let children = try? secondResults[base + 1].childrenIfExists()
+            else {
+                placed.append(nil)  // Removed meanwhile, or unreadable: the service's own read reports it.
+                continue
+            }
+            let ids = Result { () throws(PopError) in
+                try children.map { (machine) throws(PopError) in
+                    try parseName(machine, under: paths.placements(name), MachineID.init)
+                }
+            }
+            placed.append((ids, third.count))
+            for id in (try? ids.get()) ?? [] {
+                third.append(.get(paths.placement(name, id)))
+                third.append(.get(paths.instance(name, id)))
+            }
+        }
+        let store = store
+        async let thirdRead = third.isEmpty ? [] : store.read(third)
+
         var machines: [MachineRecord] = []
         for result in secondResults[..<machineIDs.count] {
             do {
@@ -49,27 +80,25 @@ extension PopNamespace {
                 problems.append(.init(service: nil, error: Self.statusProblem(error)))
             }
         }
-        var services: [(VersionedService, [MachineID], SchedulingPolicy?)] = []
+        var services: [(service: VersionedService, ids: [MachineID], third: Int, policy: SchedulingPolicy?, rollout: StatusSnapshot.RolloutStatus?)] = []
         for (index, name) in serviceNames.enumerated() {
-            let base = machineIDs.count + index * 3
+            let base = machineIDs.count + index * Self.readsPerService
             do {
                 guard let node = try secondResults[base].nodeIfExists(),
-                    let placed = try secondResults[base + 1].childrenIfExists()
+                    try secondResults[base + 1].childrenIfExists() != nil, let (ids, offset) = placed[index]
                 else { continue }  // Removed meanwhile.
                 let service = try decodeService(node, name)
-                let ids = try placed.map { (machine) throws(PopError) in
-                    try parseName(machine, under: paths.placements(name), MachineID.init)
-                }
+                let placedOn = try ids.get()
                 let policy = try secondResults[base + 2].nodeIfExists().map { (node) throws(PopError) in
                     try decode(SchedulingPolicy.self, node)
                 }
-                services.append((service, ids, policy))
+                services.append((service, placedOn, offset, policy, Self.rollout(secondResults[base + 3], secondResults[base + 4])))
             } catch {
                 problems.append(.init(service: name.rawValue, error: Self.statusProblem(error)))
             }
         }
         var facts: [MachineID: StatusSnapshot.FactsStatus] = [:]
-        let factsBase = machineIDs.count + serviceNames.count * 3
+        let factsBase = machineIDs.count + serviceNames.count * Self.readsPerService
         for (index, id) in factIDs.enumerated() {
             do {
                 guard let node = try secondResults[factsBase + index].nodeIfExists() else { continue }
@@ -79,20 +108,12 @@ extension PopNamespace {
             }
         }
 
-        var third: [ReadOperation] = []
-        for (service, ids, _) in services {
-            for id in ids {
-                third.append(.get(paths.placement(service.spec.name, id)))
-                third.append(.get(paths.instance(service.spec.name, id)))
-            }
-        }
-        let thirdResults = third.isEmpty ? [] : try await store.read(third)
-        var index = 0
+        let thirdResults = try await thirdRead
         var statuses: [StatusSnapshot.ServiceStatus] = []
-        for (service, ids, policy) in services {
+        for (service, ids, offset, policy, rollout) in services {
             var placements: [StatusSnapshot.PlacementStatus] = []
-            for id in ids {
-                defer { index += 2 }
+            for (position, id) in ids.enumerated() {
+                let index = offset + position * 2
                 do {
                     guard let placementNode = try thirdResults[index].nodeIfExists() else { continue }
                     let instance = try thirdResults[index + 1].nodeIfExists().map { (node) throws(PopError) in
@@ -107,10 +128,24 @@ extension PopNamespace {
             statuses.append(
                 .init(
                     spec: service.spec, version: service.version, signature: service.signature, placements: placements,
-                    scheduling: policy))
+                    scheduling: policy, rollout: rollout))
         }
         return StatusSnapshot(
             store: store.description, machines: machines, services: statuses, facts: facts, problems: problems)
+    }
+
+    /// The reads of the second batch for each service: its spec, its placements, its scheduling policy, its rollout's
+    /// state and its rollout policy.
+    private static let readsPerService = 5
+
+    /// A service's canary rollout, when its state node holds one; an unreadable state or policy shows none, as the
+    /// rollout is what `pop config --canary` reports on, not part of the service's desired state.
+    private static func rollout(_ state: ReadResult, _ policy: ReadResult) -> StatusSnapshot.RolloutStatus? {
+        guard let node = try? state.nodeIfExists(),
+            let state = try? PopJSON.decoder().decode(RolloutState.self, from: Data(node.data))
+        else { return nil }
+        let policy = (try? policy.nodeIfExists()).flatMap { try? PopJSON.decoder().decode(Rollout.self, from: Data($0.data)) }
+        return StatusSnapshot.RolloutStatus(state: state, policy: policy)
     }
 
     /// Every error from reading a record is a PopError already; anything else is reported as damage.

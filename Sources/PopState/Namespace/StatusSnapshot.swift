@@ -22,6 +22,16 @@ public struct StatusSnapshot: Hashable, Sendable {
         public var placements: [PlacementStatus]
         /// How many instances, and where, when the service is deployed by count; `nil` when it is pinned.
         public var scheduling: SchedulingPolicy? = nil
+        /// The service's canary rollout (`pop config --canary`), when one was started.
+        public var rollout: RolloutStatus? = nil
+    }
+
+    /// A canary rollout's state and the policy it follows.
+    public struct RolloutStatus: Hashable, Sendable {
+        /// Where the rollout is.
+        public var state: RolloutState
+        /// Its policy, when its node could be read.
+        public var policy: Rollout?
     }
 
     /// A machine's facts with the version of their node (for compare-and-set).

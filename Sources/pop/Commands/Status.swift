@@ -64,7 +64,7 @@ struct Status: AsyncParsableCommand {
             }
             var report = StatusReport(snapshot: snapshot, only: service)
             await report.addResources(snapshot: snapshot, context: context, scan: await localScan)
-            try await report.addRollouts(context)
+            report.addRollouts(snapshot)
             if context.json {
                 try context.printJSON(report)
             } else {
@@ -218,21 +218,16 @@ extension StatusReport {
         return unit == 0 ? "\(count)B" : fixed(value, decimals: value < 10 ? 1 : 0) + units[unit]
     }
 
-    /// Fills in each shown service's canary rollout (one batched read of their rollout states and policies).
-    mutating func addRollouts(_ context: CommandContext, now: Date = Date()) async throws {
-        let names = try services.map { try ServiceName($0.service) }
-        guard !names.isEmpty else { return }
-        let paths = context.namespace.paths
-        let results = try await context.store.read(names.flatMap { [.get(paths.rolloutState($0)), .get(paths.rollout($0))] })
+    /// Fills in each shown service's canary rollout, which the snapshot read with the services.
+    mutating func addRollouts(_ snapshot: StatusSnapshot, now: Date = Date()) {
+        let rollouts = Dictionary(
+            snapshot.services.compactMap { status in status.rollout.map { (status.spec.name.rawValue, $0) } },
+            uniquingKeysWith: { first, _ in first })
+        guard !rollouts.isEmpty else { return }
         for index in services.indices {
-            guard let node = try? results[index * 2].nodeIfExists(),
-                let state = try? PopJSON.decoder().decode(RolloutState.self, from: Data(node.data))
-            else { continue }
-            let policy = (try? results[index * 2 + 1].nodeIfExists()).flatMap {
-                try? PopJSON.decoder().decode(PopState.Rollout.self, from: Data($0.data))
-            }
-            services[index].rollout = state.report(
-                current: ConfigSignature(hex: services[index].signature), policy: policy,
+            guard let rollout = rollouts[services[index].service] else { continue }
+            services[index].rollout = rollout.state.report(
+                current: ConfigSignature(hex: services[index].signature), policy: rollout.policy,
                 instances: services[index].instances, now: now)
         }
     }
