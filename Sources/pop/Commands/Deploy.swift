@@ -105,7 +105,7 @@ struct Deploy: AsyncParsableCommand {
 enum MachineArguments {
     static func resolve(_ arguments: [String]) throws -> [MachineID] {
         if arguments.isEmpty {
-            return [try MachineIdentity.current(environment: ProcessInfo.processInfo.environment)]
+            return [try MachineIdentity.current(environment: CommandEnvironment.variables)]
         }
         var seen = Set<MachineID>()
         return try arguments.compactMap { argument in

@@ -51,7 +51,7 @@ struct Events: AsyncParsableCommand {
             } else {
                 machines = try await context.namespace.machines().map(\.id.rawValue)
                 if context.store.isMachineLocal {
-                    let home = try PopHome(environment: ProcessInfo.processInfo.environment)
+                    let home = try PopHome(environment: CommandEnvironment.variables)
                     let folders = (try? FileManager.default.contentsOfDirectory(atPath: home.path + "/machines")) ?? []
                     machines = Array(Set(machines + folders.filter { (try? MachineID($0)) != nil })).sorted()
                 }

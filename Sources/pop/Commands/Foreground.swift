@@ -83,7 +83,7 @@ struct Foreground: AsyncParsableCommand {
                 hint: "Use one of: \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", ")).")
         }
         let labels = try MachineLabel.parse(self.labels)
-        let environment = ProcessInfo.processInfo.environment
+        let environment = CommandEnvironment.variables
         let home = try PopHome(environment: environment)
         let machine = try MachineIdentity.current(environment: environment)
         let storeConfiguration = try StoreConfiguration(

@@ -41,7 +41,7 @@ struct Init: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let environment = ProcessInfo.processInfo.environment
+        let environment = CommandEnvironment.variables
         var credentials: StoreCredentials?
         var generated = false
         if let auth {

@@ -101,7 +101,7 @@ enum FleetLogs {
     ) async throws {
         let access: FleetReader.Access
         if context.store.isMachineLocal {
-            access = .local(try PopHome(environment: ProcessInfo.processInfo.environment))
+            access = .local(try PopHome(environment: CommandEnvironment.variables))
         } else {
             access = .remote(EndpointClient(key: try await context.namespace.endpointKey()))
         }

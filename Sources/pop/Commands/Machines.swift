@@ -80,7 +80,7 @@ struct Machines: AsyncParsableCommand {
                 try context.printJSON(MachineListing(machines: machines, facts: facts))
                 return
             }
-            let local = try? MachineIdentity.current(environment: ProcessInfo.processInfo.environment)
+            let local = try? MachineIdentity.current(environment: CommandEnvironment.variables)
             var table = Table("MACHINE", "HOSTNAME", "ADDRESSES", "AGENT", "UPTIME", "ENDPOINT", "LABELS")
             let registered = Set(machines.map(\.id))
             for machine in machines {

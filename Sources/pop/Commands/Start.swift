@@ -28,7 +28,7 @@ struct Start: AsyncParsableCommand {
 
     func run() async throws {
         _ = try MachineLabel.parse(labels)
-        let environment = ProcessInfo.processInfo.environment
+        let environment = CommandEnvironment.variables
         let home = try PopHome(environment: environment)
         let machine = try MachineIdentity.current(environment: environment)
         let storeConfiguration = try StoreConfiguration(

@@ -15,7 +15,7 @@ struct Stop: AsyncParsableCommand {
     var timeout: Double = 30
 
     func run() async throws {
-        let environment = ProcessInfo.processInfo.environment
+        let environment = CommandEnvironment.variables
         let home = try PopHome(environment: environment)
         let machine = try MachineIdentity.current(environment: environment)
         let outcome = try AgentDaemon.stop(

@@ -31,7 +31,7 @@ struct UI: AsyncParsableCommand {
 
     func run() async throws {
         let (host, port) = try Self.parseListen(listen)
-        let environment = ProcessInfo.processInfo.environment
+        let environment = CommandEnvironment.variables
         let context = try await CommandContext.open(global, connections: .pool)
         do {
             let login = DashboardLogin.fitting(try await context.namespace.protection())

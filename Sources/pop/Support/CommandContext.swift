@@ -36,7 +36,7 @@ struct CommandContext: Sendable {
     static func storeConfiguration(
         _ options: GlobalOptions, credentials: StoreCredentials? = nil
     ) throws -> StoreConfiguration {
-        let environment = ProcessInfo.processInfo.environment
+        let environment = CommandEnvironment.variables
         let home = try PopHome(environment: environment)
         guard let credentials else {
             return try StoreConfiguration(host: options.host, prefix: options.prefix, environment: environment, home: home)

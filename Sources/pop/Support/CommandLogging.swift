@@ -7,7 +7,7 @@ enum CommandLogging {
     /// (default `warning`), so that a command's output is its own: a ZooKeeper session being established is not
     /// news to someone running `pop status`.
     static func bootstrap(
-        level requested: Logger.Level? = nil, environment: [String: String] = ProcessInfo.processInfo.environment
+        level requested: Logger.Level? = nil, environment: [String: String] = CommandEnvironment.variables
     ) {
         let level =
             requested ?? environment["POP_LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0.lowercased()) } ?? .warning

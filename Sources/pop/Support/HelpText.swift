@@ -6,7 +6,7 @@ import PopState
 enum HelpText {
     /// The width help is laid out for, as the argument parser finds it: COLUMNS, else the terminal's, else 80.
     static var width: Int {
-        if let columns = ProcessInfo.processInfo.environment["COLUMNS"].flatMap(Int.init), columns > 0 { return columns }
+        if let columns = CommandEnvironment.variables["COLUMNS"].flatMap(Int.init), columns > 0 { return columns }
         var size = winsize()
         if ioctl(STDOUT_FILENO, UInt(TIOCGWINSZ), &size) == 0, size.ws_col > 0 { return Int(size.ws_col) }
         return 80

@@ -11,8 +11,8 @@ struct Terminal: Sendable {
 
     init(fileDescriptor: Int32) {
         self.fileDescriptor = fileDescriptor
-        let noColor = ProcessInfo.processInfo.environment["NO_COLOR"].map { !$0.isEmpty } ?? false
-        let dumb = ProcessInfo.processInfo.environment["TERM"] == "dumb"
+        let noColor = CommandEnvironment.variables["NO_COLOR"].map { !$0.isEmpty } ?? false
+        let dumb = CommandEnvironment.variables["TERM"] == "dumb"
         self.colored = isatty(fileDescriptor) == 1 && !noColor && !dumb
     }
 
