@@ -217,6 +217,13 @@ struct ClusterObservabilityTests {
             for row in status.service("counter")?.instances ?? [] {
                 #expect((row.memoryBytes ?? 0) > 1_000_000 && row.cpuPercent != nil, "\(row)")
             }
+            // The whole namespace's status asks every agent while it reads the services: the same rows, with figures.
+            let whole = try StatusReport.decode(try await cluster.popOK(["status", "--json"], environment: credentials).stdout)
+            let rows = whole.service("counter")?.instances ?? []
+            #expect(!rows.isEmpty && rows.count == status.service("counter")?.instances.count)
+            for row in rows {
+                #expect((row.memoryBytes ?? 0) > 1_000_000 && row.cpuPercent != nil, "\(row)")
+            }
 
             // Prometheus with its standard basic_auth, on the targets pop writes.
             let targets = cluster.folder.appendingPathComponent("targets.json").path

@@ -50,6 +50,10 @@ struct Status: AsyncParsableCommand {
             // while the store is read, on another core.
             async let localScan = context.namespace.store.isMachineLocal && waitState == nil
                 ? FleetResources.scanLocal() : nil
+            // Elsewhere they come from each machine's agent, which makes that pass on its host: the whole namespace's
+            // agents are asked while the services are read.
+            async let agentReports = !context.namespace.store.isMachineLocal && waitState == nil && service == nil
+                ? FleetResources.askEvery(namespace: context.namespace) : nil
             var snapshot = try await context.namespace.status()
             if let service, !snapshot.services.contains(where: { $0.spec.name == service }),
                 !snapshot.problems.contains(where: { $0.service == service.rawValue })
@@ -63,7 +67,7 @@ struct Status: AsyncParsableCommand {
                     for: waitState, service: service, timeout: timeout, context: context, first: snapshot)
             }
             var report = StatusReport(snapshot: snapshot, only: service)
-            await report.addResources(snapshot: snapshot, context: context, scan: await localScan)
+            await report.addResources(snapshot: snapshot, context: context, scan: await localScan, reports: await agentReports)
             report.addRollouts(snapshot)
             if context.json {
                 try context.printJSON(report)
@@ -234,12 +238,20 @@ extension StatusReport {
 
     /// Fills in CPU and memory of the instances with a process: from this host's /proc on the embedded store, else
     /// from each machine's agent (in parallel, each within half a second; those that do not answer stay unknown).
-    mutating func addResources(snapshot: StatusSnapshot, context: CommandContext, scan: FleetResources.LocalScan?) async {
+    /// `reports`, the agents' answers asked for beforehand (``FleetResources/askEvery(namespace:deadline:)``), spare
+    /// asking them again.
+    mutating func addResources(
+        snapshot: StatusSnapshot, context: CommandContext, scan: FleetResources.LocalScan?,
+        reports asked: [String: ResourceReport]? = nil
+    ) async {
         let rows = services.flatMap { service in service.instances.compactMap { row in row.pid.map { (service.service, row.machine, $0) } } }
         guard !rows.isEmpty else { return }
-        let reports = await FleetResources.gather(
-            rows.map { (service: $0.0, machine: $0.1, pid: $0.2) }, records: snapshot.machines, namespace: context.namespace,
-            scan: scan)
+        var reports = asked ?? [:]
+        if asked == nil {
+            reports = await FleetResources.gather(
+                rows.map { (service: $0.0, machine: $0.1, pid: $0.2) }, records: snapshot.machines,
+                namespace: context.namespace, scan: scan)
+        }
         for serviceIndex in services.indices {
             for rowIndex in services[serviceIndex].instances.indices {
                 let row = services[serviceIndex].instances[rowIndex]
