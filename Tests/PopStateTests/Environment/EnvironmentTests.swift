@@ -33,6 +33,22 @@ import Testing
         #expect(try MachineIdentity.current(environment: [:]).rawValue == expected)
     }
 
+    @Test func aSystemIdFileIsReadToItsFirstLineWithoutBlanks() throws {
+        let folder = try TemporaryFolder.make()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let cases: [(String, String?)] = [
+            ("0123abcd\n", "0123abcd"), ("  \t0123abcd \t\r\nsecond\n", "0123abcd"), ("abc", "abc"), ("", nil),
+            ("\n\nlater\n", "later"), (" \t \n", nil), ("\u{2003}id\u{00A0}\n", "id"),
+        ]
+        for (index, (text, expected)) in cases.enumerated() {
+            let path = folder + "/id-\(index)"
+            try text.write(toFile: path, atomically: true, encoding: .utf8)
+            #expect(MachineIdentity.readFirstLine(path) == expected, "\(text.debugDescription)")
+        }
+        #expect(MachineIdentity.readFirstLine(folder + "/missing") == nil)
+        #expect(MachineIdentity.readFirstLine(folder) == nil, "a folder")
+    }
+
     @Test func storeConfigurationDefaultsToTheEmbeddedStore() throws {
         let home = PopHome(path: "/h")
         let embedded = try StoreConfiguration(host: nil, prefix: nil, environment: [:], home: home)
