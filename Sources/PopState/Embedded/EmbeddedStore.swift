@@ -353,9 +353,10 @@ public final class EmbeddedStore: CoordinationStore {
     }
 
     /// For a command that exits next. A handle with no session, no watch and no subscriber has nothing another
-    /// process would see closed, and no thread: it is marked closed and left to the process's exit, which closes its
-    /// connections, since closing them (SQLite's close, GRDB's teardown) costs a reading command about a millisecond
-    /// more than exiting does. Any other handle is closed as ``close()`` closes it.
+    /// process would see closed, and no thread: it is only marked closed. Any other handle is closed as ``close()``
+    /// closes it: its session and ephemeral nodes are deleted, what it wrote is checkpointed, its dispatcher stops.
+    /// Either way its connections are left to the process's exit, since closing them (SQLite's close, GRDB's
+    /// teardown) costs a command about a millisecond more than exiting does.
     public func closeBeforeExit() async {
         let idle = lifecycle.withLock { state -> Bool in
             guard state.phase == .open, state.session == nil, !state.watching, !state.dispatcherStarted,
@@ -364,7 +365,7 @@ public final class EmbeddedStore: CoordinationStore {
             state.phase = .closed
             return true
         }
-        guard idle else { return await close() }
+        if !idle { await close() }
         Self.closedBeforeExit.withLock { $0.append(self) }
     }
 
