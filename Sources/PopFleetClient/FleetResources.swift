@@ -31,11 +31,11 @@ public enum FleetResources {
     /// What every registered machine's agent answers within `deadline`, by machine id, for a command that asks before
     /// it knows which machines run instances: `pop status` of the whole namespace asks while it reads the services,
     /// since an agent's answer (a pass over its host's `/proc`) takes as long as those reads. Empty when the machines
-    /// or the namespace's endpoint key cannot be read (the snapshot's own reads report why).
+    /// or the namespace's endpoint key cannot be read (the snapshot's own reads report why). The key is read only
+    /// once an agent serves an endpoint, which it made the key for, so this writes nothing.
     public static func askEvery(namespace: PopNamespace, deadline: Duration = .milliseconds(500)) async -> [String: ResourceReport] {
-        async let key = try? namespace.endpointKey()
         let records = (try? await namespace.machines())?.filter { $0.endpoint != nil } ?? []
-        guard !records.isEmpty, let key = await key else { return [:] }
+        guard !records.isEmpty, let key = try? await namespace.endpointKey() else { return [:] }
         return await ask(records, client: EndpointClient(key: key), deadline: deadline)
     }
 

@@ -2,7 +2,8 @@ import Foundation
 
 extension PopNamespace {
     /// Reads everything `pop status` shows in three batched round trips: the root and the lists of machines and
-    /// services; then every machine record, service spec and placement list; then every placement and instance.
+    /// services; then every machine record, and each service's spec, placement list, scheduling policy and rollout;
+    /// then every placement and instance, while the specs of the second are decoded.
     ///
     /// Nodes deleted between the rounds are left out. A malformed record (or child name) is reported in
     /// ``StatusSnapshot/problems`` and its service or machine left out, so the rest is still shown.

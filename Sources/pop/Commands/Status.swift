@@ -246,8 +246,10 @@ extension StatusReport {
     ) async {
         let rows = services.flatMap { service in service.instances.compactMap { row in row.pid.map { (service.service, row.machine, $0) } } }
         guard !rows.isEmpty else { return }
-        var reports = asked ?? [:]
-        if asked == nil {
+        let reports: [String: ResourceReport]
+        if let asked {
+            reports = asked
+        } else {
             reports = await FleetResources.gather(
                 rows.map { (service: $0.0, machine: $0.1, pid: $0.2) }, records: snapshot.machines,
                 namespace: context.namespace, scan: scan)
