@@ -57,7 +57,7 @@ struct EmbeddedStoreFilesTests {
         let agent = try await EmbeddedStore.open(folder: folder, options: StoreFixture.options())
         _ = try await agent.create("/a", data: [1], mode: .persistent)
 
-        // A handle that only read is marked closed; nothing of it is left for others to see.
+        // A handle that only read is marked closed: it refuses reads from then on.
         let reader = try await EmbeddedStore.open(folder: folder, options: single)
         #expect(try await reader.get("/a").data == [1])
         await reader.closeBeforeExit()
