@@ -3,6 +3,10 @@ import PackageDescription
 
 let strictSettings: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
+    // A concrete generic type such as `[Int32: Usage]` is reached through its metadata accessor with the conformances
+    // it needs, rather than through its mangled name, which the runtime resolves on first use with a scan of every
+    // conformance record in the program (docs/benchmarks.md, pop status).
+    .unsafeFlags(["-Xfrontend", "-disable-concrete-type-metadata-mangled-name-accessors"], .when(configuration: .release)),
 ]
 
 let package = Package(

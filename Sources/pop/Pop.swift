@@ -75,7 +75,7 @@ struct Pop: AsyncParsableCommand {
             Array(CommandLine.arguments.dropFirst()), commands: configuration.subcommands)
         var command: any ParsableCommand
         do {
-            command = try await asyncParseAsRoot(arguments)
+            command = try await parse(arguments)
         } catch {
             let code = exitCode(for: error)
             if code == .success {
@@ -106,6 +106,25 @@ struct Pop: AsyncParsableCommand {
             Terminal.standardError.write("pop: \(message(for: error))\n")
             Foundation.exit(code == .validationFailure ? PopExitCode.usage.rawValue : PopExitCode.failure.rawValue)
         }
+    }
+
+    /// The command `arguments` ask for, as the parser gives it from the root.
+    ///
+    /// The root takes no options of its own, so a command line that starts with a subcommand's name and that the
+    /// subcommand parses on its own gives the command the root would give. That parse comes first: the root's pass
+    /// looks at every argument and builds the named subcommand's argument set twice more to check for pass-through
+    /// arguments, about a seventh of a short command's CPU. Each subcommand's configuration names `pop` as its
+    /// super-command, as the root's does, so that parsed alone it is not tried again as a completion-script request
+    /// either (the parser uses that name only for the root of a parse). Anything the subcommand alone refuses (help, a
+    /// version request, a usage error) is parsed from the root, so that its message is the root's.
+    static func parse(_ arguments: [String]) async throws -> any ParsableCommand {
+        if let name = arguments.first,
+            let subcommand = commandConfiguration.subcommands.first(where: { $0._commandName == name }),
+            let command = try? subcommand.parseAsRoot(Array(arguments.dropFirst()))
+        {
+            return command
+        }
+        return try await asyncParseAsRoot(arguments)
     }
 
     /// Prints the help or version a successful parse asked for, with the usage line wrapped like the rest, and exits 0.

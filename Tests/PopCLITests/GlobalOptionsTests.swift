@@ -186,6 +186,35 @@ struct GlobalOptionsTests {
         return Set(names + ["dump"])
     }
 
+    /// A command line that starts with a subcommand's name is parsed by that subcommand first (`Pop.parse`); what it
+    /// refuses must still get the root's answer: the usage line and hint under `pop`, help, and the version.
+    @Test("each subcommand's usage error, help and version are the root's")
+    func subcommandsParsedAloneAnswerAsTheRoot() async throws {
+        try await PopRunner.with { pop in
+            let version = try await pop.ok("--version").stdout
+            for name in try await Self.commandNames(pop).sorted() {
+                let refused = try await pop.run([name, "--no-such-option"])
+                #expect(refused.status == PopExitCode.usage.rawValue, "\(name):\n\(refused)")
+                // A command with a required argument reports the missing argument first.
+                #expect(
+                    refused.stderr.contains("Unknown option '--no-such-option'")
+                        || refused.stderr.contains("Missing expected argument"), "\(name):\n\(refused)")
+                #expect(refused.stderr.contains("Usage: pop \(name)"), "\(name):\n\(refused)")
+                #expect(refused.stderr.contains("See 'pop \(name) --help'"), "\(name):\n\(refused)")
+
+                let help = try await pop.run([name, "--help"])
+                #expect(help.status == 0, "\(name):\n\(help)")
+                #expect(help.stdout.contains("USAGE: pop \(name)"), "\(name):\n\(help)")
+
+                let asked = try await pop.run([name, "--version"])
+                #expect(asked.status == 0 && asked.stdout == version, "\(name):\n\(asked)")
+            }
+            // `help` is the root's own subcommand.
+            let help = try await pop.run(["help", "status"])
+            #expect(help.status == 0 && help.stdout.contains("USAGE: pop status"), "\(help)")
+        }
+    }
+
     @Test("pop --help lists the global options and the exit codes")
     func rootHelp() async throws {
         do {

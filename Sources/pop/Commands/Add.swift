@@ -6,6 +6,7 @@ import PopTemplates
 struct Add: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "add",
+        _superCommandName: "pop",
         abstract: "Add a service built from a template.",
         discussion: """
             Every --OPTION VALUE is checked against the template's declared options (see `pop describe TEMPLATE`). \

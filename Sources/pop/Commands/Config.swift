@@ -6,6 +6,7 @@ import PopTemplates
 struct Config: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "config",
+        _superCommandName: "pop",
         abstract: "Show a service's options, or change them (every instance then restarts with the new signature).",
         discussion: """
             --max-parallel N makes this and later configuration changes roll out N machines at a time, in \

@@ -7,6 +7,7 @@ import PopState
 struct Deploy: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "deploy",
+        _superCommandName: "pop",
         abstract: "Place a service on machines (by default this machine), or --count N instances anywhere eligible.",
         discussion: """
             Deploying before a machine's agent has started is normal: the service starts there when the agent does. \

@@ -5,7 +5,9 @@ import PopTemplates
 /// `pop describe TEMPLATE`: a template's description, options and tasks.
 struct Describe: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "describe",abstract: "Show a template's description, options and tasks.")
+        commandName: "describe",
+        _superCommandName: "pop",
+        abstract: "Show a template's description, options and tasks.")
 
     @OptionGroup(title: "Global options") var global: GlobalOptions
 

@@ -5,6 +5,7 @@ import PopState
 struct Drain: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "drain",
+        _superCommandName: "pop",
         abstract: "Move the instances deployed by count off a machine (each replacement runs first); place none there until `pop undrain`.",
         discussion: """
             Pinned instances (deployed to named machines) stay; they are listed as a warning. The machine keeps its \
@@ -40,6 +41,7 @@ struct Drain: AsyncParsableCommand {
 struct Undrain: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "undrain",
+        _superCommandName: "pop",
         abstract: "Make a drained machine eligible for instances deployed by count again.")
 
     @OptionGroup(title: "Global options") var global: GlobalOptions

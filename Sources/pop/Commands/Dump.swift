@@ -10,6 +10,7 @@ import PopState
 struct Dump: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dump",
+        _superCommandName: "pop",
         abstract: "Print every node under the namespace: path, version and data, sorted by path (--json: a backup).",
         discussion: """
             One line per node: PATH, then 'v' and the data version, 'ephemeral' for a node owned by a session, and \

@@ -7,6 +7,7 @@ import PopState
 struct Events: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "events",
+        _superCommandName: "pop",
         abstract: "Print lifecycle events (starts, exits, restarts and why, health, tasks) from every machine, in time order.",
         discussion: """
             Each agent keeps a bounded journal of events per instance and one of its own (started, stopped), which \

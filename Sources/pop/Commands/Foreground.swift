@@ -9,6 +9,7 @@ import ServiceLifecycle
 struct Foreground: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "fg",
+        _superCommandName: "pop",
         abstract: "Run this machine's agent in the foreground, logging to standard error.",
         discussion: """
             SIGTERM or SIGINT stops the agent gracefully; its services keep running (unless \

@@ -6,6 +6,7 @@ import PopState
 struct History: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "history",
+        _superCommandName: "pop",
         abstract: "List the specs a service has had (the last 20 by default), or with --diff V what version V changed.",
         discussion: """
             Every change of a service's spec keeps it as a new version, with the time, user@host, command and \

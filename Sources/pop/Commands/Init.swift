@@ -6,6 +6,7 @@ import PopState
 struct Init: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "init",
+        _superCommandName: "pop",
         abstract: "Create pop's namespace in the store.",
         discussion: """
             Refuses when a namespace exists already, unless --force, which resets it (every service is removed).

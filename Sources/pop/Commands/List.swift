@@ -5,7 +5,9 @@ import PopTemplates
 /// `pop list`: the available templates and the plugin each comes from.
 struct List: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "list",abstract: "List the available templates and their plugins.")
+        commandName: "list",
+        _superCommandName: "pop",
+        abstract: "List the available templates and their plugins.")
 
     @OptionGroup(title: "Global options") var global: GlobalOptions
 

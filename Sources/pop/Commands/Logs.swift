@@ -8,6 +8,7 @@ import PopState
 struct Logs: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "logs",
+        _superCommandName: "pop",
         abstract: "Print a service's output from every machine that runs it, in time order.",
         discussion: """
             Each line is prefixed with its machine and stream (out, err, setup). Lines come from each machine's agent \

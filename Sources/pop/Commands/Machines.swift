@@ -6,6 +6,7 @@ import PopState
 struct Machines: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "machines",
+        _superCommandName: "pop",
         abstract: "List machines whose agents are running: hostname, addresses, agent version, uptime, endpoint, labels.",
         usage: """
             pop machines [<options>]

@@ -5,6 +5,7 @@ import PopState
 struct Remove: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "remove",
+        _superCommandName: "pop",
         abstract: "Undeploy a service from every machine and remove it.",
         discussion: "A service that other services require is kept (exit 4, naming them) unless --force is given.")
 

@@ -5,6 +5,7 @@ import PopState
 struct Restart: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "restart",
+        _superCommandName: "pop",
         abstract: "Restart a service's instances (all, or on the given machines); clears a FATAL state.")
 
     @OptionGroup(title: "Global options") var global: GlobalOptions

@@ -10,6 +10,7 @@ import PopState
 struct Restore: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "restore",
+        _superCommandName: "pop",
         abstract: "Put back pop's namespace from a JSON backup: services, options, packages, placements.",
         discussion: """
             The backup is what `pop dump --json` prints. It may come from either store and go to either (--host, --prefix choose where it goes). Only the \

@@ -5,6 +5,7 @@ import PopState
 struct Rollback: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rollback",
+        _superCommandName: "pop",
         abstract: "Bring back an earlier spec of a service from its history (by default the one before), as a new version.",
         discussion: """
             The spec comes back byte for byte, so its signature is the one it had: instances restart into it as for \

@@ -7,6 +7,7 @@ import PopState
 struct Run: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
+        _superCommandName: "pop",
         abstract: "Run a service's task on every machine running it, and print each machine's result.",
         discussion: """
             Each argument reaches the task as one argument; nothing passes through a shell. Exits non-zero if any \

@@ -5,6 +5,7 @@ import PopState
 struct Scale: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "scale",
+        _superCommandName: "pop",
         abstract: "Change how many instances of a service deployed by count run (see `pop deploy --count`).")
 
     @OptionGroup(title: "Global options") var global: GlobalOptions

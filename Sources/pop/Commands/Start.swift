@@ -7,6 +7,7 @@ import PopState
 struct Start: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "start",
+        _superCommandName: "pop",
         abstract: "Start this machine's agent in the background; returns once it has registered the machine.")
 
     @OptionGroup(title: "Global options") var global: GlobalOptions

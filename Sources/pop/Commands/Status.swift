@@ -7,6 +7,7 @@ import PopState
 struct Status: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "status",
+        _superCommandName: "pop",
         abstract: "Show services, their machines, and each instance's state, PID, signature, uptime and restarts.",
         discussion: """
             A machine whose agent is not registered shows as 'down' and its instances as 'unknown'. A signature \

@@ -7,6 +7,7 @@ import PopState
 struct Stop: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "stop",
+        _superCommandName: "pop",
         abstract: "Stop this machine's agent. Its services keep running; the next agent adopts them.")
 
     @OptionGroup(title: "Global options") var global: GlobalOptions

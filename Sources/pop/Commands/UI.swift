@@ -9,6 +9,7 @@ import ServiceLifecycle
 struct UI: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ui",
+        _superCommandName: "pop",
         abstract: "Serve a web dashboard of the whole fleet, live, with restart, deploy, undeploy and configuration.",
         discussion: """
             The page follows the store with watches and shows every service on every machine as it changes. Every \

@@ -5,6 +5,7 @@ import PopState
 struct Undeploy: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "undeploy",
+        _superCommandName: "pop",
         abstract: "Take a service off machines (by default this machine; --all for every machine).")
 
     @OptionGroup(title: "Global options") var global: GlobalOptions
