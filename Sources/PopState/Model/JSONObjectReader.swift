@@ -33,6 +33,15 @@ struct JSONObjectReader: Sendable {
         self.fields = fields
     }
 
+    /// Reads `bytes` with the value that spans `skipped` read as `null`, whatever it holds (a spec's template, which
+    /// is read on its own); `nil` when they are not an object of the form above, or `skipped` is not where a value of
+    /// the top-level object starts.
+    init?(_ bytes: [UInt8], readingAsNull skipped: Range<Int>) {
+        var parser = Parser(bytes: bytes, skipped: skipped)
+        guard let fields = parser.document(), parser.skippedRead else { return nil }
+        self.fields = fields
+    }
+
     /// A required string field.
     func string(_ key: String) -> String? {
         guard case .string(let value)? = fields[key] else { return nil }
@@ -109,8 +118,14 @@ struct JSONObjectReader: Sendable {
     private struct Parser {
         let bytes: [UInt8]
         var index = 0
+        /// A value read as `null` without being parsed, and whether it was met.
+        let skipped: Range<Int>?
+        var skippedRead = false
 
-        init(bytes: [UInt8]) { self.bytes = bytes }
+        init(bytes: [UInt8], skipped: Range<Int>? = nil) {
+            self.bytes = bytes
+            self.skipped = skipped
+        }
 
         mutating func document() -> [String: Value]? {
             skipSpace()
@@ -140,6 +155,12 @@ struct JSONObjectReader: Sendable {
 
         private mutating func value(depth: Int) -> Value? {
             guard index < bytes.count else { return nil }
+            if let skipped, index == skipped.lowerBound {
+                guard depth == 0, skipped.upperBound <= bytes.count else { return nil }
+                index = skipped.upperBound
+                skippedRead = true
+                return .null
+            }
             switch bytes[index] {
             case UInt8(ascii: "\""): return string().map(Value.string)
             case UInt8(ascii: "{"):

@@ -55,10 +55,20 @@ public struct ConfigSignature: Hashable, Sendable, Codable, CustomStringConverti
     }
 
     init(digest: Insecure.SHA1.Digest) {
-        self.hex = digest.map { byte in
-            let digits = Array("0123456789abcdef".utf8)
-            return String(decoding: [digits[Int(byte >> 4)], digits[Int(byte & 0x0f)]], as: UTF8.self)
-        }.joined()
+        self.hex = String(unsafeUninitializedCapacity: Insecure.SHA1.byteCount * 2) { text in
+            var count = 0
+            for byte in digest {
+                text[count] = Self.hexDigit(byte >> 4)
+                text[count + 1] = Self.hexDigit(byte & 0x0f)
+                count += 2
+            }
+            return count
+        }
+    }
+
+    /// The lower-case hex digit of `value` (0-15), as UTF-8.
+    private static func hexDigit(_ value: UInt8) -> UInt8 {
+        value < 10 ? UInt8(ascii: "0") + value : UInt8(ascii: "a") + value - 10
     }
 
     public init(from decoder: any Decoder) throws {

@@ -26,17 +26,16 @@ public final class TemplateCache: Sendable {
 
     /// Decodes a spec stored as `data`, throwing what decoding it whole throws.
     public func decodeSpec(_ data: [UInt8]) throws -> ServiceSpec {
-        let decoder = PopJSON.decoder()
         guard let range = TopLevelJSON.valueRange(ofKey: "template", in: data) else {
-            return try decoder.decode(ServiceSpec.self, from: Data(data))
+            return try PopJSON.decoder().decode(ServiceSpec.self, from: Data(data))
         }
         let bytes = Data(data[range])
         let template: ResolvedTemplate
         if let known = templates.withLock({ $0[bytes] }) {
             template = known
         } else {
-            guard let decoded = try? decoder.decode(ResolvedTemplate.self, from: bytes) else {
-                return try decoder.decode(ServiceSpec.self, from: Data(data))
+            guard let decoded = try? PopJSON.decoder().decode(ResolvedTemplate.self, from: bytes) else {
+                return try PopJSON.decoder().decode(ServiceSpec.self, from: Data(data))
             }
             template = decoded
             templates.withLock { cache in
@@ -44,13 +43,15 @@ public final class TemplateCache: Sendable {
                 cache[bytes] = decoded
             }
         }
-        // The other fields are decoded from the spec with its template's value replaced by `null`: the decoder parses
-        // the whole text it is given, and the template is most of it.
+        // The reader takes the other fields from the spec itself, reading the template's value as `null`.
+        if let spec = Self.readFields(data, template: template, at: range) { return spec }
+        // The decoder is given the spec with its template's value replaced by `null`: it parses the whole text it is
+        // given, and the template is most of it.
+        let decoder = PopJSON.decoder()
         var rest = Data(capacity: data.count - range.count + 4)
         rest.append(contentsOf: data[..<range.lowerBound])
         rest.append(contentsOf: "null".utf8)
         rest.append(contentsOf: data[range.upperBound...])
-        if let spec = Self.readFields(rest, template: template) { return spec }
         guard let fields = try? decoder.decode(Fields.self, from: rest) else {
             return try decoder.decode(ServiceSpec.self, from: Data(data))
         }
@@ -61,10 +62,10 @@ public final class TemplateCache: Sendable {
 }
 
 extension TemplateCache {
-    /// The spec whose fields other than its template are in `rest`, read by ``JSONObjectReader``; `nil` when the
-    /// reader does not take them (they are decoded as ``Fields`` then).
-    static func readFields(_ rest: Data, template: ResolvedTemplate) -> ServiceSpec? {
-        guard let object = JSONObjectReader(rest),
+    /// The spec in `data` with `template`, whose text is at `range` in `data`, read by ``JSONObjectReader``; `nil`
+    /// when the reader does not take its other fields (they are decoded as ``Fields`` then).
+    static func readFields(_ data: [UInt8], template: ResolvedTemplate, at range: Range<Int>) -> ServiceSpec? {
+        guard let object = JSONObjectReader(data, readingAsNull: range),
             let name = object.fields["name"].flatMap(JSONObjectReader.name) as ServiceName?,
             case .object(let optionValues)? = object.fields["options"],
             let requires = object.optional("requires", Self.readRequires)

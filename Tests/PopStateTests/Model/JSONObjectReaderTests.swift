@@ -90,7 +90,10 @@ struct JSONObjectReaderTests {
 
     @Test("a spec's fields are read without the decoder, options of every kind and requirements included")
     func specFields() throws {
-        let template = ResolvedTemplate(name: "t", description: "", options: [], command: ["true"], environment: [:])
+        // A template of nested objects and arrays, which the reader skips over.
+        let template = ResolvedTemplate(
+            name: "t", description: "", options: [TemplateOption(name: "port", type: .port, defaultValue: .int(80))],
+            command: ["true", "{port}"], environment: ["A": "{port}"], health: HealthCheck(kind: .tcp, port: "{port}"))
         var specs = [
             ServiceSpec(name: try ServiceName("a"), template: template, options: [:]),
             ServiceSpec(
@@ -102,9 +105,12 @@ struct JSONObjectReaderTests {
         for spec in specs {
             let bytes = Array(try PopJSON.canonicalEncoder().encode(spec))
             let range = try #require(TopLevelJSON.valueRange(ofKey: "template", in: bytes))
-            let rest = Data(bytes[..<range.lowerBound] + Array("null".utf8) + bytes[range.upperBound...])
-            let read = try #require(TemplateCache.readFields(rest, template: template))
+            let read = try #require(TemplateCache.readFields(bytes, template: template, at: range))
             #expect(read == spec)
+            // A range that is not where a top-level value starts is declined, and the spec is decoded instead.
+            for shifted in [range.lowerBound + 1..<range.upperBound, range.lowerBound - 1..<range.upperBound, 0..<range.upperBound] {
+                #expect(TemplateCache.readFields(bytes, template: template, at: shifted) == nil, "\(shifted)")
+            }
             #expect(read == (try PopJSON.decoder().decode(ServiceSpec.self, from: Data(bytes))))
             #expect(try TemplateCache().decodeSpec(bytes) == read)
         }
