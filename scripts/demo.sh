@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# The release build links the Swift runtime and Foundation statically: every pop command starts in ~5 ms.
+# The release build links the Swift runtime and Foundation statically: a command loads no Swift library as it starts.
 swift build -c release --static-swift-stdlib --product pop
 # Each instance's log writer: a small C program the agent starts from beside its own executable.
 swift build -c release --product pop-log
