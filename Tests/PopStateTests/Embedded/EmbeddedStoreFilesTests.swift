@@ -76,6 +76,45 @@ struct EmbeddedStoreFilesTests {
         await agent.close()
     }
 
+    /// Whether this process maps the database file at `path` (the write-ahead log's index, `-shm`, is always mapped).
+    func mapsDatabase(_ path: String) throws -> Bool {
+        // Read to its end: /proc files have no size for a reader that goes by it.
+        let handle = try #require(FileHandle(forReadingAtPath: "/proc/self/maps"))
+        defer { try? handle.close() }
+        let maps = String(decoding: handle.readDataToEndOfFile(), as: UTF8.self)
+        return maps.split(separator: "\n").contains { $0.hasSuffix(" " + path) }
+    }
+
+    @Test func aCommandsHandleReadsTheFileThroughAMapAndTheAgentsDoesNot() async throws {
+        let folder = try TemporaryFolder.make()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let path = folder + "/" + EmbeddedStore.databaseName
+        var single = StoreFixture.options()
+        single.connections = .single
+        // Written and checkpointed into the file by closing, so that reading it reads the file, not the log.
+        let first = try await EmbeddedStore.open(folder: folder, options: StoreFixture.options())
+        _ = try await first.create("/a", data: [1], mode: .persistent)
+        await first.close()
+
+        let agent = try await EmbeddedStore.open(folder: folder, options: StoreFixture.options())
+        #expect(try await agent.get("/a").data == [1])
+        #expect(try !mapsDatabase(path), "the agent's connections read the file with read(2)")
+
+        let command = try await EmbeddedStore.open(folder: folder, options: single)
+        #expect(try await command.get("/a").data == [1])
+        #expect(try mapsDatabase(path), "a command's connection maps the file")
+        // What another handle writes afterwards, checkpointed into the file or not, is read through the map.
+        for index in 0..<200 {
+            _ = try await agent.create("/n\(index)", data: Array(repeating: UInt8(index & 0xff), count: 512), mode: .persistent)
+        }
+        _ = try await agent.set("/a", data: [2], version: nil)
+        #expect(try await command.get("/a").data == [2])
+        #expect(try await command.get("/n199").data == Array(repeating: 199, count: 512))
+        #expect(try await command.children("/").count == 201)
+        await command.close()
+        await agent.close()
+    }
+
     @Test func aFolderOthersCanWriteIsRefused() async throws {
         let folder = try TemporaryFolder.make()
         defer { try? FileManager.default.removeItem(atPath: folder) }
