@@ -113,7 +113,7 @@ struct Pop: AsyncParsableCommand {
     /// The root takes no options of its own, so a command line that starts with a subcommand's name and that the
     /// subcommand parses on its own gives the command the root would give. That parse comes first: the root's pass
     /// looks at every argument and builds the named subcommand's argument set twice more to check for pass-through
-    /// arguments, about a seventh of a short command's CPU. Each subcommand's configuration names `pop` as its
+    /// arguments (docs/benchmarks.md). Each subcommand's configuration names `pop` as its
     /// super-command, as the root's does, so that parsed alone it is not tried again as a completion-script request
     /// either (the parser uses that name only for the root of a parse). Anything the subcommand alone refuses (help, a
     /// version request, a usage error) is parsed from the root, so that its message is the root's.
