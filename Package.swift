@@ -7,6 +7,9 @@ let strictSettings: [SwiftSetting] = [
     // it needs, rather than through its mangled name, which the runtime resolves on first use with a scan of every
     // conformance record in the program (docs/benchmarks.md, pop status).
     .unsafeFlags(["-Xfrontend", "-disable-concrete-type-metadata-mangled-name-accessors"], .when(configuration: .release)),
+    // Each function in a section of its own, so that the release link of `pop` can lay out the functions that run
+    // together (Linker/pop.order).
+    .unsafeFlags(["-Xfrontend", "-function-sections"], .when(configuration: .release)),
 ]
 
 let package = Package(
@@ -188,7 +191,17 @@ let package = Package(
             swiftSettings: strictSettings,
             // The shipped program exports none of its symbols: nothing links against it, and every process would
             // otherwise load a dynamic symbol table of every Swift symbol in it (docs/benchmarks.md, pop status).
-            linkerSettings: [.unsafeFlags(["-Xlinker", "--no-export-dynamic"], .when(configuration: .release))]
+            linkerSettings: [
+                .unsafeFlags(["-Xlinker", "--no-export-dynamic"], .when(configuration: .release)),
+                // lld packs the relative relocations (3 MB that every process kept mapped otherwise) and places the
+                // functions pop runs first, in the order scripts/text-order.sh found them, so that a process maps few
+                // pages of the program's code (docs/benchmarks.md, "The functions that run, laid out together").
+                .unsafeFlags(
+                    ["-use-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs",
+                     "-Xlinker", "--symbol-ordering-file=" + Context.packageDirectory + "/Linker/pop.order",
+                     "-Xlinker", "--no-warn-symbol-ordering"],
+                    .when(platforms: [.linux], configuration: .release)),
+            ]
         ),
         // An instance's log writer as a small program of its own, used when it lies beside pop (docs/agent.md, Logs).
         .executableTarget(

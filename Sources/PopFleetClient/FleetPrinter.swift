@@ -129,10 +129,16 @@ public struct FleetPrinter {
         style.color ? "\u{1B}[\(code)m\(text)\u{1B}[0m" : text
     }
 
-    /// A machine id as tables show it: a long hexadecimal id cut to 12 digits, a chosen name whole.
+    /// A machine id as tables show it: a long hexadecimal id (from /etc/machine-id or a DMI UUID) cut to its first
+    /// 12 digits, as git shortens hashes; a name someone chose is shown whole. The id's bytes are compared with ASCII
+    /// directly: asking each scalar for its Unicode properties costs a table lookup per character and row.
     public static func short(_ id: String) -> String {
-        let hex = id.unicodeScalars.allSatisfy { $0 == "-" || $0.properties.isASCIIHexDigit }
-        return hex && id.count > 12 ? String(id.prefix(12)) : id
+        let hex = id.utf8.allSatisfy { byte in
+            byte == UInt8(ascii: "-") || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte)
+                || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains(byte)
+                || (UInt8(ascii: "A")...UInt8(ascii: "F")).contains(byte)
+        }
+        return hex && id.utf8.count > 12 ? String(id.utf8.prefix(12))! : id
     }
 
     static func now() -> Int64 { Int64(Date().timeIntervalSince1970 * 1_000_000_000) }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Synchronization
 
+import PopAgent
 import PopState
 
 /// The `pop` command: set the desired state once, and the machine agents make it so.
@@ -73,6 +74,12 @@ struct Pop: AsyncParsableCommand {
         }
         let arguments = GlobalOptions.placedAfterCommand(
             Array(CommandLine.arguments.dropFirst()), commands: configuration.subcommands)
+        // The agent keeps the C allocator to two arenas from its start, before another thread has taken one of its
+        // own (``MemoryRelease/limitArenas()``). A short command does not: its threads allocate at once, and
+        // contending for two arenas made `pop status` slower (docs/benchmarks.md).
+        if arguments.first == Foreground._commandName {
+            MemoryRelease.limitArenas()
+        }
         var command: any ParsableCommand
         do {
             command = try await parse(arguments)

@@ -19,6 +19,17 @@ import Testing
         }
     }
 
+    /// Tables cut a long hexadecimal machine id to 12 digits and show a chosen name whole.
+    @Test func machineIdsAreShortenedOnlyWhenHexadecimal() {
+        #expect(FleetPrinter.short("3d1219c7c4c5404aaa1f6d2a48adfda4") == "3d1219c7c4c5")
+        #expect(FleetPrinter.short("4C4C4544-0042-3510-8052-B4C04F4E3732") == "4C4C4544-004")
+        #expect(FleetPrinter.short("3d1219c7c4c5") == "3d1219c7c4c5")
+        #expect(FleetPrinter.short("web-1") == "web-1")
+        #expect(FleetPrinter.short("machine-in-rack-7") == "machine-in-rack-7")
+        #expect(FleetPrinter.short("abcdef0123456789g") == "abcdef0123456789g")
+        #expect(FleetPrinter.short("abcdef0123456789é") == "abcdef0123456789é")
+    }
+
     @Test func linesWaitUntilEveryMachineIsPastThem() {
         var merge = FleetMerge()
         _ = merge.add("a")

@@ -78,7 +78,6 @@ struct Foreground: AsyncParsableCommand {
     var level: Logger.Level? { Logger.Level(rawValue: logLevel) }
 
     private func runAgent(_ readiness: AgentReadiness?) async throws {
-        MemoryRelease.limitArenas()
         guard let level = Logger.Level(rawValue: logLevel) else {
             throw PopError(.invalidInput, "Unknown log level '\(logLevel)'.",
                 hint: "Use one of: \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", ")).")

@@ -153,8 +153,9 @@ extension StatusReport {
             for (index, row) in service.instances.enumerated() {
                 counts[row.state, default: 0] += 1
                 let machineText =
-                    shortMachine(row.machine) + (row.hostname.map { " (\($0))" } ?? "") + (row.machineUp ? "" : " down")
-                    + (row.rescheduledFrom.map { " from \(shortMachine($0))" } ?? "")
+                    FleetPrinter.short(row.machine) + (row.hostname.map { " (\($0))" } ?? "")
+                    + (row.machineUp ? "" : " down")
+                    + (row.rescheduledFrom.map { " from \(FleetPrinter.short($0))" } ?? "")
                 let signature = row.signature.map { String($0.prefix(8)) + (row.current ? "" : "*") } ?? "-"
                 let uptime = row.state == "running" || row.state == "starting" ? row.started.map { Duration.short(since: $0, now: now) } : nil
                 table.append([
@@ -202,13 +203,6 @@ extension StatusReport {
                 + (summary.isEmpty ? "" : " (\(summary))")
                 + " · \(machinesUp.count) machine\(machinesUp.count == 1 ? "" : "s") up · \(store)", .dim) + "\n"
         return out
-    }
-
-    /// A machine id as the table shows it: a long hexadecimal id (from /etc/machine-id or a DMI UUID) is cut to
-    /// its first 12 digits, as git shortens hashes; a name someone chose is shown whole.
-    private func shortMachine(_ id: String) -> String {
-        let hex = id.unicodeScalars.allSatisfy { $0 == "-" || $0.properties.isASCIIHexDigit }
-        return hex && id.count > 12 ? String(id.prefix(12)) : id
     }
 
     /// 12.3M, 1.2G: memory for the table.
