@@ -187,6 +187,27 @@ public final class BrowserPage: Sendable {
         throw DevToolsError("three presses meant for \(selector) landed elsewhere: \(missed)")
     }
 
+    /// Clicks the first element matching `selector` until `condition` holds, and returns the value of `then` then.
+    ///
+    /// A press that lands on the element is not yet a click: a live grid that draws the element anew between the
+    /// press and the release (its figures changed) takes the release on the new element, and the browser fires no
+    /// click. So when `condition` does not hold within a few seconds the click is made again, up to three times in
+    /// all, the last one waiting the whole `timeout`.
+    @discardableResult
+    public func click(
+        _ selector: String, until condition: String, then result: String = "true", timeout: Duration
+    ) async throws -> Any? {
+        for attempt in 1...3 {
+            try await click(selector)
+            do {
+                return try await waitFor(condition, then: result, timeout: attempt == 3 ? timeout : .seconds(10))
+            } catch let error as DevToolsError where attempt < 3 && error.description.contains("timed out waiting for") {
+                continue
+            }
+        }
+        return nil
+    }
+
     /// Presses a key (such as `Enter` or `Tab`) in the focused element, as the keyboard would.
     public func press(_ key: String, code: String? = nil, keyCode: Int) async throws {
         for type in ["rawKeyDown", "keyUp"] {

@@ -120,9 +120,9 @@ struct DashboardBrowserTests {
                     // Another machine's instance: its log through its agent's endpoint, with a line written after
                     // the view opened.
                     try await page.evaluate("document.getElementById('details-close').click()")
-                    try await page.click(".cell-button[data-service=\"worker\"][data-machine=\"m2\"]")
-                    try await page.waitFor(
-                        "document.getElementById('details-title').textContent === 'worker on m2'", timeout: .seconds(30))
+                    try await page.click(
+                        ".cell-button[data-service=\"worker\"][data-machine=\"m2\"]",
+                        until: "document.getElementById('details-title').textContent === 'worker on m2'", timeout: .seconds(30))
                     try await page.waitFor(
                         "(document.getElementById('log-note') || {}).textContent === 'Following the log as it is written.'",
                         timeout: .seconds(30))
@@ -186,9 +186,9 @@ struct DashboardBrowserTests {
                     // A configuration change from the service view: the plan first, then Apply and Confirm; every
                     // instance of the service restarts into the new signature.
                     let oldSignature = try #require(try await self.signature(cluster, service: "worker"))
-                    try await page.click(".service-button[data-service=\"worker\"]")
-                    let view = try await page.waitFor(
-                        "document.getElementById('option-command') !== null || document.querySelector('#details-body .error') !== null",
+                    let view = try await page.click(
+                        ".service-button[data-service=\"worker\"]",
+                        until: "document.getElementById('option-command') !== null || document.querySelector('#details-body .error') !== null",
                         then: "document.getElementById('details-body').innerText", timeout: .seconds(60)) as? String ?? ""
                     try #require(try await page.evaluate("document.getElementById('option-command') !== null") as? Bool == true, "\(view)")
                     let newCommand = command + " -s 2"
@@ -226,9 +226,9 @@ struct DashboardBrowserTests {
                     // The change is the newest entry of the service's history, with the command it stands for and
                     // what it changed.
                     try await page.evaluate("document.getElementById('details-close').click()")
-                    try await page.click(".service-button[data-service=\"worker\"]")
-                    let history = try await page.waitFor(
-                        "document.querySelector('#history tbody tr') !== null",
+                    let history = try await page.click(
+                        ".service-button[data-service=\"worker\"]",
+                        until: "document.querySelector('#history tbody tr') !== null",
                         then: "Array.from(document.querySelectorAll('#history tbody tr')).map((row) => row.innerText)",
                         timeout: .seconds(60)) as? [String] ?? []
                     #expect(history.count >= 2, "\(history)")
