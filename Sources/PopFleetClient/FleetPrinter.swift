@@ -138,7 +138,7 @@ public struct FleetPrinter {
                 || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains(byte)
                 || (UInt8(ascii: "A")...UInt8(ascii: "F")).contains(byte)
         }
-        return hex && id.utf8.count > 12 ? String(id.utf8.prefix(12))! : id
+        return hex && id.utf8.count > 12 ? String(decoding: id.utf8.prefix(12), as: UTF8.self) : id
     }
 
     static func now() -> Int64 { Int64(Date().timeIntervalSince1970 * 1_000_000_000) }
