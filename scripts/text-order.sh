@@ -17,8 +17,15 @@ for tool in perf cc python3; do
 done
 # On tmpfs the program's pages are shared memory, which userfaultfd's write-protect mode takes.
 work="$(mktemp -d /dev/shm/pto.XXXXXX)"
+# The list is rebuilt in place (the link reads it from there); a run that fails puts the previous one back.
+cp Linker/pop.order "$work/previous.order"
+finished=false
 cleanup() {
     POP_HOME="$work/home" "$work/pop" stop >/dev/null 2>&1 || true
+    if [ "$finished" != true ]; then
+        cp "$work/previous.order" Linker/pop.order
+        echo "text-order.sh failed: Linker/pop.order is left as it was" >&2
+    fi
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -45,3 +52,4 @@ done
 link -Xlinker -Map="$work/pop.map"
 scripts/text-order/functions.py filter Linker/pop.order "$work/pop.map" 16384
 link
+finished=true

@@ -197,15 +197,16 @@ public final class BrowserPage: Sendable {
     public func click(
         _ selector: String, until condition: String, then result: String = "true", timeout: Duration
     ) async throws -> Any? {
-        for attempt in 1...3 {
+        for _ in 1..<3 {
             try await click(selector)
             do {
-                return try await waitFor(condition, then: result, timeout: attempt == 3 ? timeout : .seconds(10))
-            } catch let error as DevToolsError where attempt < 3 && error.description.contains("timed out waiting for") {
+                return try await waitFor(condition, then: result, timeout: .seconds(10))
+            } catch let error as DevToolsError where error.description.contains("timed out waiting for") {
                 continue
             }
         }
-        return nil
+        try await click(selector)
+        return try await waitFor(condition, then: result, timeout: timeout)
     }
 
     /// Presses a key (such as `Enter` or `Tab`) in the focused element, as the keyboard would.
