@@ -8,9 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # The release build links the Swift runtime and Foundation statically: a command loads no Swift library as it starts.
-swift build -c release --static-swift-stdlib --product pop
-# Each instance's log writer: a small C program the agent starts from beside its own executable.
-swift build -c release --product pop-log
+# With pop it builds each instance's log writer, a small C program the agent starts from beside its own executable.
+scripts/build-release.sh
 pop="$PWD/.build/release/pop"
 export POP_HOME="${POP_HOME:-$PWD/.build/demo-home}"
 mkdir -p "$POP_HOME" && chmod 700 "$POP_HOME"

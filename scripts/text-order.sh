@@ -30,12 +30,12 @@ cleanup() {
 }
 trap cleanup EXIT
 cc -O2 -shared -fPIC -o "$work/no-fault-around.so" scripts/text-order/no-fault-around.c
-swift build -c release --static-swift-stdlib --product pop-log
-swift build -c release --static-swift-stdlib --product pop-bench
+scripts/build-release.sh --product pop-log
+scripts/build-release.sh --product pop-bench
 bin="$(swift build -c release --show-bin-path)"
 link() {
     rm -f "$bin/pop"
-    swift build -c release --static-swift-stdlib --product pop "$@" >/dev/null
+    scripts/build-release.sh --product pop "$@" >/dev/null
 }
 : > Linker/pop.order
 for round in $(seq "$rounds"); do

@@ -36,7 +36,7 @@ struct AgentBenchmark: AsyncParsableCommand {
         case zookeeper
     }
 
-    @Option(help: "The pop binary (default: `pop` beside this program; build it with `swift build -c release --static-swift-stdlib`).")
+    @Option(help: "The pop binary (default: `pop` beside this program; build it with `scripts/build-release.sh`).")
     var pop: String?
 
     @Option(help: "Deploy→running samples per store, plus 3 unmeasured warm-up runs (0 skips them and supervisord).")
@@ -170,7 +170,7 @@ struct AgentBenchmark: AsyncParsableCommand {
             .appendingPathComponent("pop").path
         guard access(path, X_OK) == 0 else {
             throw ValidationError(
-                "No pop binary at \(path). Build it first (`swift build -c release --static-swift-stdlib`) or give --pop PATH.")
+                "No pop binary at \(path). Build it first (`scripts/build-release.sh`) or give --pop PATH.")
         }
         return path
     }
@@ -374,10 +374,7 @@ struct AgentBenchmark: AsyncParsableCommand {
             String(
                 format: "  CPU meanwhile: agent %.2f s, this benchmark (deploys and watch) %.2f s; machine load average %@",
                 agentBusy, ownBusy, ProcFile.loadAverage()))
-        let memory = try ProcFile.status(pid: agentPID)
-        say(
-            "  agent resident memory: VmRSS \(memory["VmRSS"] ?? "?") (anonymous \(memory["RssAnon"] ?? "?"), "
-                + "file-backed \(memory["RssFile"] ?? "?")), peak VmHWM \(memory["VmHWM"] ?? "?"), \(memory["Threads"] ?? "?") threads")
+        try sayMemory(of: agentPID, when: "once all are running")
 
         let clockTicks = Double(sysconf(Int32(_SC_CLK_TCK)))
         let ticksBefore = try ProcFile.cpuTicks(pid: agentPID)
@@ -390,6 +387,16 @@ struct AgentBenchmark: AsyncParsableCommand {
             String(
                 format: "  agent CPU over %.0f s idle: utime+stime %.0f ms = %.3f%%; %d of %d instances still alive",
                 wall, ticksUsed * 1000, ticksUsed / wall * 100, stillAlive, pids.count))
+        // After a quiet second the agent returns what its work left behind (docs/agent.md): what it keeps while idle.
+        try sayMemory(of: agentPID, when: String(format: "after %.0f s idle", wall))
+    }
+
+    /// Prints the agent's resident memory from /proc/PID/status.
+    private func sayMemory(of agentPID: Int32, when: String) throws {
+        let memory = try ProcFile.status(pid: agentPID)
+        say(
+            "  agent resident memory \(when): VmRSS \(memory["VmRSS"] ?? "?") (anonymous \(memory["RssAnon"] ?? "?"), "
+                + "file-backed \(memory["RssFile"] ?? "?")), peak VmHWM \(memory["VmHWM"] ?? "?"), \(memory["Threads"] ?? "?") threads")
     }
 }
 

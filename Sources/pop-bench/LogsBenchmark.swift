@@ -24,7 +24,7 @@ struct LogsBenchmark: AsyncParsableCommand {
 
 /// Options every logs benchmark takes.
 struct LogsBenchmarkOptions: ParsableArguments {
-    @Option(help: "The pop binary (default: `pop` beside this program; build it with `swift build -c release --static-swift-stdlib`).")
+    @Option(help: "The pop binary (default: `pop` beside this program; build it with `scripts/build-release.sh`).")
     var pop: String?
 
     func popPath() throws -> String {

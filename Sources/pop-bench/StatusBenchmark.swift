@@ -16,7 +16,7 @@ struct StatusBenchmark: AsyncParsableCommand {
         commandName: "status",
         abstract: "Measure `pop status` with 100 services on both stores, beside `supervisorctl status` with 100 programs.",
         discussion: """
-            Spawns the release `pop` binary (build it first: swift build -c release --static-swift-stdlib) and python3's \
+            Spawns the release `pop` binary (build it first: scripts/build-release.sh) and python3's \
             supervisor (pip install supervisor). Each service uses the command template (sleep 1000) and is \
             deployed to one machine whose agent this benchmark plays, publishing a running instance for each.
             """)
@@ -40,7 +40,7 @@ struct StatusBenchmark: AsyncParsableCommand {
         let popPath = pop ?? URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
             .deletingLastPathComponent().appendingPathComponent("pop").path
         guard FileManager.default.isExecutableFile(atPath: popPath) else {
-            throw ValidationError("No pop binary at \(popPath); build it with `swift build -c release --static-swift-stdlib`.")
+            throw ValidationError("No pop binary at \(popPath); build it with `scripts/build-release.sh`.")
         }
         let folder = NSTemporaryDirectory() + "pop-bench-status-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)

@@ -16,7 +16,7 @@ struct UIBenchmark: AsyncParsableCommand {
         commandName: "ui",
         abstract: "Measure the dashboard in headless Chromium: interactive time with 100 services × 10 machines, and change → page latency.",
         discussion: """
-            Spawns the release `pop` binary (swift build -c release --static-swift-stdlib) on a fresh embedded store, \
+            Spawns the release `pop` binary (scripts/build-release.sh) on a fresh embedded store, \
             plays the agents of the machines (it registers them and publishes a running instance of every service on \
             every machine: 1,000 cells), runs `pop ui`, and loads the page in Debian's chromium. Interactive is the \
             page's own `pop-interactive` performance mark: the grid is drawn from the first event and its buttons \

@@ -75,10 +75,11 @@ struct Pop: AsyncParsableCommand {
         let arguments = GlobalOptions.placedAfterCommand(
             Array(CommandLine.arguments.dropFirst()), commands: configuration.subcommands)
         // The agent keeps the C allocator to two arenas from its start, before another thread has taken one of its
-        // own (``MemoryRelease/limitArenas()``). A short command does not: its threads allocate at once, and
-        // contending for two arenas made `pop status` slower (docs/benchmarks.md).
+        // own, and SwiftNIO to one event-loop thread (``MemoryRelease/prepareAgentProcess()``). A short command does
+        // not: its threads allocate at once, and contending for two arenas made `pop status` slower
+        // (docs/benchmarks.md).
         if arguments.first == Foreground._commandName {
-            MemoryRelease.limitArenas()
+            MemoryRelease.prepareAgentProcess()
         }
         var command: any ParsableCommand
         do {

@@ -23,8 +23,9 @@ struct ServiceEntry: Hashable, Sendable {
         case absent
         /// The service exists and is not placed here. Its spec is not kept: only placed services need one.
         case notPlaced
-        /// The service is placed here and its spec can be used.
-        case placed(PlacedService)
+        /// The service is placed here and its spec can be used. Kept in a box of its own (`indirect`): the agent's
+        /// table of services holds an entry per slot, and half of its slots may be empty.
+        indirect case placed(PlacedService)
         /// The service is placed here, but its spec or its placement cannot be read; its instance is left as it is.
         /// The signature is the readable spec's, when only the placement is unreadable.
         case unusable(Problem, signature: ConfigSignature?)

@@ -1,3 +1,4 @@
+import AsyncAlgorithms
 import Foundation
 import Logging
 import PopState
@@ -11,6 +12,8 @@ enum DriverInput: Sendable {
     case opened(SessionHandle)
     /// Graceful shutdown was asked for.
     case shutdown
+    /// No input has come for ``MemoryRelease/quietPeriod`` after some work.
+    case quiet
 }
 
 /// The agent's executor: the only owner of the agent's core (``AgentStateMachine``).
@@ -68,10 +71,16 @@ struct AgentDriver {
             LifecycleEvent(.agentStarted, service: nil, pid: getpid(), version: agent.configuration.agentVersion))
         defer { agent.journal?.record(LifecycleEvent(.agentStopped, service: nil, pid: getpid())) }
         adoptInstances()
+        // Each burst of work is signalled here; once none has come for a quiet period, the memory the work left
+        // behind is returned (the inbox gets `.quiet`). An idle agent has no timer.
+        let (work, workDone) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         try await withThrowingDiscardingTaskGroup { group in
             group.addTask { [agent] in try await agent.supervisor.run() }
             group.addTask { [inbox] in
                 for await report in reports { inbox.yield(.event(.supervisorReported(report), epoch: nil)) }
+            }
+            group.addTask { [inbox] in
+                for await _ in work.debounce(for: MemoryRelease.quietPeriod) { inbox.yield(.quiet) }
             }
             // The machine record says where the endpoint listens: registering waits until it does.
             if let endpoint = agent.endpoint { endpointAddress = await endpoint() }
@@ -80,13 +89,20 @@ struct AgentDriver {
                 // Whatever queued up while the last inputs were handled is fed as one burst.
                 while !stopping, let inputs = await inbox.next() {
                     core.beginBurst()
+                    var worked = false
                     for input in inputs where !stopping {
+                        if case .quiet = input {} else { worked = true }
                         await handle(input, in: &group)
                     }
                     await perform(core.endBurst(), in: &group)
-                    // A burst of work leaves freed memory behind; return it once enough has been done.
-                    agent.memoryRelease.finished(inputs.count)
+                    guard worked else { continue }
+                    // A burst of work leaves freed memory behind; return it once enough has been done, and once
+                    // the agent is quiet.
+                    await agent.memoryRelease.finished(inputs.count, store: session?.handle?.store)
+                    workDone.yield()
                 }
+                // Ends the wait for a quiet period, so that the task group can end.
+                workDone.finish()
             } onGracefulShutdown: { [inbox] in
                 inbox.yield(.shutdown)
             }
@@ -147,6 +163,8 @@ struct AgentDriver {
         case .shutdown:
             await perform(core.shutdown(), in: &group)
             stopping = true
+        case .quiet:
+            await agent.memoryRelease.quiet(store: session?.handle?.store)
         }
     }
 
@@ -156,7 +174,7 @@ struct AgentDriver {
         let work = Bookkeeping(event)
         let actions = core.receive(event)
         await perform(actions, in: &group)
-        afterwards(work)
+        await afterwards(work)
     }
 
     /// What is left to do after an event was handled.
@@ -196,9 +214,9 @@ struct AgentDriver {
     }
 
     /// Bookkeeping after an event was handled: what the session follows, and the memory a burst of work freed.
-    func afterwards(_ work: Bookkeeping) {
+    func afterwards(_ work: Bookkeeping) async {
         if work.watchesChanged { showFollowedPaths() }
-        agent.memoryRelease.finished(work.units)
+        await agent.memoryRelease.finished(work.units, store: session?.handle?.store)
     }
 
     /// Tells the diagnostics what the session follows now.

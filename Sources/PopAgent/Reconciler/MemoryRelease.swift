@@ -1,3 +1,10 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import NIOCore
+import PopState
 import Synchronization
 
 /// Gives the memory freed after a burst of work back to the system.
@@ -9,14 +16,40 @@ public final class MemoryRelease: Sendable {
     /// Units of work (instances reconciled, records written) after which freed memory is returned.
     static let burst = 100
 
+    /// How long the agent has had nothing to do when it returns the memory its last work left behind.
+    static let quietPeriod = Duration.seconds(1)
+
     private let work = Atomic<Int>(0)
 
-    /// Counts `units` of finished work and returns freed memory once a burst's worth has accumulated.
-    func finished(_ units: Int) {
+    /// Counts `units` of finished work; once a burst's worth has accumulated, lets `store` free its caches and
+    /// returns the freed memory to the system.
+    func finished(_ units: Int, store: (any CoordinationStore)?) async {
         guard units > 0 else { return }
         let total = work.wrappingAdd(units, ordering: .relaxed).newValue
         guard total >= Self.burst, work.compareExchange(expected: total, desired: 0, ordering: .relaxed).exchanged
         else { return }
+        await store?.releaseCaches()
         Self.releaseFreeMemory()
+    }
+
+    /// The agent has been quiet for ``quietPeriod``: returns what the work since the last release left behind, if
+    /// there was any.
+    func quiet(store: (any CoordinationStore)?) async {
+        guard work.exchange(0, ordering: .relaxed) > 0 else { return }
+        await store?.releaseCaches()
+        Self.releaseFreeMemory()
+    }
+
+    /// Sets up the agent's process before anything else runs in it: the C allocator kept to two arenas
+    /// (``limitArenas()``), and one event-loop thread for SwiftNIO's shared group (its endpoint and its ZooKeeper
+    /// session), where the default is one per core. Each loop thread keeps its stack and a buffer of 4,096 tasks
+    /// (about 200 KB); an agent's network work is a few connections, and its heavy work runs elsewhere.
+    /// `NIO_SINGLETON_GROUP_LOOP_COUNT` in the environment, SwiftNIO's own setting, wins. Called once, at the start of
+    /// `pop fg`.
+    public static func prepareAgentProcess() {
+        limitArenas()
+        if getenv("NIO_SINGLETON_GROUP_LOOP_COUNT") == nil {
+            NIOSingletons.groupLoopCountSuggestion = 1
+        }
     }
 }

@@ -59,7 +59,7 @@ struct LocalInstanceRecord: Hashable, Sendable, Codable {
         }
     }
 
-    /// The configuration as the record holds it: encoded once per configuration, since it is most of the record.
+    /// The configuration as the record holds it (most of the record).
     static func encodedConfiguration(_ configuration: InstanceConfiguration) throws(SupervisorError) -> [UInt8] {
         do { return Array(try PopJSON.canonicalEncoder().encode(configuration)) } catch {
             throw SupervisorError(.record, "Could not encode the configuration of '\(configuration.name)': \(error).")

@@ -242,17 +242,10 @@ extension Supervisor {
             let (restarts, lastRestart) = state.withLock { state in
                 (state.instances[name]?.machine.restarts ?? 0, state.instances[name]?.machine.reasonOfNextStart)
             }
-            let configurationJSON: [UInt8]
-            if let known = prepared.configurationJSON {
-                configurationJSON = known
-            } else {
-                configurationJSON = try LocalInstanceRecord.encodedConfiguration(configuration)
-                state.withLock { $0.instances[name]?.prepared?.configurationJSON = configurationJSON }
-            }
             try LocalInstanceRecord(
                 configuration: configuration, pid: pid, processStartTime: startTime, processGroup: pid,
                 started: now.date, restarts: restarts, setupStep: stepName, lastRestart: lastRestart
-            ).write(configurationJSON: configurationJSON)
+            ).write()
         } catch {
             // Without a record the process must not run: nothing would find it if this agent died.
             child.abort()
@@ -326,7 +319,7 @@ extension Supervisor {
         }
         try ProcessSpawner.makeDirectory(configuration.workingDirectory)
         try ProcessSpawner.makeDirectory(configuration.logDirectory)
-        let prepared = PreparedLaunch(configuration: configuration, executable: nil, configurationJSON: nil)
+        let prepared = PreparedLaunch(configuration: configuration, executable: nil)
         state.withLock { $0.instances[name]?.prepared = prepared }
         return prepared
     }

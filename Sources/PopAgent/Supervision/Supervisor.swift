@@ -55,19 +55,62 @@ public final class Supervisor: Service, Sendable {
         var stepName: String?
     }
 
+    /// An instance's state. Its fields live in one box, copied on write (``CopyOnWriteBox``): the table of instances
+    /// then holds a pointer per slot.
     struct Entry: Sendable {
-        var configuration: InstanceConfiguration
-        var machine: InstanceStateMachine
-        /// The signature of the configuration the current process runs.
-        var processSignature: ConfigSignature?
-        var process: WatchedProcess?
-        var stopWaiters: [CheckedContinuation<Void, Never>] = []
-        /// What every start of this configuration needs and can reuse: folders made, program found.
-        var prepared: PreparedLaunch?
-        /// The write ends of the command's log pipes, kept while the instance is meant to run so that its next process
-        /// writes to the same log writer; closed once it has stopped for good.
-        var logOutput: LogWriter.Kept?
-        var lastStatus: InstanceStatus?
+        struct Fields: Sendable {
+            var configuration: InstanceConfiguration
+            var machine: InstanceStateMachine
+            /// The signature of the configuration the current process runs.
+            var processSignature: ConfigSignature?
+            var process: WatchedProcess?
+            var stopWaiters: [CheckedContinuation<Void, Never>] = []
+            /// What every start of this configuration needs and can reuse: folders made, program found.
+            var prepared: PreparedLaunch?
+            /// The write ends of the command's log pipes, kept while the instance is meant to run so that its next
+            /// process writes to the same log writer; closed once it has stopped for good.
+            var logOutput: LogWriter.Kept?
+            var lastStatus: InstanceStatus?
+        }
+
+        private var fields: CopyOnWriteBox<Fields>
+
+        init(configuration: InstanceConfiguration, machine: InstanceStateMachine) {
+            fields = CopyOnWriteBox(Fields(configuration: configuration, machine: machine))
+        }
+
+        var configuration: InstanceConfiguration {
+            get { fields.value.configuration }
+            _modify { yield &fields.value.configuration }
+        }
+        var machine: InstanceStateMachine {
+            get { fields.value.machine }
+            _modify { yield &fields.value.machine }
+        }
+        var processSignature: ConfigSignature? {
+            get { fields.value.processSignature }
+            _modify { yield &fields.value.processSignature }
+        }
+        var process: WatchedProcess? {
+            get { fields.value.process }
+            _modify { yield &fields.value.process }
+        }
+        var stopWaiters: [CheckedContinuation<Void, Never>] {
+            get { fields.value.stopWaiters }
+            _modify { yield &fields.value.stopWaiters }
+        }
+        var prepared: PreparedLaunch? {
+            get { fields.value.prepared }
+            _modify { yield &fields.value.prepared }
+        }
+        var logOutput: LogWriter.Kept? {
+            get { fields.value.logOutput }
+            _modify { yield &fields.value.logOutput }
+        }
+        var lastStatus: InstanceStatus? {
+            get { fields.value.lastStatus }
+            _modify { yield &fields.value.lastStatus }
+        }
     }
 
     /// The work of a start that depends only on the configuration, done once for it (a crash loop starts the same
@@ -77,9 +120,6 @@ public final class Supervisor: Service, Sendable {
         /// The command's program, found in the instance's `PATH` when the command first starts (a setup step may be
         /// what creates it).
         var executable: String?
-        /// The configuration as its instance records hold it (``LocalInstanceRecord/encodedConfiguration(_:)``),
-        /// encoded at its first start and reused at each restart.
-        var configurationJSON: [UInt8]?
     }
 
     /// What a loop token stands for.
@@ -303,12 +343,16 @@ public final class Supervisor: Service, Sendable {
             state.lifecycle = .finished
             let processes = state.instances.values.compactMap(\.process)
             var waiters: [CheckedContinuation<Void, Never>] = []
-            for name in state.instances.keys {
-                state.instances[name]!.process = nil
-                state.instances[name]!.logOutput?.pipes.close()
-                state.instances[name]!.logOutput = nil
-                waiters += state.instances[name]!.stopWaiters
-                state.instances[name]!.stopWaiters = []
+            // Changed in place through the values' indices: iterating the keys while changing the table would
+            // copy it.
+            var index = state.instances.values.startIndex
+            while index != state.instances.values.endIndex {
+                state.instances.values[index].process = nil
+                state.instances.values[index].logOutput?.pipes.close()
+                state.instances.values[index].logOutput = nil
+                waiters += state.instances.values[index].stopWaiters
+                state.instances.values[index].stopWaiters = []
+                state.instances.values.formIndex(after: &index)
             }
             let subscribers = Array(state.subscribers.values)
             state.subscribers = [:]

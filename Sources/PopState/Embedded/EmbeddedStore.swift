@@ -1,5 +1,10 @@
 import Foundation
 import GRDB
+#if canImport(GRDBSQLite)
+import GRDBSQLite
+#else
+import SQLite3
+#endif
 import Logging
 import Synchronization
 
@@ -125,6 +130,8 @@ public final class EmbeddedStore: CoordinationStore {
         var configuration = Configuration()
         configuration.busyMode = .timeout(TimeInterval(options.busyTimeout.milliseconds) / 1000)
         configuration.maximumReaderCount = 4
+        // ``releaseCaches()`` empties the readers' page caches and keeps them open.
+        configuration.persistentReadOnlyConnections = true
         configuration.label = "pop.store"
         // A command that runs once reads the database file through a memory map, instead of copying each page it
         // reads with its own pread(2) (about 500 for `pop status` of 100 services). A long-running process does not:
@@ -324,6 +331,29 @@ public final class EmbeddedStore: CoordinationStore {
             }
         }
         return stream
+    }
+
+    public func releaseCaches() async {
+        // A command's single connection is closed soon anyway.
+        guard let pool = database as? DatabasePool else { return }
+        // Each connection frees its page cache on its own queue, waiting for what it is doing (the readers stay open:
+        // `persistentReadOnlyConnections`). That waits, so it runs on a dispatch thread, not on the caller's.
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            DispatchQueue.global().async {
+                pool.releaseMemory()
+                continuation.resume()
+            }
+        }
+    }
+
+    /// The bytes of page cache the writer's connection holds (SQLite's `SQLITE_DBSTATUS_CACHE_USED`).
+    func writerCacheBytes() async throws -> Int {
+        try await database.writeWithoutTransaction { db in
+            var used: Int32 = 0
+            var highest: Int32 = 0
+            sqlite3_db_status(db.sqliteConnection, SQLITE_DBSTATUS_CACHE_USED, &used, &highest, 0)
+            return Int(used)
+        }
     }
 
     public func close() async {

@@ -82,12 +82,20 @@ public protocol CoordinationStore: Sendable, CustomStringConvertible {
     /// Closes the session for a command that exits next: as ``close()``, except that a ZooKeeper session's close is
     /// sent without waiting for the server's answer, so its ephemeral nodes go a moment after this returns.
     func closeBeforeExit() async
+
+    /// Lets go of what the handle keeps only to be quicker: the embedded store's page caches and idle reader
+    /// connections, which the next reads make again. A long-running agent calls it after a burst of work; nothing else
+    /// changes. Returns once that memory is freed.
+    func releaseCaches() async
 }
 
 extension CoordinationStore {
     public func closeBeforeExit() async {
         await close()
     }
+
+    /// A ZooKeeper handle keeps no cache.
+    public func releaseCaches() async {}
 
     /// One ``addWatch(_:subtree:into:)`` per watch, concurrently.
     public func addWatches(_ watches: [(path: String, subtree: Bool)], into events: NodeEvents.Continuation) async throws -> [WatchHandle] {

@@ -115,6 +115,38 @@ struct EmbeddedStoreFilesTests {
         await agent.close()
     }
 
+    @Test func anAgentsHandleLetsGoOfItsCachesAndGoesOnWorking() async throws {
+        let folder = try TemporaryFolder.make()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let agent = try await EmbeddedStore.open(folder: folder, options: StoreFixture.options())
+        let (events, continuation) = NodeEvents.makeStream()
+        _ = try await agent.addWatch("/", subtree: true, into: continuation)
+        for index in 0..<50 {
+            _ = try await agent.create("/n\(index)", data: Array(repeating: UInt8(index), count: 2048), mode: .persistent)
+        }
+        #expect(try await agent.get("/n7").data == Array(repeating: 7, count: 2048))
+        let filled = try await agent.writerCacheBytes()
+        #expect(filled > 50 * 2048, "the writer's cache holds what it wrote: \(filled) bytes")
+
+        await agent.releaseCaches()
+        let released = try await agent.writerCacheBytes()
+        #expect(released < filled / 4, "the writer's cache was emptied: \(filled) bytes before, \(released) after")
+
+        // Reads, writes and the watch go on as before.
+        #expect(try await agent.get("/n49").data == Array(repeating: 49, count: 2048))
+        #expect(try await agent.children("/").count == 50)
+        _ = try await agent.set("/n0", data: [7], version: nil)
+        #expect(try await agent.get("/n0").data == [7])
+        var seen: [NodeEvent] = []
+        for try await event in events {
+            seen.append(event)
+            if event == NodeEvent(.dataChanged, path: "/n0") { break }
+        }
+        #expect(seen.filter { $0.kind == .created }.count == 50)
+        #expect(seen.last == NodeEvent(.dataChanged, path: "/n0"))
+        await agent.close()
+    }
+
     @Test func aFolderOthersCanWriteIsRefused() async throws {
         let folder = try TemporaryFolder.make()
         defer { try? FileManager.default.removeItem(atPath: folder) }
