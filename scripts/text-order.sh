@@ -3,7 +3,8 @@
 # that they lie together and a process maps few pages of the program's code (docs/benchmarks.md, "The functions
 # that run, laid out together"). Run it again when much of the code has changed: a function missing from the file
 # is only placed among the rest.
-#   scripts/text-order.sh [ROUNDS]    (default 12; needs perf, a C compiler, ZooKeeper and root for perf -a)
+#   scripts/text-order.sh [ROUNDS] [--keep]    (default 12; needs perf, a C compiler, ZooKeeper and root for perf -a)
+#   --keep starts from the list as it is instead of an empty one: a few rounds then add what changed.
 #
 # Each round links pop with the order so far and runs scripts/text-order/workload.sh under `perf record` of every
 # page fault, with scripts/text-order/no-fault-around.c preloaded into pop: each page of code pop touches then
@@ -12,6 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds="${1:-12}"
+keep="${2:-}"
 for tool in perf cc python3; do
     command -v "$tool" >/dev/null || { echo "text-order.sh needs $tool" >&2; exit 1; }
 done
@@ -37,7 +39,7 @@ link() {
     rm -f "$bin/pop"
     scripts/build-release.sh --product pop "$@" >/dev/null
 }
-: > Linker/pop.order
+[ "$keep" = --keep ] || : > Linker/pop.order
 for round in $(seq "$rounds"); do
     link
     cp "$bin/pop" "$bin/pop-log" "$work/"
