@@ -16,6 +16,7 @@ struct TaskKey: Hashable, Comparable, Sendable, CustomStringConvertible {
 /// Everything the agent knows about one service: what the store asks of this machine, what the supervisor runs, the
 /// slow step in flight, and the service's task requests. One value per service, so that what belongs together cannot
 /// disagree.
+@dynamicMemberLookup
 struct ServiceEntry: Hashable, Sendable {
     /// What the store asks of this machine for a service.
     enum Intent: Hashable, Sendable {
@@ -23,8 +24,8 @@ struct ServiceEntry: Hashable, Sendable {
         case absent
         /// The service exists and is not placed here. Its spec is not kept: only placed services need one.
         case notPlaced
-        /// The service is placed here and its spec can be used. Kept in a box of its own (`indirect`): the agent's
-        /// table of services holds an entry per slot, and half of its slots may be empty.
+        /// The service is placed here and its spec can be used. Kept in a box of its own (`indirect`), shared by
+        /// the entry's copies.
         indirect case placed(PlacedService)
         /// The service is placed here, but its spec or its placement cannot be read; its instance is left as it is.
         /// The signature is the readable spec's, when only the placement is unreadable.
@@ -51,27 +52,39 @@ struct ServiceEntry: Hashable, Sendable {
         case done
     }
 
-    /// What the store asks of this machine.
-    var intent: Intent = .absent
-    /// What the supervisor runs for the service, when it runs something.
-    var supervision: Supervision?
-    /// The slow step in flight.
-    var activity: Activity = .idle
-    /// The service's task requests seen so far, by id.
-    var tasks: [TaskID: TaskProgress] = [:]
-    /// How its requirements stand, for the start gate and the policies.
-    var requirements = RequirementTracking()
+    /// The entry's fields, in one box copied on write (``CopyOnWriteBox``) and reached as the entry's own
+    /// (`entry.intent`): the agent's table of services then holds a pointer per slot, and half of its slots may be
+    /// empty.
+    struct Fields: Hashable, Sendable {
+        /// What the store asks of this machine.
+        var intent: Intent = .absent
+        /// What the supervisor runs for the service, when it runs something.
+        var supervision: Supervision?
+        /// The slow step in flight.
+        var activity: Activity = .idle
+        /// The service's task requests seen so far, by id.
+        var tasks: [TaskID: TaskProgress] = [:]
+        /// How its requirements stand, for the start gate and the policies.
+        var requirements = RequirementTracking()
+    }
+
+    private var fields = CopyOnWriteBox(Fields())
+
+    subscript<Value>(dynamicMember field: WritableKeyPath<Fields, Value>) -> Value {
+        get { fields.value[keyPath: field] }
+        _modify { yield &fields.value[keyPath: field] }
+    }
 
     /// The spec and placement, when the service is placed here with a usable spec.
     var placed: PlacedService? {
-        if case .placed(let placed) = intent { return placed }
+        if case .placed(let placed) = fields.value.intent { return placed }
         return nil
     }
 
     /// Why the service's instance cannot be managed now, if it cannot: its spec or placement is unreadable, or its
     /// spec cannot be turned into a command.
     var problem: String? {
-        switch intent {
+        switch fields.value.intent {
         case .absent, .notPlaced: nil
         case .placed(let placed): placed.launchProblem?.message
         case .unusable(let problem, _): problem.message
@@ -80,7 +93,7 @@ struct ServiceEntry: Hashable, Sendable {
 
     /// What the planner compares with the desired state, once the supervisor reported the instance.
     var actual: ActualInstance? {
-        guard let supervision, let status = supervision.status else { return nil }
+        guard let supervision = fields.value.supervision, let status = supervision.status else { return nil }
         return ActualInstance(
             service: status.name, signature: status.signature, restartGeneration: supervision.generation,
             isStopped: status.state == .stopped)
@@ -88,7 +101,9 @@ struct ServiceEntry: Hashable, Sendable {
 
     /// Whether the entry says nothing worth keeping: the service is gone, nothing runs, nothing is in flight.
     var isForgettable: Bool {
-        intent == .absent && supervision == nil && activity == .idle && !tasks.values.contains(.running)
+        let fields = fields.value
+        return fields.intent == .absent && fields.supervision == nil && fields.activity == .idle
+            && !fields.tasks.values.contains(.running)
     }
 }
 

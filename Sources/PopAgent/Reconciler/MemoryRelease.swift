@@ -40,7 +40,7 @@ public final class MemoryRelease: Sendable {
         Self.releaseFreeMemory()
     }
 
-    /// Sets up the agent's process before anything else runs in it: the C allocator kept to two arenas
+    /// Sets up the agent's process before anything else runs in it: the C allocator kept to one arena
     /// (``limitArenas()``), and one event-loop thread for SwiftNIO's shared group (its endpoint and its ZooKeeper
     /// session), where the default is one per core. Each loop thread keeps its stack and a buffer of 4,096 tasks
     /// (about 200 KB); an agent's network work is a few connections, and its heavy work runs elsewhere.

@@ -22,3 +22,11 @@ struct CopyOnWriteBox<Value: Sendable>: Sendable {
         }
     }
 }
+
+extension CopyOnWriteBox: Equatable where Value: Equatable {
+    static func == (lhs: Self, rhs: Self) -> Bool { lhs.storage === rhs.storage || lhs.value == rhs.value }
+}
+
+extension CopyOnWriteBox: Hashable where Value: Hashable {
+    func hash(into hasher: inout Hasher) { value.hash(into: &hasher) }
+}

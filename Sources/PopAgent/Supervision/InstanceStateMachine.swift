@@ -93,7 +93,12 @@ struct InstanceStateMachine: Sendable {
 
     private(set) var parameters: Parameters
     /// Parameters of a new configuration, applied when the next process starts (the current one stops as it was told).
-    private var pendingParameters: Parameters?
+    /// Seldom set, so kept in a box: a pointer in every instance's machine instead of the parameters' size.
+    private var pendingParameters: Parameters? {
+        get { pendingParametersBox?.value }
+        set { pendingParametersBox = newValue.map { CopyOnWriteBox($0) } }
+    }
+    private var pendingParametersBox: CopyOnWriteBox<Parameters>?
     private(set) var phase: Phase = .stopped
     private(set) var afterStop: AfterStop = .stay
     /// Quick failures in a row.

@@ -314,12 +314,13 @@ extension Supervisor {
     /// The configuration's ``PreparedLaunch``: the one kept from its last start, or a new one (which makes the
     /// folders).
     private func prepare(_ name: ServiceName, _ configuration: InstanceConfiguration) throws(SupervisorError) -> PreparedLaunch {
-        if let kept = state.withLock({ $0.instances[name]?.prepared }), kept.configuration == configuration {
+        let basis = PreparedLaunch.Basis(configuration)
+        if let kept = state.withLock({ $0.instances[name]?.prepared }), kept.basis == basis {
             return kept
         }
         try ProcessSpawner.makeDirectory(configuration.workingDirectory)
         try ProcessSpawner.makeDirectory(configuration.logDirectory)
-        let prepared = PreparedLaunch(configuration: configuration, executable: nil)
+        let prepared = PreparedLaunch(basis: basis, executable: nil)
         state.withLock { $0.instances[name]?.prepared = prepared }
         return prepared
     }

@@ -55,8 +55,9 @@ public final class Supervisor: Service, Sendable {
         var stepName: String?
     }
 
-    /// An instance's state. Its fields live in one box, copied on write (``CopyOnWriteBox``): the table of instances
-    /// then holds a pointer per slot.
+    /// An instance's state. Its fields live in one box, copied on write (``CopyOnWriteBox``), and are reached as the
+    /// entry's own (`entry.machine`): the table of instances then holds a pointer per slot.
+    @dynamicMemberLookup
     struct Entry: Sendable {
         struct Fields: Sendable {
             var configuration: InstanceConfiguration
@@ -79,44 +80,32 @@ public final class Supervisor: Service, Sendable {
             fields = CopyOnWriteBox(Fields(configuration: configuration, machine: machine))
         }
 
-        var configuration: InstanceConfiguration {
-            get { fields.value.configuration }
-            _modify { yield &fields.value.configuration }
-        }
-        var machine: InstanceStateMachine {
-            get { fields.value.machine }
-            _modify { yield &fields.value.machine }
-        }
-        var processSignature: ConfigSignature? {
-            get { fields.value.processSignature }
-            _modify { yield &fields.value.processSignature }
-        }
-        var process: WatchedProcess? {
-            get { fields.value.process }
-            _modify { yield &fields.value.process }
-        }
-        var stopWaiters: [CheckedContinuation<Void, Never>] {
-            get { fields.value.stopWaiters }
-            _modify { yield &fields.value.stopWaiters }
-        }
-        var prepared: PreparedLaunch? {
-            get { fields.value.prepared }
-            _modify { yield &fields.value.prepared }
-        }
-        var logOutput: LogWriter.Kept? {
-            get { fields.value.logOutput }
-            _modify { yield &fields.value.logOutput }
-        }
-        var lastStatus: InstanceStatus? {
-            get { fields.value.lastStatus }
-            _modify { yield &fields.value.lastStatus }
+        subscript<Value>(dynamicMember field: WritableKeyPath<Fields, Value>) -> Value {
+            get { fields.value[keyPath: field] }
+            _modify { yield &fields.value[keyPath: field] }
         }
     }
 
     /// The work of a start that depends only on the configuration, done once for it (a crash loop starts the same
     /// configuration again and again).
     struct PreparedLaunch: Sendable {
-        var configuration: InstanceConfiguration
+        /// What the work depended on: a start whose configuration differs in any of it prepares again.
+        struct Basis: Equatable, Sendable {
+            var workingDirectory: String
+            var logDirectory: String
+            var program: String?
+            var searchPath: String?
+
+            init(_ configuration: InstanceConfiguration) {
+                workingDirectory = configuration.workingDirectory
+                logDirectory = configuration.logDirectory
+                program = configuration.command.first
+                searchPath = configuration.environment["PATH"]
+            }
+        }
+
+        /// The folders made and the search made for the program (not the whole configuration: that is the entry's).
+        var basis: Basis
         /// The command's program, found in the instance's `PATH` when the command first starts (a setup step may be
         /// what creates it).
         var executable: String?

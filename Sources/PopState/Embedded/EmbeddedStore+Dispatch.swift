@@ -1,4 +1,9 @@
 import GRDB
+#if canImport(GRDBSQLite)
+import GRDBSQLite
+#else
+import SQLite3
+#endif
 
 extension EmbeddedStore {
     /// The dispatcher thread: sleeps on the commit-file monitor, reads new change-log rows and fires watches, and,
@@ -82,6 +87,9 @@ extension EmbeddedStore {
                     result = (true, reaped)
                     return .commit
                 }
+                // Trimming the change log reads the pages of the rows it deletes; a long-running handle would keep
+                // them in its writer's cache until it wrote again. Its next write reads what it needs from the file.
+                sqlite3_db_release_memory(db.sqliteConnection)
                 return result
             }
             setReachable(true)

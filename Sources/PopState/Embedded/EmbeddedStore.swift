@@ -356,6 +356,20 @@ public final class EmbeddedStore: CoordinationStore {
         }
     }
 
+    /// The pages the writer's connection read while `body` ran, its cache emptied first (SQLite's
+    /// `SQLITE_DBSTATUS_CACHE_MISS`).
+    func writerPagesRead(_ body: @escaping @Sendable (Database) throws -> Void) async throws -> Int {
+        try await database.writeWithoutTransaction { db in
+            sqlite3_db_release_memory(db.sqliteConnection)
+            var misses: Int32 = 0
+            var highest: Int32 = 0
+            sqlite3_db_status(db.sqliteConnection, SQLITE_DBSTATUS_CACHE_MISS, &misses, &highest, 1)
+            try body(db)
+            sqlite3_db_status(db.sqliteConnection, SQLITE_DBSTATUS_CACHE_MISS, &misses, &highest, 0)
+            return Int(misses)
+        }
+    }
+
     public func close() async {
         let wasOpen = lifecycle.withLock { state in
             defer { if state.phase == .open { state.phase = .closed } }

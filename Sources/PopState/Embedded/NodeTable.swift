@@ -261,14 +261,16 @@ package enum NodeTable {
 
     /// Drops change-log rows written before `cutoff` (wall-clock milliseconds), up to row `position` at most.
     static func trimChanges(_ db: Database, before cutoff: Int64, upTo position: Int64) throws {
-        // Rows are in time order, so this stops at the first young row instead of scanning the whole log.
+        // Rows are in time order, so this stops at the first young row instead of scanning the whole log. The bound
+        // is one expression: given two upper bounds on the id, SQLite seeks by one and tests the other on every row
+        // below it, which read the whole log at every heartbeat.
         try db.execute(
             sql: """
-                DELETE FROM change WHERE id <= ? AND id < coalesce(
+                DELETE FROM change WHERE id < min(?, coalesce(
                     (SELECT id FROM change WHERE time >= ? ORDER BY id LIMIT 1),
-                    (SELECT max(id) + 1 FROM change), 0)
+                    (SELECT max(id) + 1 FROM change), 0))
                 """,
-            arguments: [position, cutoff])
+            arguments: [position + 1, cutoff])
     }
 
     // MARK: Helpers

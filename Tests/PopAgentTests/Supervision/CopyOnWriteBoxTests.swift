@@ -1,6 +1,7 @@
 import Testing
 
 @testable import PopAgent
+import PopState
 
 @Suite("Copy-on-write boxes")
 struct CopyOnWriteBoxTests {
@@ -32,6 +33,31 @@ struct CopyOnWriteBoxTests {
         }
         #expect(table.values.allSatisfy { $0.value.isEmpty })
         #expect(snapshot["a"]?.value == [1])
+    }
+
+    @Test func boxesCompareAndHashByTheirValues() {
+        let one = CopyOnWriteBox([1, 2])
+        let same = CopyOnWriteBox([1, 2])
+        var other = one
+        #expect(one == same && one.hashValue == same.hashValue)
+        other.value.append(3)
+        #expect(one != other)
+        #expect(Set([one, same, other]).count == 2)
+    }
+
+    @Test func aServiceEntryCopiedAndChangedLeavesTheOriginalAsItWas() {
+        // The core's entries keep their fields in a box too, and are compared by their values.
+        var original = ServiceEntry()
+        original.activity = .removing
+        var copy = original
+        #expect(copy == original)
+        copy.activity = .idle
+        copy.tasks[try! TaskID("task-0000000001")] = .running
+        #expect(original.activity == .removing && original.tasks.isEmpty)
+        #expect(copy != original)
+        copy.activity = .removing
+        copy.tasks = [:]
+        #expect(copy == original && copy.hashValue == original.hashValue)
     }
 
     @Test func aSupervisorEntryCopiedAndChangedLeavesTheOriginalAsItWas() async throws {

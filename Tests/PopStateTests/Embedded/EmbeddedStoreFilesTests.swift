@@ -147,6 +147,56 @@ struct EmbeddedStoreFilesTests {
         await agent.close()
     }
 
+    @Test func aHeartbeatLeavesTheWritersCacheEmpty() async throws {
+        let folder = try TemporaryFolder.make()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let agent = try await EmbeddedStore.open(folder: folder, options: StoreFixture.options())
+        for index in 0..<50 {
+            _ = try await agent.create("/n\(index)", data: Array(repeating: UInt8(index), count: 2048), mode: .ephemeral)
+        }
+        let filled = try await agent.writerCacheBytes()
+        #expect(filled > 50 * 2048, "the writer's cache holds what it wrote: \(filled) bytes")
+
+        agent.heartbeat()
+        let afterBeat = try await agent.writerCacheBytes()
+        #expect(afterBeat < filled / 4, "the heartbeat emptied the writer's cache: \(filled) bytes before, \(afterBeat) after")
+
+        // The session lives on, and writes after it read what they need again.
+        #expect(try await agent.children("/").count == 50)
+        _ = try await agent.set("/n3", data: [9], version: nil)
+        #expect(try await agent.get("/n3").data == [9])
+        await agent.close()
+    }
+
+    @Test func trimmingTheChangeLogReadsOnlyTheRowsItDeletes() async throws {
+        let folder = try TemporaryFolder.make()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let store = try await EmbeddedStore.open(folder: folder, options: StoreFixture.options())
+        // 1,500 change rows with long paths: about 50 pages of log.
+        let stem = "/" + String(repeating: "n", count: 120)
+        for index in 0..<1_500 { _ = try await store.create(stem + "\(index)", data: [], mode: .persistent) }
+        let position = try await store.database.read { db in try NodeTable.position(db) }
+        let rows = { @Sendable () async throws -> [Int64] in
+            try await store.database.read { db in try Int64.fetchAll(db, sql: "SELECT id FROM change ORDER BY id") }
+        }
+        let before = try await rows()
+        #expect(before.count >= 1_500 && before.last == position)
+
+        // Every row is younger than the cutoff: nothing goes, and the log is not read.
+        let read = try await store.writerPagesRead { db in
+            try NodeTable.trimChanges(db, before: 0, upTo: position)
+        }
+        #expect(read < 10, "a trim with nothing to delete read \(read) pages")
+        #expect(try await rows() == before)
+
+        // Every row is older: the rows up to the position go, the ones after it stay.
+        try await store.database.writeWithoutTransaction { db in
+            try NodeTable.trimChanges(db, before: .max, upTo: position - 500)
+        }
+        #expect(try await rows() == Array(position - 499...position), "the rows after the position stay")
+        await store.close()
+    }
+
     @Test func aFolderOthersCanWriteIsRefused() async throws {
         let folder = try TemporaryFolder.make()
         defer { try? FileManager.default.removeItem(atPath: folder) }
