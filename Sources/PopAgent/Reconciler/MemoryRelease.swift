@@ -28,14 +28,18 @@ public final class MemoryRelease: Sendable {
         let total = work.wrappingAdd(units, ordering: .relaxed).newValue
         guard total >= Self.burst, work.compareExchange(expected: total, desired: 0, ordering: .relaxed).exchanged
         else { return }
-        await store?.releaseCaches()
-        Self.releaseFreeMemory()
+        await release(store)
     }
 
     /// The agent has been quiet for ``quietPeriod``: returns what the work since the last release left behind, if
     /// there was any.
     func quiet(store: (any CoordinationStore)?) async {
         guard work.exchange(0, ordering: .relaxed) > 0 else { return }
+        await release(store)
+    }
+
+    /// Lets `store` free its caches, then returns the allocator's free pages to the system.
+    private func release(_ store: (any CoordinationStore)?) async {
         await store?.releaseCaches()
         Self.releaseFreeMemory()
     }

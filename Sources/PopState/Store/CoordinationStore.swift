@@ -83,9 +83,9 @@ public protocol CoordinationStore: Sendable, CustomStringConvertible {
     /// sent without waiting for the server's answer, so its ephemeral nodes go a moment after this returns.
     func closeBeforeExit() async
 
-    /// Lets go of what the handle keeps only to be quicker: the embedded store's page caches and idle reader
-    /// connections, which the next reads make again. A long-running agent calls it after a burst of work; nothing else
-    /// changes. Returns once that memory is freed.
+    /// Lets go of what the handle keeps only to be quicker: the page cache of each of the embedded store's
+    /// connections (its readers stay open), which the next reads fill again. A long-running agent calls it after a
+    /// burst of work; nothing else changes. Returns once that memory is freed.
     func releaseCaches() async
 }
 
